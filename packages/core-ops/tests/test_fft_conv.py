@@ -1,0 +1,138 @@
+"""FFT convolution: equal to torch's direct convolution in values and gradients, drop-in modules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from convsuite_dev.testing import check_layer
+from torch import nn
+
+from convsuite.core_ops.layers.fft_conv import (
+    FFTConv1d,
+    FFTConv2d,
+    fft_conv,
+    large_kernel_conv,
+    next_fast_len,
+)
+
+DIRECT = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def test_next_fast_len_is_smallest_5_smooth() -> None:
+    def smooth(n: int) -> bool:
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in range(1, 400):
+        m = next_fast_len(n)
+        assert m >= n and smooth(m)
+        assert not any(smooth(j) for j in range(n, m))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize(("c_in", "c_out", "groups"), [(4, 4, 4), (4, 8, 4), (6, 4, 2), (3, 5, 1)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation"),
+    [(3, 1, 1, 1), (5, 2, 2, 1), (4, 1, "same", 2), (7, 3, 0, 1), (3, 1, "valid", 3), (5, 1, 6, 1)],
+)
+def test_values_and_gradients_equal_direct(
+    dims, c_in, c_out, groups, kernel, stride, padding, dilation
+):
+    torch.manual_seed(0)
+    spatial = (9,) * dims if dims < 3 else (9, 8, 7)
+    x = torch.randn(2, c_in, *spatial, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(
+        c_out, c_in // groups, *(kernel,) * dims, dtype=torch.float64, requires_grad=True
+    )
+    b = torch.randn(c_out, dtype=torch.float64, requires_grad=True)
+    reference = DIRECT[dims](x, w, b, stride, padding, dilation, groups)
+    ours = fft_conv(x, w, b, stride, padding, dilation, groups)
+    assert ours.shape == reference.shape
+    torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-10)
+    grad_out = torch.randn_like(reference)
+    expected = torch.autograd.grad(reference, (x, w, b), grad_out)
+    got = torch.autograd.grad(ours, (x, w, b), grad_out)
+    for g_ours, g_ref in zip(got, expected, strict=True):
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
+@pytest.mark.parametrize("depthwise", [True, False])
+def test_fftconv2d_is_a_drop_in_for_conv2d(padding_mode, depthwise):
+    torch.manual_seed(0)
+    channels = 6
+    groups = channels if depthwise else 1
+    kwargs = dict(padding=7, groups=groups, padding_mode=padding_mode, bias=True)
+    reference = nn.Conv2d(channels, channels, 15, **kwargs)
+    ours = FFTConv2d(channels, channels, 15, **kwargs)
+    assert ours.weight.shape == reference.weight.shape
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, channels, 20, 17)
+    scale = reference(x).abs().max()
+    assert (ours(x) - reference(x)).abs().max() <= 1e-4 * scale
+
+
+def test_fftconv1d_long_kernel_matches_conv1d():
+    torch.manual_seed(0)
+    reference = nn.Conv1d(8, 8, 255, padding="same", groups=8)
+    ours = FFTConv1d(8, 8, 255, padding="same", groups=8)
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(3, 8, 1000)
+    scale = reference(x).abs().max()
+    assert (ours(x) - reference(x)).abs().max() <= 1e-4 * scale
+
+
+def test_fftconv2d_battery():
+    check_layer(
+        lambda: FFTConv2d(4, 4, 9, padding=4, groups=4, padding_mode="circular"),
+        (2, 4, 12, 12),
+        gradcheck_shape=(1, 4, 10, 10),
+    )
+
+
+def test_dispatcher_agrees_with_direct_on_both_paths():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 24, 24)
+    for kernel in (3, 31):
+        w = torch.randn(8, 1, kernel, kernel, requires_grad=True)
+        ours = large_kernel_conv(x, w, None, 1, kernel // 2, 1, 8)
+        reference = F.conv2d(x, w, None, 1, kernel // 2, 1, 8)
+        torch.testing.assert_close(
+            ours, reference, rtol=1e-4, atol=1e-4 * reference.abs().max().item()
+        )
+
+
+def test_dispatcher_routes_large_training_kernels_to_fft(monkeypatch):
+    calls = []
+    import convsuite.core_ops.layers.fft_conv as module
+
+    original = module.fft_conv
+    monkeypatch.setattr(
+        module, "fft_conv", lambda *a, **k: calls.append("fft") or original(*a, **k)
+    )
+    x = torch.randn(1, 4, 16, 16)
+    large_kernel_conv(x, torch.randn(4, 1, 3, 3, requires_grad=True), None, 1, 1, 1, 4)
+    assert calls == []
+    large_kernel_conv(x, torch.randn(4, 1, 31, 31, requires_grad=True), None, 1, 15, 1, 4)
+    assert calls == ["fft"]
+
+
+def test_fft_conv_learns_a_blur():
+    """A depthwise 15x15 FFTConv2d recovers a fixed blur kernel from examples."""
+    torch.manual_seed(0)
+    target = nn.Conv2d(2, 2, 15, padding=7, groups=2, bias=False)
+    model = FFTConv2d(2, 2, 15, padding=7, groups=2, bias=False)
+    x = torch.randn(8, 2, 24, 24)
+    with torch.no_grad():
+        y = target(x)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = F.mse_loss(model(x), y).item()
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05 * first
