@@ -240,16 +240,26 @@ class _FourierCorrelation(torch.autograd.Function):
         return grad_x, grad_w, None, None, None, None
 
 
-# Measured crossovers on the 2-core AVX-512 CPU of this project (torch 2.13, input (8, 96, 56, 56),
-# depthwise, float32, 2 threads, see bench_fft_conv.py): the kernel size from which the FFT path is
-# faster than torch's direct convolution in its fastest layout (channels_last). Training (a backward
-# pass follows) and inference differ because torch's direct backward is far slower than its forward.
+# Measured crossovers on this project's 2-core AVX-512 CPU (torch 2.13, float32, 2 threads; 2-D input
+# (8, C, 56, 56) with C = 96 depthwise or C = 32 dense; 1-D input (8, 96, 4096); see the crossover table
+# printed by benchmarks/bench_fft_conv.py): the dilated kernel extent from which FFT beats torch's
+# direct convolution in its fastest layout. Training differs from inference because torch's direct
+# depthwise backward is far slower than its forward (it falls off a cliff at k >= 15 in 2-D).
+# 3-D was not measured and uses the 2-D values.
 FFT_CROSSOVER = {
-    # (depthwise, needs_grad) -> smallest kernel size (largest axis) routed to FFT
-    (True, True): 7,
-    (True, False): 13,
-    (False, True): 11,
-    (False, False): 15,
+    # (spatial dims, depthwise, needs_grad) -> smallest kernel extent routed to FFT
+    (1, True, True): 13,
+    (1, True, False): 21,
+    (1, False, True): 15,
+    (1, False, False): 15,
+    (2, True, True): 11,
+    (2, True, False): 17,
+    (2, False, True): 15,
+    (2, False, False): 15,
+    (3, True, True): 11,
+    (3, True, False): 17,
+    (3, False, True): 15,
+    (3, False, False): 15,
 }
 
 
@@ -290,7 +300,7 @@ def large_kernel_conv(
     depthwise = weight.shape[1] == 1 and groups > 1
     dilation_ = _tuple(dilation, weight.dim() - 2, "dilation")
     extent = max(d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dilation_, strict=True))
-    if extent >= FFT_CROSSOVER[(depthwise, needs_grad)]:
+    if extent >= FFT_CROSSOVER[(weight.dim() - 2, depthwise, needs_grad)]:
         return fft_conv(x, weight, bias, stride, padding, dilation, groups)
     return _direct_conv(x, weight, bias, stride, padding, dilation, groups)
 

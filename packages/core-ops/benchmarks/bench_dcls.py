@@ -1,0 +1,194 @@
+"""DCLS: our DCLSConv2d against the authors' `dcls` package, and the cost of DCLS in a ConvNeXt.
+
+Baselines, same process, 2 threads: `DCLS.construct.modules.Dcls2d` in its fastest input layout
+(NCHW or channels_last); a ConvNeXt-atto training step with plain 7x7 depthwise mixers.
+Targets (issue "core-ops foundation", section 4): forward+backward >= 5x faster than `dcls` at equal
+output; kernel construction cost independent of the dense kernel area; a ConvNeXt-atto training step
+with DCLS mixers within 1.5x of the 7x7 step (ratio >= 0.67 below).
+
+    PYTHONPATH=shared python packages/core-ops/benchmarks/bench_dcls.py
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from convsuite_dev.bench import Comparison, median_seconds, print_table, relative_error
+from DCLS.construct.modules import Dcls2d
+
+from convsuite.core_ops.backbones import create_backbone
+from convsuite.core_ops.layers.dcls import DCLSConv2d
+from convsuite.core_ops.runtime import keep_freed_memory
+
+torch.set_num_threads(2)
+print(f"glibc keeps freed memory: {keep_freed_memory()}")
+logging.disable(logging.WARNING)  # the reference logs a CUDA-kernel warning per construction
+
+BATCH, CHANNELS, SIZE = 8, 96, 56
+KERNEL_COUNT, WINDOW = 26, 17
+
+
+def _pair(version: str, channels: int = CHANNELS, window: int = WINDOW):
+    torch.manual_seed(0)
+    kwargs = dict(
+        padding=window // 2, dilated_kernel_size=window, groups=channels, version=version, bias=True
+    )
+    reference = Dcls2d(channels, channels, KERNEL_COUNT, use_implicit_gemm=False, **kwargs)
+    ours = DCLSConv2d(channels, channels, KERNEL_COUNT, **kwargs)
+    ours.load_state_dict(reference.state_dict())
+    return ours, reference
+
+
+def _train_step(module: torch.nn.Module, x: torch.Tensor, grad_out: torch.Tensor) -> None:
+    module.zero_grad(set_to_none=True)
+    module(x.detach().requires_grad_()).backward(grad_out)
+
+
+def layer_rows() -> list[Comparison]:
+    rows = []
+    x = torch.randn(BATCH, CHANNELS, SIZE, SIZE)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    for version in ("v1", "gauss"):
+        ours, reference = _pair(version)
+        with torch.no_grad():
+            y_ref = reference(x)
+            error = relative_error(ours(x), y_ref)
+        flops = 2 * y_ref.numel() * WINDOW * WINDOW
+        grad_out = torch.randn_like(y_ref)
+        repeats = 3
+
+        def ref_forward(inp):
+            with torch.no_grad():
+                reference(inp)
+
+        def our_forward():
+            with torch.no_grad():
+                ours(x)
+
+        rows.append(
+            Comparison(
+                f"{version} fwd",
+                median_seconds(our_forward, repeats),
+                min(median_seconds(lambda i=i: ref_forward(i), repeats) for i in (x, x_cl)),
+                flops,
+                error=error,
+            )
+        )
+        rows.append(
+            Comparison(
+                f"{version} fwd+bwd",
+                median_seconds(lambda: _train_step(ours, x, grad_out), repeats),
+                min(
+                    median_seconds(lambda i=i: _train_step(reference, i, grad_out), repeats)
+                    for i in (x, x_cl)
+                ),
+                3 * flops,
+                target=5.0,
+                error=error,
+            )
+        )
+    return rows
+
+
+def construction_rows() -> list[Comparison]:
+    """Rendering the dense kernel (forward + backward), C = 768 as in ConvNeXt's last stage."""
+    rows = []
+    for version in ("v1", "gauss"):
+        ours, reference = _pair(version, channels=768)
+
+        def build(module):
+            module.zero_grad(set_to_none=True)
+            if isinstance(module, DCLSConv2d):
+                kernel = module.dense_kernel()
+            else:
+                kernel = module.DCK(module.weight, module.P, module.SIG)
+            kernel.sum().backward()
+
+        rows.append(
+            Comparison(
+                f"{version} build C=768 17x17",
+                median_seconds(lambda o=ours: build(o), 5),
+                median_seconds(lambda r=reference: build(r), 3),
+                error=relative_error(
+                    ours.dense_kernel().detach(),
+                    reference.DCK(reference.weight, reference.P, reference.SIG).detach(),
+                ),
+            )
+        )
+        small = median_seconds(lambda o=ours: build(o), 5)
+        wide, _ = _pair(version, channels=768, window=51)
+        rows.append(
+            Comparison(
+                f"{version} build 51x51 vs 17x17 (ours)",
+                median_seconds(lambda w=wide: build(w), 5),
+                small,
+            )
+        )
+    return rows
+
+
+def convnext_rows() -> list[Comparison]:
+    """ConvNeXt-atto training step (SGD, batch 8, 3x128x128): DCLS mixers vs 7x7 mixers."""
+    rows = []
+    x = torch.randn(8, 3, 128, 128)
+    target = torch.randint(0, 10, (8,))
+    steps = {}
+    for mixer in ("dense", "dcls"):
+        torch.manual_seed(0)
+        model = create_backbone("convnext_atto", mixer=mixer, num_classes=10)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+        def step(model=model, optimizer=optimizer):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), target).backward()
+            optimizer.step()
+
+        steps[mixer] = median_seconds(step, 3)
+    rows.append(
+        Comparison("convnext_atto step dcls vs 7x7", steps["dcls"], steps["dense"], target=1 / 1.5)
+    )
+    return rows
+
+
+def bf16_rows() -> list[Comparison]:
+    rows = []
+    x = torch.randn(BATCH, CHANNELS, SIZE, SIZE)
+    for version in ("v1", "gauss"):
+        ours, _ = _pair(version)
+        with torch.no_grad():
+            reference = ours(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = ours(x)
+
+        def fp32(module=ours):
+            with torch.no_grad():
+                module(x)
+
+        def bf16(module=ours):
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                module(x)
+
+        rows.append(
+            Comparison(
+                f"{version} bf16 autocast fwd",
+                median_seconds(bf16, 3),
+                median_seconds(fp32, 3),
+                error=relative_error(low, reference),
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    title = f"DCLSConv2d depthwise, input ({BATCH}, {CHANNELS}, {SIZE}, {SIZE}), "
+    title += f"kernel_count {KERNEL_COUNT}, window {WINDOW}"
+    print_table(title, layer_rows(), "dcls pkg")
+    print_table("Kernel construction (forward + backward)", construction_rows(), "baseline")
+    print_table("bf16 autocast vs float32 (ratio = float32 / bf16)", bf16_rows(), "fp32")
+    print_table("ConvNeXt-atto training step", convnext_rows(), "7x7")
+
+
+if __name__ == "__main__":
+    main()

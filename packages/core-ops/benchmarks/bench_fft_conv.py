@@ -1,0 +1,168 @@
+"""Large-kernel convolution: our dispatcher (FFT or direct) against torch's direct convolution.
+
+Baseline: ``torch.nn.functional.conv{1,2}d`` in its fastest layout (channels_last for 2-D depthwise,
+measured both ways and the faster taken), same process, same inputs, 2 threads.
+Targets (issue "core-ops foundation", section 4): forward+backward >= 10x, forward no slower.
+
+    PYTHONPATH=shared python packages/core-ops/benchmarks/bench_fft_conv.py [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from convsuite_dev.bench import Comparison, median_seconds, print_table, relative_error
+
+from convsuite.core_ops.layers.fft_conv import FFT_CROSSOVER, fft_conv, large_kernel_conv
+from convsuite.core_ops.runtime import keep_freed_memory
+
+torch.set_num_threads(2)
+# Both sides run in this process, so both get the same allocator setting (see runtime.py).
+print(f"glibc keeps freed memory: {keep_freed_memory()}")
+QUICK = "--quick" in sys.argv
+BATCH, CHANNELS, SIZE = 8, 96, 56
+LENGTH = 4096
+
+
+def _step(conv, x: torch.Tensor, w: torch.Tensor, grad_out: torch.Tensor | None, **kw) -> None:
+    """One forward (and backward when grad_out is given) of conv(x, w)."""
+    if grad_out is None:
+        with torch.no_grad():
+            conv(x, w, None, **kw)
+        return
+    xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
+    conv(xg, wg, None, **kw).backward(grad_out)
+
+
+def _fastest_direct(x: torch.Tensor, w: torch.Tensor, grad_out, repeats: int, **kw) -> float:
+    direct = F.conv2d if w.dim() == 4 else F.conv1d
+    layouts = [x]
+    if x.dim() == 4:
+        layouts.append(x.contiguous(memory_format=torch.channels_last))
+    times = []
+    for xl in layouts:
+        g = grad_out
+        if g is not None and xl.dim() == 4:
+            g = g.contiguous(memory_format=torch.channels_last) if xl is not x else g
+        times.append(median_seconds(lambda xl=xl, g=g: _step(direct, xl, w, g, **kw), repeats))
+    return min(times)
+
+
+def depthwise_rows(dims: int, kernels: list[int]) -> list[Comparison]:
+    rows = []
+    for k in kernels:
+        torch.manual_seed(0)
+        spatial = (SIZE, SIZE) if dims == 2 else (LENGTH,)
+        x = torch.randn(BATCH, CHANNELS, *spatial)
+        w = torch.randn(CHANNELS, 1, *(k,) * dims) / k**dims
+        kw = dict(stride=1, padding=k // 2, dilation=1, groups=CHANNELS)
+        direct = F.conv2d if dims == 2 else F.conv1d
+        reference = direct(x, w, None, **kw)
+        error = relative_error(fft_conv(x, w, None, **kw), reference)
+        flops = 2 * reference.numel() * k**dims
+        repeats = 3 if (QUICK or k > 20) else 5
+        grad_out = torch.randn_like(reference)
+        label = f"{dims}d dw k={k}"
+        rows.append(
+            Comparison(
+                f"{label} fwd",
+                median_seconds(lambda: _step(large_kernel_conv, x, w, None, **kw), repeats),
+                _fastest_direct(x, w, None, repeats, **kw),
+                flops,
+                target=1.0,
+                error=error,
+            )
+        )
+        rows.append(
+            Comparison(
+                f"{label} fwd+bwd",
+                median_seconds(lambda: _step(large_kernel_conv, x, w, grad_out, **kw), repeats),
+                _fastest_direct(x, w, grad_out, repeats, **kw),
+                3 * flops,
+                target=10.0,
+                error=error,
+            )
+        )
+    return rows
+
+
+def crossover_rows() -> list[Comparison]:
+    """FFT against direct per kernel size: where the dispatcher's crossover table comes from."""
+    cases = [(2, k, dw) for k in (5, 7, 9, 11, 13, 15, 17) for dw in (True, False)]
+    cases += [(1, k, True) for k in (9, 13, 17, 21, 25)]
+    rows = []
+    for dims, k, depthwise in cases:
+        channels = CHANNELS if depthwise else 32
+        groups = channels if depthwise else 1
+        spatial = (SIZE, SIZE) if dims == 2 else (LENGTH,)
+        x = torch.randn(BATCH, channels, *spatial)
+        w = torch.randn(channels, channels // groups, *(k,) * dims) / k
+        kw = dict(stride=1, padding=k // 2, dilation=1, groups=groups)
+        grad_out = torch.randn(BATCH, channels, *spatial)
+        flops = 2 * grad_out.numel() * k**dims * (channels // groups)
+        for train in (False, True):
+            g = grad_out if train else None
+            kind = "dw" if depthwise else "dense32"
+            rows.append(
+                Comparison(
+                    f"{dims}d {kind} k={k} {'train' if train else 'infer'}",
+                    median_seconds(lambda g=g, x=x, w=w, kw=kw: _step(fft_conv, x, w, g, **kw), 3),
+                    _fastest_direct(x, w, g, 3, **kw),
+                    flops * (3 if train else 1),
+                )
+            )
+    return rows
+
+
+def bf16_rows() -> list[Comparison]:
+    """bf16 autocast: the FFT path computes in float32 (no bf16 FFT on CPU); direct paths use bf16."""
+    rows = []
+    for k in (7, 17):
+        x = torch.randn(BATCH, CHANNELS, SIZE, SIZE).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(CHANNELS, 1, k, k) / k
+        kw = dict(stride=1, padding=k // 2, dilation=1, groups=CHANNELS)
+        reference = large_kernel_conv(x, w, None, **kw)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = large_kernel_conv(x, w, None, **kw)
+
+        def run_bf16(x=x, w=w, kw=kw):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                _step(large_kernel_conv, x, w, None, **kw)
+
+        rows.append(
+            Comparison(
+                f"bf16 autocast dw k={k} fwd",
+                median_seconds(run_bf16, 5),
+                median_seconds(
+                    lambda x=x, w=w, kw=kw: _step(large_kernel_conv, x, w, None, **kw), 5
+                ),
+                2 * reference.numel() * k * k,
+                error=relative_error(low, reference),
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    print_table(
+        f"Depthwise 2-D, input ({BATCH}, {CHANNELS}, {SIZE}, {SIZE}) float32",
+        depthwise_rows(2, [13, 17, 31]),
+        "direct",
+    )
+    print_table(
+        f"Depthwise 1-D long kernels, input ({BATCH}, {CHANNELS}, {LENGTH}) float32",
+        depthwise_rows(1, [13, 31, 127, 511]),
+        "direct",
+    )
+    print_table("bf16 autocast vs float32 (ratio = float32 / bf16)", bf16_rows(), "fp32")
+    if not QUICK:
+        print_table(
+            "Crossover sweep: fft_conv vs direct (FFT_CROSSOVER source)", crossover_rows(), "direct"
+        )
+        print(f"FFT_CROSSOVER in use: {FFT_CROSSOVER}")
+
+
+if __name__ == "__main__":
+    main()
