@@ -241,7 +241,8 @@ class _FourierCorrelation(torch.autograd.Function):
 
 
 # Measured crossovers on this project's 2-core AVX-512 CPU (torch 2.13, float32, 2 threads; 2-D input
-# (8, C, 56, 56) with C = 96 depthwise or C = 32 dense; 1-D input (8, 96, 4096); see the crossover table
+# (8, C, 56, 56) with C = 96 depthwise or C = 32 dense; 1-D input (8, 96, 4096), whose direct path
+# runs as a channels_last 2-D convolution (see _direct_conv); see the crossover table
 # printed by benchmarks/bench_fft_conv.py): the dilated kernel extent from which FFT beats torch's
 # direct convolution in its fastest layout. Training differs from inference because torch's direct
 # depthwise backward is far slower than its forward (it falls off a cliff at k >= 15 in 2-D).
@@ -249,7 +250,7 @@ class _FourierCorrelation(torch.autograd.Function):
 FFT_CROSSOVER = {
     # (spatial dims, depthwise, needs_grad) -> smallest kernel extent routed to FFT
     (1, True, True): 13,
-    (1, True, False): 21,
+    (1, True, False): 127,
     (1, False, True): 15,
     (1, False, False): 15,
     (2, True, True): 11,
@@ -272,9 +273,26 @@ def _direct_conv(
     dilation: _IntOrSeq,
     groups: int,
 ) -> Tensor:
+    """torch's direct convolution in its fastest CPU layout.
+
+    Grouped 2-D convolutions run channels_last (torch's NCHW depthwise kernel is ~28x slower at
+    k >= 15); grouped 1-D convolutions run as (N, C, 1, L) channels_last 2-D convolutions, whose
+    forward is 2-20x faster than ``conv1d`` for k = 13-63 on this CPU.
+    """
     dims = weight.dim() - 2
-    if dims == 2 and groups > 1:
-        # torch's NCHW depthwise kernel is ~28x slower than channels_last at k >= 15 on CPU.
+    if groups > 1 and dims == 1:
+        pad = padding if isinstance(padding, str) else (0, *_tuple(padding, 1, "padding"))
+        y = F.conv2d(
+            x.unsqueeze(2).contiguous(memory_format=torch.channels_last),
+            weight.unsqueeze(2),
+            bias,
+            (1, *_tuple(stride, 1, "stride")),
+            pad,
+            (1, *_tuple(dilation, 1, "dilation")),
+            groups,
+        )
+        return y.squeeze(2)
+    if groups > 1 and dims == 2:
         x = x.contiguous(memory_format=torch.channels_last)
     conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
     return conv(x, weight, bias, stride, padding, dilation, groups)
