@@ -1,0 +1,236 @@
+"""Multidilated convolution and the densely connected D2 / D3 blocks of D3Net.
+
+After Takahashi & Mitsufuji, "Densely connected multidilated convolutional networks for dense
+prediction tasks", CVPR 2021, and the authors' NNabla code (sony/ai-research-code, ``d3net/``).
+The paper's blocks are 2-D; ``spatial_dims`` selects 1-D or 3-D convolutions through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+def _check_spatial_dims(spatial_dims: int) -> None:
+    if spatial_dims not in _CONV:
+        raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
+
+
+class MultiDilatedConv2d(nn.Module):
+    """Multidilated convolution: each group of input channels is convolved at its own dilation.
+
+    Follows Takahashi & Mitsufuji, CVPR 2021, Sec. 3 and Fig. 1(b): the input channels are split
+    into groups ``x_0, ..., x_{G-1}`` (in a D2 block: the block input and the outputs of the
+    preceding layers) and ``y = sum_g W_g *_{d_g} x_g``, a k x k convolution of group g at dilation
+    ``d_g`` with "same" zero padding. One bias for the sum.
+
+    Args:
+        in_channels: C_in, the total input channels.
+        out_channels: C_out.
+        kernel_size: k, odd.
+        dilations: d_g per group; default ``(1, 2, 4, ..., 2^(G-1))``.
+        in_groups: channels per group (summing to C_in); default C_in split evenly into
+            ``len(dilations)`` groups (one group when both are omitted).
+        bias: add a learned bias.
+        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes.
+
+    Shapes:
+        input (N, C_in, *spatial) -> output (N, C_out, *spatial), spatial sizes unchanged.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        dilations: Sequence[int] | None = None,
+        in_groups: Sequence[int] | None = None,
+        bias: bool = True,
+        *,
+        spatial_dims: int = 2,
+    ) -> None:
+        super().__init__()
+        _check_spatial_dims(spatial_dims)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
+        if in_groups is None:
+            count = len(dilations) if dilations is not None else 1
+            if in_channels % count:
+                raise ValueError(f"in_channels={in_channels} does not split into {count} groups")
+            in_groups = [in_channels // count] * count
+        if dilations is None:
+            dilations = [2**g for g in range(len(in_groups))]
+        if len(dilations) != len(in_groups) or sum(in_groups) != in_channels:
+            raise ValueError(
+                f"need one dilation per group and groups summing to in_channels={in_channels}; got "
+                f"in_groups={list(in_groups)}, dilations={list(dilations)}"
+            )
+        self.in_groups = tuple(int(c) for c in in_groups)
+        self.dilations = tuple(int(d) for d in dilations)
+        conv = _CONV[spatial_dims]
+        self.convs = nn.ModuleList(
+            conv(
+                c,
+                out_channels,
+                kernel_size,
+                padding=d * (kernel_size // 2),
+                dilation=d,
+                bias=bias and g == 0,
+            )
+            for g, (c, d) in enumerate(zip(self.in_groups, self.dilations, strict=True))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.in_groups, dim=1)
+        out = self.convs[0](parts[0])
+        for conv, part in zip(self.convs[1:], parts[1:], strict=True):
+            out = out + conv(part)
+        return out
+
+
+def _norm_act_conv(spatial_dims: int, in_channels: int, conv: nn.Module) -> nn.Sequential:
+    """BN -> ReLU -> conv, the pre-activation unit of DenseNet and D3Net."""
+    return nn.Sequential(_NORM[spatial_dims](in_channels), nn.ReLU(), conv)
+
+
+class D2Block(nn.Module):
+    """D2 block: a DenseNet block whose layers use multidilated convolution.
+
+    Follows Takahashi & Mitsufuji, CVPR 2021, Sec. 3 and Fig. 1(a). Layer l (0-based) receives the
+    concatenation ``[x, y_0, ..., y_{l-1}]`` of the block input and all previous layers' outputs and
+    applies BN -> ReLU -> :class:`MultiDilatedConv2d` with ``growth_rate`` outputs, where the block
+    input is convolved at dilation 1 and ``y_i`` at dilation ``2^(i+1)`` (group g at ``2^g``). So
+    every layer sees each feature at the resolution it was made at (no aliasing from dilating
+    already-dilated features with gaps), and the receptive field of ``y_l`` has radius
+    ``(2^(l+1) - 1) * (k // 2)``, exponential in depth.
+
+    Output, as in the official code (``dilated_dense_block``): the concatenation
+    ``[y_{L-m}, ..., y_{L-1}]`` of the last ``m = out_layers`` layers' outputs, in layer order; the
+    block input is not part of it. ``out_layers=None`` (all layers, the official segmentation
+    setting) gives ``num_layers * growth_rate`` channels; the official music model uses 1. Each
+    layer has its own BN over its whole input (the paper's DenseNet form; the official code shares
+    one BN per feature group between layers, an implementation shortcut).
+
+    Args:
+        in_channels: C_in.
+        growth_rate: g, channels each layer adds.
+        num_layers: L.
+        kernel_size: k, odd.
+        out_layers: m, how many of the last layers' outputs to return (1..L); None for all.
+        bottleneck_channels: if set and smaller than C_in, a BN -> ReLU -> 1x1 conv first reduces
+            the input to this many channels (the official code uses ``4 * g``).
+        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes.
+
+    Shapes:
+        input (N, C_in, *spatial) -> output (N, m * g, *spatial); ``self.out_channels == m * g``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        num_layers: int,
+        kernel_size: int = 3,
+        out_layers: int | None = None,
+        bottleneck_channels: int | None = None,
+        *,
+        spatial_dims: int = 2,
+    ) -> None:
+        super().__init__()
+        _check_spatial_dims(spatial_dims)
+        out_layers = num_layers if out_layers is None else out_layers
+        if not 1 <= out_layers <= num_layers:
+            raise ValueError(f"out_layers must be in 1..{num_layers}, got {out_layers}")
+        self.out_layers = out_layers
+        self.out_channels = out_layers * growth_rate
+        self.bottleneck: nn.Module | None = None
+        if bottleneck_channels is not None and bottleneck_channels < in_channels:
+            conv = _CONV[spatial_dims](in_channels, bottleneck_channels, 1)
+            self.bottleneck = _norm_act_conv(spatial_dims, in_channels, conv)
+            in_channels = bottleneck_channels
+        layers = []
+        for layer in range(num_layers):
+            groups = [in_channels] + [growth_rate] * layer
+            conv = MultiDilatedConv2d(
+                sum(groups), growth_rate, kernel_size, in_groups=groups, spatial_dims=spatial_dims
+            )
+            layers.append(_norm_act_conv(spatial_dims, sum(groups), conv))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bottleneck is not None:
+            x = self.bottleneck(x)
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, dim=1)))
+        return torch.cat(features[-self.out_layers :], dim=1)
+
+
+class D3Block(nn.Module):
+    """D3 block: D2 blocks connected densely (a dense block of dense blocks).
+
+    Follows Takahashi & Mitsufuji, CVPR 2021, Sec. 3 (D3 block), in the form of the official
+    semantic-segmentation code (``d3_block``): D2 block b receives the concatenation of the D3
+    block input and the outputs of D2 blocks 0..b-1, each D2 block first reducing its input to
+    ``bottleneck_factor * growth_rate`` channels with a 1x1 bottleneck when it is wider. The
+    official block's optional 1x1 compression after each D2 block (``block_comp``) is not included.
+
+    Output: the concatenation ``[x, z_0, ..., z_{B-1}]`` of the block input and all D2 outputs,
+    as in the official code and in DenseNet: ``C_in + B * m * g`` channels.
+
+    Args:
+        in_channels: C_in.
+        growth_rate: g, channels each D2 layer adds.
+        num_layers: L, layers per D2 block.
+        num_blocks: B, D2 blocks.
+        kernel_size: k, odd.
+        out_layers: m, layers each D2 block returns (see :class:`D2Block`); None for all L.
+        bottleneck_factor: bottleneck width in units of g (official: 4); None for no bottleneck.
+        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes.
+
+    Shapes:
+        input (N, C_in, *spatial) -> output (N, C_in + B * m * g, *spatial);
+        ``self.out_channels`` holds that channel count.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        num_layers: int,
+        num_blocks: int,
+        kernel_size: int = 3,
+        out_layers: int | None = None,
+        bottleneck_factor: int | None = 4,
+        *,
+        spatial_dims: int = 2,
+    ) -> None:
+        super().__init__()
+        bottleneck = None if bottleneck_factor is None else bottleneck_factor * growth_rate
+        blocks = []
+        channels = in_channels
+        for _ in range(num_blocks):
+            block = D2Block(
+                channels,
+                growth_rate,
+                num_layers,
+                kernel_size,
+                out_layers,
+                bottleneck,
+                spatial_dims=spatial_dims,
+            )
+            blocks.append(block)
+            channels += block.out_channels
+        self.blocks = nn.ModuleList(blocks)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for block in self.blocks:
+            features.append(block(torch.cat(features, dim=1)))
+        return torch.cat(features, dim=1)

@@ -1,0 +1,162 @@
+"""Lightning pieces every convsuite package reuses: seeding, a configured Trainer, weight export.
+
+Convention: a convsuite ``LightningModule`` holds the network it trains as the attribute ``net``
+(an ``nn.Module`` that is all the inference code needs); losses, metrics and optimizers live on the
+LightningModule around it. :func:`export_best` relies on this: it ships ``module.net``'s weights,
+so checkpoints load into the bare network without Lightning.
+
+Typical recipe::
+
+    seed_everything(0)
+    trainer = make_trainer(out_dir, max_epochs=20, precision="bf16-mixed")
+    trainer.fit(module, train_loader, val_loader)
+    export_best(trainer, module, out_dir / "model.safetensors", card)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from convsuite.core_ops.io import ModelCard, save_checkpoint
+from convsuite.core_ops.runtime import keep_freed_memory
+
+__all__ = ["export_best", "make_trainer", "seed_everything"]
+
+_LOG = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python, NumPy and torch (and dataloader workers) through Lightning; returns ``seed``.
+
+    Deterministic algorithms stay off (``torch.use_deterministic_algorithms`` is not switched on):
+    they make several CUDA kernels slower or unavailable, and same-seed runs already reproduce on
+    CPU. Pass ``deterministic=True`` to :func:`make_trainer` for bitwise-reproducible GPU runs.
+
+    Args:
+        seed: the seed, recorded in the model card's recipe by the caller.
+    """
+    return L.seed_everything(seed, workers=True, verbose=False)
+
+
+def make_trainer(
+    out_dir: str | os.PathLike[str],
+    max_epochs: int | None = 10,
+    max_steps: int = -1,
+    accelerator: str = "auto",
+    devices: int | str | list[int] = "auto",
+    strategy: str = "auto",
+    precision: str = "32-true",
+    monitor: str = "val_loss",
+    mode: str = "min",
+    progress: bool = True,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
+    """A Lightning ``Trainer`` writing its best checkpoint and CSV metrics under ``out_dir``.
+
+    Wires in a :class:`~lightning.pytorch.callbacks.ModelCheckpoint` that keeps the single best
+    checkpoint by ``monitor`` (``out_dir/checkpoints/best*.ckpt``), a rich progress bar (or a plain
+    tqdm bar when ``progress`` is False, refreshed rarely so logs stay readable), a
+    :class:`~lightning.pytorch.loggers.CSVLogger` in ``out_dir``, no sanity-check validation, and
+    the model summary only when ``progress`` is on. Metrics are logged every step.
+    ``accelerator``, ``devices``, ``strategy`` and ``precision`` go straight to Lightning, so the
+    same recipe runs on a laptop CPU, one GPU or multi-node DDP.
+
+    Args:
+        out_dir: folder for checkpoints and ``csv/version_*/metrics.csv``; created if missing.
+        max_epochs: epoch budget (None: unlimited, then ``max_steps`` must be set).
+        max_steps: optimizer-step budget; -1 for none.
+        accelerator: ``"cpu"``, ``"gpu"``, ``"auto"``...
+        devices: device count or ids.
+        strategy: ``"auto"``, ``"ddp"``...
+        precision: ``"32-true"``, ``"bf16-mixed"``, ``"16-mixed"``...
+        monitor: the logged metric that picks the best checkpoint.
+        mode: ``"min"`` or ``"max"`` for ``monitor``.
+        progress: rich progress bar when True, plain tqdm bar otherwise.
+        **trainer_kwargs: any other ``L.Trainer`` argument (e.g. ``max_time``,
+            ``log_every_n_steps``); these override the defaults above.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keep_freed_memory()
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+    )
+    bar = RichProgressBar() if progress else TQDMProgressBar(refresh_rate=50)
+    settings: dict[str, Any] = {
+        "default_root_dir": out_dir,
+        "max_epochs": max_epochs,
+        "max_steps": max_steps,
+        "accelerator": accelerator,
+        "devices": devices,
+        "strategy": strategy,
+        "precision": precision,
+        "logger": CSVLogger(out_dir, name="csv"),
+        "num_sanity_val_steps": 0,
+        "enable_model_summary": progress,
+        "log_every_n_steps": 1,
+    }
+    settings.update(trainer_kwargs)
+    callbacks = [checkpoint, bar, *settings.pop("callbacks", [])]
+    return L.Trainer(callbacks=callbacks, **settings)
+
+
+def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or not callback.best_model_path:
+        raise ValueError(
+            "trainer has no best checkpoint: build it with make_trainer and make sure the module "
+            f"logs {getattr(callback, 'monitor', 'the monitored metric')!r} during validation"
+        )
+    return callback
+
+
+def export_best(
+    trainer: L.Trainer, module: L.LightningModule, path: str | os.PathLike[str], card: ModelCard
+) -> Path:
+    """Load the best checkpoint into ``module`` and write ``module.net`` as safetensors + card.
+
+    The Lightning checkpoint is read with ``torch.load(..., weights_only=True)`` (no arbitrary
+    unpickling). The card written beside the weights is a copy of ``card`` whose ``metrics`` gain the
+    best monitored value under the monitor's name (``card`` itself is not modified).
+
+    Args:
+        trainer: a trainer from :func:`make_trainer` after ``fit``.
+        module: the LightningModule that was fitted; it must hold its network as ``module.net``.
+        path: the ``.safetensors`` file to write; the card goes to the same name with ``.json``.
+        card: what the weights are (architecture, config, recipe, data, intended use).
+
+    Returns:
+        The weights path.
+
+    Raises:
+        ValueError: the trainer kept no best checkpoint, or ``module`` has no ``net``.
+    """
+    net = getattr(module, "net", None)
+    if not isinstance(net, torch.nn.Module):
+        raise ValueError(
+            f"{type(module).__name__} has no `net` submodule: convsuite LightningModules hold the "
+            "network they train as `self.net`"
+        )
+    callback = _best_checkpoint(trainer)
+    checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(checkpoint["state_dict"])
+    metrics = dict(card.metrics)
+    if callback.best_model_score is not None:
+        metrics[str(callback.monitor)] = float(callback.best_model_score)
+    filled = dataclasses.replace(card, metrics=metrics)
+    _LOG.info("exporting %s (%s=%s)", callback.best_model_path, callback.monitor, metrics)
+    return save_checkpoint(net.state_dict(), path, filled)
