@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -107,7 +109,8 @@ def test_dispatcher_agrees_with_direct_on_both_paths():
 
 def test_dispatcher_routes_large_training_kernels_to_fft(monkeypatch):
     calls = []
-    import convsuite.core_ops.layers.fft_conv as module
+    # The package re-exports the function fft_conv, which shadows the submodule attribute.
+    module = importlib.import_module("convsuite.core_ops.layers.fft_conv")
 
     original = module.fft_conv
     monkeypatch.setattr(
