@@ -20,7 +20,13 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["BackboneEntry", "backbone_config", "create_backbone", "list_backbones", "register_backbone"]
+__all__ = [
+    "BackboneEntry",
+    "backbone_config",
+    "create_backbone",
+    "list_backbones",
+    "register_backbone",
+]
 
 C = TypeVar("C", bound=Callable[..., nn.Module])
 

@@ -31,8 +31,12 @@ def _conv_block(
 ) -> nn.Module:
     """Two (conv -> norm -> act) layers, MONAI ``Convolution`` (one code path for 1/2/3-D)."""
     return nn.Sequential(
-        Convolution(spatial_dims, in_channels, out_channels, kernel_size=kernel_size, norm=norm, act=act),
-        Convolution(spatial_dims, out_channels, out_channels, kernel_size=kernel_size, norm=norm, act=act),
+        Convolution(
+            spatial_dims, in_channels, out_channels, kernel_size=kernel_size, norm=norm, act=act
+        ),
+        Convolution(
+            spatial_dims, out_channels, out_channels, kernel_size=kernel_size, norm=norm, act=act
+        ),
     )
 
 
@@ -133,7 +137,9 @@ class UNet(nn.Module):
         def make_block(c_in: int, c_out: int) -> nn.Module:
             if block == "conv":
                 return _conv_block(spatial_dims, c_in, c_out, kernel_size, norm, act)
-            return _mixer_block(c_in, c_out, _MIXER_OF_BLOCK[block], mixer_kernel_size, mixer_kwargs)
+            return _mixer_block(
+                c_in, c_out, _MIXER_OF_BLOCK[block], mixer_kernel_size, mixer_kwargs
+            )
 
         pool = Pool[Pool.MAX, spatial_dims]
         up = Conv[Conv.CONVTRANS, spatial_dims]

@@ -169,9 +169,7 @@ class UniRepLKNetBlock(nn.Module):
             )
         else:
             raise ValueError(f"kernel_size must be 0, 3, 5 or odd >= 7, got {kernel_size}")
-        self.norm: nn.Module = (
-            nn.Identity() if deploy or kernel_size == 0 else nn.BatchNorm2d(dim)
-        )
+        self.norm: nn.Module = nn.Identity() if deploy or kernel_size == 0 else nn.BatchNorm2d(dim)
         self.se = SEBlock(dim, dim // 4)
         hidden = int(ffn_factor * dim)
         self.pwconv1 = nn.Sequential(_ToChannelsLastView(), nn.Linear(dim, hidden))
