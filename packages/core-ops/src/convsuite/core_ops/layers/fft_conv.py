@@ -254,11 +254,11 @@ FFT_CROSSOVER = {
     (1, False, True): 15,
     (1, False, False): 15,
     (2, True, True): 11,
-    (2, True, False): 17,
+    (2, True, False): 25,
     (2, False, True): 15,
     (2, False, False): 15,
     (3, True, True): 11,
-    (3, True, False): 17,
+    (3, True, False): 25,
     (3, False, True): 15,
     (3, False, False): 15,
 }
