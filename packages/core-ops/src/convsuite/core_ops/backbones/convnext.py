@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from convsuite.core_ops.backbones.norm import LayerNorm2d
 from convsuite.core_ops.backbones.registry import register_backbone
-from convsuite.core_ops.layers.dcls import DCLSConv2d
+from convsuite.core_ops.backbones.staged import StagedClassifier
 from convsuite.core_ops.layers.mixer import create_mixer
 
 __all__ = ["ConvNeXt", "ConvNeXtBlock"]
@@ -83,7 +83,7 @@ class ConvNeXtBlock(nn.Module):
 @register_backbone("convnext_pico", depths=(2, 2, 6, 2), dims=(64, 128, 256, 512))
 @register_backbone("convnext_nano", depths=(2, 2, 8, 2), dims=(80, 160, 320, 640))
 @register_backbone("convnext_tiny", depths=(3, 3, 9, 3), dims=(96, 192, 384, 768))
-class ConvNeXt(nn.Module):
+class ConvNeXt(StagedClassifier):
     """ConvNeXt image classifier with a selectable depthwise mixer.
 
     Liu, Mao, Wu, Feichtenhofer, Darrell, Xie, "A ConvNet for the 2020s", CVPR 2022: "patchify"
@@ -161,33 +161,4 @@ class ConvNeXt(nn.Module):
             ]
             self.stages.append(nn.Sequential(*blocks))
             start += depth
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
-        if isinstance(self.head, nn.Linear):
-            with torch.no_grad():
-                self.head.weight.mul_(head_init_scale)
-                self.head.bias.mul_(head_init_scale)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(N, in_chans, H, W) -> last-stage feature map (N, dims[-1], H/32, W/32), channels_last."""
-        x = x.contiguous(memory_format=torch.channels_last)
-        for downsample, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(downsample(x))
-        return x
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Global average pool + LayerNorm (+ linear head unless ``pre_logits``): -> (N, K)."""
-        x = self.norm(x.mean(dim=(-2, -1)))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    """The official initialization: truncated normal (std 0.02) weights, zero biases."""
-    if isinstance(module, nn.Conv2d | nn.Linear | DCLSConv2d):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.attach_head(dims[-1], num_classes, head_init_scale)

@@ -19,6 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from convsuite.core_ops.backbones.norm import LayerNorm2d
 from convsuite.core_ops.backbones.registry import register_backbone
+from convsuite.core_ops.backbones.staged import StagedClassifier
 from convsuite.core_ops.layers.reparam import DilatedReparamConv2d
 
 __all__ = ["GRN", "SEBlock", "UniRepLKNet", "UniRepLKNetBlock", "default_kernel_sizes"]
@@ -258,7 +259,7 @@ class UniRepLKNetBlock(nn.Module):
 @register_backbone("unireplknet_f", depths=(2, 2, 6, 2), dims=(48, 96, 192, 384))
 @register_backbone("unireplknet_p", depths=(2, 2, 6, 2), dims=(64, 128, 256, 512))
 @register_backbone("unireplknet_n", depths=(2, 2, 8, 2), dims=(80, 160, 320, 640))
-class UniRepLKNet(nn.Module):
+class UniRepLKNet(StagedClassifier):
     """UniRepLKNet image classifier (the ImageNet "logits" form of the official model).
 
     Ding et al., CVPR 2024, Sec. 4 and Table 2 (the A/F/P/N/T/S/B/L/XL family): stem of two 3x3
@@ -342,33 +343,4 @@ class UniRepLKNet(nn.Module):
             ]
             self.stages.append(nn.Sequential(*blocks))
             start += depth
-        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
-        if isinstance(self.head, nn.Linear):
-            with torch.no_grad():
-                self.head.weight.mul_(head_init_scale)
-                self.head.bias.mul_(head_init_scale)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(N, in_chans, H, W) -> last-stage feature map (N, dims[-1], H/32, W/32), channels_last."""
-        x = x.contiguous(memory_format=torch.channels_last)
-        for downsample, stage in zip(self.downsample_layers, self.stages, strict=True):
-            x = stage(downsample(x))
-        return x
-
-    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Global average pool + LayerNorm (+ linear head unless ``pre_logits``): -> (N, K)."""
-        x = self.norm(x.mean(dim=(-2, -1)))
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    """The official initialization: truncated normal (std 0.02) conv/linear weights, zero biases."""
-    if isinstance(module, nn.Conv2d | nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.attach_head(dims[-1], num_classes, head_init_scale)
