@@ -24,11 +24,12 @@ convolution, it runs under ``torch.autocast`` in bfloat16.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from convsuite.core_ops.layers.arguments import IntOrSeq
 
 __all__ = [
     "CReLU",
@@ -41,7 +42,6 @@ __all__ = [
     "complex_to_channels",
 ]
 
-_IntOrSeq = int | Sequence[int]
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
@@ -107,9 +107,9 @@ def complex_block_conv(
     weight_imag: Tensor,
     bias_real: Tensor | None = None,
     bias_imag: Tensor | None = None,
-    stride: _IntOrSeq = 1,
-    padding: _IntOrSeq | str = 0,
-    dilation: _IntOrSeq = 1,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq | str = 0,
+    dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> Tensor:
     """Complex convolution of a pseudo-complex input: one real conv with ``[[Wr, -Wi], [Wi, Wr]]``.
@@ -158,10 +158,10 @@ class _ComplexConvBase2d(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: _IntOrSeq,
-        stride: _IntOrSeq = 1,
-        padding: _IntOrSeq | str = 0,
-        dilation: _IntOrSeq = 1,
+        kernel_size: IntOrSeq,
+        stride: IntOrSeq = 1,
+        padding: IntOrSeq | str = 0,
+        dilation: IntOrSeq = 1,
         groups: int = 1,
         bias: bool = True,
     ) -> None:

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convsuite.core_ops.layers.arguments import as_tuple
 from convsuite.core_ops.layers.fft_conv import large_kernel_conv
 
 __all__ = ["DCLSConv1d", "DCLSConv2d", "DCLSConv3d", "construct_kernel"]
@@ -160,10 +161,6 @@ def construct_kernel(
     raise ValueError(f"version must be one of {_VERSIONS}, got {version!r}")
 
 
-def _ntuple(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    return (value,) * dims if isinstance(value, int) else tuple(value)
-
-
 class _DCLSNd(nn.Module):
     """Shared implementation of :class:`DCLSConv1d`, :class:`DCLSConv2d`, :class:`DCLSConv3d`."""
 
@@ -196,9 +193,9 @@ class _DCLSNd(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_count = kernel_count
-        self.stride = _ntuple(stride, dims)
-        self.padding = _ntuple(padding, dims)
-        self.dilated_kernel_size = _ntuple(dilated_kernel_size, dims)
+        self.stride = as_tuple(stride, dims, "stride")
+        self.padding = as_tuple(padding, dims, "padding")
+        self.dilated_kernel_size = as_tuple(dilated_kernel_size, dims, "dilated_kernel_size")
         self.groups = groups
         self.padding_mode = padding_mode
         self.version = version

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convsuite.core_ops.layers.arguments import IntOrSeq, as_tuple
+
 __all__ = [
     "FFT_CROSSOVER",
     "FFTConv1d",
@@ -30,8 +32,6 @@ __all__ = [
     "large_kernel_conv",
     "next_fast_len",
 ]
-
-_IntOrSeq = int | Sequence[int]
 
 
 @lru_cache(maxsize=512)
@@ -51,17 +51,8 @@ def next_fast_len(n: int) -> int:
     return best
 
 
-def _tuple(value: _IntOrSeq, dims: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * dims
-    value = tuple(int(v) for v in value)
-    if len(value) != dims:
-        raise ValueError(f"{name} needs {dims} values, got {value}")
-    return value
-
-
 def _side_padding(
-    padding: _IntOrSeq | str, kernel: Sequence[int], dilation: Sequence[int]
+    padding: IntOrSeq | str, kernel: Sequence[int], dilation: Sequence[int]
 ) -> list[tuple[int, int]]:
     """(left, right) zero padding per spatial axis, with torch's rule for 'same' (extra on the right)."""
     dims = len(kernel)
@@ -75,16 +66,16 @@ def _side_padding(
         return sides
     if isinstance(padding, str):
         raise ValueError(f"padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
-    return [(p, p) for p in _tuple(padding, dims, "padding")]
+    return [(p, p) for p in as_tuple(padding, dims, "padding")]
 
 
 def fft_conv(
     x: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
-    stride: _IntOrSeq = 1,
-    padding: _IntOrSeq | str = 0,
-    dilation: _IntOrSeq = 1,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq | str = 0,
+    dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> Tensor:
     """Cross-correlation with the semantics of ``torch.nn.functional.conv{1,2,3}d``, computed by FFT.
@@ -106,8 +97,8 @@ def fft_conv(
             f"input must be (N, C, *spatial) with {dims} spatial axes, got {tuple(x.shape)}"
         )
     kernel = tuple(weight.shape[2:])
-    stride_ = _tuple(stride, dims, "stride")
-    dilation_ = _tuple(dilation, dims, "dilation")
+    stride_ = as_tuple(stride, dims, "stride")
+    dilation_ = as_tuple(dilation, dims, "dilation")
     sides = _side_padding(padding, kernel, dilation_)
     c_in = x.shape[1]
     if c_in != weight.shape[1] * groups:
@@ -268,9 +259,9 @@ def _direct_conv(
     x: Tensor,
     weight: Tensor,
     bias: Tensor | None,
-    stride: _IntOrSeq,
-    padding: _IntOrSeq | str,
-    dilation: _IntOrSeq,
+    stride: IntOrSeq,
+    padding: IntOrSeq | str,
+    dilation: IntOrSeq,
     groups: int,
 ) -> Tensor:
     """torch's direct convolution in its fastest CPU layout.
@@ -281,14 +272,14 @@ def _direct_conv(
     """
     dims = weight.dim() - 2
     if groups > 1 and dims == 1:
-        pad = padding if isinstance(padding, str) else (0, *_tuple(padding, 1, "padding"))
+        pad = padding if isinstance(padding, str) else (0, *as_tuple(padding, 1, "padding"))
         y = F.conv2d(
             x.unsqueeze(2).contiguous(memory_format=torch.channels_last),
             weight.unsqueeze(2),
             bias,
-            (1, *_tuple(stride, 1, "stride")),
+            (1, *as_tuple(stride, 1, "stride")),
             pad,
-            (1, *_tuple(dilation, 1, "dilation")),
+            (1, *as_tuple(dilation, 1, "dilation")),
             groups,
         )
         return y.squeeze(2)
@@ -302,9 +293,9 @@ def large_kernel_conv(
     x: Tensor,
     weight: Tensor,
     bias: Tensor | None = None,
-    stride: _IntOrSeq = 1,
-    padding: _IntOrSeq | str = 0,
-    dilation: _IntOrSeq = 1,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq | str = 0,
+    dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> Tensor:
     """Convolution that routes to :func:`fft_conv` or to torch's direct kernel, whichever is faster.
@@ -316,7 +307,7 @@ def large_kernel_conv(
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )
     depthwise = weight.shape[1] == 1 and groups > 1
-    dilation_ = _tuple(dilation, weight.dim() - 2, "dilation")
+    dilation_ = as_tuple(dilation, weight.dim() - 2, "dilation")
     extent = max(d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dilation_, strict=True))
     if extent >= FFT_CROSSOVER[(weight.dim() - 2, depthwise, needs_grad)]:
         return fft_conv(x, weight, bias, stride, padding, dilation, groups)

@@ -20,15 +20,15 @@ moved by ``.to()``), the bias is applied, and nothing assumes a GPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convsuite.core_ops.layers.arguments import IntOrSeq, as_tuple
+
 __all__ = ["PHConv1d", "PHConv2d", "PHConv3d", "PHLinear", "kronecker_sum"]
 
-_IntOrSeq = int | Sequence[int]
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -53,15 +53,6 @@ def kronecker_sum(algebra: Tensor, filters: Tensor) -> Tensor:
     flat = filters.reshape(n, o, c, -1)
     weight = torch.einsum("iab,ipqk->apbqk", algebra, flat)
     return weight.reshape(n * o, n * c, *kernel)
-
-
-def _tuple(value: _IntOrSeq, dims: int, name: str) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * dims
-    value = tuple(int(v) for v in value)
-    if len(value) != dims:
-        raise ValueError(f"{name} needs {dims} values, got {value}")
-    return value
 
 
 def _check_divisible(n: int, in_features: int, out_features: int, groups: int) -> None:
@@ -109,10 +100,10 @@ class _PHConvNd(nn.Module):
         n: int,
         in_channels: int,
         out_channels: int,
-        kernel_size: _IntOrSeq,
-        stride: _IntOrSeq = 1,
-        padding: _IntOrSeq | str = 0,
-        dilation: _IntOrSeq = 1,
+        kernel_size: IntOrSeq,
+        stride: IntOrSeq = 1,
+        padding: IntOrSeq | str = 0,
+        dilation: IntOrSeq = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: str = "zeros",
@@ -125,9 +116,9 @@ class _PHConvNd(nn.Module):
         self.n = n
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _tuple(kernel_size, dims, "kernel_size")
-        self.stride = _tuple(stride, dims, "stride")
-        self.dilation = _tuple(dilation, dims, "dilation")
+        self.kernel_size = as_tuple(kernel_size, dims, "kernel_size")
+        self.stride = as_tuple(stride, dims, "stride")
+        self.dilation = as_tuple(dilation, dims, "dilation")
         self.groups = groups
         self.padding_mode = padding_mode
         if isinstance(padding, str):
@@ -139,7 +130,7 @@ class _PHConvNd(nn.Module):
                 raise ValueError("padding='same' needs stride 1")
             self.padding: tuple[int, ...] | str = padding
         else:
-            self.padding = _tuple(padding, dims, "padding")
+            self.padding = as_tuple(padding, dims, "padding")
         # (left, right) per axis, last axis first: the layout F.pad expects.
         sides = []
         for k, d, p in zip(self.kernel_size, self.dilation, self._explicit_padding(), strict=True):
