@@ -11,6 +11,7 @@ from convsuite.core_ops.layers.complex import (
 )
 from convsuite.core_ops.layers.dcls import DCLSConv1d, DCLSConv2d, DCLSConv3d
 from convsuite.core_ops.layers.fft_conv import FFTConv1d, FFTConv2d, fft_conv, large_kernel_conv
+from convsuite.core_ops.layers.graph import ChebConv, NodeResample, scaled_laplacian
 from convsuite.core_ops.layers.hypercomplex import PHConv1d, PHConv2d, PHConv3d, PHLinear
 from convsuite.core_ops.layers.mixer import MIXERS, create_mixer
 from convsuite.core_ops.layers.multidilated import D2Block, D3Block, MultiDilatedConv2d
@@ -25,6 +26,7 @@ __all__ = [
     "ComplexBatchNorm2d",
     "ComplexConv2d",
     "CReLU",
+    "ChebConv",
     "D2Block",
     "D3Block",
     "DCLSConv1d",
@@ -35,6 +37,7 @@ __all__ = [
     "FFTConv2d",
     "ModReLU",
     "MultiDilatedConv2d",
+    "NodeResample",
     "PHConv1d",
     "PHConv2d",
     "PHConv3d",
@@ -47,4 +50,5 @@ __all__ = [
     "fft_conv",
     "large_kernel_conv",
     "reparameterize_model",
+    "scaled_laplacian",
 ]
