@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from convsuite.core_ops.layers import ChebConv, NodeResample, scaled_laplacian
 from convsuite_dev.testing import check_layer
 from torch_geometric.nn import ChebConv as PygChebConv
+
+from convsuite.core_ops.layers import ChebConv, NodeResample, scaled_laplacian
 
 
 def _two_rings(n1: int = 7, n2: int = 5) -> torch.Tensor:
