@@ -1,0 +1,87 @@
+"""Reading and writing chest radiographs: PNG (8/16-bit grey) and JSRT raw ``.IMG``.
+
+Images become (H, W) float32 arrays in [0, 1]. JSRT's 247 ``.IMG`` files are 2048 x 2048 big-endian
+uint16 without a header, 12 significant bits, stored with high values for dark (air): the dataset's
+own convention is ``image = 1 - value / 4096``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from convsuite.core_ops.io import InputError, atomic_path
+from PIL import Image, UnidentifiedImageError
+
+JSRT_SHAPE = (2048, 2048)
+JSRT_PIXEL_SPACING_MM = 0.175
+"""JSRT detector pitch; 0.35 mm at the 1024-pixel size of the landmark dataset."""
+
+
+def read_radiograph(path: str | os.PathLike[str]) -> np.ndarray:
+    """A grey radiograph as (H, W) float32 in [0, 1]; ``.IMG`` is read as JSRT raw.
+
+    Raises:
+        InputError: missing or unreadable file, colour image, NaN, or an ``.IMG`` of the wrong size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file does not exist")
+    image = _read_jsrt(path) if path.suffix.lower() == ".img" else _read_picture(path)
+    if not np.isfinite(image).all():
+        raise InputError(path, "image contains NaN or infinite values")
+    return image
+
+
+def _read_jsrt(path: Path) -> np.ndarray:
+    expected = JSRT_SHAPE[0] * JSRT_SHAPE[1] * 2
+    size = path.stat().st_size
+    if size != expected:
+        raise InputError(
+            path, f"a JSRT .IMG is {expected} bytes (2048 x 2048 big-endian uint16), got {size}"
+        )
+    raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SHAPE)
+    return np.clip(1.0 - raw.astype(np.float32) / 4096.0, 0.0, 1.0)
+
+
+def _read_picture(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as picture:
+            mode = picture.mode
+            array = np.asarray(picture)
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(path, f"is not a readable image ({error})") from None
+    if array.ndim == 3:
+        channels = array.shape[-1]
+        grey = array[..., :3] if channels >= 3 else array[..., :1]
+        if channels >= 3 and not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
+            raise InputError(path, f"is a {channels}-channel colour image; radiographs are grey")
+        array = grey[..., 0]
+    if array.ndim != 2 or min(array.shape) < 32:
+        raise InputError(path, f"expected a 2-D grey image of at least 32 x 32, got {array.shape}")
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    scale = 65535.0 if mode.startswith("I;16") or array.dtype == np.uint16 else 255.0
+    if np.issubdtype(array.dtype, np.floating):
+        scale = 1.0
+    return np.clip(array.astype(np.float32) / scale, 0.0, 1.0)
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Write a [0, 1] (H, W) image as 8-bit grey PNG, or a bool/uint8 mask as 0/255, atomically."""
+    array = np.asarray(image)
+    if array.dtype == np.bool_:
+        pixels = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint8:
+        pixels = array
+    else:
+        pixels = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+    return Path(path)
+
+
+def read_mask(path: str | os.PathLike[str]) -> np.ndarray:
+    """A Montgomery/Shenzhen-style binary mask PNG as (H, W) bool (non-zero = organ)."""
+    return read_radiograph(path) > 0.5
