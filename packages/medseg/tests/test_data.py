@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from convsuite.core_ops.io import InputError
 from convsuite.medseg.data.images import read_radiograph, write_png
 from convsuite.medseg.data.landmarks import ORGAN_SIZES, from_flat, to_flat
@@ -11,7 +13,6 @@ from convsuite.medseg.data.layout import scan_dataset, write_sample
 from convsuite.medseg.data.masks import contour_to_mask, mask_to_contour, signed_area
 from convsuite.medseg.data.preprocess import fit_to_square
 from convsuite.medseg.metrics import dice
-from PIL import Image
 
 
 def _ellipse(n: int, centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
@@ -60,7 +61,9 @@ def test_png_reading_and_bad_images(tmp_path) -> None:  # noqa: ANN001
     grey = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
     write_png(tmp_path / "g.png", grey)
     np.testing.assert_allclose(read_radiograph(tmp_path / "g.png"), grey, atol=1 / 255)
-    Image.fromarray((np.arange(64 * 64, dtype=np.uint16) * 16).reshape(64, 64)).save(tmp_path / "s.png")
+    Image.fromarray((np.arange(64 * 64, dtype=np.uint16) * 16).reshape(64, 64)).save(
+        tmp_path / "s.png"
+    )
     assert read_radiograph(tmp_path / "s.png").max() > 0.9  # 16-bit scale kept
     colour = np.zeros((64, 64, 3), dtype=np.uint8)
     colour[..., 0] = 200

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from convsuite_dev.testing import assert_learns
+
 from convsuite.medseg.models import ContourGraph, HybridGNet, preset
 from convsuite.medseg.models.contour_graph import ring_downsample, ring_upsample
 from convsuite.medseg.models.hybridgnet import sample_window
-from convsuite_dev.testing import assert_learns
 
 
 def test_paper_preset_has_the_papers_parameter_count() -> None:
@@ -62,9 +63,7 @@ def test_loss_has_the_papers_terms() -> None:
     target = torch.rand(2, 120, 2)
     losses = net.loss(out, target)
     expected = (
-        torch.nn.functional.mse_loss(out.landmarks, target)
-        + losses["skip"]
-        + 1e-5 * losses["kl"]
+        torch.nn.functional.mse_loss(out.landmarks, target) + losses["skip"] + 1e-5 * losses["kl"]
     )
     torch.testing.assert_close(losses["loss"], expected)
     assert losses["kl"] >= 0
@@ -75,8 +74,12 @@ def _ellipse_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, to
     size = 64
     centre = 0.35 + 0.3 * torch.rand(n, 2, generator=generator)
     radius = 0.1 + 0.1 * torch.rand(n, 1, generator=generator)
-    yy, xx = torch.meshgrid((torch.arange(size) + 0.5) / size, (torch.arange(size) + 0.5) / size, indexing="ij")
-    inside = ((xx - centre[:, 0, None, None]) ** 2 + (yy - centre[:, 1, None, None]) ** 2) < radius[..., None] ** 2
+    yy, xx = torch.meshgrid(
+        (torch.arange(size) + 0.5) / size, (torch.arange(size) + 0.5) / size, indexing="ij"
+    )
+    inside = ((xx - centre[:, 0, None, None]) ** 2 + (yy - centre[:, 1, None, None]) ** 2) < radius[
+        ..., None
+    ] ** 2
     images = inside.float()[:, None]
     nodes = []
     for count in (44, 50, 26):
@@ -105,5 +108,7 @@ def test_tiny_hybridgnet_learns_contours_from_images() -> None:
     )
     # better than predicting the mean landmark configuration of the data
     targets = torch.cat([t for _, t in batches])
-    trivial = torch.nn.functional.mse_loss(targets.mean(0, keepdim=True).expand_as(targets), targets)
+    trivial = torch.nn.functional.mse_loss(
+        targets.mean(0, keepdim=True).expand_as(targets), targets
+    )
     assert last < 0.3 * trivial.item(), (last, trivial.item())

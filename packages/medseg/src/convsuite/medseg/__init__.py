@@ -8,7 +8,7 @@ Quickstart::
 """
 
 from convsuite.medseg.data.images import read_radiograph
-#PHANTOM from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
+from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
 from convsuite.medseg.infer import CXRSegmentation, segment
 from convsuite.medseg.models import HybridGNet, HybridGNetConfig, preset
 

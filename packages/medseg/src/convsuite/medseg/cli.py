@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import typer
-from convsuite.core_ops.io import InputError, atomic_write
-from convsuite.core_ops.runtime import keep_freed_memory
 from rich.console import Console
 from rich.progress import track
 
+from convsuite.core_ops.io import InputError, atomic_write
+from convsuite.core_ops.runtime import keep_freed_memory
 from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
 from convsuite.medseg.data.images import read_radiograph, write_png
 from convsuite.medseg.data.landmarks import stack
@@ -47,9 +47,7 @@ def _fail(error: InputError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@cxr.command(
-    epilog="Example: medseg cxr simulate --n 200 --seed 7 --out phantoms/ --occlusion 0.2"
-)
+@cxr.command(epilog="Example: medseg cxr simulate --n 200 --seed 7 --out phantoms/ --occlusion 0.2")
 def simulate(
     out: Path = typer.Option(..., help="Folder for images/ and landmarks/<organ>/."),
     n: int = typer.Option(200, help="Number of phantoms."),
@@ -96,14 +94,30 @@ def train(
     """Train HybridGNet (or the U-Net baseline) and export safetensors + model card."""
     keep_freed_memory()
     recipe = "medseg cxr train " + " ".join(
-        [str(data_root), f"--preset {preset}", f"--epochs {epochs}", f"--batch-size {batch_size}",
-         f"--lr {lr}", f"--seed {seed}"] + (["--baseline"] if baseline else [])
+        [
+            str(data_root),
+            f"--preset {preset}",
+            f"--epochs {epochs}",
+            f"--batch-size {batch_size}",
+            f"--lr {lr}",
+            f"--seed {seed}",
+        ]
+        + (["--baseline"] if baseline else [])
     )
-    settings = dict(out_dir=out, epochs=epochs, batch_size=batch_size, seed=seed, recipe=recipe,
-                    accelerator=device, devices=devices)
+    settings = dict(
+        out_dir=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        recipe=recipe,
+        accelerator=device,
+        devices=devices,
+    )
     try:
         if baseline:
-            result = train_pixel_baseline(data_root, image_size=PRESETS[preset].image_size, **settings)
+            result = train_pixel_baseline(
+                data_root, image_size=PRESETS[preset].image_size, **settings
+            )
         else:
             result = train_hybridgnet(data_root, preset_name=preset, lr=lr, **settings)
     except InputError as error:
@@ -133,7 +147,7 @@ def segment_images(
     generator = torch.Generator().manual_seed(0)
     results = segment(net, pictures, samples, batch_size, generator)
     for path, image, result in track(
-        zip(images, pictures, results), total=len(images), description="segmenting"
+        zip(images, pictures, results, strict=True), total=len(images), description="segmenting"
     ):
         _write_result(out, path.stem, image, result, net.config.organs)
     console.print(f"wrote results for {len(images)} image(s) to {out}")
@@ -150,7 +164,10 @@ def _write_result(
     for organ, mask in result.masks.items():
         write_png(out / f"{stem}_mask_{organ}.png", mask)
     save_overlay(
-        out / f"{stem}_overlay.png", image, result.landmarks, result.uncertainty,
+        out / f"{stem}_overlay.png",
+        image,
+        result.landmarks,
+        result.uncertainty,
         title=f"{stem}  CTR {result.cardiothoracic_ratio:.2f}",
     )
 
@@ -173,7 +190,9 @@ def evaluate(
         net = HybridGNet.from_pretrained(weights)
         pixel = None
         if baseline is not None:
-            pixel = load_pixel_baseline(bundled_weights(UNET_SMALL) if baseline == "bundled" else baseline)
+            pixel = load_pixel_baseline(
+                bundled_weights(UNET_SMALL) if baseline == "bundled" else baseline
+            )
         spacing = pixel_spacing or _meta_spacing(data_root)
         scores = evaluate_dataset(net, data_root, pixel, spacing)
     except InputError as error:

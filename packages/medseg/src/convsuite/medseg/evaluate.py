@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from convsuite.core_ops.io import InputError, load_checkpoint
 from rich.progress import track
 from rich.table import Table
 
+from convsuite.core_ops.io import InputError, load_checkpoint
 from convsuite.medseg.data.landmarks import ORGAN_NAMES, stack
 from convsuite.medseg.data.layout import scan_dataset
 from convsuite.medseg.data.masks import contour_to_mask
@@ -102,7 +101,9 @@ def evaluate_dataset(
             spacing = pixel_spacing_mm or default_pixel_spacing(image.shape[1])
             true_masks = {o: contour_to_mask(truth[o], image.shape) for o in organs}
             for organ in organs:
-                results["HybridGNet"].add(organ, predictions[i].masks[organ], true_masks[organ], spacing)
+                results["HybridGNet"].add(
+                    organ, predictions[i].masks[organ], true_masks[organ], spacing
+                )
                 if pixel_masks is not None:
                     results["UNet"].add(organ, pixel_masks[i][organ], true_masks[organ], spacing)
             results["HybridGNet"].landmark_mse_px2.append(

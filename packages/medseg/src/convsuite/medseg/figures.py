@@ -8,13 +8,20 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+
 from convsuite.core_ops.io import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the non-interactive backend)
 from matplotlib.axes import Axes  # noqa: E402
 
-ORGAN_COLOURS = {"RL": "tab:cyan", "LL": "tab:green", "H": "tab:red", "RCLA": "tab:orange", "LCLA": "gold"}
+ORGAN_COLOURS = {
+    "RL": "tab:cyan",
+    "LL": "tab:green",
+    "H": "tab:red",
+    "RCLA": "tab:orange",
+    "LCLA": "gold",
+}
 
 
 def draw_contours(
@@ -35,8 +42,14 @@ def draw_contours(
             ax.plot(ref[:, 0], ref[:, 1], "--", color="white", lw=0.8)
         ax.plot(closed[:, 0], closed[:, 1], "-", color=colour, lw=1.2, label=organ)
         if uncertainty is not None:
-            ax.scatter(points[:, 0], points[:, 1], s=4 * (1 + uncertainty[organ]) ** 2,
-                       facecolors="none", edgecolors=colour, linewidths=0.6)
+            ax.scatter(
+                points[:, 0],
+                points[:, 1],
+                s=4 * (1 + uncertainty[organ]) ** 2,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=0.6,
+            )
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
 

@@ -90,7 +90,10 @@ def segment(
         spread = _latent_spread(net, features, samples, generator) if samples else None
         for i, (image, (_, fit)) in enumerate(zip(batch, prepared, strict=True)):
             yield _to_image(
-                nodes[i].cpu().numpy(), None if spread is None else spread[i], fit, image.shape,
+                nodes[i].cpu().numpy(),
+                None if spread is None else spread[i],
+                fit,
+                image.shape,
                 organs,
             )
 
@@ -122,7 +125,9 @@ def _to_image(
     masks = {organ: contour_to_mask(points, shape) for organ, points in landmarks.items()}
     uncertainty = None
     if spread is not None:
-        uncertainty = {o: u[:, 0] for o, u in unstack(spread[:, None] * fit.size / fit.scale, organs).items()}
+        uncertainty = {
+            o: u[:, 0] for o, u in unstack(spread[:, None] * fit.size / fit.scale, organs).items()
+        }
     ratio = cardiothoracic_ratio(landmarks) if {"RL", "LL", "H"} <= set(organs) else float("nan")
     return CXRSegmentation(landmarks, masks, uncertainty, ratio)
 
@@ -137,7 +142,10 @@ def segment_pixels(
     tensor = torch.from_numpy(np.stack([p[0] for p in prepared])[:, None])
     probabilities = torch.sigmoid(net(tensor))
     return [
-        {organ: mask for organ, mask in zip(organs, _mask_to_image(prob, fit, image.shape), strict=True)}
+        {
+            organ: mask
+            for organ, mask in zip(organs, _mask_to_image(prob, fit, image.shape), strict=True)
+        }
         for prob, (_, fit), image in zip(probabilities, prepared, images, strict=True)
     ]
 

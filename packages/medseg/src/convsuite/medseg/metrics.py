@@ -58,7 +58,9 @@ def landmark_mse(predicted: np.ndarray, truth: np.ndarray, image_size: float) ->
 def is_topologically_valid(mask: np.ndarray) -> bool:
     """One 8-connected region and no holes: the shape of a real organ on a radiograph."""
     mask = np.asarray(mask, dtype=bool)
-    return bool(label(mask, connectivity=2).max() == 1 and np.array_equal(binary_fill_holes(mask), mask))
+    return bool(
+        label(mask, connectivity=2).max() == 1 and np.array_equal(binary_fill_holes(mask), mask)
+    )
 
 
 def is_simple_polygon(points: np.ndarray) -> bool:

@@ -19,11 +19,11 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from convsuite.core_ops.io import ModelCard, load_checkpoint
-from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 from monai.losses import DiceLoss
 from torch.utils.data import DataLoader
 
+from convsuite.core_ops.io import ModelCard, load_checkpoint
+from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 from convsuite.medseg.data.tensors import LandmarkTensors, load_landmark_tensors
 from convsuite.medseg.models.hybridgnet import HybridGNet, HybridGNetConfig, preset
 from convsuite.medseg.models.pixel_baseline import pixel_baseline
@@ -31,7 +31,9 @@ from convsuite.medseg.models.pixel_baseline import pixel_baseline
 LANDMARK_MSE_SCALE = 1024**2
 
 
-def augment_intensity(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_intensity(
+    images: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Random per-image gamma (0.7-1.4), contrast (0.8-1.2) and brightness (+-0.1), as AugColor.
 
     Shapes: (B, 1, S, S) in [0, 1] -> same.
@@ -215,7 +217,11 @@ def train_pixel_baseline(
     train_index, val_index = _split(data, val_fraction, seed)
     module = PixelBaselineModule(len(organs))
     trainer = make_trainer(
-        out_dir, max_epochs=epochs, monitor="val_dice", mode="max", progress=progress,
+        out_dir,
+        max_epochs=epochs,
+        monitor="val_dice",
+        mode="max",
+        progress=progress,
         **trainer_kwargs,
     )
     trainer.fit(

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from convsuite.core_ops.io import InputError, atomic_path
 from PIL import Image, UnidentifiedImageError
+
+from convsuite.core_ops.io import InputError, atomic_path
 
 JSRT_SHAPE = (2048, 2048)
 JSRT_PIXEL_SPACING_MM = 0.175
@@ -55,7 +56,10 @@ def _read_picture(path: Path) -> np.ndarray:
     if array.ndim == 3:
         channels = array.shape[-1]
         grey = array[..., :3] if channels >= 3 else array[..., :1]
-        if channels >= 3 and not (np.array_equal(grey[..., 0], grey[..., 1]) and np.array_equal(grey[..., 0], grey[..., 2])):
+        if channels >= 3 and not (
+            np.array_equal(grey[..., 0], grey[..., 1])
+            and np.array_equal(grey[..., 0], grey[..., 2])
+        ):
             raise InputError(path, f"is a {channels}-channel colour image; radiographs are grey")
         array = grey[..., 0]
     if array.ndim != 2 or min(array.shape) < 32:

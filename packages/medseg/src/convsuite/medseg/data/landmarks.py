@@ -67,7 +67,9 @@ def to_flat(landmarks: Mapping[str, np.ndarray]) -> np.ndarray:
     """Landmarks per organ -> HybridGNet's flat (240,) or (332,) array."""
     organs = ALL_ORGANS if set(landmarks) == set(ALL_ORGANS) else LUNGS_AND_HEART
     if set(landmarks) != set(organs):
-        raise ValueError(f"flat arrays hold {LUNGS_AND_HEART} or {ALL_ORGANS}, got {list(landmarks)}")
+        raise ValueError(
+            f"flat arrays hold {LUNGS_AND_HEART} or {ALL_ORGANS}, got {list(landmarks)}"
+        )
     return np.concatenate([np.asarray(landmarks[organ]) for organ in organs]).reshape(-1)
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from convsuite.core_ops.io import InputError, atomic_path
 
+from convsuite.core_ops.io import InputError, atomic_path
 from convsuite.medseg.data.images import read_radiograph, write_png
 from convsuite.medseg.data.landmarks import LUNGS_AND_HEART, Landmarks, validate_landmarks
 
@@ -67,7 +67,9 @@ def scan_dataset(
         raise InputError(root, f"no '{IMAGE_FOLDER}/' folder: expected the landmark dataset layout")
     samples = []
     for image_path in sorted(image_dir.glob("*.png")):
-        paths = {organ: root / LANDMARK_FOLDER / organ / f"{image_path.stem}.npy" for organ in organs}
+        paths = {
+            organ: root / LANDMARK_FOLDER / organ / f"{image_path.stem}.npy" for organ in organs
+        }
         missing = [organ for organ, path in paths.items() if not path.is_file()]
         if missing:
             raise InputError(image_path, f"has no landmark file for {', '.join(missing)}")

@@ -9,4 +9,11 @@ from convsuite.medseg.models.hybridgnet import (
     preset,
 )
 
-__all__ = ["PRESETS", "ContourGraph", "HybridGNet", "HybridGNetConfig", "HybridGNetOutput", "preset"]
+__all__ = [
+    "PRESETS",
+    "ContourGraph",
+    "HybridGNet",
+    "HybridGNetConfig",
+    "HybridGNetOutput",
+    "preset",
+]

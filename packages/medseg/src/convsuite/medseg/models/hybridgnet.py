@@ -18,16 +18,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from convsuite.core_ops.io import InputError, ModelCard, load_checkpoint
-from convsuite.core_ops.layers import ChebConv, NodeResample
 from torch import nn
 
+from convsuite.core_ops.io import InputError, ModelCard, load_checkpoint
+from convsuite.core_ops.layers import ChebConv, NodeResample
 from convsuite.medseg.bundled import bundled_weights
 from convsuite.medseg.data.landmarks import LUNGS_AND_HEART
 from convsuite.medseg.infer import CXRSegmentation, segment
@@ -136,7 +137,7 @@ class VariationalEncoder(nn.Module):
     def __init__(self, config: HybridGNetConfig) -> None:
         super().__init__()
         widths = (1, *config.encoder_widths)
-        self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.blocks = nn.ModuleList(ResidualBlock(a, b) for a, b in pairwise(widths))
         flat = config.encoder_widths[-1] * (config.image_size // 32) ** 2
         self.to_mean = nn.Linear(flat, config.latents)
         self.to_log_var = nn.Linear(flat, config.latents)
@@ -171,7 +172,9 @@ def sample_window(feature_map: torch.Tensor, positions: torch.Tensor, window: in
     size = torch.tensor([width, height], dtype=positions.dtype, device=positions.device)
     pixels = positions[:, :, None, :] * size + torch.stack([dx, dy], -1).reshape(1, 1, -1, 2)
     grid = 2 * pixels / size - 1  # grid_sample's align_corners=False frame
-    sampled = F.grid_sample(feature_map, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    sampled = F.grid_sample(
+        feature_map, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     return sampled.mean(dim=-1).transpose(1, 2)
 
 

@@ -1,0 +1,98 @@
+"""medseg's demo (entry point ``medseg`` of ``convsuite.demos``): HybridGNet vs U-Net under occlusion.
+
+Simulates held-out chest phantoms twice, clean and with random patches over 20% of the lung field
+(same anatomy), writes them in the landmark dataset layout, segments both with the bundled
+HybridGNet and the bundled U-Net baseline, and reports Dice, Hausdorff distance and topological
+validity side by side, as the paper's occlusion study. Figures: overlays of both methods on
+occluded phantoms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from skimage.measure import find_contours
+
+from convsuite.core_ops.demo import DemoResult
+from convsuite.core_ops.io import atomic_path
+from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
+from convsuite.medseg.data.layout import scan_dataset, write_sample
+from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
+from convsuite.medseg.evaluate import evaluate_dataset, load_pixel_baseline
+from convsuite.medseg.figures import ORGAN_COLOURS, draw_contours
+from convsuite.medseg.infer import segment, segment_pixels
+from convsuite.medseg.models.hybridgnet import HybridGNet
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after selecting the non-interactive backend)
+
+_SEED = 2026  # held out: the bundled weights were trained on seed 7
+_N = 24
+_SIZE = 512
+_OCCLUSION = 0.2
+_SHOWN = 3
+
+
+def run(out_dir: Path) -> DemoResult:
+    """Simulate, segment with both methods, compare clean vs occluded; write figures."""
+    out_dir = Path(out_dir)
+    net = HybridGNet.from_pretrained()
+    baseline = load_pixel_baseline(bundled_weights(UNET_SMALL))
+    summary: dict[str, dict[str, float]] = {}
+    for condition, occlusion in (("clean", 0.0), ("occluded", _OCCLUSION)):
+        root = out_dir / "phantoms" / condition
+        options = PhantomOptions(size=_SIZE, occlusion=occlusion)
+        for index, phantom in enumerate(simulate_phantoms(_N, _SEED, options)):
+            write_sample(root, f"phantom_{index:03d}", phantom.image, phantom.landmarks)
+        scores = evaluate_dataset(net, root, baseline, progress=False)
+        for method, method_scores in scores.items():
+            summary[f"{method} {condition}"] = {
+                k: round(v, 4) for k, v in method_scores.summary().items()
+            }
+    figure = _comparison_figure(net, baseline, out_dir / "phantoms" / "occluded", out_dir)
+    return DemoResult(
+        title="HybridGNet chest x-ray contours vs a U-Net, clean and under occlusion",
+        summary=summary,
+        figures=[figure],
+        description=(
+            f"{_N} held-out simulated radiographs ({_SIZE} px), clean and with random patches over "
+            f"{int(_OCCLUSION * 100)}% of the lung field. HybridGNet (bundled small weights) "
+            "outputs closed organ contours, so every organ stays one region without holes; the "
+            "U-Net's masks can fragment under occlusion. Dice, Hausdorff (mm) and the share of "
+            "topologically valid organs per method and condition. Both models were trained on "
+            "phantoms only."
+        ),
+    )
+
+
+def _comparison_figure(net: HybridGNet, baseline: tuple, data_root: Path, out_dir: Path) -> Path:
+    samples = scan_dataset(data_root, net.config.organs)[:_SHOWN]
+    read = [sample.read() for sample in samples]
+    images = [image for image, _ in read]
+    predictions = list(segment(net, images))
+    pixel_masks = segment_pixels(baseline[0], images, net.config.organs, baseline[1]["image_size"])
+    fig, axes = plt.subplots(2, _SHOWN, figsize=(3.2 * _SHOWN, 6.6), dpi=110)
+    for column, (image, truth) in enumerate(read):
+        draw_contours(
+            axes[0, column],
+            image,
+            predictions[column].landmarks,
+            truth=truth,
+            title="HybridGNet (dashed: truth)",
+        )
+        axes[1, column].imshow(image, cmap="gray", vmin=0, vmax=1)
+        for organ, mask in pixel_masks[column].items():
+            for outline in find_contours(np.pad(mask, 1).astype(float), 0.5):
+                axes[1, column].plot(
+                    outline[:, 1] - 1, outline[:, 0] - 1, color=ORGAN_COLOURS[organ], lw=1.0
+                )
+        axes[1, column].set_title("U-Net baseline", fontsize=9)
+        axes[1, column].set_axis_off()
+    fig.tight_layout()
+    path = out_dir / "occlusion_comparison.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
