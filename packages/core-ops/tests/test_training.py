@@ -183,3 +183,12 @@ def test_input_error_is_one_line_naming_the_file(tmp_path) -> None:
         str(tmp_path / "map.fits"),
         "Nside 100 is not a power of 2",
     )
+
+
+def test_atomic_write_gives_the_permissions_of_a_plainly_created_file(tmp_path) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    with atomic_write(atomic) as handle:
+        handle.write("x")
+    assert atomic.stat().st_mode == plain.stat().st_mode

@@ -49,12 +49,20 @@ class InputError(ValueError):
         super().__init__(f"{self.source}: {problem}")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
 
     For libraries that insist on writing a path themselves (``healpy.write_map``, ``nibabel.save``,
     ``safetensors``). On any exception the temporary file is removed and ``target`` is untouched.
+    The result gets the permissions of a plainly created file (``0o666`` less the umask), not the
+    owner-only mode of the temporary file.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +71,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -64,7 +64,7 @@ def load_pixel_baseline(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, 
     state_dict, card = load_checkpoint(path)
     if card.architecture != "UNet":
         raise InputError(path, f"holds a {card.architecture}, not the U-Net baseline")
-    net = pixel_baseline(card.config["n_organs"])
+    net = pixel_baseline(card.config["n_organs"], tuple(card.config["widths"]))
     net.load_state_dict(state_dict)
     return net.eval(), card.config
 
@@ -115,24 +115,17 @@ def evaluate_dataset(
 
 
 def results_table(results: dict[str, dict[str, float]], title: str, organs: Sequence[str]) -> Table:
-    """A rich table: one row per method and condition, Dice / HD / validity per organ."""
+    """A rich table as the paper's: one row per organ and metric, one column per method."""
     table = Table(title=title)
-    table.add_column("method")
+    table.add_column("organ")
+    table.add_column("metric")
+    for method in results:
+        table.add_column(method, justify="right")
+    metrics = (("Dice", "dice", "{:.3f}", 1), ("HD (mm)", "hd_mm", "{:.2f}", 1))
     for organ in organs:
-        name = ORGAN_NAMES[organ]
-        table.add_column(f"Dice {name}", justify="right")
-        table.add_column(f"HD {name} (mm)", justify="right")
-        table.add_column(f"valid {name}", justify="right")
-    table.add_column("landmark MSE (px²)", justify="right")
-    for method, summary in results.items():
-        row = [method]
-        for organ in organs:
-            row += [
-                f"{summary[f'dice_{organ}']:.3f}",
-                f"{summary[f'hd_mm_{organ}']:.2f}",
-                f"{100 * summary[f'valid_{organ}']:.0f}%",
-            ]
-        mse = summary.get("landmark_mse_px2")
-        row.append("-" if mse is None else f"{mse:.1f}")
-        table.add_row(*row)
+        for label, key, fmt, scale in (*metrics, ("valid", "valid", "{:.0f}%", 100)):
+            values = [fmt.format(scale * s[f"{key}_{organ}"]) for s in results.values()]
+            table.add_row(ORGAN_NAMES[organ], label, *values)
+    mse = [s.get("landmark_mse_px2") for s in results.values()]
+    table.add_row("all", "landmark MSE (px²)", *("-" if m is None else f"{m:.1f}" for m in mse))
     return table

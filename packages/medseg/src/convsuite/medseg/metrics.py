@@ -7,6 +7,7 @@ topological validity asks each organ to be one connected region without holes.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -37,9 +38,14 @@ def hausdorff_mm(predicted: np.ndarray, truth: np.ndarray, pixel_spacing_mm: flo
     """
     if not predicted.any() or not truth.any():
         return float(np.hypot(*truth.shape) * pixel_spacing_mm)
-    distance = compute_hausdorff_distance(
-        _as_batch(predicted), _as_batch(truth), spacing=pixel_spacing_mm
-    )
+    with warnings.catch_warnings():
+        # MONAI 1.5+ passes its own deprecated `always_return_as_numpy` internally.
+        warnings.filterwarnings(
+            "ignore", message=".*always_return_as_numpy", category=FutureWarning
+        )
+        distance = compute_hausdorff_distance(
+            _as_batch(predicted), _as_batch(truth), spacing=pixel_spacing_mm
+        )
     return float(distance.item())
 
 

@@ -1,16 +1,18 @@
 """Training HybridGNet and its U-Net baseline with Lightning, and the recipe of the bundled weights.
 
-The recipe of ``weights/hybridgnet_small.safetensors`` (and of the baseline used in the evaluation)::
+The bundled weights (``weights/hybridgnet_small.*``, ``weights/unet_small.*``) come from
+``shared/recipes/medseg_hybridgnet_small.sh`` in the repository::
 
-    medseg cxr simulate --n 1200 --seed 7 --size 256 --out phantoms/train
-    medseg cxr train phantoms/train --preset small --epochs 30 --out runs/hybridgnet
-    medseg cxr train phantoms/train --baseline unet --epochs 12 --out runs/unet
+    medseg cxr simulate --n 1000 --seed 7 --size 256 --out phantoms/train
+    medseg cxr train phantoms/train --preset small --epochs 25 --out runs/hybridgnet
+    medseg cxr train phantoms/train --baseline --epochs 8 --out runs/unet
 
 The model card written beside the weights records the command, time and reached metrics.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from convsuite.core_ops.io import ModelCard, load_checkpoint
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 from convsuite.medseg.data.tensors import LandmarkTensors, load_landmark_tensors
 from convsuite.medseg.models.hybridgnet import HybridGNet, HybridGNetConfig, preset
-from convsuite.medseg.models.pixel_baseline import pixel_baseline
+from convsuite.medseg.models.pixel_baseline import PIXEL_BASELINE_WIDTHS, pixel_baseline
 
 LANDMARK_MSE_SCALE = 1024**2
 
@@ -149,6 +151,7 @@ def train_hybridgnet(
     lr: float = 1e-3,
     seed: int = 0,
     val_fraction: float = 0.1,
+    init: str | os.PathLike[str] | None = None,
     recipe: str = "",
     progress: bool = True,
     **trainer_kwargs: object,
@@ -165,16 +168,21 @@ def train_hybridgnet(
             tens of epochs, so it is the CPU recipe's default.
         seed: seeds the split, initialisation and sampling.
         val_fraction: share of samples held out to pick the best epoch.
+        init: start from these weights (a HybridGNet ``.safetensors``, e.g. the bundled ones)
+            instead of a random initialisation; its architecture replaces ``preset_name``'s.
         recipe: the command line recorded in the model card.
         progress: progress bars.
         **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`.
     """
     started = time.perf_counter()
     seed_everything(seed)
-    config = preset(preset_name)
+    start = HybridGNet.from_pretrained(init) if init is not None else None
+    config = start.config if start is not None else preset(preset_name)
     data = load_landmark_tensors(data_root, config.image_size, config.organs, progress)
     train_index, val_index = _split(data, val_fraction, seed)
     module = HybridGNetModule(config, lr=lr, lr_step_epochs=max(1, epochs // 5))
+    if start is not None:
+        module.net.load_state_dict(start.state_dict())
     trainer = make_trainer(
         out_dir, max_epochs=epochs, monitor="val_mse_px2", progress=progress, **trainer_kwargs
     )
@@ -188,7 +196,7 @@ def train_hybridgnet(
         architecture="HybridGNet",
         config=config.to_dict(),
         recipe=recipe or f"train_hybridgnet({str(data_root)!r}, preset_name={preset_name!r})",
-        training_data=f"{len(train_index)} images of {data_root} (validation {len(val_index)})",
+        training_data=_describe_data(data_root, len(train_index), len(val_index)),
         metrics={"train_seconds": round(seconds, 1)},
         intended_use=PHANTOM_USE,
     )
@@ -236,14 +244,32 @@ def train_pixel_baseline(
     seconds = time.perf_counter() - started
     card = ModelCard(
         architecture="UNet",
-        config={"n_organs": len(organs), "organs": list(organs), "image_size": image_size},
+        config={
+            "n_organs": len(organs),
+            "organs": list(organs),
+            "image_size": image_size,
+            "widths": list(PIXEL_BASELINE_WIDTHS),
+        },
         recipe=recipe or f"train_pixel_baseline({str(data_root)!r})",
-        training_data=f"{len(train_index)} images of {data_root} (validation {len(val_index)})",
+        training_data=_describe_data(data_root, len(train_index), len(val_index)),
         metrics={"train_seconds": round(seconds, 1)},
         intended_use="Pixel baseline for comparisons with HybridGNet. " + PHANTOM_USE,
     )
     weights = export_best(trainer, module, Path(out_dir) / "unet.safetensors", card)
     return TrainResult(weights, _read_card_metrics(weights), seconds)
+
+
+def _describe_data(data_root: str | os.PathLike[str], n_train: int, n_val: int) -> str:
+    """The model card's ``training_data``: the split, and the simulator settings when phantoms."""
+    text = f"{n_train} images of {data_root} (validation {n_val})"
+    meta = Path(data_root) / "meta.json"
+    if meta.is_file():
+        settings = json.loads(meta.read_text())
+        text += (
+            f", simulated by {settings['simulator']} with seed {settings['seed']}, "
+            f"n {settings['n']}, options {settings['options']}"
+        )
+    return text
 
 
 def _read_card_metrics(weights: Path) -> dict[str, float]:
