@@ -1,0 +1,394 @@
+"""Rulebooks: for each kernel tap, the (input row, output row) pairs it connects.
+
+Submanifold layers: every site becomes one int64 key, row-major over (batch, *grid) with the grid
+padded by the kernel radius, so that a neighbour's key is the site's key plus a constant per offset
+(no wrap-around between rows or batch items). Keys are sorted once (inputs usually arrive sorted:
+then not at all). For the runs of taps along the last axis before the window's middle, one
+``torch.searchsorted`` finds each run's first candidate for all sites at once and the rest of the
+run is a vectorised compare-and-step walk (consecutive keys sit at consecutive sorted positions);
+the runs after the middle are their mirror images, filled by one scatter; the middle run walks out
+from the site itself. No Python loop touches individual sites.
+
+Strided layers: with kernel == stride each site's window and tap are column arithmetic (shifts and
+masks for powers of two); ``torch.unique`` numbers the output sites in raster order.
+
+Rulebooks are cached in ``SparseTensor._cache``, a dict that every tensor on the same sites shares,
+so each resolution of a network builds its rulebook once per input.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from convsuite.core_ops.layers.sparse.tensor import SparseTensor
+
+__all__ = ["Rulebook", "downsample_rulebook", "submanifold_rulebook"]
+
+# Keys are int64; keep headroom so that key + offset never overflows.
+_MAX_KEY = 1 << 62
+
+
+def _row_major_strides(extents: Sequence[int]) -> list[int]:
+    strides, step = [], 1
+    for extent in reversed(extents):
+        strides.append(step)
+        step *= extent
+    return strides[::-1]
+
+
+def _linear_keys(
+    coords: Tensor, extents: Sequence[int], shift: Sequence[int] | None = None
+) -> Tensor:
+    """One int64 key per (b, i_1, ..., i_D) row: row-major over (batch, *extents), i_d + shift_d."""
+    key = coords[:, 0]
+    for axis, extent in enumerate(extents):
+        key = key * extent + coords[:, 1 + axis]
+    if shift is not None:
+        key = key + sum(s * t for s, t in zip(shift, _row_major_strides(extents), strict=True))
+    return key
+
+
+def _decode_keys(keys: Tensor, extents: Sequence[int]) -> Tensor:
+    """Inverse of :func:`_linear_keys` without shift: (M,) keys -> (M, 1 + D) coordinates."""
+    columns = []
+    for extent in reversed(extents):
+        columns.append(keys % extent)
+        keys = keys // extent
+    columns.append(keys)
+    return torch.stack(columns[::-1], 1)
+
+
+def _sorted_keys(x: SparseTensor, radius: tuple[int, ...]) -> tuple[Tensor, Tensor | None]:
+    """Sorted keys of the sites in the grid padded by ``radius``, between two sentinels that match
+    no query (sorted position p is index p + 1), and the sort order (None: already sorted).
+    """
+    entry = ("keys", radius)
+    if entry not in x._cache:
+        extents = [s + 2 * r for s, r in zip(x.spatial_shape, radius, strict=True)]
+        if math.prod([max(x.batch_size, 1), *extents]) >= _MAX_KEY:
+            raise ValueError(f"grid {[x.batch_size, *extents]} is too large for int64 keys")
+        keys = _linear_keys(x.coords, extents, radius)
+        order = None
+        if keys.numel() > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            keys, order = torch.sort(keys)
+            if bool((keys[1:] == keys[:-1]).any()):
+                raise ValueError("coords has duplicate rows: each active site must appear once")
+        sentinel = keys.new_full((1,), _MAX_KEY)
+        x._cache[entry] = (torch.cat([-sentinel, keys, sentinel]), order)
+    return x._cache[entry]
+
+
+def _neighbour_candidates(
+    keys: Tensor, kernel: Sequence[int], strides: Sequence[int]
+) -> tuple[Tensor, Tensor, list[int], int]:
+    """Where each sorted site's neighbour at each centred offset would be, and whether it is there.
+
+    The window is cut into runs along the last axis. For the runs before the middle one
+    ``searchsorted`` call finds each run's first candidate; consecutive keys sit at consecutive
+    sorted positions, so each next tap's candidate is the previous one, moved on by one where that
+    one was found. The runs after the middle are their mirror images (a scatter, no search), and
+    the middle run walks out from the site itself.
+
+    Args:
+        keys: the N sorted keys between sentinels, from :func:`_sorted_keys`.
+        kernel: window size per axis; taps are numbered row-major over the window.
+        strides: key strides of the spatial axes.
+
+    Returns:
+        ``(candidates, found, taps, centre)``: (K, N) sentinel-padded indices (sorted position + 1)
+        of the neighbours, meaningful where the (K, N) ``found``; row r belongs to tap
+        ``taps[r]``, and row ``centre`` is the site itself.
+    """
+    n, device = keys.numel() - 2, keys.device
+    sites = keys[1 : n + 1]
+    run, radius = kernel[-1], kernel[-1] // 2
+    prefixes = itertools.product(*(range(-(k // 2), k // 2 + 1) for k in kernel[:-1]))
+    shifts = [sum(o * s for o, s in zip(p, strides[:-1], strict=True)) for p in prefixes]
+    middle = len(shifts) // 2  # the run through the site itself (shift 0)
+    searched = list(range(middle))
+    candidates = torch.empty((len(shifts) * run, n), dtype=torch.int64, device=device)
+    found = torch.empty((len(shifts) * run, n), dtype=torch.bool, device=device)
+    taps: list[int] = []
+    index = torch.arange(1, n + 1, device=device)
+
+    def check(rows: slice, query: Tensor) -> None:
+        block = candidates[rows]
+        torch.eq(keys.index_select(0, block.view(-1)).view_as(block), query, out=found[rows])
+
+    # Runs before the middle are searched, step-major: rows [step * O, (step + 1) * O) hold step
+    # `step` of each of the O runs.
+    width = len(searched)
+    if width:
+        first = sites + torch.tensor([shifts[i] - radius for i in searched], device=device)[:, None]
+        torch.add(torch.searchsorted(sites, first), 1, out=candidates[:width])
+        for step in range(run):
+            rows = slice(step * width, (step + 1) * width)
+            if step:
+                previous = slice((step - 1) * width, step * width)
+                torch.add(candidates[previous], found[previous], out=candidates[rows])
+            check(rows, first if step == 0 else first + step)
+            taps.extend(i * run + step for i in searched)
+        # Runs after the middle mirror them: j is i's neighbour at offset d exactly when i is j's
+        # at -d, so scatter instead of searching (misses land in the unused slot 0).
+        block = width * run
+        slots = candidates[:block] * found[:block]
+        mirror = torch.zeros((block, n + 2), dtype=torch.int64, device=device)
+        mirror.scatter_(1, slots, index.expand(block, n))
+        candidates[block : 2 * block] = mirror[:, 1 : n + 1]
+        torch.ne(candidates[block : 2 * block], 0, out=found[block : 2 * block])
+        last = len(shifts) * run - 1
+        taps.extend(last - tap for tap in taps[:block])
+    # Then the centre run: pairs of rows (down, up) per step, the site itself last.
+    base, centre_tap = 2 * width * run, middle * run + radius
+    direction = torch.tensor([[-1], [1]], device=device)
+    for step in range(1, radius + 1):
+        rows = slice(base + 2 * (step - 1), base + 2 * step)
+        if step == 1:
+            torch.add(index, direction, out=candidates[rows])
+        else:
+            previous = slice(rows.start - 2, rows.start)
+            torch.add(candidates[previous], direction * found[previous], out=candidates[rows])
+        check(rows, sites + direction * step)
+        taps.extend([centre_tap - step, centre_tap + step])
+    centre = base + 2 * radius
+    candidates[centre] = index
+    found[centre] = True
+    taps.append(centre_tap)
+    return candidates, found, taps, centre
+
+
+# Below this many pairs ``index_add_`` sums pair products as fast as a CSR matmul, and building
+# the CSR index would cost more than it saves.
+CSR_MIN_PAIRS = 1 << 14
+
+
+@dataclass
+class Rulebook:
+    """The (input row, output row) pairs of one sparse convolution, grouped by weight tap.
+
+    Attributes:
+        n_in, n_out: rows of the input and output features.
+        centre: the tap computed as a plain GEMM over all rows (a submanifold kernel's centre pairs
+            every site with itself), or -1.
+        taps: the other taps that have pairs, and ``bounds``: pairs ``bounds[t]:bounds[t + 1]``
+            belong to ``taps[t]`` (Python ints: the compute loops over taps).
+        inputs, outputs: (P,) input and output row of each pair; within a tap, by output row.
+        to_outputs, to_inputs: (crow, col) of the (n_out, P) and (n_in, P) 0/1 CSR matrices that
+            sum pair products into output / input rows, or None: below :data:`CSR_MIN_PAIRS`
+            pairs, or ``to_inputs`` of a submanifold rulebook, whose backward reuses
+            ``to_outputs`` by mirror symmetry.
+    """
+
+    n_in: int
+    n_out: int
+    centre: int
+    taps: list[int]
+    bounds: list[int]
+    inputs: Tensor
+    outputs: Tensor
+    to_outputs: tuple[Tensor, Tensor] | None
+    to_inputs: tuple[Tensor, Tensor] | None
+    _csr: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_pairs(self) -> int:
+        return self.inputs.numel()
+
+    def _matrix(self, side: str, dtype: torch.dtype) -> Tensor:
+        key = (side, dtype)
+        if key not in self._csr:
+            crow, col = self.to_outputs if side == "outputs" else self.to_inputs  # type: ignore[misc]
+            rows = self.n_out if side == "outputs" else self.n_in
+            ones = torch.ones(col.numel(), dtype=dtype, device=col.device)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                self._csr[key] = torch.sparse_csr_tensor(
+                    crow, col, ones, (rows, self.num_pairs), check_invariants=False
+                )
+        return self._csr[key]
+
+    def sum_to_outputs(self, products: Tensor, base: Tensor) -> Tensor:
+        """``base`` (n_out, C) plus each pair's (P, C) product added at its output row."""
+        if self.to_outputs is None:
+            return base.index_add_(0, self.outputs, products)
+        return torch.addmm(base, self._matrix("outputs", products.dtype), products)
+
+    def sum_to_inputs(self, products: Tensor) -> Tensor:
+        """(n_in, C): each pair's (P, C) product added at its input row."""
+        if self.to_inputs is None:
+            base = products.new_zeros(self.n_in, products.shape[1])
+            return base.index_add_(0, self.inputs, products)
+        return self._matrix("inputs", products.dtype) @ products
+
+
+def _csr_pointers(counts: Tensor) -> Tensor:
+    """CSR row pointers from per-row counts."""
+    pointers = counts.new_zeros(counts.numel() + 1)
+    torch.cumsum(counts, 0, out=pointers[1:])
+    return pointers
+
+
+def _pairs(
+    table: Tensor,
+    valid: Tensor,
+    n_in: int,
+    taps: list[int],
+    centre: int,
+    with_inputs: bool,
+    shift: int = 0,
+) -> Rulebook:
+    """Rulebook from a (R, n_out) ``table`` of input rows (minus ``shift``) and ``valid`` mask.
+
+    Row r of both belongs to weight tap ``taps[r]``; row ``centre`` (if >= 0) is left to a plain
+    GEMM. ``with_inputs``: also index the sums into input rows (strided backward). ``valid`` is
+    consumed.
+    """
+    num_rows, n_out = table.shape
+    device = table.device
+    if centre >= 0:
+        valid[centre] = False
+    flat = valid.view(-1).nonzero()[:, 0]  # row-major: by tap, then by output row
+    row_starts = torch.arange(num_rows + 1, device=device) * n_out
+    ends = torch.searchsorted(flat, row_starts).tolist()
+    kept = [r for r in range(num_rows) if ends[r + 1] > ends[r]]
+    bounds = [0] + [ends[r + 1] for r in kept]
+    inputs = table.view(-1).index_select(0, flat)
+    if shift:
+        inputs += shift
+    outputs = flat % max(n_out, 1)
+    to_outputs = to_inputs = None
+    if flat.numel() >= max(CSR_MIN_PAIRS, 1):
+        # CSR by output row: a pair's slot is its row's start plus that row's pairs in earlier
+        # taps. (A loop of row adds: torch's cumsum over dim 0 is an order of magnitude slower.)
+        counter = torch.uint8 if num_rows < 256 else torch.int32
+        upto = torch.empty((num_rows, n_out), dtype=counter, device=device)
+        running = torch.zeros(n_out, dtype=counter, device=device)
+        for r in range(num_rows):
+            running = torch.add(running, valid[r], out=upto[r])
+        pointers = _csr_pointers(running.long())
+        slot = pointers.index_select(0, outputs) + upto.view(-1).index_select(0, flat) - 1
+        numbered = torch.arange(flat.numel(), device=device)
+        to_outputs = (pointers, torch.empty_like(flat).scatter_(0, slot, numbered))
+        if with_inputs:
+            per_input = torch.bincount(inputs, minlength=n_in)
+            pointers = _csr_pointers(per_input)
+            if int(per_input.max()) > 1:
+                by_input = torch.argsort(inputs, stable=True)
+            else:  # each input feeds at most one pair (kernel == stride)
+                slot = pointers.index_select(0, inputs)
+                by_input = torch.empty_like(flat).scatter_(0, slot, numbered)
+            to_inputs = (pointers, by_input)
+    return Rulebook(
+        n_in,
+        n_out,
+        taps[centre] if centre >= 0 else -1,
+        [taps[r] for r in kept],
+        bounds,
+        inputs,
+        outputs,
+        to_outputs,
+        to_inputs,
+    )
+
+
+def submanifold_rulebook(x: SparseTensor, kernel_size: tuple[int, ...]) -> Rulebook:
+    """Rulebook of a submanifold convolution (output sites = input sites), cached on ``x``.
+
+    Tap ``k`` (row-major over the centred window) pairs site ``i`` with output ``j`` when
+    ``coords[i] = coords[j] + offset_k``.
+    """
+    entry = ("subm", kernel_size)
+    if entry not in x._cache:
+        radius = tuple(k // 2 for k in kernel_size)
+        keys, order = _sorted_keys(x, radius)
+        n = keys.numel() - 2
+        extents = [s + 2 * r for s, r in zip(x.spatial_shape, radius, strict=True)]
+        strides = _row_major_strides(extents)
+        candidates, found, taps, centre = _neighbour_candidates(keys, kernel_size, strides)
+        shift = -1
+        if order is not None:  # sorted positions -> rows of x (index -1 wraps to the sentinel n)
+            rows = torch.cat([order, order.new_full((1,), n)])
+            candidates = torch.empty_like(candidates).index_copy_(1, order, rows[candidates - 1])
+            found = torch.empty_like(found).index_copy_(1, order, found)
+            shift = 0
+        x._cache[entry] = _pairs(candidates, found, n, taps, centre, False, shift)
+    return x._cache[entry]
+
+
+def downsample_rulebook(
+    x: SparseTensor, kernel_size: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[SparseTensor, Rulebook, Tensor]:
+    """Output sites and rulebook of a strided convolution or pooling, cached on ``x``.
+
+    Output site ``o`` is active when its window ``o * stride + [0, kernel)`` holds an active input
+    site; the output grid is ``(S - kernel) // stride + 1`` per axis (no padding), as
+    ``torch.nn.functional.conv2d``. With ``kernel == stride`` the output sites are the distinct
+    ``coords // stride``.
+
+    Returns:
+        ``(out, rulebook, table)``: ``out`` holds the (M, 1 + D) output coordinates in raster order
+        with (M, 0) features and a cache of its own, shared by every layer that makes it;
+        ``table`` (K, M) is the input row at each window tap, N where inactive (for pooling).
+    """
+    entry = ("down", kernel_size, stride)
+    if entry in x._cache:
+        return x._cache[entry]
+    out_shape = tuple(
+        (s - k) // t + 1 for s, k, t in zip(x.spatial_shape, kernel_size, stride, strict=True)
+    )
+    if min(out_shape) < 1:
+        raise ValueError(f"spatial_shape {x.spatial_shape} is smaller than kernel {kernel_size}")
+    device, n = x.coords.device, x.coords.shape[0]
+    volume = math.prod(kernel_size)
+    rows: Tensor | None = None
+    if kernel_size == stride:  # each site feeds one window: column arithmetic, no search
+        out_keys, taps, inside = x.coords[:, 0], None, None
+        for axis, (k, size) in enumerate(zip(kernel_size, out_shape, strict=True)):
+            column = x.coords[:, 1 + axis]
+            if k & (k - 1) == 0:  # power of two: shift and mask
+                cell, offset = column >> (k.bit_length() - 1), column & (k - 1)
+            else:
+                cell = torch.div(column, k, rounding_mode="floor")
+                offset = column - cell * k
+            if x.spatial_shape[axis] % k:  # a partial window at the far edge is dropped
+                fits = cell < size
+                inside = fits if inside is None else inside & fits
+            out_keys = out_keys * size + cell
+            taps = offset if taps is None else taps * k + offset
+        assert taps is not None
+        if inside is not None and not bool(inside.all()):
+            rows = inside.nonzero()[:, 0]
+            out_keys, taps = out_keys[rows], taps[rows]
+    else:
+        grid = x.coords[:, 1:]
+        step = torch.tensor(stride, device=device)
+        window = torch.stack(
+            torch.meshgrid(*(torch.arange(k, device=device) for k in kernel_size), indexing="ij"),
+            -1,
+        ).reshape(-1, len(kernel_size))
+        start = grid[:, None, :] - window  # (N, K, D): window origins o * stride
+        cell = torch.div(start, step, rounding_mode="floor")
+        limit = torch.tensor(out_shape, device=device)
+        fits = ((cell * step == start) & (cell >= 0) & (cell < limit)).all(-1)
+        rows, taps = fits.nonzero().unbind(1)
+        out_keys = _linear_keys(torch.cat([x.coords[rows, :1], cell[rows, taps]], 1), out_shape)
+    unique_keys, out_rows = torch.unique(out_keys, sorted=True, return_inverse=True)
+    m = unique_keys.numel()
+    table = torch.full((volume, m), n, dtype=torch.int64, device=device)  # tap-major
+    sources = torch.arange(n, device=device) if rows is None else rows
+    table.view(-1).scatter_(0, taps * m + out_rows, sources)
+    rulebook = _pairs(table, table != n, n, list(range(volume)), -1, True)
+    if rulebook.num_pairs != sources.numel():  # two sites claimed one (output, tap) slot
+        raise ValueError("coords has duplicate rows: each active site must appear once")
+    out = SparseTensor._trusted(
+        _decode_keys(unique_keys, out_shape), x.feats.new_zeros(m, 0), out_shape, x.batch_size, {}
+    )
+    x._cache[entry] = (out, rulebook, table)
+    return x._cache[entry]
