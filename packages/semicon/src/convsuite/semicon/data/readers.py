@@ -1,0 +1,474 @@
+"""Readers and writers of wafer defect maps: full-resolution defect lists and WM-811K.
+
+Full-resolution defect list, ``.csv``: one defect per row, columns ``x, y`` in mm, origin at the
+wafer centre, y up (further columns, e.g. a defect size, are ignored). The wafer geometry comes from
+``# key: value`` comment lines at the top, which is what :func:`write_wafer_csv` writes::
+
+    # diameter_mm: 300
+    # pitch_mm: 0.0732421875
+    # label: scratch
+    x,y
+    -12.0849609,40.3198242
+    ...
+
+or, for files written by other tools, from a JSON sidecar ``<stem>.json`` with the same keys
+(``{"diameter_mm": 300, "pitch_mm": 0.1}``). Keys present in both must agree. ``label`` is optional.
+Defects are snapped to a square grid of side ``round(diameter / pitch)`` cells; several defects in
+one cell become one defective cell.
+
+The same content as ``.npz``: arrays ``x``, ``y`` (mm) and scalars ``diameter_mm``, ``pitch_mm``,
+optional ``label`` (a string array). The map's name is the file stem.
+
+WM-811K (Wu et al. 2015, ``LSWMD.pkl``): a pickled pandas DataFrame of 811,457 die maps, column
+``waferMap`` (uint8 2-D: 0 off-wafer, 1 pass die, 2 fail die) and ``failureType`` (``[['Center']]``,
+or an empty array when unlabelled). Loading a pickle runs code from the file: read only pickles you
+trust. The whole DataFrame is loaded at once (about 2 GB for LSWMD); maps are then yielded one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from convsuite.core_ops.io import InputError, atomic_write
+from convsuite.semicon.data.wafer_map import WaferMap, mm_to_grid, normalize_label
+
+__all__ = [
+    "HEADER_KEYS",
+    "read_wafer_map",
+    "read_wafer_maps",
+    "read_wm811k",
+    "write_wafer_csv",
+    "write_wafer_npz",
+]
+
+log = logging.getLogger(__name__)
+
+HEADER_KEYS = ("diameter_mm", "pitch_mm", "label")
+"""Keys of the ``# key: value`` CSV header, the JSON sidecar and the ``.npz`` scalars."""
+
+_SUFFIXES = (".csv", ".npz")
+_MAX_GRID_SIDE = 1 << 20
+"""Largest grid side accepted from a file (a sanity limit against unit mix-ups)."""
+
+
+# --- full-resolution defect lists ----------------------------------------------------------------
+
+
+def read_wafer_map(path: str | os.PathLike[str]) -> WaferMap:
+    """Read one full-resolution defect list (``.csv`` or ``.npz``) and snap it to its grid.
+
+    Args:
+        path: the file; its stem becomes the map's name.
+
+    Returns:
+        The map on a square grid of side ``round(diameter_mm / pitch_mm)`` cells.
+
+    Raises:
+        InputError: missing file, unknown suffix, empty map, missing or wrong columns or header
+            keys, NaN coordinates, defects outside the wafer, unknown label.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        x, y, header = _read_csv(path)
+    elif suffix == ".npz":
+        x, y, header = _read_npz(path)
+    else:
+        raise InputError(path, f"unknown format {path.suffix!r}; expected .csv or .npz")
+    return _snap(path, x, y, header)
+
+
+def read_wafer_maps(paths: Iterable[str | os.PathLike[str]]) -> Iterator[WaferMap]:
+    """Read many defect lists lazily; a folder stands for its ``.csv`` and ``.npz`` files, sorted.
+
+    Raises:
+        InputError: as :func:`read_wafer_map`, when the bad file is reached.
+    """
+    for entry in paths:
+        entry = Path(entry)
+        if entry.is_dir():
+            for path in sorted(p for p in entry.iterdir() if p.suffix.lower() in _SUFFIXES):
+                yield read_wafer_map(path)
+        else:
+            yield read_wafer_map(entry)
+
+
+def write_wafer_csv(path: str | os.PathLike[str], wafer_map: WaferMap) -> Path:
+    """Write a map as a defect-list CSV with a ``# key: value`` header, atomically.
+
+    Each defective cell is written as its centre in mm, with enough decimals that
+    :func:`read_wafer_map` gives back the same cells; pitch and diameter keep full precision.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    _check_writable(path, wafer_map)
+    xy = wafer_map.xy_mm()
+    decimals = max(4, math.ceil(-math.log10(wafer_map.pitch_mm)) + 3)
+    row = f"%.{decimals}f,%.{decimals}f\n"
+    with atomic_write(path) as handle:
+        for key, value in _header(wafer_map).items():
+            handle.write(f"# {key}: {value}\n")
+        handle.write("x,y\n")
+        for start in range(0, len(xy), 65536):  # one %-format per block: 5x faster than pandas
+            block = xy[start : start + 65536]
+            handle.write((row * len(block)) % tuple(block.ravel().tolist()))
+    return path
+
+
+def write_wafer_npz(path: str | os.PathLike[str], wafer_map: WaferMap) -> Path:
+    """Write a map as ``.npz`` (``x``, ``y`` cell centres in mm and the header scalars), atomically.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    _check_writable(path, wafer_map)
+    xy = wafer_map.xy_mm()
+    arrays: dict[str, np.ndarray] = {
+        "x": xy[:, 0],
+        "y": xy[:, 1],
+        "diameter_mm": np.float64(wafer_map.diameter_mm),
+        "pitch_mm": np.float64(wafer_map.pitch_mm),
+    }
+    if wafer_map.label is not None:
+        arrays["label"] = np.str_(wafer_map.label)
+    with atomic_write(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
+
+
+def _check_writable(path: Path, wafer_map: WaferMap) -> None:
+    height, width = wafer_map.grid_shape
+    side = round(wafer_map.diameter_mm / wafer_map.pitch_mm)
+    if height != width or height != side:
+        raise ValueError(
+            f"{path}: a defect list stores only diameter and pitch, so the grid must be square "
+            f"with side round(diameter / pitch) = {side}; this map's grid is {height} x {width}"
+        )
+
+
+def _header(wafer_map: WaferMap) -> dict[str, str]:
+    header = {"diameter_mm": repr(wafer_map.diameter_mm), "pitch_mm": repr(wafer_map.pitch_mm)}
+    if wafer_map.label is not None:
+        header["label"] = wafer_map.label
+    return header
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    header = _merge_sidecar(path, _comment_header(path))
+    try:
+        frame = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "empty wafer map (no defect rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise InputError(path, f"is not a readable defect-list CSV ({reason})") from None
+    columns = [str(column).strip() for column in frame.columns]
+    frame.columns = [column.lower() for column in columns]
+    if "x" not in frame.columns or "y" not in frame.columns:
+        raise InputError(path, f"expected columns x, y (mm); found {', '.join(columns) or 'none'}")
+    if len(frame) == 0:
+        raise InputError(path, "empty wafer map (no defect rows)")
+    return _numeric(path, frame, "x"), _numeric(path, frame, "y"), header
+
+
+def _numeric(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() & frame[column].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            path,
+            f"column {column} has non-numeric values (first {frame[column].iloc[row]!r} "
+            f"in data row {row + 1})",
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def _comment_header(path: Path) -> dict[str, str]:
+    """``# key: value`` lines before the first data line; other comments are ignored."""
+    header: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                if not stripped.startswith("#"):
+                    break
+                key, sep, value = stripped.lstrip("#").partition(":")
+                if sep and key.strip().lower() in HEADER_KEYS:
+                    header[key.strip().lower()] = value.strip()
+    except UnicodeDecodeError:
+        raise InputError(path, "is not a text CSV file (not UTF-8)") from None
+    return header
+
+
+def _merge_sidecar(path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return header
+    try:
+        extra = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(sidecar, f"is not valid JSON ({error})") from None
+    if not isinstance(extra, dict):
+        raise InputError(sidecar, 'must hold a JSON object such as {"diameter_mm": 300, ...}')
+    merged = dict(header)
+    for key, value in extra.items():
+        key = str(key).lower()
+        if key not in HEADER_KEYS:
+            continue
+        if key in merged and not _same(merged[key], value):
+            raise InputError(
+                path, f"header says {key} {merged[key]} but sidecar {sidecar.name} says {value}"
+            )
+        merged.setdefault(key, value)
+    return merged
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-12)
+    except (TypeError, ValueError):
+        return str(a).strip().lower() == str(b).strip().lower()
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single .npy array, not named arrays")
+        with archive:
+            content = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise InputError(path, f"is not a readable .npz file ({error})") from None
+    required = ("x", "y", "diameter_mm", "pitch_mm")
+    missing = [key for key in required if key not in content]
+    if missing:
+        found = ", ".join(sorted(content)) or "none"
+        raise InputError(
+            path,
+            f"expected arrays x, y, diameter_mm, pitch_mm; missing {', '.join(missing)}; "
+            f"found {found}",
+        )
+    x, y = (np.asarray(content[key]).ravel() for key in ("x", "y"))
+    if len(x) != len(y):
+        raise InputError(path, f"arrays x and y differ in length ({len(x)} and {len(y)})")
+    if len(x) == 0:
+        raise InputError(path, "empty wafer map (no defects)")
+    header: dict[str, Any] = {}
+    for key in ("diameter_mm", "pitch_mm", "label"):
+        if key in content:
+            value = np.asarray(content[key])
+            if value.size != 1:
+                raise InputError(path, f"{key} must be a scalar, got shape {value.shape}")
+            header[key] = value.item()
+    try:
+        return x.astype(np.float64), y.astype(np.float64), header
+    except (TypeError, ValueError):
+        raise InputError(path, "arrays x and y must be numeric") from None
+
+
+def _positive(path: Path, header: dict[str, Any], key: str) -> float:
+    if key not in header:
+        raise InputError(
+            path,
+            f"no {key}: give it in a '# {key}: ...' header line or a sidecar "
+            f"{path.with_suffix('.json').name}",
+        )
+    try:
+        value = float(header[key])
+    except (TypeError, ValueError):
+        raise InputError(path, f"{key} must be a number, got {header[key]!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(path, f"{key} must be a positive number, got {header[key]!r}")
+    return value
+
+
+def _snap(path: Path, x: np.ndarray, y: np.ndarray, header: dict[str, Any]) -> WaferMap:
+    diameter = _positive(path, header, "diameter_mm")
+    pitch = _positive(path, header, "pitch_mm")
+    side = round(diameter / pitch)
+    if not 2 <= side <= _MAX_GRID_SIDE:
+        raise InputError(
+            path,
+            f"grid side round(diameter_mm / pitch_mm) = {side} is outside [2, "
+            f"{_MAX_GRID_SIDE}]; are both in mm?",
+        )
+    label = normalize_label(header.get("label"), path)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise InputError(
+            path,
+            f"{int((~finite).sum())} defects have NaN or infinite coordinates "
+            f"(first in data row {first + 1})",
+        )
+    xy = np.stack([x, y], axis=1)
+    radius = diameter / 2.0
+    # A point counts as on the wafer when within the disk, give or take half a cell diagonal (tools
+    # that report cell centres); what reaches the grid is checked again by from_coordinates.
+    outside = np.hypot(x, y) > radius + pitch * math.sqrt(0.5)
+    if outside.any():
+        raise InputError(
+            path,
+            f"{int(outside.sum())} of {len(x)} defects lie outside the wafer "
+            f"(radius {radius:g} mm; largest distance {np.hypot(x, y).max():g} mm)",
+        )
+    coords = mm_to_grid(xy, (side, side), pitch)
+    return WaferMap.from_coordinates(
+        coords, (side, side), pitch, diameter, label=label, name=path.stem, source=path
+    )
+
+
+# --- WM-811K -------------------------------------------------------------------------------------
+
+_WM811K_COLUMNS = ("waferMap", "failureType")
+
+_MODULE_RENAMES = (("pandas.indexes", "pandas.core.indexes"),)
+"""Module paths of pandas < 0.20 (when LSWMD.pkl was written) -> where they live now."""
+
+_CLASS_RENAMES = {
+    ("pandas.core.indexes.numeric", "Int64Index"): ("pandas", "Index"),
+    ("pandas.core.indexes.numeric", "UInt64Index"): ("pandas", "Index"),
+    ("pandas.core.indexes.numeric", "Float64Index"): ("pandas", "Index"),
+}
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Unpickler that finds pandas classes under the module paths of old pandas versions."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        for old, new in _MODULE_RENAMES:
+            if module == old or module.startswith(old + "."):
+                module = new + module[len(old) :]
+        module, name = _CLASS_RENAMES.get((module, name), (module, name))
+        return super().find_class(module, name)
+
+
+def _load_legacy_pickle(path: Path) -> Any:
+    """Unpickle a Python 2 / old-pandas file: latin-1 strings and renamed pandas modules."""
+    with open(path, "rb") as handle:
+        return _LegacyUnpickler(handle, encoding="latin1").load()
+
+
+def _load_dataframe(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_pickle(path)
+    except (ModuleNotFoundError, ImportError, AttributeError, UnicodeDecodeError, TypeError):
+        log.info(
+            "%s: pandas could not unpickle it; retrying with latin-1 and old module names", path
+        )
+        try:
+            frame = _load_legacy_pickle(path)
+        except Exception as error:  # any unpickling failure is a bad input file here
+            raise InputError(path, f"is not a readable pandas pickle ({error})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError) as error:
+        raise InputError(path, f"is not a readable pandas pickle ({error})") from None
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(path, f"expected a pickled pandas DataFrame, got {type(frame).__name__}")
+    missing = [column for column in _WM811K_COLUMNS if column not in frame.columns]
+    if missing:
+        found = ", ".join(str(column) for column in frame.columns) or "none"
+        raise InputError(
+            path,
+            f"expected WM-811K columns waferMap, failureType; missing "
+            f"{', '.join(missing)}; found {found}",
+        )
+    return frame
+
+
+def _wm811k_label(value: Any) -> str | None:
+    """``[['Center']]`` -> ``'Center'``; an empty array, None or NaN -> None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    flat = np.asarray(value, dtype=object).ravel()
+    if flat.size == 0:
+        return None
+    text = str(flat[0]).strip()
+    return text or None
+
+
+def _wm811k_name(row: Any, index: Any) -> str:
+    lot = getattr(row, "lotName", None)
+    wafer = getattr(row, "waferIndex", None)
+    if isinstance(lot, str) and lot and wafer is not None and np.isfinite(wafer):
+        return f"{lot}_w{int(wafer):02d}"
+    return f"wm811k_{index}"
+
+
+def read_wm811k(
+    path: str | os.PathLike[str],
+    labelled_only: bool = True,
+    limit: int | None = None,
+    diameter_mm: float = 300.0,
+) -> Iterator[WaferMap]:
+    """Read the WM-811K die maps of ``LSWMD.pkl`` (or a pickle of the same structure).
+
+    Dies are the grid cells: a map of shape (H, W) has ``pitch = diameter_mm / max(H, W)``, and its
+    defects are the fail dies (value 2). Labels become :data:`PATTERNS` names (``Edge-Ring`` ->
+    ``edge-ring``, ``none`` -> ``none``). Names are ``<lotName>_w<waferIndex>`` when those columns
+    exist, else ``wm811k_<row index>``. A wafer without fail dies gives a map with no defects.
+
+    Args:
+        path: the pickle. Unpickling runs code from the file: use only files you trust.
+        labelled_only: skip rows whose ``failureType`` is empty.
+        limit: stop after this many maps (None: all).
+        diameter_mm: wafer diameter; WM-811K does not record it (300 mm assumed).
+
+    Yields:
+        One :class:`WaferMap` per row, in file order.
+
+    Raises:
+        InputError: unreadable pickle, not a DataFrame, missing columns, a map that is not 2-D or
+            has values other than 0/1/2 or fail dies off the wafer disk, an unknown label.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file does not exist")
+    if limit is not None and limit <= 0:
+        return
+    frame = _load_dataframe(path)
+    produced = 0
+    for index, row in zip(frame.index, frame.itertuples(index=False), strict=True):
+        raw_label = _wm811k_label(row.failureType)
+        if raw_label is None and labelled_only:
+            continue
+        where = f"{path} row {index}"
+        label = normalize_label(raw_label, where)
+        die_map = np.asarray(row.waferMap)
+        if die_map.ndim != 2 or die_map.size == 0:
+            raise InputError(where, f"waferMap must be a 2-D die array, got shape {die_map.shape}")
+        if not np.isin(die_map, (0, 1, 2)).all():
+            raise InputError(where, "waferMap values must be 0 (no die), 1 (pass) or 2 (fail)")
+        height, width = die_map.shape
+        yield WaferMap.from_coordinates(
+            np.argwhere(die_map == 2),
+            (height, width),
+            diameter_mm / max(height, width),
+            diameter_mm,
+            label=label,
+            name=_wm811k_name(row, index),
+            source=where,
+        )
+        produced += 1
+        if limit is not None and produced >= limit:
+            return
