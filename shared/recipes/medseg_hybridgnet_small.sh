@@ -12,12 +12,15 @@ MEDSEG=${MEDSEG:-.venv/bin/medseg}
 WEIGHTS=packages/medseg/src/convsuite/medseg/weights
 
 "$MEDSEG" cxr simulate --n 1000 --seed 7 --size 256 --out "$WORK/phantoms/train"
+# Stage 1: Adam 1e-3 from scratch; stage 2: the paper's 1e-4, starting from stage 1.
 "$MEDSEG" cxr train "$WORK/phantoms/train" --preset small --epochs 25 --out "$WORK/runs/hybridgnet"
+"$MEDSEG" cxr train "$WORK/phantoms/train" --init "$WORK/runs/hybridgnet/hybridgnet.safetensors" \
+    --lr 1e-4 --epochs 8 --out "$WORK/runs/hybridgnet_finetune"
 "$MEDSEG" cxr train "$WORK/phantoms/train" --baseline --epochs 8 --out "$WORK/runs/unet"
 
 mkdir -p "$WEIGHTS"
 for suffix in safetensors json; do
-    cp "$WORK/runs/hybridgnet/hybridgnet.$suffix" "$WEIGHTS/hybridgnet_small.$suffix"
+    cp "$WORK/runs/hybridgnet_finetune/hybridgnet.$suffix" "$WEIGHTS/hybridgnet_small.$suffix"
     cp "$WORK/runs/unet/unet.$suffix" "$WEIGHTS/unet_small.$suffix"
 done
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -129,3 +130,20 @@ def test_train_exports_weights_with_a_model_card(phantoms: Path, tmp_path: Path)
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = runner.invoke(app, ["cxr", command, "--help"])
     assert result.exit_code == 0 and "Example: medseg cxr " + command in result.output
+
+
+def test_train_with_init_starts_from_the_given_weights(
+    tiny_weights: Path, phantoms: Path, tmp_path: Path
+) -> None:
+    """With lr 0 the only change training can make is to BatchNorm's running statistics."""
+    out = tmp_path / "run"
+    args = ("--init", tiny_weights, "--lr", 0, "--epochs", 1, "--batch-size", 4, "--out", out)
+    result = _invoke("cxr", "train", phantoms, *args)
+    assert result.exit_code == 0, result.output
+    start = HybridGNet.from_pretrained(tiny_weights).state_dict()
+    trained = HybridGNet.from_pretrained(out / "hybridgnet.safetensors").state_dict()
+    weights = [name for name in start if name.endswith("weight")]
+    assert len(weights) > 10
+    for name in weights:
+        torch.testing.assert_close(trained[name], start[name])
+    assert "--init" in json.loads((out / "hybridgnet.json").read_text())["recipe"]

@@ -88,7 +88,7 @@ def train(
     batch_size: int = typer.Option(8, help="Images per step."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (HybridGNet)."),
     init: str | None = typer.Option(
-        None, help="Fine-tune from a HybridGNet checkpoint, or 'bundled' for the bundled weights."
+        None, help="Start from a checkpoint of the same network, or 'bundled'."
     ),
     seed: int = typer.Option(0, help="Seed of split, initialisation and sampling."),
     device: str = typer.Option("auto", help="Lightning accelerator: cpu, gpu or auto."),
@@ -123,7 +123,10 @@ def train(
     try:
         if baseline:
             result = train_pixel_baseline(
-                data_root, image_size=PRESETS[preset].image_size, **settings
+                data_root,
+                image_size=PRESETS[preset].image_size,
+                init=bundled_weights(UNET_SMALL) if init == "bundled" else init,
+                **settings,
             )
         else:
             start = bundled_weights() if init == "bundled" else init

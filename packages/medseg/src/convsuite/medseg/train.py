@@ -5,6 +5,8 @@ The bundled weights (``weights/hybridgnet_small.*``, ``weights/unet_small.*``) c
 
     medseg cxr simulate --n 1000 --seed 7 --size 256 --out phantoms/train
     medseg cxr train phantoms/train --preset small --epochs 25 --out runs/hybridgnet
+    medseg cxr train phantoms/train --init runs/hybridgnet/hybridgnet.safetensors \\
+        --lr 1e-4 --epochs 8 --out runs/hybridgnet_finetune
     medseg cxr train phantoms/train --baseline --epochs 8 --out runs/unet
 
 The model card written beside the weights records the command, time and reached metrics.
@@ -212,11 +214,15 @@ def train_pixel_baseline(
     batch_size: int = 8,
     seed: int = 0,
     val_fraction: float = 0.1,
+    init: str | os.PathLike[str] | None = None,
     recipe: str = "",
     progress: bool = True,
     **trainer_kwargs: object,
 ) -> TrainResult:
-    """Train the U-Net baseline on the same data; export ``out_dir/unet.safetensors``."""
+    """Train the U-Net baseline on the same data; export ``out_dir/unet.safetensors``.
+
+    ``init`` continues from a U-Net checkpoint written by this function.
+    """
     started = time.perf_counter()
     seed_everything(seed)
     organs = preset("small").organs
@@ -224,6 +230,8 @@ def train_pixel_baseline(
     masks = data.organ_masks(organs)
     train_index, val_index = _split(data, val_fraction, seed)
     module = PixelBaselineModule(len(organs))
+    if init is not None:
+        module.net.load_state_dict(load_checkpoint(init)[0])
     trainer = make_trainer(
         out_dir,
         max_epochs=epochs,

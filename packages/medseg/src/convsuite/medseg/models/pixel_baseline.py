@@ -14,7 +14,6 @@ from __future__ import annotations
 from monai.networks.nets import UNet
 from torch import nn
 
-
 PIXEL_BASELINE_WIDTHS = (8, 16, 32, 64, 128)
 
 
