@@ -1,4 +1,4 @@
-"""core-ops' wheel works on its own: built, installed into a fresh venv, imported, scripts run.
+"""The wheels work on their own: built, installed into a fresh venv, imported, scripts run.
 
 The point is to test the wheel, not the source tree. The fresh venv gets the wheel with
 ``pip install --no-deps``; its third-party dependencies (torch, lightning, ...) come from the
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE_OPS = ROOT / "packages" / "core-ops"
+MEDSEG = ROOT / "packages" / "medseg"
 SOURCE = CORE_OPS / "src"
 
 # Runs inside the new venv; prints what it found as JSON for the test to judge.
@@ -96,9 +97,7 @@ def _bin(venv: Path, name: str) -> Path:
     return venv / ("Scripts" if os.name == "nt" else "bin") / name
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+def _build_wheel(package: Path, out: Path) -> Path:
     # No isolation: the dev venv already has poetry-core, and an isolated build would download it.
     _run(
         sys.executable,
@@ -108,12 +107,40 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--no-isolation",
         "--outdir",
         out,
-        CORE_OPS,
+        package,
         cwd=out,
     )
-    wheels = list(out.glob("convsuite_core_ops-*.whl"))
+    wheels = list(out.glob("*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
+
+
+def _fresh_venv(tmp_path: Path, *wheels: Path) -> Path:
+    """A new venv holding ``wheels`` and, through a .pth line, the host's third-party packages."""
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
+    python = _bin(venv, "python")
+    purelib = _run(
+        python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path
+    ).stdout.strip()
+    deps = _dependency_view(tmp_path / "deps")
+    (Path(purelib) / "_host_dependencies.pth").write_text(f"{deps}\n")
+    # The dev venv's pip installs into the new interpreter (--python); --no-deps: nothing fetched.
+    _run(
+        sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+        "--no-index", "--disable-pip-version-check", *wheels, cwd=tmp_path,
+    )  # fmt: skip
+    return venv
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_wheel(CORE_OPS, tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def medseg_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_wheel(MEDSEG, tmp_path_factory.mktemp("dist-medseg"))
 
 
 def test_wheel_contents_and_metadata(wheel: Path) -> None:
@@ -140,19 +167,8 @@ def test_wheel_contents_and_metadata(wheel: Path) -> None:
 
 
 def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
+    venv = _fresh_venv(tmp_path, wheel)
     python = _bin(venv, "python")
-    purelib = _run(
-        python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path
-    ).stdout.strip()
-    deps = _dependency_view(tmp_path / "deps")
-    (Path(purelib) / "_host_dependencies.pth").write_text(f"{deps}\n")
-    # The dev venv's pip installs into the new interpreter (--python); --no-deps: nothing fetched.
-    _run(
-        sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
-        "--no-index", "--disable-pip-version-check", wheel, cwd=tmp_path,
-    )  # fmt: skip
 
     found = json.loads(_run(python, "-c", _PROBE, cwd=tmp_path).stdout)
     inside = str(venv.resolve())
@@ -170,3 +186,32 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) ->
     help_text = _run(script, "--help", cwd=tmp_path).stdout
     assert "--only" in help_text and "Example" in help_text
     assert "core-ops" in _run(script, "--list", cwd=tmp_path).stdout.split()
+
+
+def test_medseg_wheel_ships_its_weights_and_depends_on_core_ops_by_name(medseg_wheel: Path) -> None:
+    with zipfile.ZipFile(medseg_wheel) as archive:
+        names = set(archive.namelist())
+        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
+        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
+    assert "convsuite/__init__.py" not in names
+    for name in ("hybridgnet_small", "unet_small"):
+        for suffix in (".safetensors", ".json"):
+            assert f"convsuite/medseg/weights/{name}{suffix}" in names
+    requires = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
+    core = [r for r in requires if r.name == "convsuite-core-ops"]
+    assert len(core) == 1 and core[0].url is None
+    assert "medseg=convsuite.medseg.cli:app" in entry_points.replace(" ", "")
+    assert "medseg=convsuite.medseg.demo:run" in entry_points.replace(" ", "")
+
+
+def test_medseg_wheel_segments_a_radiograph_in_a_fresh_venv(
+    wheel: Path, medseg_wheel: Path, tmp_path: Path
+) -> None:
+    venv = _fresh_venv(tmp_path, wheel, medseg_wheel)
+    medseg = _bin(venv, "medseg")
+    _run(medseg, "cxr", "simulate", "--n", "1", "--size", "256", "--out", "data", cwd=tmp_path)
+    image = next((tmp_path / "data" / "images").glob("*.png"))
+    _run(medseg, "cxr", "segment", image, "--out", "seg", cwd=tmp_path)  # bundled weights
+    record = json.loads((tmp_path / "seg" / f"{image.stem}.json").read_text())
+    assert len(record["landmarks"]["H"]) == 26 and 0.3 < record["cardiothoracic_ratio"] < 0.7

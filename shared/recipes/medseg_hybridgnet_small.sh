@@ -15,7 +15,7 @@ WEIGHTS=packages/medseg/src/convsuite/medseg/weights
 # Stage 1: Adam 1e-3 from scratch; stage 2: the paper's 1e-4, starting from stage 1.
 "$MEDSEG" cxr train "$WORK/phantoms/train" --preset small --epochs 25 --out "$WORK/runs/hybridgnet"
 "$MEDSEG" cxr train "$WORK/phantoms/train" --init "$WORK/runs/hybridgnet/hybridgnet.safetensors" \
-    --lr 1e-4 --epochs 8 --out "$WORK/runs/hybridgnet_finetune"
+    --lr 1e-4 --epochs 4 --out "$WORK/runs/hybridgnet_finetune"
 "$MEDSEG" cxr train "$WORK/phantoms/train" --baseline --epochs 8 --out "$WORK/runs/unet"
 
 mkdir -p "$WEIGHTS"

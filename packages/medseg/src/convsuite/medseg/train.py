@@ -6,7 +6,7 @@ The bundled weights (``weights/hybridgnet_small.*``, ``weights/unet_small.*``) c
     medseg cxr simulate --n 1000 --seed 7 --size 256 --out phantoms/train
     medseg cxr train phantoms/train --preset small --epochs 25 --out runs/hybridgnet
     medseg cxr train phantoms/train --init runs/hybridgnet/hybridgnet.safetensors \\
-        --lr 1e-4 --epochs 8 --out runs/hybridgnet_finetune
+        --lr 1e-4 --epochs 4 --out runs/hybridgnet_finetune
     medseg cxr train phantoms/train --baseline --epochs 8 --out runs/unet
 
 The model card written beside the weights records the command, time and reached metrics.
