@@ -1,0 +1,364 @@
+"""SparseWaferNet: a submanifold sparse CNN that classifies full-resolution wafer defect maps.
+
+After Frittoli, Carrera, Rossi, Fragneto & Boracchi, "Deep Open-Set Recognition for Silicon Wafer
+Production Monitoring" (arXiv:2208.14071, 2022). From the paper: a wafer defect map (WDM) is a huge,
+sparse, binary image, the list of defect coordinates, and is classified at full resolution by a
+Submanifold Sparse Convolutional Network (Graham & van der Maaten, 2017) instead of being binned to
+a small dense image first; the classifier is trained on the known pattern classes only, and its
+penultimate ("latent") features feed a Gaussian mixture that flags novel patterns
+(:mod:`convsuite.semicon.openset`).
+
+Ours (the paper's layer recipe is not followed): the stage layout below, strided ``k = s`` sparse
+convolutions as the downsampling (a stride of 4 is two 2x downsamplings in one step), average and
+max global pooling concatenated, a Linear + ReLU projection to ``feature_dim`` before the linear
+head (a compact latent vector for the Gaussian mixture), and the :class:`WindowStem` input layer.
+
+Layout, for ``strides = (s_0, ..., s_{S-1})`` and ``widths = (w_0, ..., w_{S-1})``::
+
+    input    one feature (1.0) per defective cell on the G x G grid
+    stage 0  s_0 == 1: SubmanifoldConv(1 -> w_0, 3) + BN + ReLU at full resolution
+             s_0 > 1:  WindowStem(w_0, s_0) + BN + ReLU: a learned s_0 x s_0 window of the
+                       full-resolution map (= SparseConv(1 -> w_0, k = s = s_0)), to G / s_0
+             then blocks[0] x [SubmanifoldConv(w_0 -> w_0, 3) + BN + ReLU]
+    stage i  SparseConv(w_{i-1} -> w_i, k = s = s_i) + BN + ReLU, then blocks[i] x
+             [SubmanifoldConv(w_i -> w_i, 3) + BN + ReLU], on G / (s_0 ... s_i)
+    head     [avg, max] global pool (B, 2 w_{S-1}) (or, ``head="flatten"``, the final grid's cells
+             in place) -> Linear + ReLU -> features (B, feature_dim) -> Linear -> logits
+
+Cost. Sparse sets shrink slowly while defects are far apart: a map of 20k defects keeps about 2/3
+of its sites down to a 256 grid, and only then shrinks fast (~3k sites at 64, ~220 at 16). So the
+cost is in the first layers, and the presets differ there. ``base`` keeps a submanifold layer at
+full resolution (the paper's premise: neighbouring defects seen at the inspection pitch), ~20
+maps/s at 20k defects per map on one (shared) CPU core. ``small`` reads 16 x 16 windows of the
+full-resolution map in one :class:`WindowStem` (each window position has its own weights, so this
+is not a binning) and runs 3 x 3 blocks only on the 16 and 4 grids: ~100 maps/s (batches of 8-16).
+The last grid is 4 x 4 cells in both, where a 3 x 3 submanifold convolution sees most of the wafer:
+there the network learns where on the wafer a pattern lies (centre, ring, edge).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from convsuite.core_ops.layers import (
+    SparseBatchNorm,
+    SparseConv2d,
+    SparseGlobalPool,
+    SparseReLU,
+    SparseTensor,
+    SubmanifoldConv2d,
+)
+from convsuite.semicon.data import PATTERNS, WaferMap
+
+__all__ = [
+    "PRESETS",
+    "SparseWaferNet",
+    "WaferNetConfig",
+    "WindowStem",
+    "batch_wafer_maps",
+    "preset",
+    "wafer_coords",
+]
+
+
+@dataclass(frozen=True)
+class WaferNetConfig:
+    """Architecture of :class:`SparseWaferNet`; the defaults are the ``base`` preset.
+
+    Attributes:
+        grid: side of the square input grid in cells (4096: 73 um cells on a 300 mm wafer). Maps
+            on another grid are rescaled to it by :func:`batch_wafer_maps`.
+        widths: channels of each stage.
+        blocks: submanifold 3 x 3 blocks per stage (0 allowed).
+        strides: downsampling factor entering each stage (1 only for stage 0: start at full
+            resolution with a submanifold convolution). ``grid`` must be divisible by their
+            product, the side of the last stage's grid.
+        classes: the known pattern names, in logit order (``n_classes = len(classes)``).
+        feature_dim: size of the penultimate feature vector (the novelty detector's input).
+        head: how the last stage becomes one vector: ``"pool"``, average and max over the active
+            cells (any final grid); ``"flatten"``, the final grid's cells in place (zeros where
+            inactive), which keeps where on the wafer each feature is (needs a small final grid).
+    """
+
+    grid: int = 4096
+    widths: tuple[int, ...] = (16, 32, 48, 64, 96)
+    blocks: tuple[int, ...] = (1, 1, 1, 1, 1)
+    strides: tuple[int, ...] = (1, 8, 8, 4, 4)
+    classes: tuple[str, ...] = PATTERNS
+    feature_dim: int = 64
+    head: str = "pool"
+
+    def __post_init__(self) -> None:
+        for name in ("widths", "blocks", "strides", "classes"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        stages = len(self.widths)
+        if stages == 0 or len(self.blocks) != stages or len(self.strides) != stages:
+            raise ValueError(
+                f"widths, blocks and strides need one entry per stage, got {len(self.widths)}, "
+                f"{len(self.blocks)}, {len(self.strides)}"
+            )
+        if min(self.widths) < 1 or min(self.blocks) < 0 or min(self.strides) < 1:
+            raise ValueError("widths and strides must be >= 1 and blocks >= 0")
+        if any(s == 1 for s in self.strides[1:]):
+            raise ValueError(f"only the first stage may have stride 1, got {self.strides}")
+        if self.grid % math.prod(self.strides):
+            raise ValueError(
+                f"grid {self.grid} is not divisible by the total stride {math.prod(self.strides)}"
+            )
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be >= 2 distinct names, got {self.classes}")
+        if self.head not in ("pool", "flatten"):
+            raise ValueError(f"head must be 'pool' or 'flatten', got {self.head!r}")
+        if self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
+
+    @property
+    def n_classes(self) -> int:
+        """Number of known classes (logits)."""
+        return len(self.classes)
+
+    @property
+    def final_grid(self) -> int:
+        """Side of the last stage's grid."""
+        return self.grid // math.prod(self.strides)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (for the model card); :meth:`from_dict` inverts it."""
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> WaferNetConfig:
+        """Rebuild from :meth:`to_dict` output (lists become tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+PRESETS: dict[str, WaferNetConfig] = {
+    # Submanifold 3 x 3 at full resolution (the paper's point), then 4096 -> 512 -> 64 -> 16 -> 4.
+    # Not for CPU streams: the full-resolution layer and the 8 x 8 strided ones cost most.
+    "base": WaferNetConfig(),
+    # The bundled weights and CPU streams: the first layer reads 16 x 16 windows of the
+    # full-resolution map (a WindowStem), then 256 -> 64 -> 16 -> 4 with 3 x 3 blocks on the last
+    # two grids. ~100 maps/s at 20k defects per map on one (shared) CPU core.
+    "small": WaferNetConfig(
+        widths=(16, 32, 48, 64), blocks=(0, 0, 1, 1), strides=(16, 4, 4, 4), feature_dim=64
+    ),
+    # Tests: a 256 grid -> 64 -> 16 -> 4.
+    "tiny": WaferNetConfig(
+        grid=256, widths=(8, 16, 24), blocks=(0, 1, 1), strides=(4, 4, 4), feature_dim=16
+    ),
+}
+
+
+def preset(name: str, **overrides: object) -> WaferNetConfig:
+    """A named configuration ("base", "small", "tiny"), optionally with fields replaced."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+class WindowStem(SparseConv2d):
+    """The input layer: a ``k = s`` strided sparse convolution of one-channel maps, computed fast.
+
+    The same parameters and the same result as ``SparseConv2d(1, out_channels, stride, stride)``
+    (the reference, :meth:`reference`): output cell ``o`` is ``sum_i feats_i * weight[tap_i]``
+    over the defects ``i`` in its ``stride`` x ``stride`` window, ``tap_i`` the defect's position
+    in the window, each position having its own learned vector. It reads the full-resolution map
+    (it is not a binning: a binning gives every position the same weight). With one input channel
+    this is an embedding bag: one ``torch.unique`` over the window keys and one ``index_add_``,
+    with no per-tap rulebook (core-ops builds a (K, M) table, costly for K = 256 taps).
+
+    Args:
+        out_channels: C_out.
+        stride: window side and stride, a power of two.
+        bias: add a learned bias.
+
+    Shapes:
+        input (N, 1) on (B, H, W) -> output (M, C_out) on (B, H // stride, W // stride), sites in
+        raster order (as the reference); weight (stride * stride, 1, C_out).
+    """
+
+    def __init__(self, out_channels: int, stride: int, bias: bool = False) -> None:
+        if stride < 2 or stride & (stride - 1):
+            raise ValueError(f"stride must be a power of two >= 2, got {stride}")
+        super().__init__(1, out_channels, stride, stride, bias)
+
+    def reference(self, x: SparseTensor) -> SparseTensor:
+        """The core-ops strided convolution with these weights (slow for large windows)."""
+        return super().forward(x)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        if not isinstance(x, SparseTensor) or x.spatial_dims != 2 or x.feats.shape[1] != 1:
+            raise ValueError(f"WindowStem takes (N, 1) features on a 2-D grid, got {x!r}")
+        stride = self.stride[0]
+        height, width = x.spatial_shape
+        if height % stride or width % stride:
+            return self.reference(x)
+        shift, mask = stride.bit_length() - 1, stride - 1
+        out_h, out_w = height // stride, width // stride
+        batch, rows, cols = x.coords.unbind(1)
+        keys = (batch * out_h + (rows >> shift)) * out_w + (cols >> shift)
+        taps = ((rows & mask) << shift) | (cols & mask)
+        unique_keys, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+        values = self.weight[:, 0, :].index_select(0, taps) * x.feats
+        out = values.new_zeros(unique_keys.numel(), self.out_channels)
+        out = out.index_add(0, inverse, values)
+        if self.bias is not None:
+            out = out + self.bias
+        cells = torch.stack(
+            [unique_keys // (out_h * out_w), (unique_keys // out_w) % out_h, unique_keys % out_w], 1
+        )
+        return SparseTensor(cells, out, (out_h, out_w), x.batch_size)
+
+
+def _unit(conv: nn.Module, channels: int) -> nn.Sequential:
+    return nn.Sequential(conv, SparseBatchNorm(channels), SparseReLU())
+
+
+class SparseWaferNet(nn.Module):
+    """Submanifold sparse CNN classifier of wafer defect maps (see the module docstring).
+
+    Args:
+        config: the architecture.
+
+    Shapes:
+        input: :class:`SparseTensor` with (N, 1) features on (B, grid, grid), e.g. from
+        :func:`batch_wafer_maps`; :meth:`features` -> (B, feature_dim) float32, >= 0;
+        :meth:`forward` -> (B, n_classes) logits.
+    """
+
+    def __init__(self, config: WaferNetConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or WaferNetConfig()
+        stages: list[nn.Module] = []
+        previous = 1
+        for width, blocks, stride in zip(config.widths, config.blocks, config.strides, strict=True):
+            if stride == 1:  # stage 0 at full resolution
+                entry = SubmanifoldConv2d(previous, width, 3, bias=False)
+            elif previous == 1:  # stage 0 reading windows of the full-resolution map
+                entry = WindowStem(width, stride)
+            else:
+                entry = SparseConv2d(previous, width, stride, stride, bias=False)
+            layers = [_unit(entry, width)]
+            layers += [
+                _unit(SubmanifoldConv2d(width, width, 3, bias=False), width) for _ in range(blocks)
+            ]
+            stages.append(nn.Sequential(*layers))
+            previous = width
+        self.stages = nn.Sequential(*stages)
+        self.avg_pool, self.max_pool = SparseGlobalPool("avg"), SparseGlobalPool("max")
+        pooled = 2 * previous if config.head == "pool" else previous * config.final_grid**2
+        self.project = nn.Sequential(nn.Linear(pooled, config.feature_dim), nn.ReLU())
+        self.head = nn.Linear(config.feature_dim, config.n_classes)
+
+    def _check(self, x: SparseTensor) -> None:
+        if not isinstance(x, SparseTensor):
+            raise ValueError(f"SparseWaferNet takes a SparseTensor, got {type(x).__name__}")
+        grid = self.config.grid
+        if x.spatial_shape != (grid, grid) or x.feats.shape[1] != 1:
+            raise ValueError(
+                f"expected (N, 1) features on a ({grid}, {grid}) grid, got "
+                f"({x.feats.shape[0]}, {x.feats.shape[1]}) on {x.spatial_shape}: build the input "
+                "with batch_wafer_maps(maps, config.grid)"
+            )
+
+    def forward_features(self, x: SparseTensor) -> SparseTensor:
+        """The last stage's sparse feature map: (M, widths[-1]) on (B, final_grid, final_grid)."""
+        self._check(x)
+        return self.stages(x)
+
+    def features(self, x: SparseTensor) -> Tensor:
+        """Penultimate features (B, feature_dim): pooled (or flattened) last stage, Linear, ReLU."""
+        deep = self.forward_features(x)
+        if self.config.head == "flatten":
+            return self.project(deep.to_dense().flatten(1))
+        return self.project(torch.cat([self.avg_pool(deep), self.max_pool(deep)], 1))
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """(B, feature_dim) features -> (B, n_classes) logits."""
+        return self.head(features)
+
+    def forward(self, x: SparseTensor) -> Tensor:
+        """(B, n_classes) logits of the known classes."""
+        return self.forward_head(self.features(x))
+
+
+# ------------------------------------------------------------------------------------------------
+# Input: wafer maps -> one SparseTensor per batch.
+
+_DIHEDRAL = 8
+
+
+def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
+    """The map's defective cells on a ``grid`` x ``grid`` square, sorted by (row, col).
+
+    A map whose grid is ``grid`` x ``grid`` keeps its cells. Otherwise the map is centred in a
+    square of side ``max(H, W)`` (as :meth:`WaferMap.binned`) and each cell centre is scaled to
+    the new grid; cells that land together merge. The network was trained at one pitch: maps from
+    another inspection resolution are accepted but less faithful.
+
+    Args:
+        wafer: the map.
+        grid: side of the target square grid.
+        transform: one of the 8 symmetries of the square (0: identity; 1-3: rotations by 90, 180,
+            270 degrees; 4-7: a transpose, then those rotations). The wafer disk is symmetric under
+            all of them, so they are label-preserving augmentations.
+
+    Returns:
+        (N, 2) int64 (row, col), unique, sorted.
+    """
+    coords = wafer.coords
+    height, width = wafer.grid_shape
+    merge = transform != 0
+    if (height, width) != (grid, grid):
+        side = max(height, width)
+        offset = np.array([(side - height) / 2.0, (side - width) / 2.0])
+        scaled = np.floor((coords + offset + 0.5) * (grid / side)).astype(np.int64)
+        coords = np.clip(scaled, 0, grid - 1)
+        merge = True
+    if transform:
+        if not 0 <= transform < _DIHEDRAL:
+            raise ValueError(f"transform must be in [0, 8), got {transform}")
+        rows, cols = coords[:, 0], coords[:, 1]
+        if transform >= 4:
+            rows, cols = cols, rows
+        for _ in range(transform % 4):  # rotate by 90 degrees: (r, c) -> (c, G - 1 - r)
+            rows, cols = cols, grid - 1 - rows
+        coords = np.stack([rows, cols], 1)
+    if merge and len(coords):
+        flat = np.unique(coords[:, 0] * grid + coords[:, 1])
+        coords = np.stack([flat // grid, flat % grid], 1)
+    return coords
+
+
+def batch_wafer_maps(
+    maps: Sequence[WaferMap], grid: int, transforms: Sequence[int] | None = None
+) -> SparseTensor:
+    """Collate wafer maps into one :class:`SparseTensor`, one feature (1.0) per defective cell.
+
+    Args:
+        maps: B wafer maps (any grid; see :func:`wafer_coords` for maps not on ``grid``).
+        grid: side of the network's input grid (``config.grid``).
+        transforms: per map, a square symmetry for augmentation (see :func:`wafer_coords`).
+
+    Returns:
+        coords (N, 3) int64 (batch, row, col) sorted, feats (N, 1) float32 ones, spatial shape
+        (grid, grid), batch size B (a map without defects has no rows and pools to zeros).
+    """
+    if transforms is None:
+        transforms = [0] * len(maps)
+    if len(transforms) != len(maps):
+        raise ValueError(f"{len(transforms)} transforms for {len(maps)} maps")
+    parts = [wafer_coords(w, grid, t) for w, t in zip(maps, transforms, strict=True)]
+    sizes = np.array([len(p) for p in parts], dtype=np.int64)
+    coords = np.empty((int(sizes.sum()), 3), dtype=np.int64)
+    coords[:, 0] = np.repeat(np.arange(len(parts)), sizes)
+    if len(coords):
+        coords[:, 1:] = np.concatenate(parts)
+    coords_t = torch.from_numpy(coords)
+    return SparseTensor(coords_t, torch.ones(len(coords), 1), (grid, grid), len(parts))

@@ -1,0 +1,190 @@
+"""Novelty detection (GMM, max-softmax), open-set metrics, and the WaferMonitor round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from convsuite.core_ops.io import InputError
+from convsuite.semicon.data import SimulationOptions, simulate_wafer_maps
+from convsuite.semicon.metrics import (
+    closed_set_accuracy,
+    macro_f1,
+    novelty_auroc,
+    open_set_report,
+    oscr,
+    oscr_curve,
+)
+from convsuite.semicon.model import preset
+from convsuite.semicon.monitor import Classification, WaferMonitor, bundled_monitor_path
+from convsuite.semicon.openset import NoveltyDetector, msp_score
+
+DIMS = 6
+
+
+@pytest.fixture(scope="module")
+def features() -> dict[str, np.ndarray]:
+    """Three known Gaussian clusters (unequal, correlated covariances) and a novel one at their
+    centroid: where a single Gaussian fitted to the known features is densest."""
+    known_centres = 6.0 * np.eye(DIMS)[[0, 0, 1]] * np.array([[1.0], [-1.0], [1.0]])
+    novel_centre = known_centres.mean(0, keepdims=True)
+
+    def draw(seed: int, n: int, centres: np.ndarray) -> np.ndarray:
+        shapes = np.random.default_rng(1)  # the same cluster shapes in every draw
+        points = np.random.default_rng(seed)
+        out = []
+        for i, centre in enumerate(centres):
+            mixing = np.eye(DIMS) + 0.3 * shapes.normal(size=(DIMS, DIMS))
+            out.append(centre + (0.5 + 0.25 * i) * points.normal(size=(n, DIMS)) @ mixing)
+        return np.concatenate(out)
+
+    return {
+        "train": draw(10, 300, known_centres),
+        "val": draw(11, 400, known_centres),
+        "fresh": draw(12, 1000, known_centres),
+        "novel": draw(13, 300, novel_centre),
+    }
+
+
+def _auroc(detector: NoveltyDetector, known: np.ndarray, novel: np.ndarray) -> float:
+    scores = np.r_[detector.score(known), detector.score(novel)]
+    return novelty_auroc(scores, np.r_[np.zeros(len(known)), np.ones(len(novel))])
+
+
+def test_gmm_flags_the_held_out_cluster_at_the_chosen_false_alarm_rate(features) -> None:
+    detector = NoveltyDetector(max_components=5).fit(features["train"], features["val"])
+    assert detector.gmm.n_components == 3  # BIC finds the three known clusters
+    assert _auroc(detector, features["fresh"], features["novel"]) > 0.9
+    false_alarms = float(np.mean(detector.predict(features["fresh"])))
+    assert 0.025 < false_alarms < 0.085, false_alarms  # 5% promised; 3000 fresh known samples
+    assert float(np.mean(detector.predict(features["novel"]))) > 0.8
+    # The threshold is the 95th percentile of the validation scores.
+    val_scores = detector.score(features["val"])
+    assert detector.threshold == pytest.approx(np.quantile(val_scores, 0.95))
+    assert detector.calibrate(features["val"], 0.2) < np.quantile(val_scores, 0.95)
+    # One Gaussian puts its peak on the novel cluster: the mixture is what finds it.
+    single = NoveltyDetector(n_components=1).fit(features["train"], features["val"])
+    assert _auroc(single, features["fresh"], features["novel"]) < 0.5
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_json_round_trip_reproduces_scores(features, tmp_path: Path, covariance_type) -> None:
+    detector = NoveltyDetector(n_components=2, covariance_type=covariance_type)
+    detector.fit(features["train"], features["val"])
+    path = detector.save(tmp_path / "detector.novelty.json")
+    state = json.loads(path.read_text())
+    assert state["threshold"] == detector.threshold and isinstance(state["means"], list)
+    loaded = NoveltyDetector.load(path)
+    probe = np.r_[features["fresh"][:50], features["novel"][:50]]
+    np.testing.assert_array_equal(loaded.score(probe), detector.score(probe))
+    np.testing.assert_array_equal(loaded.predict(probe), detector.predict(probe))
+    # The in-memory form is plain numpy arrays, and rebuilds too.
+    arrays = detector.to_dict()
+    assert all(isinstance(arrays[k], np.ndarray) for k in ("weights", "means", "covariances"))
+    np.testing.assert_array_equal(
+        NoveltyDetector.from_dict(arrays).score(probe), loaded.score(probe)
+    )
+
+
+def test_malformed_detector_files_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        NoveltyDetector.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="JSON"):
+        NoveltyDetector.load(bad)
+    bad.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(InputError, match="is not a"):
+        NoveltyDetector.load(bad)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        NoveltyDetector().score(np.zeros((1, 3)))
+
+
+def test_msp_score() -> None:
+    scores = msp_score(torch.tensor([[0.0, 0.0], [10.0, -10.0], [np.log(3.0), 0.0]]))
+    np.testing.assert_allclose(scores, [0.5, 2.061e-9, 0.25], rtol=1e-3, atol=1e-12)
+
+
+def test_oscr_on_a_hand_computed_example() -> None:
+    # Known maps: scores 0.1 (right), 0.2 (wrong), 0.4 (right); novel maps: 0.3, 0.5.
+    # Thresholds 0.1, 0.2: CCR 1/3, FPR 0; 0.3: FPR 1/2; 0.4: CCR 2/3; 0.5: FPR 1.
+    # Area: 1/2 * 1/3 + 1/2 * 2/3 = 1/2.
+    known, correct, novel = [0.1, 0.2, 0.4], [True, False, True], [0.3, 0.5]
+    fpr, ccr = oscr_curve(known, correct, novel)
+    np.testing.assert_allclose(fpr, [0, 0, 0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(ccr, [0, 1 / 3, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    assert oscr(known, correct, novel) == pytest.approx(0.5)
+    # A tie between a known and a novel map is a diagonal step (as in ROC AUC): 1/2 * 1/2.
+    assert oscr([0.2], [True], [0.2]) == pytest.approx(0.5)
+    assert oscr([0.1, 0.2], [False, False], [0.3]) == 0.0
+
+
+def test_oscr_is_auroc_when_every_known_map_is_right_and_at_most_accuracy() -> None:
+    rng = np.random.default_rng(4)
+    known, novel = rng.normal(size=200), rng.normal(1.0, size=150)
+    known[:20] = novel[:20]  # some ties
+    auroc = roc_auc_score(np.r_[np.zeros(200), np.ones(150)], np.r_[known, novel])
+    assert oscr(known, np.ones(200, bool), novel) == pytest.approx(auroc)
+    correct = rng.random(200) < 0.7
+    assert 0.5 * correct.mean() < oscr(known, correct, novel) <= correct.mean()
+
+
+def test_closed_set_metrics_and_auroc_by_hand() -> None:
+    assert novelty_auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    truth, predicted = ["a", "a", "b", "b"], ["a", "b", "b", "b"]
+    assert closed_set_accuracy(truth, predicted) == 0.75
+    # F1(a) = 2 * 1 * 0.5 / 1.5 = 2/3, F1(b) = 2 * 2/3 * 1 / (5/3) = 0.8.
+    assert macro_f1(truth, predicted) == pytest.approx((2 / 3 + 0.8) / 2)
+    report = open_set_report(
+        ["a", "b", "x", "a"], ["a", "b", "a", "b"], [0.1, 0.2, 0.9, 0.3], ["a", "b"], 0.25
+    )
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    assert report["auroc"] == 1.0 and report["oscr"] == pytest.approx(2 / 3)
+    assert report["false_alarm_rate"] == pytest.approx(1 / 3) and report["detection_rate"] == 1.0
+    with pytest.raises(ValueError, match="both"):
+        novelty_auroc([0.1, 0.2], [0, 0])
+
+
+def test_monitor_fits_saves_loads_and_classifies(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    options = SimulationOptions(grid=256, defects_scale=0.05)
+    known = ("center", "edge-ring", "random")
+    train = simulate_wafer_maps(48, seed=20, options=options, patterns=known)
+    val = simulate_wafer_maps(24, seed=21, options=options, patterns=(*known, "scratch"))
+    monitor = WaferMonitor.fit(
+        train, val, preset("tiny"), epochs=3, out_dir=tmp_path, batch_size=16, logger=False
+    )
+    assert monitor.classes == known  # the training labels, in PATTERNS order
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"monitor.safetensors", "monitor.json", "monitor.novelty.json"} <= names
+    card = json.loads((tmp_path / "monitor.json").read_text())
+    assert card["architecture"] == "SparseWaferNet" and "val_accuracy" in card["metrics"]
+    assert card["config"]["classes"] == list(known)
+
+    test = simulate_wafer_maps(6, seed=22, options=options, patterns=(*known, "donut"))
+    results = monitor.classify(test, batch_size=4)
+    loaded = WaferMonitor.load(tmp_path)
+    again = loaded.classify(iter(test), batch_size=5)  # any iterable, any batch size
+    assert len(results) == 6 and all(isinstance(r, Classification) for r in results)
+    for first, second in zip(results, again, strict=True):
+        assert first.class_name == second.class_name and first.class_name in known
+        assert first.novelty_score == pytest.approx(second.novelty_score, rel=1e-4, abs=1e-4)
+        assert 1 / 3 <= first.probability <= 1
+        assert first.msp_score == pytest.approx(1 - first.probability)
+        assert first.is_novel == (first.novelty_score > monitor.threshold)
+    assert loaded.threshold == monitor.threshold
+    report = loaded.evaluate(test)
+    assert {"accuracy", "auroc", "oscr", "false_alarm_rate", "msp_auroc"} <= set(report)
+
+
+def test_missing_weights_are_input_errors(tmp_path: Path) -> None:
+    if not bundled_monitor_path().is_file():
+        with pytest.raises(InputError, match="not installed"):
+            WaferMonitor.load()
+    with pytest.raises(InputError, match="does not exist"):
+        WaferMonitor.load(tmp_path)
