@@ -29,6 +29,7 @@ pytestmark = pytest.mark.packaging
 ROOT = Path(__file__).resolve().parents[1]
 CORE_OPS = ROOT / "packages" / "core-ops"
 MEDSEG = ROOT / "packages" / "medseg"
+SEMICON = ROOT / "packages" / "semicon"
 SOURCE = CORE_OPS / "src"
 
 # Runs inside the new venv; prints what it found as JSON for the test to judge.
@@ -215,3 +216,16 @@ def test_medseg_wheel_segments_a_radiograph_in_a_fresh_venv(
     _run(medseg, "cxr", "segment", image, "--out", "seg", cwd=tmp_path)  # bundled weights
     record = json.loads((tmp_path / "seg" / f"{image.stem}.json").read_text())
     assert len(record["landmarks"]["H"]) == 26 and 0.3 < record["cardiothoracic_ratio"] < 0.7
+
+
+def test_semicon_wheel_ships_its_monitor(tmp_path: Path) -> None:
+    semicon_wheel = _build_wheel(SEMICON, tmp_path)
+    with zipfile.ZipFile(semicon_wheel) as archive:
+        names = set(archive.namelist())
+        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode().replace(" ", "")
+    assert "convsuite/__init__.py" not in names
+    for suffix in (".safetensors", ".json", ".novelty.json"):
+        assert f"convsuite/semicon/weights/wafer_monitor_small{suffix}" in names
+    assert "wafer-monitor=convsuite.semicon.cli:app" in entry_points
+    assert "semicon=convsuite.semicon.demo:run" in entry_points

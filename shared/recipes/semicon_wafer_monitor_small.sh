@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Recipe of convsuite-semicon's bundled monitor: weights/wafer_monitor_small.{safetensors,json,novelty.json}.
+#
+# Run from the repository root after `make test` (or `make demo`) has created .venv:
+#     bash shared/recipes/semicon_wafer_monitor_small.sh [WORK_DIR]
+# 900 simulated full-resolution maps (4096 grid, seed 7, all nine patterns balanced; 720 train /
+# 180 validation), `small` sparse network, 20 epochs; scored on 270 held-out maps (seed 2026).
+# Time and figures: packages/semicon/README.md.
+set -euo pipefail
+WORK=${1:-recipe-semicon}
+MONITOR=${MONITOR:-.venv/bin/wafer-monitor}
+WEIGHTS=packages/semicon/src/convsuite/semicon/weights
+
+"$MONITOR" simulate --n 900 --seed 7 --out "$WORK/maps/train"
+"$MONITOR" train "$WORK/maps/train" --epochs 20 --out "$WORK/model"
+
+mkdir -p "$WEIGHTS"
+for suffix in safetensors json novelty.json; do
+    cp "$WORK/model/monitor.$suffix" "$WEIGHTS/wafer_monitor_small.$suffix"
+done
+
+"$MONITOR" simulate --n 270 --seed 2026 --out "$WORK/maps/test"
+"$MONITOR" evaluate "$WORK/maps/test" --figures "$WORK/evaluation"
