@@ -87,7 +87,23 @@ def test_bad_input_exits_2_with_one_line_and_no_output(model: Path, tmp_path: Pa
     assert result.exit_code == 2 and "spiral" in result.output
 
 
-@pytest.mark.parametrize("command", ["simulate", "train", "classify", "evaluate"])
+def test_protocol_reports_both_methods_per_held_out_pattern(tmp_path: Path) -> None:
+    out = tmp_path / "protocol.json"
+    args = ("--holdout", "center", "--n-train", 24, "--n-val", 12, "--n-test", 12)
+    result = _invoke(
+        "protocol", *args, "--grid", 256, "--preset", "tiny", "--epochs", 1, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    runs = json.loads(out.read_text())
+    assert [(r["method"], r["novel_pattern"]) for r in runs] == [
+        ("sparse", "center"),
+        ("dense", "center"),
+    ]
+    assert all("auroc" in r["metrics"] for r in runs) and "mean" in result.output
+    assert _invoke("protocol", "--preset", "huge").exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "classify", "evaluate", "protocol"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and f"Example: wafer-monitor {command}" in result.output

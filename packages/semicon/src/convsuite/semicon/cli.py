@@ -6,6 +6,7 @@ and exits with 2; output files are written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -184,3 +185,55 @@ def evaluate(
     for name, value in report.items():
         table.add_row(name, f"{value:.4f}")
     Console().print(table)
+
+
+@app.command(
+    epilog="Example: wafer-monitor protocol --holdout donut,scratch,edge-loc --epochs 10 "
+    "--out protocol.json"
+)
+def protocol(
+    holdout: str = typer.Option("", help="Patterns to hold out in turn; default: all nine."),
+    n_train: int = typer.Option(540, help="Simulated training maps (seed 7)."),
+    n_val: int = typer.Option(180, help="Simulated validation maps (seed 8)."),
+    n_test: int = typer.Option(270, help="Simulated test maps (seed 2026)."),
+    grid: int = typer.Option(4096, help="Grid side in cells."),
+    preset: str = typer.Option("small", help="Preset of both networks: small or tiny."),
+    epochs: int = typer.Option(10, help="Epochs of every training run."),
+    out: Path | None = typer.Option(None, help="Write every run's figures here (JSON)."),
+) -> None:
+    """Hold each pattern out in turn: sparse net vs binned dense baseline, GMM vs max-softmax."""
+    from convsuite.semicon.protocol import holdout_protocol, summarize
+
+    keep_freed_memory()
+    try:
+        patterns = _patterns(holdout) or PATTERNS
+    except InputError as error:
+        raise _fail(error) from None
+    try:
+        sparse_config, dense_config = sparse_preset(preset), dense_preset(preset)
+    except ValueError as error:
+        raise _fail(InputError("--preset", str(error))) from None
+    options = SimulationOptions(grid=grid)
+    results = holdout_protocol(
+        simulate_wafer_maps(n_train, 7, options),
+        simulate_wafer_maps(n_val, 8, options),
+        simulate_wafer_maps(n_test, 2026, options),
+        patterns=patterns,
+        sparse_config=sparse_config,
+        dense_config=dense_config,
+        epochs=epochs,
+        logger=False,
+    )
+    keys = ("accuracy", "macro_f1", "auroc", "oscr", "false_alarm_rate", "msp_auroc")
+    table = Table(title=f"open-set protocol, {n_test} test maps, grid {grid}")
+    for column in ("method", "novel", *keys):
+        table.add_column(column, justify="left" if column in ("method", "novel") else "right")
+    for result in results:
+        values = [f"{result.metrics.get(k, float('nan')):.3f}" for k in keys]
+        table.add_row(result.method, result.novel_pattern, *values)
+    for method, means in summarize(results).items():
+        table.add_row(method, "mean", *(f"{means.get(k, float('nan')):.3f}" for k in keys))
+    Console().print(table)
+    if out is not None:
+        with atomic_write(out) as handle:
+            json.dump([dataclasses.asdict(r) for r in results], handle, indent=2)
