@@ -18,8 +18,10 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from email.message import Message
 from email.parser import Parser
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from packaging.requirements import Requirement
@@ -98,6 +100,23 @@ def _bin(venv: Path, name: str) -> Path:
     return venv / ("Scripts" if os.name == "nt" else "bin") / name
 
 
+class _WheelContents(NamedTuple):
+    names: set[str]
+    dist_info: str
+    metadata: Message
+    entry_points: str
+
+
+def _read_wheel(wheel: Path) -> _WheelContents:
+    """The file names, .dist-info folder, METADATA and entry_points.txt of a wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
+        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
+    return _WheelContents(names, dist_info, metadata, entry_points)
+
+
 def _build_wheel(package: Path, out: Path) -> Path:
     # No isolation: the dev venv already has poetry-core, and an isolated build would download it.
     _run(
@@ -145,11 +164,7 @@ def medseg_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_wheel_contents_and_metadata(wheel: Path) -> None:
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
-        metadata = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
-        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
+    names, dist_info, metadata, entry_points = _read_wheel(wheel)
 
     assert "convsuite/__init__.py" not in names, "the wheel would shadow the PEP 420 namespace"
     sources = {p.relative_to(SOURCE).as_posix() for p in (SOURCE / "convsuite").rglob("*.py")}
@@ -190,11 +205,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path) ->
 
 
 def test_medseg_wheel_ships_its_weights_and_depends_on_core_ops_by_name(medseg_wheel: Path) -> None:
-    with zipfile.ZipFile(medseg_wheel) as archive:
-        names = set(archive.namelist())
-        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
-        metadata = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
-        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
+    names, _, metadata, entry_points = _read_wheel(medseg_wheel)
     assert "convsuite/__init__.py" not in names
     for name in ("hybridgnet_small", "unet_small"):
         for suffix in (".safetensors", ".json"):
@@ -220,10 +231,8 @@ def test_medseg_wheel_segments_a_radiograph_in_a_fresh_venv(
 
 def test_semicon_wheel_ships_its_monitor(tmp_path: Path) -> None:
     semicon_wheel = _build_wheel(SEMICON, tmp_path)
-    with zipfile.ZipFile(semicon_wheel) as archive:
-        names = set(archive.namelist())
-        dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
-        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode().replace(" ", "")
+    names, _, _, entry_points = _read_wheel(semicon_wheel)
+    entry_points = entry_points.replace(" ", "")
     assert "convsuite/__init__.py" not in names
     for suffix in (".safetensors", ".json", ".novelty.json"):
         assert f"convsuite/semicon/weights/wafer_monitor_small{suffix}" in names

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -97,3 +98,20 @@ def assert_learns(
     after = mean_loss()
     assert after < min_drop * before, f"loss did not drop enough: {before:.4g} -> {after:.4g}"
     return before, after
+
+
+def run_notebook(path: Path, workdir: Path, timeout: int = 300) -> str:
+    """Execute a notebook top to bottom in ``workdir``; return everything its cells printed.
+
+    A failing cell (an assert in the notebook included) raises, so the test fails.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
+    ).execute()
+    return "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
-from nbclient import NotebookClient
+from convsuite_dev.testing import run_notebook
 
 from convsuite.medseg import HybridGNet, PhantomOptions, simulate_phantoms
 from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
@@ -70,9 +69,5 @@ def test_demo_compares_both_methods_clean_and_occluded(tmp_path: Path) -> None:
 
 
 def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    printed = "".join(
-        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
-    )
+    printed = run_notebook(NOTEBOOK, tmp_path)
     assert "Dice" in printed and "phantom" in printed.lower()

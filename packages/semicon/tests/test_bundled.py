@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
-from nbclient import NotebookClient
+from convsuite_dev.testing import run_notebook
 
 from convsuite.semicon import PATTERNS, SimulationOptions, WaferMonitor, simulate_wafer_maps
 from convsuite.semicon.demo import run as run_demo
@@ -32,9 +31,5 @@ def test_demo_flags_mixed_maps_more_often_than_known_ones(tmp_path: Path) -> Non
 
 
 def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    printed = "".join(
-        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
-    )
+    printed = run_notebook(NOTEBOOK, tmp_path)
     assert "flagged novel" in printed

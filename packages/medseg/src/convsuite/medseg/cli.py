@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import track
 
+from convsuite.core_ops.cli import input_error_exit
 from convsuite.core_ops.io import InputError, atomic_write
 from convsuite.core_ops.runtime import keep_freed_memory
 from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
@@ -40,11 +41,6 @@ cxr = typer.Typer(
 )
 app.add_typer(cxr, name="cxr")
 console = Console(stderr=True)
-
-
-def _fail(error: InputError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 @cxr.command(epilog="Example: medseg cxr simulate --n 200 --seed 7 --out phantoms/ --occlusion 0.2")
@@ -132,7 +128,7 @@ def train(
             start = bundled_weights() if init == "bundled" else init
             result = train_hybridgnet(data_root, preset_name=preset, lr=lr, init=start, **settings)
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     console.print(f"wrote {result.weights} in {result.seconds:.0f} s: {result.metrics}")
 
 
@@ -154,7 +150,7 @@ def segment_images(
         net = HybridGNet.from_pretrained(weights, device=device)
         pictures = [read_radiograph(path) for path in images]
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     generator = torch.Generator().manual_seed(0)
     results = segment(net, pictures, samples, batch_size, generator)
     for path, image, result in track(
@@ -207,7 +203,7 @@ def evaluate(
         spacing = pixel_spacing or _meta_spacing(data_root)
         scores = evaluate_dataset(net, data_root, pixel, spacing)
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     summary = {method: s.summary() for method, s in scores.items()}
     Console().print(results_table(summary, f"{data_root}", net.config.organs))
     if out is not None:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from convsuite.core_ops.cli import input_error_exit
 from convsuite.core_ops.io import InputError, atomic_write
 from convsuite.core_ops.runtime import keep_freed_memory
 from convsuite.semicon.data import (
@@ -38,11 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
-
-
-def _fail(error: InputError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 def _expand(paths: Iterable[Path]) -> list[Path]:
@@ -98,7 +94,7 @@ def train(
         if any(m.label is None for m in labelled):
             raise InputError(maps, "training needs labelled maps (a `# label:` header)")
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     order = np.random.default_rng(seed).permutation(len(labelled))
     n_val = max(1, round(val_fraction * len(labelled)))
     val = [labelled[i] for i in order[:n_val]]
@@ -106,7 +102,7 @@ def train(
     try:
         config = dense_preset(preset) if dense else sparse_preset(preset)
     except ValueError as error:
-        raise _fail(InputError("--preset", str(error))) from None
+        raise input_error_exit(InputError("--preset", str(error))) from None
     recipe = (
         f"wafer-monitor train {maps} --holdout '{holdout}' --epochs {epochs} --seed {seed} "
         f"--preset {preset}"
@@ -149,7 +145,7 @@ def classify(
                 r.to_dict() for r in monitor.iter_classify(_streamed(files, progress), batch_size)
             ]
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     with atomic_write(out) as handle:
         pd.DataFrame(rows).to_csv(handle, index=False)
     novel = sum(row["is_novel"] for row in rows)
@@ -173,7 +169,7 @@ def evaluate(
         report = monitor.evaluate(labelled, batch_size)
         results = monitor.classify(labelled, batch_size)
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     truth = [m.label for m in labelled]
     save_confusion_matrix(figures / "confusion_matrix.png", truth, results, monitor.classes)
     save_novelty_histogram(figures / "novelty_scores.png", truth, results, monitor)
@@ -208,11 +204,11 @@ def protocol(
     try:
         patterns = _patterns(holdout) or PATTERNS
     except InputError as error:
-        raise _fail(error) from None
+        raise input_error_exit(error) from None
     try:
         sparse_config, dense_config = sparse_preset(preset), dense_preset(preset)
     except ValueError as error:
-        raise _fail(InputError("--preset", str(error))) from None
+        raise input_error_exit(InputError("--preset", str(error))) from None
     options = SimulationOptions(grid=grid)
     results = holdout_protocol(
         simulate_wafer_maps(n_train, 7, options),
