@@ -12,6 +12,14 @@ from convsuite.core_ops.layers.complex import (
 from convsuite.core_ops.layers.dcls import DCLSConv1d, DCLSConv2d, DCLSConv3d
 from convsuite.core_ops.layers.fft_conv import FFTConv1d, FFTConv2d, fft_conv, large_kernel_conv
 from convsuite.core_ops.layers.graph import ChebConv, NodeResample, scaled_laplacian
+from convsuite.core_ops.layers.healpix import (
+    HEALPixConv2d,
+    HEALPixPad,
+    faces_from_nest,
+    healpix_padding_index,
+    nest_from_faces,
+    nest_to_face_order,
+)
 from convsuite.core_ops.layers.hypercomplex import PHConv1d, PHConv2d, PHConv3d, PHLinear
 from convsuite.core_ops.layers.mixer import MIXERS, create_mixer
 from convsuite.core_ops.layers.multidilated import D2Block, D3Block, MultiDilatedConv2d
@@ -59,6 +67,8 @@ __all__ = [
     "DilatedReparamConv2d",
     "FFTConv1d",
     "FFTConv2d",
+    "HEALPixConv2d",
+    "HEALPixPad",
     "ModReLU",
     "MultiDilatedConv2d",
     "NodeResample",
@@ -83,8 +93,12 @@ __all__ = [
     "complex_to_channels",
     "create_mixer",
     "downsample_rulebook",
+    "faces_from_nest",
     "fft_conv",
+    "healpix_padding_index",
     "large_kernel_conv",
+    "nest_from_faces",
+    "nest_to_face_order",
     "reparameterize_model",
     "scaled_laplacian",
     "sparse_conv",
