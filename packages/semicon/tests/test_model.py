@@ -58,6 +58,16 @@ def test_shapes_and_final_grid(maps: list[WaferMap]) -> None:
     assert features.shape == (8, 16) and (features >= 0).all()
     assert logits.shape == (8, len(EASY)) and torch.isfinite(logits).all()
     torch.testing.assert_close(net.forward_head(features), logits)
+    # tiny pools its last two stages (16 and 24 channels): [avg, max] of each feed the projection
+    with torch.no_grad():
+        pooled = net.pooled_features(x)
+    assert pooled.shape == (8, 2 * (16 + 24))
+    torch.testing.assert_close(pooled[:, -48:-24], deep.to_dense().sum((2, 3)) / deep_counts(deep))
+
+
+def deep_counts(deep) -> torch.Tensor:
+    """Active sites per map of a sparse tensor, (B, 1)."""
+    return torch.bincount(deep.coords[:, 0], minlength=deep.batch_size)[:, None].float()
 
 
 def test_wrong_grid_is_refused(maps: list[WaferMap]) -> None:
@@ -139,6 +149,8 @@ def test_config_round_trip_and_checks() -> None:
         WaferNetConfig(blocks=(1, 1))
     with pytest.raises(ValueError, match="only the first stage"):
         WaferNetConfig(strides=(4, 1, 4, 4, 4))
+    with pytest.raises(ValueError, match="pooled_stages"):
+        WaferNetConfig(pooled_stages=6)
 
 
 def _training_batches(classes, n, seed, to_input):

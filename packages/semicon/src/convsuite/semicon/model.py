@@ -10,7 +10,8 @@ penultimate ("latent") features feed a Gaussian mixture that flags novel pattern
 
 Ours (the paper's layer recipe is not followed): the stage layout below, strided ``k = s`` sparse
 convolutions as the downsampling (a stride of 4 is two 2x downsamplings in one step), average and
-max global pooling concatenated, a Linear + ReLU projection to ``feature_dim`` before the linear
+max global pooling of the last stages concatenated (several scales, for the novelty
+detector), a Linear + ReLU projection to ``feature_dim`` before the linear
 head (a compact latent vector for the Gaussian mixture), and the :class:`WindowStem` input layer.
 
 Layout, for ``strides = (s_0, ..., s_{S-1})`` and ``widths = (w_0, ..., w_{S-1})``::
@@ -22,8 +23,9 @@ Layout, for ``strides = (s_0, ..., s_{S-1})`` and ``widths = (w_0, ..., w_{S-1})
              then blocks[0] x [SubmanifoldConv(w_0 -> w_0, 3) + BN + ReLU]
     stage i  SparseConv(w_{i-1} -> w_i, k = s = s_i) + BN + ReLU, then blocks[i] x
              [SubmanifoldConv(w_i -> w_i, 3) + BN + ReLU], on G / (s_0 ... s_i)
-    head     [avg, max] global pool (B, 2 w_{S-1}) (or, ``head="flatten"``, the final grid's cells
-             in place) -> Linear + ReLU -> features (B, feature_dim) -> Linear -> logits
+    head     [avg, max] global pools of the last ``pooled_stages`` stages (B, 2 sum of their
+             widths) (or, ``head="flatten"``, the final grid's cells in place) -> Linear + ReLU
+             -> features (B, feature_dim) -> Linear -> logits
 
 Cost. Sparse sets shrink slowly while defects are far apart: a map of 20k defects keeps about 2/3
 of its sites down to a 256 grid, and only then shrinks fast (~3k sites at 64, ~220 at 16). So the
@@ -84,6 +86,8 @@ class WaferNetConfig:
         head: how the last stage becomes one vector: ``"pool"``, average and max over the active
             cells (any final grid); ``"flatten"``, the final grid's cells in place (zeros where
             inactive), which keeps where on the wafer each feature is (needs a small final grid).
+        pooled_stages: with ``head="pool"``, how many of the last stages are pooled into the
+            feature vector (1: the last only; more adds finer scales, e.g. a thin scratch's trace).
     """
 
     grid: int = 4096
@@ -93,6 +97,7 @@ class WaferNetConfig:
     classes: tuple[str, ...] = PATTERNS
     feature_dim: int = 64
     head: str = "pool"
+    pooled_stages: int = 1
 
     def __post_init__(self) -> None:
         for name in ("widths", "blocks", "strides", "classes"):
@@ -115,6 +120,8 @@ class WaferNetConfig:
             raise ValueError(f"classes must be >= 2 distinct names, got {self.classes}")
         if self.head not in ("pool", "flatten"):
             raise ValueError(f"head must be 'pool' or 'flatten', got {self.head!r}")
+        if not 1 <= self.pooled_stages <= stages:
+            raise ValueError(f"pooled_stages must be in [1, {stages}], got {self.pooled_stages}")
         if self.feature_dim < 1:
             raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
 
@@ -144,13 +151,24 @@ PRESETS: dict[str, WaferNetConfig] = {
     "base": WaferNetConfig(),
     # The bundled weights and CPU streams: the first layer reads 16 x 16 windows of the
     # full-resolution map (a WindowStem), then 256 -> 64 -> 16 -> 4 with 3 x 3 blocks on the last
-    # two grids. ~100 maps/s at 20k defects per map on one (shared) CPU core.
+    # two grids. ~100 maps/s at 20k defects per map on one (shared) CPU core. The features pool
+    # the 64, 16 and 4 grids: with the last grid alone a novel thin scratch looked like known
+    # patterns to the mixture (AUROC 0.74 held out; 0.96 with three grids pooled).
     "small": WaferNetConfig(
-        widths=(16, 32, 48, 64), blocks=(0, 0, 1, 1), strides=(16, 4, 4, 4), feature_dim=64
+        widths=(16, 32, 48, 64),
+        blocks=(0, 0, 1, 1),
+        strides=(16, 4, 4, 4),
+        feature_dim=64,
+        pooled_stages=3,
     ),
     # Tests: a 256 grid -> 64 -> 16 -> 4.
     "tiny": WaferNetConfig(
-        grid=256, widths=(8, 16, 24), blocks=(0, 1, 1), strides=(4, 4, 4), feature_dim=16
+        grid=256,
+        widths=(8, 16, 24),
+        blocks=(0, 1, 1),
+        strides=(4, 4, 4),
+        feature_dim=16,
+        pooled_stages=2,
     ),
 }
 
@@ -252,7 +270,10 @@ class SparseWaferNet(nn.Module):
             previous = width
         self.stages = nn.Sequential(*stages)
         self.avg_pool, self.max_pool = SparseGlobalPool("avg"), SparseGlobalPool("max")
-        pooled = 2 * previous if config.head == "pool" else previous * config.final_grid**2
+        if config.head == "pool":
+            pooled = 2 * sum(config.widths[-config.pooled_stages :])
+        else:
+            pooled = previous * config.final_grid**2
         self.project = nn.Sequential(nn.Linear(pooled, config.feature_dim), nn.ReLU())
         self.head = nn.Linear(config.feature_dim, config.n_classes)
 
@@ -272,12 +293,22 @@ class SparseWaferNet(nn.Module):
         self._check(x)
         return self.stages(x)
 
+    def pooled_features(self, x: SparseTensor) -> Tensor:
+        """[avg, max] pools of the last ``pooled_stages`` stages, (B, 2 sum(their widths))."""
+        self._check(x)
+        pools = []
+        first_pooled = len(self.stages) - self.config.pooled_stages
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i >= first_pooled:
+                pools += [self.avg_pool(x), self.max_pool(x)]
+        return torch.cat(pools, 1)
+
     def features(self, x: SparseTensor) -> Tensor:
-        """Penultimate features (B, feature_dim): pooled (or flattened) last stage, Linear, ReLU."""
-        deep = self.forward_features(x)
+        """Penultimate features (B, feature_dim): pooled (or flattened) stages, Linear, ReLU."""
         if self.config.head == "flatten":
-            return self.project(deep.to_dense().flatten(1))
-        return self.project(torch.cat([self.avg_pool(deep), self.max_pool(deep)], 1))
+            return self.project(self.forward_features(x).to_dense().flatten(1))
+        return self.project(self.pooled_features(x))
 
     def forward_head(self, features: Tensor) -> Tensor:
         """(B, feature_dim) features -> (B, n_classes) logits."""
