@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_OPS = ROOT / "packages" / "core-ops"
 MEDSEG = ROOT / "packages" / "medseg"
 SEMICON = ROOT / "packages" / "semicon"
+COSMO = ROOT / "packages" / "cosmo"
 SOURCE = CORE_OPS / "src"
 
 # Runs inside the new venv; prints what it found as JSON for the test to judge.
@@ -238,3 +239,15 @@ def test_semicon_wheel_ships_its_monitor(tmp_path: Path) -> None:
         assert f"convsuite/semicon/weights/wafer_monitor_small{suffix}" in names
     assert "wafer-monitor=convsuite.semicon.cli:app" in entry_points
     assert "semicon=convsuite.semicon.demo:run" in entry_points
+
+
+def test_cosmo_wheel_ships_its_checkpoint_spectrum_and_commands(tmp_path: Path) -> None:
+    cosmo_wheel = _build_wheel(COSMO, tmp_path)
+    names, _, _, entry_points = _read_wheel(cosmo_wheel)
+    entry_points = entry_points.replace(" ", "")
+    assert "convsuite/__init__.py" not in names
+    assert "convsuite/cosmo/data/lcdm_tt.txt" in names
+    assert any(n.startswith("convsuite/cosmo/weights/skyrecon_nside") for n in names)
+    for command in ("inpaint", "simulate", "train", "evaluate"):
+        assert f"cosmo-{command}=convsuite.cosmo.cli:{command}_app" in entry_points
+    assert "cosmo=convsuite.cosmo.demo:run" in entry_points

@@ -233,9 +233,13 @@ def _inward_step(
 
 
 @functools.lru_cache(maxsize=64)
-def _border_tables(nside: int, padding: int) -> tuple[Tensor, Tensor]:
+def _border_tables(nside: int, padding: int) -> tuple[Tensor, ...]:
+    """The border as (face, row, col) destinations and (face, x, y) sources, int64 each."""
     positions, sources = _border_index(nside, padding)
-    return torch.from_numpy(positions), torch.from_numpy(sources)
+    side = nside + 2 * padding
+    destination = (positions // (side * side), (positions // side) % side, positions % side)
+    source = (sources // (nside * nside), (sources // nside) % nside, sources % nside)
+    return tuple(torch.from_numpy(np.ascontiguousarray(t)) for t in (*destination, *source))
 
 
 class HEALPixPad(nn.Module):
@@ -264,16 +268,15 @@ class HEALPixPad(nn.Module):
         p = self.padding
         if p == 0:
             return x
-        nside, channels = x.shape[-1], x.shape[1]
-        positions, sources = (t.to(x.device) for t in _border_tables(nside, p))
-        maps = x.shape[0] // N_FACES
-        # (B, C, 12 * nside^2) sources and (B, C, 12 * side^2) destination, faces inside channels.
-        flat = x.unflatten(0, (maps, N_FACES)).transpose(1, 2).reshape(maps, channels, -1)
-        padded = F.pad(x, (p, p, p, p)).unflatten(0, (maps, N_FACES)).transpose(1, 2)
-        padded = padded.reshape(maps, channels, -1)
-        padded = padded.index_copy(2, positions, flat.index_select(2, sources))
-        side = nside + 2 * p
-        return padded.unflatten(2, (N_FACES, side, side)).transpose(1, 2).flatten(0, 1)
+        tables = [t.to(x.device) for t in _border_tables(x.shape[-1], p)]
+        maps = torch.arange(x.shape[0] // N_FACES, device=x.device)[:, None] * N_FACES
+        to_face, to_row, to_col, from_face, from_x, from_y = tables
+        padded = F.pad(x, (p, p, p, p))
+        # one gather and one scatter of the border pixels of every map (channels ride along)
+        padded[
+            (maps + to_face).flatten(), :, to_row.repeat(len(maps)), to_col.repeat(len(maps))
+        ] = x[(maps + from_face).flatten(), :, from_x.repeat(len(maps)), from_y.repeat(len(maps))]
+        return padded
 
     def extra_repr(self) -> str:
         return f"padding={self.padding}"

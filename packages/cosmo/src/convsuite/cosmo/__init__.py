@@ -1,0 +1,39 @@
+"""convsuite-cosmo: SkyReconNet inpainting of masked full-sky CMB maps on the HEALPix faces."""
+
+from convsuite.cosmo.baselines import WienerFilter, diffusive_inpaint
+from convsuite.cosmo.data import (
+    SkyMap,
+    apply_mask,
+    read_mask,
+    read_sky_map,
+    simulate_sky,
+    write_sky_map,
+)
+from convsuite.cosmo.evaluation import evaluate_methods, summarize
+from convsuite.cosmo.infer import bundled_nsides, inpaint, inpaint_nest, load_model
+from convsuite.cosmo.metrics import cosmic_variance_fraction, hole_mse, hole_ssim, power_spectrum
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, preset
+
+__all__ = [
+    "SkyMap",
+    "SkyReconConfig",
+    "SkyReconNet",
+    "WienerFilter",
+    "apply_mask",
+    "bundled_nsides",
+    "cosmic_variance_fraction",
+    "diffusive_inpaint",
+    "evaluate_methods",
+    "hole_mse",
+    "hole_ssim",
+    "inpaint",
+    "inpaint_nest",
+    "load_model",
+    "power_spectrum",
+    "preset",
+    "read_mask",
+    "read_sky_map",
+    "simulate_sky",
+    "summarize",
+    "write_sky_map",
+]

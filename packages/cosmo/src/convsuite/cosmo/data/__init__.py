@@ -1,0 +1,33 @@
+"""CMB data: HEALPix FITS maps and masks (read and written with healpy), and seeded simulations."""
+
+from convsuite.cosmo.data.fits_io import SkyMap, nside_of, read_sky_map, write_sky_map
+from convsuite.cosmo.data.masks import apply_mask, read_mask
+from convsuite.cosmo.data.simulate import (
+    SkySimulation,
+    default_fwhm_arcmin,
+    galactic_cut,
+    gaussian_alm,
+    lcdm_cl,
+    point_source_mask,
+    simulate_cmb,
+    simulate_mask,
+    simulate_sky,
+)
+
+__all__ = [
+    "SkyMap",
+    "SkySimulation",
+    "apply_mask",
+    "default_fwhm_arcmin",
+    "galactic_cut",
+    "gaussian_alm",
+    "lcdm_cl",
+    "nside_of",
+    "point_source_mask",
+    "read_mask",
+    "read_sky_map",
+    "simulate_cmb",
+    "simulate_mask",
+    "simulate_sky",
+    "write_sky_map",
+]

@@ -1,0 +1,194 @@
+"""Seeded simulations: Gaussian LCDM CMB temperature skies and realistic masks.
+
+Skies. Spherical-harmonic coefficients are drawn from a power spectrum C_ell (default: the shipped
+Planck-2018 LCDM lensed TT table, :func:`lcdm_cl`), multiplied by a Gaussian beam, synthesised
+with ``healpy.alm2map`` up to ``lmax = 3 nside - 1`` (so the map is band-limited), plus white
+noise, in muK, NESTED. The coefficients are drawn from a numpy ``Generator`` rather than by
+``healpy.synfast``, which draws from numpy's global random state: a seed then means the same sky
+whatever else ran before. No pixel window is applied (healpy's ``pixwin`` downloads its tables).
+
+Masks (1 = observed). A galactic cut: the pixels where ``|sin b| exp(a g)`` is lowest, ``b`` the
+galactic latitude and ``g`` a smooth unit-variance random field (ell <~ 20), so the cut is a band
+that always covers the galactic plane, its edges wandering in latitude; the threshold is the
+quantile giving the requested f_sky.
+Point sources: discs of radius 5-30 arcmin at random positions over the whole sky.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import healpy as hp
+import numpy as np
+
+__all__ = [
+    "SkySimulation",
+    "default_fwhm_arcmin",
+    "galactic_cut",
+    "gaussian_alm",
+    "lcdm_cl",
+    "point_source_mask",
+    "simulate_cmb",
+    "simulate_mask",
+    "simulate_sky",
+]
+
+
+@lru_cache(maxsize=1)
+def _lcdm_table() -> np.ndarray:
+    with resources.files("convsuite.cosmo.data").joinpath("lcdm_tt.txt").open() as handle:
+        table = np.loadtxt(handle)
+    return table[:, 1]
+
+
+def lcdm_cl(lmax: int) -> np.ndarray:
+    """(lmax + 1,) LCDM lensed TT C_ell in muK^2 (Planck 2018 best fit; C_0 = C_1 = 0).
+
+    Made by ``shared/recipes/cosmo_lcdm_spectrum.py`` with camb; for other cosmologies pass your
+    own C_ell (e.g. from camb, the ``camb`` extra) to :func:`simulate_cmb`.
+    """
+    table = _lcdm_table()
+    if not 0 <= lmax < table.size:
+        raise ValueError(f"the shipped spectrum covers ell <= {table.size - 1}, asked {lmax}")
+    return table[: lmax + 1].copy()
+
+
+def gaussian_alm(cl: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Complex alm (healpy layout, lmax = len(cl) - 1) of a Gaussian isotropic field with ``cl``.
+
+    ``<|a_lm|^2> = C_ell``: m = 0 real with variance C_ell, m > 0 complex with C_ell / 2 in each of
+    the real and imaginary parts.
+    """
+    lmax = len(cl) - 1
+    ell, m = hp.Alm.getlm(lmax)
+    sigma = np.sqrt(np.maximum(cl, 0.0))[ell]
+    real, imag = rng.standard_normal(ell.size), rng.standard_normal(ell.size)
+    alm = np.where(m == 0, sigma * real, sigma * (real + 1j * imag) / np.sqrt(2.0))
+    return alm.astype(np.complex128)
+
+
+def default_fwhm_arcmin(nside: int) -> float:
+    """Default beam: 2 pixel sizes (27.5 arcmin at Nside 256), so the map is well sampled."""
+    return 2.0 * hp.nside2resol(nside, arcmin=True)
+
+
+def simulate_cmb(
+    nside: int,
+    seed: int,
+    fwhm_arcmin: float | None = None,
+    noise_uk_arcmin: float = 1.0,
+    cl: np.ndarray | None = None,
+) -> np.ndarray:
+    """A Gaussian CMB temperature sky, (12 nside^2,) float32 muK, NESTED.
+
+    Args:
+        nside: HEALPix resolution.
+        seed: same seed, same sky.
+        fwhm_arcmin: Gaussian beam FWHM; None: :func:`default_fwhm_arcmin`; 0: no beam.
+        noise_uk_arcmin: white-noise level (muK arcmin; per pixel it is this over the pixel side).
+        cl: C_ell in muK^2 from ell = 0 (at least ``3 nside``); None: :func:`lcdm_cl`.
+    """
+    lmax = 3 * nside - 1
+    cl = lcdm_cl(lmax) if cl is None else np.asarray(cl, dtype=np.float64)[: lmax + 1]
+    if cl.size < lmax + 1:
+        raise ValueError(f"cl must reach ell = {lmax} for Nside {nside}, got {cl.size} values")
+    rng = np.random.default_rng(seed)
+    fwhm = default_fwhm_arcmin(nside) if fwhm_arcmin is None else fwhm_arcmin
+    beam = hp.gauss_beam(np.radians(fwhm / 60.0), lmax=lmax)
+    alm = hp.almxfl(gaussian_alm(cl, rng), beam)
+    sky = hp.reorder(hp.alm2map(alm, nside, lmax=lmax), r2n=True)
+    if noise_uk_arcmin > 0:
+        sky = sky + rng.normal(0.0, noise_uk_arcmin / hp.nside2resol(nside, arcmin=True), sky.size)
+    return sky.astype(np.float32)
+
+
+def galactic_cut(nside: int, seed: int, f_sky: float = 0.75, roughness: float = 0.4) -> np.ndarray:
+    """(12 nside^2,) bool NESTED, True outside a galactic band with irregular edges.
+
+    Args:
+        nside: resolution.
+        seed: same seed, same edges.
+        f_sky: observed fraction (exact up to one pixel).
+        roughness: amplitude of the random field modulating ``|sin b|`` (0: a straight band).
+    """
+    if not 0.0 < f_sky < 1.0:
+        raise ValueError(f"f_sky must be in (0, 1), got {f_sky}")
+    rng = np.random.default_rng(seed)
+    lmax = min(3 * nside - 1, 40)
+    ell = np.arange(lmax + 1)
+    smooth = np.exp(-((ell / 12.0) ** 2)) * (ell > 0)
+    field = hp.alm2map(gaussian_alm(smooth, rng), nside, lmax=lmax)
+    field /= field.std() or 1.0
+    theta, _ = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)))
+    score = np.abs(np.cos(theta)) * np.exp(roughness * field)  # |sin b|, b = 90 deg - theta
+    observed = score > np.quantile(score, 1.0 - f_sky)
+    return hp.reorder(observed, r2n=True).astype(bool)
+
+
+def point_source_mask(
+    nside: int, seed: int, count: int = 300, radius_arcmin: tuple[float, float] = (5.0, 30.0)
+) -> np.ndarray:
+    """(12 nside^2,) bool NESTED, False inside ``count`` discs of random radius and position.
+
+    A disc smaller than a pixel still masks the pixel holding its centre.
+    """
+    rng = np.random.default_rng(seed)
+    observed = np.ones(hp.nside2npix(nside), dtype=bool)
+    vectors = rng.normal(size=(count, 3))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    radii = np.radians(rng.uniform(*radius_arcmin, size=count) / 60.0)
+    for vector, radius in zip(vectors, radii, strict=True):
+        observed[hp.query_disc(nside, vector, radius, nest=True)] = False
+        observed[hp.vec2pix(nside, *vector, nest=True)] = False
+    return observed
+
+
+def simulate_mask(nside: int, seed: int, f_sky: float = 0.75, sources: int = 300) -> np.ndarray:
+    """Galactic cut (``f_sky`` of the sky kept) and ``sources`` point-source holes, NESTED bool."""
+    return galactic_cut(nside, seed, f_sky) & point_source_mask(nside, seed + 1, sources)
+
+
+@dataclass(frozen=True)
+class SkySimulation:
+    """One simulated observation.
+
+    Attributes:
+        truth: (12 nside^2,) float32 muK NESTED, the full sky (CMB + noise).
+        observed: (12 nside^2,) bool NESTED, the mask (1 = observed).
+        seed: the seed that made it.
+    """
+
+    truth: np.ndarray
+    observed: np.ndarray
+    seed: int
+
+    @property
+    def masked(self) -> np.ndarray:
+        """The data: ``truth`` with the holes set to 0."""
+        return np.where(self.observed, self.truth, 0.0).astype(np.float32)
+
+
+def simulate_sky(
+    nside: int,
+    seed: int,
+    f_sky: float | tuple[float, float] = 0.75,
+    sources: int | None = None,
+    fwhm_arcmin: float | None = None,
+    noise_uk_arcmin: float = 1.0,
+) -> SkySimulation:
+    """A CMB sky and a mask from one seed.
+
+    Args:
+        nside: resolution.
+        seed: same seed, same sky and mask.
+        f_sky: the galactic cut's observed fraction, or a (low, high) range to draw it from.
+        sources: point-source holes; None: 300 x (nside / 256), at least 20.
+        fwhm_arcmin, noise_uk_arcmin: as :func:`simulate_cmb`.
+    """
+    rng = np.random.default_rng([seed, 1])
+    fraction = float(rng.uniform(*f_sky)) if isinstance(f_sky, tuple) else float(f_sky)
+    count = max(20, round(300 * nside / 256)) if sources is None else sources
+    truth = simulate_cmb(nside, seed, fwhm_arcmin, noise_uk_arcmin)
+    return SkySimulation(truth, simulate_mask(nside, seed + 7919, fraction, count), seed)

@@ -1,0 +1,172 @@
+"""The inpainting pipeline used by the CLI and notebooks: bundled checkpoints, :func:`inpaint`.
+
+Two ways to fill the holes:
+
+* ``mode="mean"``: the network's output, an estimate of the sky given the data (trained with MSE
+  + SSIM it sits near the posterior mean: lowest error per pixel, too little small-scale power in
+  wide holes, like the Wiener filter).
+* ``mode="realization"``: a constrained realization in the manner of Hoffman & Ribak (1991),
+  with the network in place of the Wiener filter: draw a sky ``s'`` (with noise) from the
+  training prior, fill the holes with ``s' + sqrt(2) f((d - s') / sqrt(2))``, ``f`` the network
+  (``d - s'`` has twice the prior's variance; the scaling keeps the network's input in its
+  training range). The right power in the holes, about twice the mean's error; the prior is the
+  training one (LCDM, the Nside's default beam and noise), so use it on maps like those.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+
+import healpy as hp
+import numpy as np
+import torch
+
+from convsuite.core_ops.io import InputError, load_checkpoint
+from convsuite.cosmo.data.simulate import simulate_cmb
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
+
+__all__ = ["bundled_nsides", "bundled_weights", "inpaint", "inpaint_nest", "load_model"]
+
+_MODES = ("mean", "realization")
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("convsuite.cosmo").joinpath("weights")))
+
+
+def bundled_nsides() -> list[int]:
+    """The Nside values with a bundled checkpoint."""
+    names = sorted(_weights_dir().glob("skyrecon_nside*.safetensors"))
+    return sorted(int(p.stem.removeprefix("skyrecon_nside")) for p in names)
+
+
+def bundled_weights(nside: int) -> Path:
+    """Path of the bundled checkpoint for ``nside``; InputError if there is none."""
+    path = _weights_dir() / f"skyrecon_nside{nside}.safetensors"
+    if not path.is_file():
+        raise InputError(
+            f"Nside {nside}",
+            f"no bundled SkyReconNet checkpoint (bundled: {bundled_nsides()}); pass nside= one "
+            "of them to resample the map, or train one with cosmo-train",
+        )
+    return path
+
+
+def load_model(
+    weights: str | Path | None = None, nside: int | None = None, device: str = "cpu"
+) -> tuple[SkyReconNet, int]:
+    """A network in eval mode and the Nside it was trained at (from the card).
+
+    Args:
+        weights: a ``.safetensors`` checkpoint from ``cosmo-train``; None: the bundled one for
+            ``nside``.
+        nside: with ``weights=None``, which bundled checkpoint.
+        device: torch device.
+    """
+    if weights is None:
+        if nside is None:
+            raise ValueError("give weights or nside")
+        weights = bundled_weights(nside)
+    state, card = load_checkpoint(weights, device)
+    if card.architecture != "SkyReconNet":
+        raise InputError(weights, f"holds a {card.architecture}, not a SkyReconNet")
+    net = SkyReconNet(SkyReconConfig.from_dict(card.config))
+    net.load_state_dict(state)
+    trained_nside = int(card.metrics.get("nside", 0)) or (nside or 0)
+    return net.to(device).eval(), trained_nside
+
+
+def _predict(net: SkyReconNet, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    device = next(net.parameters()).device
+    with torch.inference_mode():
+        masked = torch.from_numpy(np.asarray(data, dtype=np.float32))[None].to(device)
+        mask = torch.from_numpy(np.asarray(observed, dtype=bool))[None].to(device)
+        return net(masked, mask)[0].cpu().numpy()
+
+
+def inpaint_nest(
+    net: SkyReconNet,
+    data: np.ndarray,
+    observed: np.ndarray,
+    mode: str = "mean",
+    seed: int = 0,
+    noise_uk_arcmin: float = 1.0,
+) -> np.ndarray:
+    """Fill the holes of a NESTED map at the network's resolution (no resampling).
+
+    Args:
+        net: a trained network.
+        data: (12 nside^2,) muK NESTED (hole values ignored).
+        observed: (12 nside^2,) bool NESTED.
+        mode: "mean" or "realization" (module docstring).
+        seed: the prior draw of ``mode="realization"``.
+        noise_uk_arcmin: white noise of the prior draw (the training skies': 1 muK arcmin).
+
+    Returns:
+        (12 nside^2,) float32 NESTED: ``data`` where observed, the fill elsewhere.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    data = np.where(observed, data, 0.0).astype(np.float32)
+    if mode == "mean":
+        return _predict(net, data, observed)
+    nside = hp.npix2nside(data.size)
+    prior = simulate_cmb(nside, seed, noise_uk_arcmin=noise_uk_arcmin)
+    correction = _predict(net, (data - prior) / math.sqrt(2.0), observed) * math.sqrt(2.0)
+    return np.where(observed, data, prior + correction).astype(np.float32)
+
+
+def inpaint(
+    sky_map: np.ndarray,
+    mask: np.ndarray | None = None,
+    nside: int | None = None,
+    nest: bool = False,
+    mode: str = "mean",
+    seed: int = 0,
+    weights: str | Path | None = None,
+) -> np.ndarray:
+    """Inpaint a HEALPix map (a numpy array, as from ``healpy.read_map``).
+
+    Args:
+        sky_map: (12 N^2,) map in muK, RING unless ``nest``; UNSEEN and NaN pixels are holes.
+        mask: (12 N^2,) 1 = observed, same ordering; None: only UNSEEN/NaN are holes.
+        nside: the resolution to run the network at; None: the map's own. When it differs from
+            the map's, the map is ``ud_grade``d to it, inpainted there, and the holes of the
+            original are filled from the result brought back to N (observed pixels keep their
+            values at full resolution).
+        nest: the ordering of ``sky_map`` and ``mask`` (and of the result).
+        mode: "mean" or "realization" (module docstring).
+        seed: the prior draw of ``mode="realization"``.
+        weights: a checkpoint from ``cosmo-train``; None: the bundled one for ``nside``.
+
+    Returns:
+        (12 N^2,) float32, same ordering as the input: observed pixels unchanged, holes filled.
+    """
+    values = np.asarray(sky_map, dtype=np.float64)
+    native = hp.npix2nside(values.size)
+    holes = ~np.isfinite(values) | np.isclose(values, hp.UNSEEN, rtol=1e-6)
+    if mask is not None:
+        holes |= np.asarray(mask) <= 0.5
+    if not nest:
+        values, holes = hp.reorder(values, r2n=True), hp.reorder(holes, r2n=True)
+    observed = ~holes
+    if not observed.any():
+        raise InputError("map", "every pixel is masked: nothing to inpaint from")
+    values = np.where(observed, values, 0.0)
+    target = nside or native
+    net, _ = load_model(weights, target)
+    if target == native:
+        filled = inpaint_nest(net, values, observed, mode, seed)
+    else:
+        coverage = hp.ud_grade(
+            observed.astype(np.float64), target, order_in="NESTED", order_out="NESTED"
+        )
+        summed = hp.ud_grade(values, target, order_in="NESTED", order_out="NESTED")
+        coarse_observed = coverage > 0.5
+        coarse = np.where(coarse_observed, summed / np.maximum(coverage, 1e-12), 0.0)
+        result = inpaint_nest(net, coarse, coarse_observed, mode, seed)
+        back = hp.ud_grade(result, native, order_in="NESTED", order_out="NESTED")
+        filled = np.where(observed, values, back).astype(np.float32)
+    return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)

@@ -1,0 +1,221 @@
+"""SkyReconNet on the HEALPix sphere: dilated (context) and standard (detail) convolutions merged
+at every resolution of a U-Net over the 12 base faces.
+
+A re-implementation after "SkyReconNet: A Cross-Resolution Contextual Integration Framework for
+Inpainting with Application to Enhanced CMB Map Reconstruction" (arXiv:2501.06139). The paper
+gives no code and no layer table. From the paper: a network that combines dilated convolutions
+(wide context) with standard convolutions (local detail), merged across resolutions, trained with
+``alpha (1 - SSIM) + (1 - alpha) MSE``, the mask as an input, judged by the angular power spectrum.
+
+Ours:
+
+* The sphere, not a flat projection: maps are stacks of the 12 HEALPix NESTED base faces
+  (B * 12, C, nside, nside) and every convolution pads each face from its true neighbours
+  (:class:`convsuite.core_ops.layers.HEALPixConv2d`): no seams, no projection distortion. In
+  NESTED order the 4 children of a pixel are a 2 x 2 block of its face, so 2 x 2 average pooling
+  is exactly ``healpy.ud_grade`` down and nearest 2 x upsampling exactly ``ud_grade`` up.
+* :class:`ContextBlock`, the "cross-resolution contextual integration" at one resolution: a
+  standard 3 x 3 branch and dilated 3 x 3 branches (dilations 2 and 4, capped by the face size)
+  in parallel, concatenated, merged by a 1 x 1 convolution, added to the input (residual),
+  with BatchNorm and GELU.
+* A U-Net over resolutions nside, nside / 2, ..., ``bottom_nside`` (default 8, a 7.3 deg pixel:
+  with dilation 4 the bottom sees ~60 deg, wider than the galactic cut), one ContextBlock pair
+  per level on the way down and one on the way up, skip connections by concatenation.
+  Widths are given from the bottom up, so a network for Nside 256 holds the Nside 128 network's
+  levels plus one (weights can be carried over by level).
+* Inputs: the map with holes set to 0, the mask, and (ours) the map with its holes filled by
+  diffusive inpainting (:func:`convsuite.cosmo.baselines.diffusive_inpaint`), maps divided by
+  ``scale_uk`` (100 muK). The network predicts a correction to that smooth fill, so from its
+  first steps it starts at the diffusive baseline's quality and training spends its (CPU) budget
+  on what diffusion cannot do. Output: the full map; observed pixels are passed through
+  unchanged (only holes are predicted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convsuite.core_ops.layers import HEALPixConv2d, faces_from_nest, nest_from_faces
+
+__all__ = ["ContextBlock", "PRESETS", "SkyReconConfig", "SkyReconNet", "preset"]
+
+
+@dataclass(frozen=True)
+class SkyReconConfig:
+    """Architecture of :class:`SkyReconNet`.
+
+    Attributes:
+        widths: channels per level from the bottom (``bottom_nside``) up; a map of Nside ``n``
+            uses the first ``log2(n / bottom_nside) + 1`` entries (enough entries are required).
+        bottom_nside: the coarsest level's Nside.
+        dilations: the context branches' dilations (each capped at a quarter of the face side).
+        scale_uk: input/output scale in muK (maps are divided by it).
+    """
+
+    widths: tuple[int, ...] = (64, 48, 32, 24, 16, 12)
+    bottom_nside: int = 8
+    dilations: tuple[int, ...] = (2, 4)
+    scale_uk: float = 100.0
+
+    def __post_init__(self) -> None:
+        for name in ("widths", "dilations"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"widths must be positive, got {self.widths}")
+        if self.bottom_nside < 1 or self.bottom_nside & (self.bottom_nside - 1):
+            raise ValueError(f"bottom_nside must be a power of two, got {self.bottom_nside}")
+
+    @property
+    def max_nside(self) -> int:
+        """The largest Nside the widths cover."""
+        return self.bottom_nside * 2 ** (len(self.widths) - 1)
+
+    def levels(self, nside: int) -> int:
+        """Resolution levels used for a map of ``nside`` (1 = the bottom level only)."""
+        if nside < self.bottom_nside or nside & (nside - 1):
+            raise ValueError(
+                f"Nside {nside} must be a power of two >= bottom_nside {self.bottom_nside}"
+            )
+        levels = int(math.log2(nside // self.bottom_nside)) + 1
+        if levels > len(self.widths):
+            raise ValueError(f"Nside {nside} needs {levels} widths, the config has {self.widths}")
+        return levels
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (for the model card)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SkyReconConfig:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+PRESETS: dict[str, SkyReconConfig] = {
+    # Bundled weights, Nside up to 256 (levels 8..256).
+    "small": SkyReconConfig(),
+    # Tests: Nside up to 32 on 3 levels (8, 16, 32).
+    "tiny": SkyReconConfig(widths=(16, 12, 8), bottom_nside=8, dilations=(2,)),
+}
+
+
+def preset(name: str, **overrides: object) -> SkyReconConfig:
+    """A named configuration ("small", "tiny"), optionally with fields replaced."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+class ContextBlock(nn.Module):
+    """Standard and dilated 3 x 3 HEALPix convolutions in parallel, merged, residual.
+
+    Args:
+        channels: C in and out.
+        dilations: dilations of the context branches (each at most the Nside it will see).
+
+    Shapes:
+        (B * 12, C, n, n) -> (B * 12, C, n, n).
+    """
+
+    def __init__(self, channels: int, dilations: Sequence[int]) -> None:
+        super().__init__()
+        self.local = HEALPixConv2d(channels, channels, 3, bias=False)
+        self.context = nn.ModuleList(
+            HEALPixConv2d(channels, channels, 3, dilation=d, bias=False) for d in dilations
+        )
+        merged = channels * (1 + len(self.context))
+        self.norm = nn.BatchNorm2d(merged)
+        self.merge = nn.Conv2d(merged, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        branches = [self.local(x), *(conv(x) for conv in self.context)]
+        return x + self.merge(F.gelu(self.norm(torch.cat(branches, 1))))
+
+
+def diffusive_fill(masked: Tensor, observed: Tensor, sweeps: int = 30) -> Tensor:
+    """(B, 12 n^2) maps with their holes filled by diffusive inpainting (no gradient; numpy)."""
+    from convsuite.cosmo.baselines import diffusive_inpaint
+
+    filled = [
+        diffusive_inpaint(m.detach().cpu().double().numpy(), o.detach().cpu().numpy() > 0, sweeps)
+        for m, o in zip(masked, observed, strict=True)
+    ]
+    return torch.from_numpy(np.stack(filled)).to(masked.device, masked.dtype)
+
+
+class SkyReconNet(nn.Module):
+    """The inpainting network (see the module docstring).
+
+    Args:
+        config: the architecture.
+
+    Shapes:
+        :meth:`forward`: ``masked`` (B, 12 nside^2) muK NESTED (holes any value) and ``observed``
+        (B, 12 nside^2) bool or {0, 1} -> (B, 12 nside^2) float32 muK NESTED, the observed pixels
+        unchanged. :meth:`forward_faces`: (B * 12, 3, n, n) scaled inputs -> (B * 12, 1, n, n).
+        Level ``l`` (Nside ``bottom_nside * 2^l``) has its own input and output 1 x 1
+        convolutions (``entry[l]``, ``exit[l]``), used when it is the top level of a map.
+    """
+
+    def __init__(self, config: SkyReconConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SkyReconConfig()
+        widths = config.widths  # bottom up
+        nsides = [config.bottom_nside * 2**level for level in range(len(widths))]
+
+        def block(level: int) -> ContextBlock:
+            usable = [d for d in config.dilations if d <= nsides[level]]
+            return ContextBlock(widths[level], usable)
+
+        self.entry = nn.ModuleList(nn.Conv2d(3, w, 1) for w in widths)
+        self.exit = nn.ModuleList(nn.Conv2d(w, 1, 1) for w in widths)
+        self.down = nn.ModuleList(block(level) for level in range(len(widths)))
+        self.narrow = nn.ModuleList(
+            nn.Conv2d(widths[level + 1], widths[level], 1) for level in range(len(widths) - 1)
+        )
+        self.fuse = nn.ModuleList(
+            nn.Conv2d(widths[level] + widths[level - 1], widths[level], 1)
+            for level in range(1, len(widths))
+        )
+        self.up = nn.ModuleList(block(level) for level in range(len(widths)))
+
+    def forward_faces(self, x: Tensor) -> Tensor:
+        """(B * 12, 3, n, n) [map, mask, diffusive fill] -> (B * 12, 1, n, n) correction of the fill."""
+        top = self.config.levels(x.shape[-1]) - 1
+        skips = []
+        h = self.entry[top](x)
+        for level in range(top, -1, -1):
+            if level < top:
+                h = self.narrow[level](F.avg_pool2d(h, 2))
+            h = self.down[level](h)
+            skips.append(h)
+        h = self.up[0](skips.pop())
+        for level in range(1, top + 1):
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            h = self.up[level](self.fuse[level - 1](torch.cat([skips.pop(), h], 1)))
+        return self.exit[top](h)
+
+    def forward(self, masked: Tensor, observed: Tensor) -> Tensor:
+        observed = observed.to(masked.dtype)
+        masked = torch.nan_to_num(masked) * observed
+        fill = diffusive_fill(masked, observed)
+        scale = self.config.scale_uk
+        faces = faces_from_nest(torch.stack([masked / scale, observed, fill / scale], 1))
+        n = faces.shape[-1]
+        stack = faces.transpose(1, 2).reshape(-1, 3, n, n)  # (B * 12, 3, n, n)
+        correction = nest_from_faces(self.forward_faces(stack).reshape(-1, 12, n, n))
+        return torch.where(observed > 0, masked, fill + correction * scale)
+
+    @classmethod
+    def from_pretrained(cls, nside: int, device: str = "cpu") -> SkyReconNet:
+        """The bundled network for ``nside`` in eval mode (see ``convsuite.cosmo.infer``)."""
+        from convsuite.cosmo.infer import load_model
+
+        return load_model(nside=nside, device=device)[0]
