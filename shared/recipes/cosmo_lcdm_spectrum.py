@@ -28,10 +28,7 @@ PARAMETERS = {
     "ns": 0.9649,
     "mnu": 0.06,
 }
-TARGET = (
-    Path(__file__).resolve().parents[2]
-    / "packages/cosmo/src/convsuite/cosmo/data/lcdm_tt.txt"
-)
+TARGET = Path(__file__).resolve().parents[2] / "packages/cosmo/src/convsuite/cosmo/data/lcdm_tt.txt"
 
 
 def main() -> None:
@@ -46,7 +43,9 @@ def main() -> None:
     tmp = TARGET.with_suffix(".part")
     np.savetxt(tmp, np.column_stack([np.arange(LMAX + 1), cl]), fmt=["%d", "%.6e"], header=header)
     os.replace(tmp, TARGET)
-    print(f"wrote {TARGET} (C_2 = {cl[2]:.1f} muK^2, C_1000 = {cl[1000]:.3e} muK^2)", file=sys.stderr)
+    print(
+        f"wrote {TARGET} (C_2 = {cl[2]:.1f} muK^2, C_1000 = {cl[1000]:.3e} muK^2)", file=sys.stderr
+    )
 
 
 if __name__ == "__main__":
