@@ -8,6 +8,7 @@ written (outputs are written to a temporary name, then renamed).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +176,7 @@ def train(
         seed,
         init,
         workers,
-        recipe="cosmo-train " + " ".join(__import__("sys").argv[1:]),
+        recipe="cosmo-train " + " ".join(sys.argv[1:]),
         accelerator=accelerator,
         devices=devices,
         **extra,

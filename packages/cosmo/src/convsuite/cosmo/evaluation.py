@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from convsuite.cosmo.baselines import WienerFilter, diffusive_inpaint
-from convsuite.cosmo.data import SkySimulation, default_fwhm_arcmin, lcdm_cl, simulate_sky
+from convsuite.cosmo.data import (
+    DEFAULT_NOISE_UK_ARCMIN,
+    SkySimulation,
+    default_fwhm_arcmin,
+    lcdm_cl,
+    simulate_sky,
+)
 from convsuite.cosmo.infer import inpaint_nest, load_model
 from convsuite.cosmo.metrics import (
     cosmic_variance_fraction,
@@ -32,7 +38,6 @@ from convsuite.cosmo.metrics import (
 __all__ = ["METHODS", "evaluate_methods", "score", "simulation_wiener_filter", "summarize"]
 
 METHODS = ("skyrecon", "skyrecon-cr", "diffusive", "wiener", "constrained")
-NOISE_UK_ARCMIN = 1.0
 
 
 def score(filled: np.ndarray, sky: SkySimulation) -> dict[str, float]:
@@ -55,7 +60,7 @@ def simulation_wiener_filter(sky: SkySimulation) -> WienerFilter:
     nside = hp.npix2nside(sky.truth.size)
     lmax = 3 * nside - 1
     beam = hp.gauss_beam(np.radians(default_fwhm_arcmin(nside) / 60.0), lmax=lmax)
-    sigma = NOISE_UK_ARCMIN / hp.nside2resol(nside, arcmin=True)
+    sigma = DEFAULT_NOISE_UK_ARCMIN / hp.nside2resol(nside, arcmin=True)
     return WienerFilter(sky.observed, lcdm_cl(lmax) * beam**2, sigma)
 
 
@@ -83,7 +88,7 @@ def evaluate_methods(
     net = load_model(weights, nside)[0] if {"skyrecon", "skyrecon-cr"} & set(methods) else None
     rows: list[dict[str, float | str]] = []
     for seed in seeds:
-        sky = simulate_sky(nside, seed, f_sky=f_sky, noise_uk_arcmin=NOISE_UK_ARCMIN)
+        sky = simulate_sky(nside, seed, f_sky=f_sky)
         for method in methods:
             if progress:
                 progress(f"seed {seed}: {method}")

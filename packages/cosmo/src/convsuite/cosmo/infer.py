@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from convsuite.core_ops.io import InputError, load_checkpoint
-from convsuite.cosmo.data.simulate import simulate_cmb
+from convsuite.cosmo.data.simulate import DEFAULT_NOISE_UK_ARCMIN, simulate_cmb
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
 __all__ = ["bundled_nsides", "bundled_weights", "inpaint", "inpaint_nest", "load_model"]
@@ -92,7 +92,7 @@ def inpaint_nest(
     observed: np.ndarray,
     mode: str = "mean",
     seed: int = 0,
-    noise_uk_arcmin: float = 1.0,
+    noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
 ) -> np.ndarray:
     """Fill the holes of a NESTED map at the network's resolution (no resampling).
 

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convsuite.core_ops.io import ModelCard, load_checkpoint, save_checkpoint
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
-from convsuite.cosmo.data import simulate_sky
+from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, simulate_sky
 from convsuite.cosmo.metrics import hole_ssim
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
@@ -34,7 +34,7 @@ class TrainingSkies:
 
     nside: int = 128
     f_sky: tuple[float, float] = (0.6, 0.9)
-    noise_uk_arcmin: float = 1.0
+    noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN
 
 
 class SimulatedSkies(Dataset):

@@ -3,6 +3,7 @@
 from convsuite.cosmo.data.fits_io import SkyMap, nside_of, read_sky_map, write_sky_map
 from convsuite.cosmo.data.masks import apply_mask, read_mask
 from convsuite.cosmo.data.simulate import (
+    DEFAULT_NOISE_UK_ARCMIN,
     SkySimulation,
     default_fwhm_arcmin,
     galactic_cut,
@@ -15,6 +16,7 @@ from convsuite.cosmo.data.simulate import (
 )
 
 __all__ = [
+    "DEFAULT_NOISE_UK_ARCMIN",
     "SkyMap",
     "SkySimulation",
     "apply_mask",

@@ -24,6 +24,7 @@ import healpy as hp
 import numpy as np
 
 __all__ = [
+    "DEFAULT_NOISE_UK_ARCMIN",
     "SkySimulation",
     "default_fwhm_arcmin",
     "galactic_cut",
@@ -69,6 +70,9 @@ def gaussian_alm(cl: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return alm.astype(np.complex128)
 
 
+DEFAULT_NOISE_UK_ARCMIN = 1.0  # white noise of the default skies (training, evaluation)
+
+
 def default_fwhm_arcmin(nside: int) -> float:
     """Default beam: 2 pixel sizes (27.5 arcmin at Nside 256), so the map is well sampled."""
     return 2.0 * hp.nside2resol(nside, arcmin=True)
@@ -78,7 +82,7 @@ def simulate_cmb(
     nside: int,
     seed: int,
     fwhm_arcmin: float | None = None,
-    noise_uk_arcmin: float = 1.0,
+    noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
     cl: np.ndarray | None = None,
 ) -> np.ndarray:
     """A Gaussian CMB temperature sky, (12 nside^2,) float32 muK, NESTED.
@@ -176,7 +180,7 @@ def simulate_sky(
     f_sky: float | tuple[float, float] = 0.75,
     sources: int | None = None,
     fwhm_arcmin: float | None = None,
-    noise_uk_arcmin: float = 1.0,
+    noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
 ) -> SkySimulation:
     """A CMB sky and a mask from one seed.
 
