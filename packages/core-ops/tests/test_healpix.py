@@ -128,3 +128,14 @@ def test_healpix_conv_rotates_with_the_sky() -> None:
     moved = hp.ang2pix(nside, theta, phi + np.pi / 2, nest=True)
     order = nest_to_face_order(nside)
     assert (moved[order] // nside**2 == np.repeat(ring.numpy(), nside * nside)).all()
+
+
+def test_tables_first_built_in_inference_mode_still_train() -> None:
+    """The cached index tables must not become inference tensors (they are saved for backward)."""
+    with torch.inference_mode():
+        faces_from_nest(torch.zeros(12 * 64 * 64))
+        HEALPixPad(3)(torch.zeros(12, 1, 64, 64))
+    x = torch.randn(12 * 64 * 64, requires_grad=True)
+    padded = HEALPixPad(3)(faces_from_nest(x).reshape(12, 1, 64, 64))
+    padded.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

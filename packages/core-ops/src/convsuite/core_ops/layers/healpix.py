@@ -87,7 +87,9 @@ def _face_to_nest_order(nside: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _torch_order(table: object, nside: int) -> Tensor:
-    return torch.from_numpy(np.array(table(nside)))  # type: ignore[operator]
+    # cached tensors must not be inference tensors, whatever mode the first call ran in
+    with torch.inference_mode(False):
+        return torch.from_numpy(np.array(table(nside)))  # type: ignore[operator]
 
 
 def _nside_of(npix: int) -> int:
@@ -239,7 +241,8 @@ def _border_tables(nside: int, padding: int) -> tuple[Tensor, ...]:
     side = nside + 2 * padding
     destination = (positions // (side * side), (positions // side) % side, positions % side)
     source = (sources // (nside * nside), (sources // nside) % nside, sources % nside)
-    return tuple(torch.from_numpy(np.ascontiguousarray(t)) for t in (*destination, *source))
+    with torch.inference_mode(False):  # cached: usable later with autograd
+        return tuple(torch.from_numpy(np.ascontiguousarray(t)) for t in (*destination, *source))
 
 
 class HEALPixPad(nn.Module):
