@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from convsuite.core_ops.io import InputError, load_checkpoint
+from convsuite.cosmo.data.fits_io import hole_pixels
 from convsuite.cosmo.data.simulate import DEFAULT_NOISE_UK_ARCMIN, simulate_cmb
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
@@ -146,7 +147,7 @@ def inpaint(
     """
     values = np.asarray(sky_map, dtype=np.float64)
     native = hp.npix2nside(values.size)
-    holes = ~np.isfinite(values) | np.isclose(values, hp.UNSEEN, rtol=1e-6)
+    holes = hole_pixels(values)
     if mask is not None:
         holes |= np.asarray(mask) <= 0.5
     if not nest:

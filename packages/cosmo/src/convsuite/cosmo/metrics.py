@@ -117,13 +117,18 @@ def power_spectrum(sky: np.ndarray) -> np.ndarray:
     return hp.anafast(ring, iter=0)
 
 
+def _ell_bins(size: int, delta_ell: int, lmin: int) -> np.ndarray:
+    """(bins, delta_ell) multipoles from ``lmin`` below ``size``; the last partial bin dropped."""
+    ells = np.arange(lmin, size)
+    bins = ells.size // delta_ell
+    return ells[: bins * delta_ell].reshape(bins, delta_ell)
+
+
 def binned_spectrum(
     cl: np.ndarray, delta_ell: int = 10, lmin: int = 2
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bin centres and mean C_ell in bins of ``delta_ell`` from ``lmin`` (last partial bin dropped)."""
-    ells = np.arange(lmin, cl.size)
-    bins = ells.size // delta_ell
-    ells = ells[: bins * delta_ell].reshape(bins, delta_ell)
+    ells = _ell_bins(cl.size, delta_ell, lmin)
     return ells.mean(1), cl[ells].mean(1)
 
 
@@ -131,9 +136,7 @@ def cosmic_variance_band(
     cl_truth: np.ndarray, delta_ell: int = 10, lmin: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin centres, binned true C_ell and the binned cosmic-variance half-width (module doc)."""
-    ells = np.arange(lmin, cl_truth.size)
-    bins = ells.size // delta_ell
-    ells = ells[: bins * delta_ell].reshape(bins, delta_ell)
+    ells = _ell_bins(cl_truth.size, delta_ell, lmin)
     band = np.sqrt((2 * cl_truth[ells] ** 2 / (2 * ells + 1)).sum(1)) / delta_ell
     return ells.mean(1), cl_truth[ells].mean(1), band
 

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers import HEALPixConv2d, faces_from_nest, nest_from_faces
+from convsuite.cosmo.baselines import diffusive_inpaint
 
 __all__ = ["ContextBlock", "PRESETS", "SkyReconConfig", "SkyReconNet", "preset"]
 
@@ -141,8 +142,6 @@ class ContextBlock(nn.Module):
 
 def diffusive_fill(masked: Tensor, observed: Tensor, sweeps: int = 30) -> Tensor:
     """(B, 12 n^2) maps with their holes filled by diffusive inpainting (no gradient; numpy)."""
-    from convsuite.cosmo.baselines import diffusive_inpaint
-
     filled = [
         diffusive_inpaint(m.detach().cpu().double().numpy(), o.detach().cpu().numpy() > 0, sweeps)
         for m, o in zip(masked, observed, strict=True)

@@ -1,6 +1,12 @@
 """CMB data: HEALPix FITS maps and masks (read and written with healpy), and seeded simulations."""
 
-from convsuite.cosmo.data.fits_io import SkyMap, nside_of, read_sky_map, write_sky_map
+from convsuite.cosmo.data.fits_io import (
+    SkyMap,
+    hole_pixels,
+    nside_of,
+    read_sky_map,
+    write_sky_map,
+)
 from convsuite.cosmo.data.masks import apply_mask, read_mask
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
@@ -23,6 +29,7 @@ __all__ = [
     "default_fwhm_arcmin",
     "galactic_cut",
     "gaussian_alm",
+    "hole_pixels",
     "lcdm_cl",
     "nside_of",
     "point_source_mask",

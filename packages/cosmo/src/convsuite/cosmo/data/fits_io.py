@@ -22,7 +22,7 @@ from astropy.io import fits
 
 from convsuite.core_ops.io import InputError, atomic_path
 
-__all__ = ["SkyMap", "nside_of", "read_sky_map", "write_sky_map"]
+__all__ = ["SkyMap", "hole_pixels", "nside_of", "read_sky_map", "write_sky_map"]
 
 # Header cards healpy writes itself (table layout, pixelisation): not carried over from the input.
 _LAYOUT_KEYS = {
@@ -31,6 +31,11 @@ _LAYOUT_KEYS = {
     "POLCCONV", "POLAR", "BAD_DATA", "COMMENT", "HISTORY", "",
 }  # fmt: skip
 _LAYOUT_PREFIXES = ("TTYPE", "TFORM", "TUNIT", "TNULL", "TSCAL", "TZERO", "TDIM")
+
+
+def hole_pixels(values: np.ndarray) -> np.ndarray:
+    """Where a map read by healpy has no data: NaN, +-inf or UNSEEN (bool, same shape)."""
+    return ~np.isfinite(values) | np.isclose(values, hp.UNSEEN, rtol=1e-6)
 
 
 def nside_of(npix: int, source: str | os.PathLike[str] = "map") -> int:
@@ -132,7 +137,7 @@ def read_sky_map(path: str | os.PathLike[str], field: int = 0) -> SkyMap:
     if nside_card is not None and int(nside_card) != nside:
         raise InputError(path, f"NSIDE card says {int(nside_card)} but the data has Nside {nside}")
     infinite = np.isinf(values)
-    holes = ~np.isfinite(values) | np.isclose(values, hp.UNSEEN, rtol=1e-6)
+    holes = hole_pixels(values)
     if ordering == "RING":
         values, holes = hp.reorder(values, r2n=True), hp.reorder(holes, r2n=True)
         infinite = hp.reorder(infinite, r2n=True)
