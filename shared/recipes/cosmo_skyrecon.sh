@@ -3,11 +3,15 @@
 #
 # Run from the repository root after `make test` (or `make demo`) has created .venv:
 #     bash shared/recipes/cosmo_skyrecon.sh [NSIDE] [WORK_DIR]
-# Nside 64:  bash shared/recipes/cosmo_skyrecon.sh 64
-# Nside 128 (tried, not bundled: 13 min, validation hole MSE 0.409 (100 muK)^2 against 0.405 for
-# its diffusive pre-fill alone):
-#   EPOCHS=2 N_TRAIN=200 INIT=packages/cosmo/src/convsuite/cosmo/weights/skyrecon_nside64.safetensors \
-#   bash shared/recipes/cosmo_skyrecon.sh 128
+# The bundled checkpoints, each level started from the one below (a new top level starts at the
+# diffusive fill):
+#   Nside 64:  bash shared/recipes/cosmo_skyrecon.sh 64                      (10 min)
+#   Nside 128: EPOCHS=2 N_TRAIN=100 LR=3e-4 \
+#              INIT=packages/cosmo/src/convsuite/cosmo/weights/skyrecon_nside64.safetensors \
+#              bash shared/recipes/cosmo_skyrecon.sh 128                     (6 min)
+#   Nside 256: EPOCHS=1 N_TRAIN=60 LR=3e-4 \
+#              INIT=packages/cosmo/src/convsuite/cosmo/weights/skyrecon_nside128.safetensors \
+#              bash shared/recipes/cosmo_skyrecon.sh 256
 # Trains the `small` preset on skies simulated on the fly (LCDM, beam 2 pixels FWHM, 1 muK arcmin
 # noise, galactic cut f_sky 0.6-0.9 plus point sources; training seeds from 10^6, never the
 # evaluation seeds), copies the best checkpoint into the package, and scores it against diffusive
@@ -22,10 +26,11 @@ WEIGHTS=packages/cosmo/src/convsuite/cosmo/weights
 
 EPOCHS=${EPOCHS:-4}
 N_TRAIN=${N_TRAIN:-192}
+LR=${LR:-2e-3}
 INIT_ARGS=()
 [ -n "${INIT:-}" ] && INIT_ARGS=(--init "$INIT")
 "$BIN/cosmo-train" --nside "$NSIDE" --epochs "$EPOCHS" --n-train "$N_TRAIN" --n-val 8 --batch-size 2 \
-    "${INIT_ARGS[@]}" --out "$WORK"
+    --lr "$LR" "${INIT_ARGS[@]}" --out "$WORK"
 
 mkdir -p "$WEIGHTS"
 for suffix in safetensors json; do

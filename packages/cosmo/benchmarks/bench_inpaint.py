@@ -1,12 +1,12 @@
 """Inpainting speed: SkyReconNet against the constrained realization it aims to replace.
 
 One held-out simulated sky per Nside (galactic cut f_sky 0.75 + point sources). SkyReconNet
-(``small`` preset, one more level of width 8 at Nside 512; untrained: speed does not
-depend on the weights; the diffusive pre-fill it starts from included) fills the holes in one forward
-pass over the 12 faces; the constrained realization runs the messenger-started CG Wiener solve
-with its default budget (200 messenger sweeps + up to 300 CG iterations, one healpy SHT pair
-each). Medians of 3 runs for the network, one run for the realization. Targets: >= 10x faster
-than the constrained realization at Nside 256; Nside 512 full sky in <= 10 s.
+(``small`` preset, one more level of width 8 at Nside 512; untrained: speed does not depend on
+the weights; the diffusive pre-fill it starts from included) fills the holes in one forward pass
+over the 12 faces; the constrained realization runs the data-space CG Wiener solve with its
+default budget (300 iterations, two healpy SHT pairs each). Medians of 3 runs for the network,
+one run for the realization. Targets: >= 10x faster than the constrained realization at
+Nside 256; Nside 512 full sky in <= 10 s.
 
     PYTHONPATH=shared python packages/cosmo/benchmarks/bench_inpaint.py
 """

@@ -58,7 +58,11 @@ def test_cosmic_variance_fraction() -> None:
     cl = power_spectrum(truth)
     assert cl.size == 3 * nside
     np.testing.assert_allclose(cl, hp.anafast(hp.reorder(truth, n2r=True), iter=0))
-    assert cosmic_variance_fraction(cl, cl) == 1.0
-    assert cosmic_variance_fraction(0.7 * cl, cl) < 0.2  # 30% of the power missing
     other = power_spectrum(simulate_cmb(nside, 2).astype(np.float64))
-    assert cosmic_variance_fraction(other, cl) > 0.5  # another sky: mostly within cosmic variance
+    for per_bin in (False, True):
+        assert cosmic_variance_fraction(cl, cl, per_bin=per_bin) == 1.0
+        # 30% of the power missing
+        assert cosmic_variance_fraction(0.7 * cl, cl, per_bin=per_bin) < 0.2
+    # another sky: inside the per-ell band nearly everywhere, inside the bin average's in part
+    assert cosmic_variance_fraction(other, cl) > 0.9
+    assert 0.2 < cosmic_variance_fraction(other, cl, per_bin=True) < 0.9

@@ -53,8 +53,8 @@ def test_rotating_the_sky_by_90_degrees_rotates_the_output() -> None:
 
 
 def test_tiny_network_learns_to_inpaint() -> None:
-    """60 steps on simulated skies: the learned correction improves on the untrained network
-    and comes back to within 10% of the diffusive fill it starts from (hole MSE)."""
+    """60 steps on simulated skies: the untrained network is its diffusive fill exactly (zero
+    output convolutions), the trained one improves on it (held-out hole MSE)."""
     torch.manual_seed(0)
     net = SkyReconNet(preset("tiny"))
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
@@ -81,5 +81,5 @@ def test_tiny_network_learns_to_inpaint() -> None:
     print(
         f"zero {zero_fill:.0f} diffusive {diffusive:.0f} untrained {before:.0f} trained {after:.0f}"
     )
-    # the correction learned: far better than untrained, close to the fill it corrects
-    assert after < 0.85 * before and after < 1.1 * diffusive and diffusive < 0.7 * zero_fill
+    assert before == pytest.approx(diffusive, rel=1e-4) and diffusive < 0.7 * zero_fill
+    assert after < 0.97 * diffusive  # the correction learned (806 vs 838 at seed 0)

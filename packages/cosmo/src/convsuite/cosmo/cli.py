@@ -51,12 +51,15 @@ def inpaint(
     mode: str = typer.Option("mean", help="mean (lowest error) or realization (right power)."),
     seed: int = typer.Option(0, help="Prior draw of --mode realization."),
     weights: Path | None = typer.Option(None, help="Checkpoint from cosmo-train (else bundled)."),
+    nside: int | None = typer.Option(
+        None, help="Run the network at this Nside (ud_grade there and back; default: the map's)."
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
     from convsuite.cosmo.data import apply_mask, read_mask, read_sky_map, write_sky_map
     from convsuite.cosmo.figures import plot_maps, plot_spectra
-    from convsuite.cosmo.infer import inpaint_nest, load_model
+    from convsuite.cosmo.infer import inpaint_nest_at, load_model
 
     if mode not in ("mean", "realization"):
         raise input_error_exit(InputError("--mode", f"must be mean or realization, got {mode}"))
@@ -72,11 +75,13 @@ def inpaint(
             true_sky = read_sky_map(truth, field) if truth is not None else None
             if true_sky is not None and true_sky.nside != sky.nside:
                 raise InputError(truth, f"Nside {true_sky.nside} but the map has {sky.nside}")
-            if sky.nside not in models:
-                models[sky.nside] = load_model(weights, sky.nside, device)[0]
+            run_nside = nside or sky.nside
+            if run_nside not in models:
+                models[run_nside] = load_model(weights, run_nside, device)[0]
         except InputError as error:
             raise input_error_exit(error) from None
-        filled = inpaint_nest(models[sky.nside], sky.values, sky.observed, mode, seed)  # type: ignore[arg-type]
+        net = models[run_nside]
+        filled = inpaint_nest_at(net, run_nside, sky.values, sky.observed, mode, seed)  # type: ignore[arg-type]
         target = _output_path(path, out, many)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_sky_map(sky.replace(values=filled), target, history=f"convsuite cosmo-inpaint {mode}")
@@ -207,13 +212,21 @@ def evaluate(
         raise input_error_exit(
             error if isinstance(error, InputError) else InputError("--methods", str(error))
         ) from None
-    keys = ("mse", "mse_over_wiener", "ssim", "correlation", "cv_fraction", "seconds")
+    keys = (
+        "mse",
+        "mse_over_wiener",
+        "ssim",
+        "correlation",
+        "cv_fraction",
+        "cv_fraction_per_bin",
+        "seconds",
+    )
     table = Table(title=f"held-out skies: Nside {nside}, f_sky {f_sky} + point sources, n = {n}")
     for column in ("method", *keys):
         table.add_column(column, justify="left" if column == "method" else "right")
     for method, means in summarize(rows).items():
         table.add_row(method, *(f"{means[k]:.3f}" if k in means else "-" for k in keys))
-    Console(width=max(Console().width, 110)).print(table)
+    Console(width=max(Console().width, 130)).print(table)
     if out is not None:
         with atomic_write(out) as handle:
             json.dump(rows, handle, indent=2)

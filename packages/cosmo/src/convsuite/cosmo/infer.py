@@ -28,7 +28,14 @@ from convsuite.cosmo.data.fits_io import hole_pixels
 from convsuite.cosmo.data.simulate import DEFAULT_NOISE_UK_ARCMIN, simulate_cmb
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
-__all__ = ["bundled_nsides", "bundled_weights", "inpaint", "inpaint_nest", "load_model"]
+__all__ = [
+    "bundled_nsides",
+    "bundled_weights",
+    "inpaint",
+    "inpaint_nest",
+    "inpaint_nest_at",
+    "load_model",
+]
 
 _MODES = ("mean", "realization")
 
@@ -49,8 +56,8 @@ def bundled_weights(nside: int) -> Path:
     if not path.is_file():
         raise InputError(
             f"Nside {nside}",
-            f"no bundled SkyReconNet checkpoint (bundled: {bundled_nsides()}); pass nside= one "
-            "of them to resample the map, or train one with cosmo-train",
+            f"no bundled SkyReconNet checkpoint (bundled: {bundled_nsides()}); run at one of "
+            "them (--nside, or nside= in Python) or train one with cosmo-train",
         )
     return path
 
@@ -119,6 +126,38 @@ def inpaint_nest(
     return np.where(observed, data, prior + correction).astype(np.float32)
 
 
+def inpaint_nest_at(
+    net: SkyReconNet,
+    nside: int,
+    data: np.ndarray,
+    observed: np.ndarray,
+    mode: str = "mean",
+    seed: int = 0,
+) -> np.ndarray:
+    """:func:`inpaint_nest` with the network run at ``nside``, whatever the map's Nside N.
+
+    At another Nside the map is ``ud_grade``d to ``nside`` (a pixel is observed when more than
+    half of it is), inpainted there, and the holes of the original are filled from the result
+    brought back to N; observed pixels keep their values at full resolution.
+
+    Returns:
+        (12 N^2,) float32 NESTED.
+    """
+    data = np.where(observed, data, 0.0)
+    native = hp.npix2nside(data.size)
+    if nside == native:
+        return inpaint_nest(net, data, observed, mode, seed)
+    coverage = hp.ud_grade(
+        observed.astype(np.float64), nside, order_in="NESTED", order_out="NESTED"
+    )
+    summed = hp.ud_grade(data, nside, order_in="NESTED", order_out="NESTED")
+    coarse_observed = coverage > 0.5
+    coarse = np.where(coarse_observed, summed / np.maximum(coverage, 1e-12), 0.0)
+    result = inpaint_nest(net, coarse, coarse_observed, mode, seed)
+    back = hp.ud_grade(result, native, order_in="NESTED", order_out="NESTED")
+    return np.where(observed, data, back).astype(np.float32)
+
+
 def inpaint(
     sky_map: np.ndarray,
     mask: np.ndarray | None = None,
@@ -133,10 +172,8 @@ def inpaint(
     Args:
         sky_map: (12 N^2,) map in muK, RING unless ``nest``; UNSEEN and NaN pixels are holes.
         mask: (12 N^2,) 1 = observed, same ordering; None: only UNSEEN/NaN are holes.
-        nside: the resolution to run the network at; None: the map's own. When it differs from
-            the map's, the map is ``ud_grade``d to it, inpainted there, and the holes of the
-            original are filled from the result brought back to N (observed pixels keep their
-            values at full resolution).
+        nside: the resolution to run the network at; None: the map's own (see
+            :func:`inpaint_nest_at` for another).
         nest: the ordering of ``sky_map`` and ``mask`` (and of the result).
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
@@ -155,19 +192,7 @@ def inpaint(
     observed = ~holes
     if not observed.any():
         raise InputError("map", "every pixel is masked: nothing to inpaint from")
-    values = np.where(observed, values, 0.0)
     target = nside or native
     net, _ = load_model(weights, target)
-    if target == native:
-        filled = inpaint_nest(net, values, observed, mode, seed)
-    else:
-        coverage = hp.ud_grade(
-            observed.astype(np.float64), target, order_in="NESTED", order_out="NESTED"
-        )
-        summed = hp.ud_grade(values, target, order_in="NESTED", order_out="NESTED")
-        coarse_observed = coverage > 0.5
-        coarse = np.where(coarse_observed, summed / np.maximum(coverage, 1e-12), 0.0)
-        result = inpaint_nest(net, coarse, coarse_observed, mode, seed)
-        back = hp.ud_grade(result, native, order_in="NESTED", order_out="NESTED")
-        filled = np.where(observed, values, back).astype(np.float32)
+    filled = inpaint_nest_at(net, target, values, observed, mode, seed)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)

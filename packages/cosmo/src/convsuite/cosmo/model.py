@@ -27,8 +27,9 @@ Ours:
   diffusive inpainting (:func:`convsuite.cosmo.baselines.diffusive_inpaint`), maps divided by
   ``scale_uk`` (100 muK). The network predicts a correction to that smooth fill, so from its
   first steps it starts at the diffusive baseline's quality and training spends its (CPU) budget
-  on what diffusion cannot do. Output: the full map; observed pixels are passed through
-  unchanged (only holes are predicted).
+  on what diffusion cannot do (the output convolutions start at zero: an untrained network, or a
+  level added on top of a trained one, returns the diffusive fill exactly). Output: the full
+  map; observed pixels are passed through unchanged (only holes are predicted).
 """
 
 from __future__ import annotations
@@ -175,6 +176,9 @@ class SkyReconNet(nn.Module):
 
         self.entry = nn.ModuleList(nn.Conv2d(3, w, 1) for w in widths)
         self.exit = nn.ModuleList(nn.Conv2d(w, 1, 1) for w in widths)
+        for conv in self.exit:  # a new network (or a new top level) starts at the fill itself
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
         self.down = nn.ModuleList(block(level) for level in range(len(widths)))
         self.narrow = nn.ModuleList(
             nn.Conv2d(widths[level + 1], widths[level], 1) for level in range(len(widths) - 1)

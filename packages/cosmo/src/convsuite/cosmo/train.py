@@ -23,7 +23,7 @@ from convsuite.core_ops.io import ModelCard, load_checkpoint, save_checkpoint
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, simulate_sky
 from convsuite.cosmo.metrics import hole_ssim
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill
 
 __all__ = ["SimulatedSkies", "SkyReconModule", "TrainingSkies", "fit_skyrecon", "inpainting_loss"]
 
@@ -119,6 +119,11 @@ class SkyReconModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> None:
         self._step(batch, "val")
+        masked, observed, truth = batch  # what the network adds: its pre-fill's error alone
+        observed = observed.to(masked.dtype)
+        fill = diffusive_fill(masked * observed, observed)
+        prefill_mse = inpainting_loss(fill, truth, observed, 0.0, self.net.config.scale_uk)[1]
+        self.log("val_mse_prefill", prefill_mse, batch_size=len(masked))
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(
@@ -126,7 +131,7 @@ class SkyReconModule(L.LightningModule):
         )
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.lr, total_steps=steps, pct_start=0.05
+            optimizer, max_lr=self.lr, total_steps=steps, pct_start=min(0.5, max(0.05, 2 / steps))
         )
         return {
             "optimizer": optimizer,
@@ -178,7 +183,11 @@ def fit_skyrecon(
     seed_everything(seed)
     module = SkyReconModule(config, alpha=alpha, lr=lr)
     if init is not None:
-        state = load_checkpoint(init)[0]
+        state, init_card = load_checkpoint(init)
+        if int(init_card.metrics.get("nside", 0)) != skies.nside:
+            # only the trained top level's entry/exit convolutions were ever used: a new top
+            # level keeps its own (the exit at zero, so training starts at the diffusive fill)
+            state = {k: v for k, v in state.items() if not k.startswith(("entry.", "exit."))}
         missing = module.net.load_state_dict(state, strict=False)
         if missing.unexpected_keys:
             raise ValueError(f"{init}: unexpected weights {missing.unexpected_keys[:3]}...")
@@ -209,4 +218,6 @@ def fit_skyrecon(
     weights = export_best(trainer, module, Path(out_dir) / "skyrecon.safetensors", card)
     state, card = load_checkpoint(weights)  # with the best val_loss
     card.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    if "val_mse_prefill" in trainer.callback_metrics:
+        card.metrics["val_mse_prefill"] = float(trainer.callback_metrics["val_mse_prefill"])
     return save_checkpoint(state, weights, card)
