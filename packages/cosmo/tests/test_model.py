@@ -7,7 +7,7 @@ import torch
 
 from convsuite.cosmo.data import simulate_sky
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill, preset
-from convsuite.cosmo.train import inpainting_loss
+from convsuite.cosmo.train import carry_over, inpainting_loss
 
 NSIDE = 16
 
@@ -83,3 +83,20 @@ def test_tiny_network_learns_to_inpaint() -> None:
     )
     assert before == pytest.approx(diffusive, rel=1e-4) and diffusive < 0.7 * zero_fill
     assert after < 0.97 * diffusive  # the correction learned (806 vs 838 at seed 0)
+
+
+def test_a_lower_nside_network_carries_over_and_starts_at_the_diffusive_fill() -> None:
+    torch.manual_seed(0)
+    trained = SkyReconNet(preset("tiny"))
+    for conv in trained.exit:  # as if trained: output convolutions no longer zero
+        torch.nn.init.normal_(conv.weight)
+    bigger = SkyReconNet(preset("tiny")).eval()
+    carry_over(bigger, trained.state_dict(), NSIDE // 2, NSIDE)
+    torch.testing.assert_close(bigger.down[0].local.weight, trained.down[0].local.weight)
+    masked, observed, _ = _batch([7])
+    with torch.no_grad():
+        out = bigger(masked, observed)
+    fill = diffusive_fill(masked * observed, observed.float())
+    torch.testing.assert_close(out, torch.where(observed, masked, fill))
+    carry_over(bigger, trained.state_dict(), NSIDE, NSIDE)  # same Nside: everything carried
+    torch.testing.assert_close(bigger.exit[1].weight, trained.exit[1].weight)

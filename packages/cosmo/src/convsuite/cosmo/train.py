@@ -25,7 +25,14 @@ from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, simulate_sky
 from convsuite.cosmo.metrics import hole_ssim
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill
 
-__all__ = ["SimulatedSkies", "SkyReconModule", "TrainingSkies", "fit_skyrecon", "inpainting_loss"]
+__all__ = [
+    "SimulatedSkies",
+    "SkyReconModule",
+    "TrainingSkies",
+    "carry_over",
+    "fit_skyrecon",
+    "inpainting_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,22 @@ class SkyReconModule(L.LightningModule):
         }
 
 
+def carry_over(
+    net: SkyReconNet, state: dict[str, torch.Tensor], trained_nside: int, nside: int
+) -> None:
+    """Load weights trained at ``trained_nside`` into ``net`` that will train at ``nside``.
+
+    Levels are shared by name. At another Nside only the trained top level's entry/exit
+    convolutions were ever used, so none is carried: the new top level keeps its own, whose exit
+    starts at zero, and the network starts at exactly its diffusive fill.
+    """
+    if trained_nside != nside:
+        state = {k: v for k, v in state.items() if not k.startswith(("entry.", "exit."))}
+    missing = net.load_state_dict(state, strict=False)
+    if missing.unexpected_keys:
+        raise ValueError(f"unexpected weights {missing.unexpected_keys[:3]}...")
+
+
 def fit_skyrecon(
     config: SkyReconConfig,
     out_dir: str | Path,
@@ -184,13 +207,10 @@ def fit_skyrecon(
     module = SkyReconModule(config, alpha=alpha, lr=lr)
     if init is not None:
         state, init_card = load_checkpoint(init)
-        if int(init_card.metrics.get("nside", 0)) != skies.nside:
-            # only the trained top level's entry/exit convolutions were ever used: a new top
-            # level keeps its own (the exit at zero, so training starts at the diffusive fill)
-            state = {k: v for k, v in state.items() if not k.startswith(("entry.", "exit."))}
-        missing = module.net.load_state_dict(state, strict=False)
-        if missing.unexpected_keys:
-            raise ValueError(f"{init}: unexpected weights {missing.unexpected_keys[:3]}...")
+        try:
+            carry_over(module.net, state, int(init_card.metrics.get("nside", 0)), skies.nside)
+        except ValueError as error:
+            raise ValueError(f"{init}: {error}") from None
     train = SimulatedSkies(n_train, 1_000_000 + seed * 10_000, skies)
     val = SimulatedSkies(n_val, 2_000_000, skies)
     loader = {"batch_size": batch_size, "num_workers": num_workers}
