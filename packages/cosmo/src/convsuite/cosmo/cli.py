@@ -199,6 +199,7 @@ def evaluate(
     ),
     weights: Path | None = typer.Option(None, help="Checkpoint (else bundled for --nside)."),
     f_sky: float = typer.Option(0.75, help="Galactic cut's observed fraction."),
+    wiener_iterations: int = typer.Option(300, help="CG budget of the Wiener filter and CR."),
     out: Path | None = typer.Option(None, help="Write every row as JSON here."),
 ) -> None:
     """SkyReconNet vs diffusive inpainting, Wiener filter and constrained realization."""
@@ -207,7 +208,9 @@ def evaluate(
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     try:
         console = Console(stderr=True)
-        rows = evaluate_methods(nside, range(n), chosen, weights, f_sky, progress=console.log)
+        rows = evaluate_methods(
+            nside, range(n), chosen, weights, f_sky, console.log, wiener_iterations
+        )
     except (InputError, ValueError) as error:
         raise input_error_exit(
             error if isinstance(error, InputError) else InputError("--methods", str(error))

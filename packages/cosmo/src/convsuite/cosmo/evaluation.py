@@ -58,13 +58,17 @@ def score(filled: np.ndarray, sky: SkySimulation) -> dict[str, float]:
     }
 
 
-def simulation_wiener_filter(sky: SkySimulation) -> WienerFilter:
-    """The Wiener filter of a simulated sky: true LCDM spectrum, beam and noise level."""
+def simulation_wiener_filter(sky: SkySimulation, max_iterations: int = 300) -> WienerFilter:
+    """The Wiener filter of a simulated sky: true LCDM spectrum, beam and noise level.
+
+    ``max_iterations``: the CG budget (300 is near convergence at Nside 64; Nside 128 needs about
+    1000, where the hole MSE is 11% lower than at 300).
+    """
     nside = hp.npix2nside(sky.truth.size)
     lmax = 3 * nside - 1
     beam = hp.gauss_beam(np.radians(default_fwhm_arcmin(nside) / 60.0), lmax=lmax)
     sigma = DEFAULT_NOISE_UK_ARCMIN / hp.nside2resol(nside, arcmin=True)
-    return WienerFilter(sky.observed, lcdm_cl(lmax) * beam**2, sigma)
+    return WienerFilter(sky.observed, lcdm_cl(lmax) * beam**2, sigma, max_iterations=max_iterations)
 
 
 def evaluate_methods(
@@ -74,6 +78,7 @@ def evaluate_methods(
     weights: str | Path | None = None,
     f_sky: float = 0.75,
     progress: Callable[[str], None] | None = None,
+    wiener_iterations: int = 300,
 ) -> list[dict[str, float | str]]:
     """One row per (seed, method): the :func:`score` metrics plus ``seconds``.
 
@@ -84,6 +89,7 @@ def evaluate_methods(
         weights: the network's checkpoint; None: the bundled one for ``nside``.
         f_sky: the galactic cut's observed fraction (point sources come on top).
         progress: called with a short label before each method runs.
+        wiener_iterations: CG budget of the Wiener filter and constrained realization.
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -103,10 +109,10 @@ def evaluate_methods(
             elif method == "diffusive":
                 filled = diffusive_inpaint(sky.masked, sky.observed)
             elif method == "wiener":
-                filled = simulation_wiener_filter(sky).inpaint(sky.masked)
+                filled = simulation_wiener_filter(sky, wiener_iterations).inpaint(sky.masked)
             else:
                 signal = (
-                    simulation_wiener_filter(sky)
+                    simulation_wiener_filter(sky, wiener_iterations)
                     .constrained_realization(sky.masked, seed + 10**6)
                     .signal
                 )
