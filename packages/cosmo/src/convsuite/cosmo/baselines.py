@@ -39,7 +39,7 @@ import numpy as np
 
 from convsuite.cosmo.data.simulate import gaussian_alm
 
-__all__ = ["WienerFilter", "WienerResult", "diffusive_inpaint"]
+__all__ = ["WienerFilter", "WienerResult", "diffusive_inpaint", "neighbour_table"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _cached_neighbour_table(nside: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, neighbours, 0).astype(np.int32), valid
 
 
-def _neighbour_table(nside: int) -> tuple[np.ndarray, np.ndarray]:
+def neighbour_table(nside: int) -> tuple[np.ndarray, np.ndarray]:
     """(8, npix) NESTED neighbour indices (missing ones point at pixel 0) and their validity."""
     if nside <= _CACHED_NSIDE:
         return _cached_neighbour_table(nside)
@@ -92,7 +92,7 @@ def diffusive_inpaint(
     else:
         filled = np.where(observed, values, values[observed].mean())
         level_sweeps = 20 * sweeps
-    neighbours, weights = _neighbour_table(nside)
+    neighbours, weights = neighbour_table(nside)
     holes = np.flatnonzero(~observed)
     around = neighbours[:, holes]  # only hole pixels are updated
     present = weights[:, holes].astype(np.float64)

@@ -55,6 +55,9 @@ def inpaint(
         None, help="Run the network at this Nside (ud_grade there and back; default: the map's)."
     ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    rim_depth: int = typer.Option(
+        3, min=0, help="Hole pixels this near the data get the local Wiener filter (0: none)."
+    ),
 ) -> None:
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
     from convsuite.cosmo.data import apply_mask, read_mask, read_sky_map, write_sky_map
@@ -81,7 +84,15 @@ def inpaint(
         except InputError as error:
             raise input_error_exit(error) from None
         net = models[run_nside]
-        filled = inpaint_nest_at(net, run_nside, sky.values, sky.observed, mode, seed)  # type: ignore[arg-type]
+        filled = inpaint_nest_at(
+            net,  # type: ignore[arg-type]
+            run_nside,
+            sky.values,
+            sky.observed,
+            mode,
+            seed,
+            rim_depth,
+        )
         target = _output_path(path, out, many)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_sky_map(sky.replace(values=filled), target, history=f"convsuite cosmo-inpaint {mode}")

@@ -20,13 +20,7 @@ import numpy as np
 import torch
 
 from convsuite.cosmo.baselines import WienerFilter, diffusive_inpaint
-from convsuite.cosmo.data import (
-    DEFAULT_NOISE_UK_ARCMIN,
-    SkySimulation,
-    default_fwhm_arcmin,
-    lcdm_cl,
-    simulate_sky,
-)
+from convsuite.cosmo.data import SkySimulation, beamed_lcdm_cl, pixel_noise_sigma, simulate_sky
 from convsuite.cosmo.infer import inpaint_nest, load_model
 from convsuite.cosmo.metrics import (
     cosmic_variance_fraction,
@@ -65,10 +59,9 @@ def simulation_wiener_filter(sky: SkySimulation, max_iterations: int = 300) -> W
     1000, where the hole MSE is 11% lower than at 300).
     """
     nside = hp.npix2nside(sky.truth.size)
-    lmax = 3 * nside - 1
-    beam = hp.gauss_beam(np.radians(default_fwhm_arcmin(nside) / 60.0), lmax=lmax)
-    sigma = DEFAULT_NOISE_UK_ARCMIN / hp.nside2resol(nside, arcmin=True)
-    return WienerFilter(sky.observed, lcdm_cl(lmax) * beam**2, sigma, max_iterations=max_iterations)
+    return WienerFilter(
+        sky.observed, beamed_lcdm_cl(nside), pixel_noise_sigma(nside), max_iterations=max_iterations
+    )
 
 
 def evaluate_methods(

@@ -1,5 +1,11 @@
 """The inpainting pipeline used by the CLI and notebooks: bundled checkpoints, :func:`inpaint`.
 
+The hole pixels within ``rim_depth`` (3) neighbour steps of the data are filled first by the
+local Wiener filter (:mod:`convsuite.cosmo.local_wiener`: the exact conditional mean given the
+observed pixels around them, under the training prior), and the network fills the rest with that
+rim as data: a network started from diffusion leaves kinks at the hole edges that add power at
+high ell, the rim removes them. ``rim_depth=0`` runs the network alone.
+
 Two ways to fill the holes:
 
 * ``mode="mean"``: the network's output, an estimate of the sky given the data (trained with MSE
@@ -9,8 +15,11 @@ Two ways to fill the holes:
   with the network in place of the Wiener filter: draw a sky ``s'`` (with noise) from the
   training prior, fill the holes with ``s' + sqrt(2) f((d - s') / sqrt(2))``, ``f`` the network
   (``d - s'`` has twice the prior's variance; the scaling keeps the network's input in its
-  training range). The right power in the holes, about twice the mean's error; the prior is the
-  training one (LCDM, the Nside's default beam and noise), so use it on maps like those.
+  training range); the rim gets ``s' + K (d - s')``, K the local Wiener filter. The right power in
+  the holes, about twice the mean's error.
+
+Both use the training prior (LCDM, the Nside's default beam, 1 muK arcmin white noise): the rim
+through its covariance, the realization through its draw; use them on maps like those.
 """
 
 from __future__ import annotations
@@ -25,7 +34,13 @@ import torch
 
 from convsuite.core_ops.io import InputError, load_checkpoint
 from convsuite.cosmo.data.fits_io import hole_pixels
-from convsuite.cosmo.data.simulate import DEFAULT_NOISE_UK_ARCMIN, simulate_cmb
+from convsuite.cosmo.data.simulate import (
+    DEFAULT_NOISE_UK_ARCMIN,
+    beamed_lcdm_cl,
+    pixel_noise_sigma,
+    simulate_cmb,
+)
+from convsuite.cosmo.local_wiener import LocalWienerFilter
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
 __all__ = [
@@ -101,6 +116,7 @@ def inpaint_nest(
     mode: str = "mean",
     seed: int = 0,
     noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
+    rim_depth: int = 3,
 ) -> np.ndarray:
     """Fill the holes of a NESTED map at the network's resolution (no resampling).
 
@@ -110,19 +126,28 @@ def inpaint_nest(
         observed: (12 nside^2,) bool NESTED.
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
-        noise_uk_arcmin: white noise of the prior draw (the training skies': 1 muK arcmin).
+        noise_uk_arcmin: white noise of the prior (the training skies': 1 muK arcmin).
+        rim_depth: hole pixels this many neighbour steps from the data are filled by the local
+            Wiener filter; 0: the network fills every hole pixel.
 
     Returns:
         (12 nside^2,) float32 NESTED: ``data`` where observed, the fill elsewhere.
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    data = np.where(observed, data, 0.0).astype(np.float32)
-    if mode == "mean":
-        return _predict(net, data, observed)
+    observed = np.asarray(observed, dtype=bool)
+    data = np.where(observed, data, 0.0)
     nside = hp.npix2nside(data.size)
-    prior = simulate_cmb(nside, seed, noise_uk_arcmin=noise_uk_arcmin)
-    correction = _predict(net, (data - prior) / math.sqrt(2.0), observed) * math.sqrt(2.0)
+    rim = LocalWienerFilter(
+        observed, beamed_lcdm_cl(nside), pixel_noise_sigma(nside, noise_uk_arcmin), rim_depth
+    )
+    known = observed.copy()
+    known[rim.rim] = True
+    if mode == "mean":
+        return _predict(net, rim.fill(data), known)
+    prior = simulate_cmb(nside, seed, noise_uk_arcmin=noise_uk_arcmin).astype(np.float64)
+    residual = rim.fill(np.where(observed, data - prior, 0.0)) / math.sqrt(2.0)
+    correction = _predict(net, residual, known) * math.sqrt(2.0)
     return np.where(observed, data, prior + correction).astype(np.float32)
 
 
@@ -133,6 +158,7 @@ def inpaint_nest_at(
     observed: np.ndarray,
     mode: str = "mean",
     seed: int = 0,
+    rim_depth: int = 3,
 ) -> np.ndarray:
     """:func:`inpaint_nest` with the network run at ``nside``, whatever the map's Nside N.
 
@@ -146,14 +172,14 @@ def inpaint_nest_at(
     data = np.where(observed, data, 0.0)
     native = hp.npix2nside(data.size)
     if nside == native:
-        return inpaint_nest(net, data, observed, mode, seed)
+        return inpaint_nest(net, data, observed, mode, seed, rim_depth=rim_depth)
     coverage = hp.ud_grade(
         observed.astype(np.float64), nside, order_in="NESTED", order_out="NESTED"
     )
     summed = hp.ud_grade(data, nside, order_in="NESTED", order_out="NESTED")
     coarse_observed = coverage > 0.5
     coarse = np.where(coarse_observed, summed / np.maximum(coverage, 1e-12), 0.0)
-    result = inpaint_nest(net, coarse, coarse_observed, mode, seed)
+    result = inpaint_nest(net, coarse, coarse_observed, mode, seed, rim_depth=rim_depth)
     back = hp.ud_grade(result, native, order_in="NESTED", order_out="NESTED")
     return np.where(observed, data, back).astype(np.float32)
 
@@ -166,6 +192,7 @@ def inpaint(
     mode: str = "mean",
     seed: int = 0,
     weights: str | Path | None = None,
+    rim_depth: int = 3,
 ) -> np.ndarray:
     """Inpaint a HEALPix map (a numpy array, as from ``healpy.read_map``).
 
@@ -178,6 +205,7 @@ def inpaint(
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
         weights: a checkpoint from ``cosmo-train``; None: the bundled one for ``nside``.
+        rim_depth: the local Wiener filter's rim (module docstring); 0: the network alone.
 
     Returns:
         (12 N^2,) float32, same ordering as the input: observed pixels unchanged, holes filled.
@@ -194,5 +222,5 @@ def inpaint(
         raise InputError("map", "every pixel is masked: nothing to inpaint from")
     target = nside or native
     net, _ = load_model(weights, target)
-    filled = inpaint_nest_at(net, target, values, observed, mode, seed)
+    filled = inpaint_nest_at(net, target, values, observed, mode, seed, rim_depth)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)

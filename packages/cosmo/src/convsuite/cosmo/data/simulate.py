@@ -26,10 +26,12 @@ import numpy as np
 __all__ = [
     "DEFAULT_NOISE_UK_ARCMIN",
     "SkySimulation",
+    "beamed_lcdm_cl",
     "default_fwhm_arcmin",
     "galactic_cut",
     "gaussian_alm",
     "lcdm_cl",
+    "pixel_noise_sigma",
     "point_source_mask",
     "simulate_cmb",
     "simulate_mask",
@@ -78,6 +80,25 @@ def default_fwhm_arcmin(nside: int) -> float:
     return 2.0 * hp.nside2resol(nside, arcmin=True)
 
 
+def _beam(nside: int, fwhm_arcmin: float | None) -> np.ndarray:
+    """(3 nside,) Gaussian beam b_ell; None: :func:`default_fwhm_arcmin`; 0: no beam."""
+    fwhm = default_fwhm_arcmin(nside) if fwhm_arcmin is None else fwhm_arcmin
+    return hp.gauss_beam(np.radians(fwhm / 60.0), lmax=3 * nside - 1)
+
+
+def beamed_lcdm_cl(nside: int, fwhm_arcmin: float | None = None) -> np.ndarray:
+    """(3 nside,) C_ell b_ell^2 in muK^2: the LCDM spectrum seen through the Gaussian beam.
+
+    ``fwhm_arcmin``: None: :func:`default_fwhm_arcmin`; 0: no beam.
+    """
+    return lcdm_cl(3 * nside - 1) * _beam(nside, fwhm_arcmin) ** 2
+
+
+def pixel_noise_sigma(nside: int, noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN) -> float:
+    """White-noise standard deviation per pixel, muK, of a ``noise_uk_arcmin`` map."""
+    return noise_uk_arcmin / hp.nside2resol(nside, arcmin=True)
+
+
 def simulate_cmb(
     nside: int,
     seed: int,
@@ -99,12 +120,10 @@ def simulate_cmb(
     if cl.size < lmax + 1:
         raise ValueError(f"cl must reach ell = {lmax} for Nside {nside}, got {cl.size} values")
     rng = np.random.default_rng(seed)
-    fwhm = default_fwhm_arcmin(nside) if fwhm_arcmin is None else fwhm_arcmin
-    beam = hp.gauss_beam(np.radians(fwhm / 60.0), lmax=lmax)
-    alm = hp.almxfl(gaussian_alm(cl, rng), beam)
+    alm = hp.almxfl(gaussian_alm(cl, rng), _beam(nside, fwhm_arcmin))
     sky = hp.reorder(hp.alm2map(alm, nside, lmax=lmax), r2n=True)
     if noise_uk_arcmin > 0:
-        sky = sky + rng.normal(0.0, noise_uk_arcmin / hp.nside2resol(nside, arcmin=True), sky.size)
+        sky = sky + rng.normal(0.0, pixel_noise_sigma(nside, noise_uk_arcmin), sky.size)
     return sky.astype(np.float32)
 
 

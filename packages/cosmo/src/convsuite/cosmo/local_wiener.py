@@ -1,0 +1,156 @@
+"""The Wiener filter of the hole pixels next to the data, computed locally (kriging).
+
+Why. A fill that only matches the data's values at a hole's edge (diffusion, and a network started
+from it) leaves a kink there. The sky is smooth on the pixel scale (beam 2 pixels FWHM), so the
+kinks add power where the true spectrum is 100-1000x below its peak: with the network inside a
+constrained realization, the top third of the ell range of an Nside 256 sky sat 30-50% above the
+true spectrum (bins inside the cosmic-variance band: 70%). Near the data the Wiener filter is
+local: a hole pixel one to three pixels from the edge is predicted from the observed pixels a few
+beam widths around it. Filling this rim with the exact conditional mean given those pixels, and
+leaving the deeper holes to the network with the rim as data, brings the realization to 93-97% of
+the bins on held-out Nside 256 skies, in about 2 s.
+
+How. For a Gaussian sky with beam-convolved spectrum ``C_l b_l^2`` and white noise ``sigma`` per
+pixel, the covariance of two pixels at angle theta is
+``C(theta) = sum_l (2 l + 1) / (4 pi) C_l b_l^2 P_l(cos theta)`` (+ ``sigma^2`` on the diagonal).
+It is tabulated once by the Legendre recurrence and interpolated by a cubic spline in
+``u = 1 - cos theta`` (C is smooth in u; the grid step, 1% of a pixel's solid angle, keeps the
+interpolation error far below ``sigma^2``: a coarser grid made the systems indefinite). The rim
+pixels are grouped by their NESTED parent ``cluster_level`` levels up (8 x 8 pixels); each group
+is predicted from one set of data, the observed pixels within ``radius`` pixel sizes of any of its
+members: one Cholesky factorisation per group, and neighbouring rim pixels share their data, so
+the predictions have no seams between them. Measured on one Nside 256 sky (realization, bins in
+band): one data set per rim pixel, radius 5: 79%; radius 7: 83% (the edges of the discs show as
+noise); groups, radius 7: 87%; groups, depth 3, radius 9: 95%; data thinned beyond 3 pixels: worse
+than no rim at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import healpy as hp
+import numpy as np
+import scipy.linalg
+from scipy.interpolate import CubicSpline
+
+from convsuite.cosmo.baselines import neighbour_table
+
+__all__ = ["LocalWienerFilter", "covariance_function", "hole_depth"]
+
+_JITTER = 1e-9  # of the variance, added to the diagonal: keeps a noiseless system positive
+
+
+def covariance_function(
+    cl: np.ndarray, nside: int, max_pixels: float
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The pixel covariance ``C(u)``, ``u = 1 - cos theta``, for theta up to ``max_pixels`` pixels.
+
+    Args:
+        cl: (lmax + 1,) C_ell of the field in muK^2, beam included.
+        nside: the map's resolution (sets the table's step).
+        max_pixels: the largest separation needed, in pixel sizes.
+
+    Returns:
+        A function of ``u`` arrays (any shape) returning muK^2.
+    """
+    resolution = hp.nside2resol(nside)
+    u_max = 1.0 - np.cos(max_pixels * resolution)
+    u = np.linspace(0.0, u_max, int(u_max / (0.01 * resolution**2)) + 2)
+    x = 1.0 - u
+    previous, current = np.ones_like(x), x.copy()
+    total = cl[0] * previous + 3 * cl[1] * current
+    for ell in range(2, cl.size):
+        previous, current = current, ((2 * ell - 1) * x * current - (ell - 1) * previous) / ell
+        total += (2 * ell + 1) * cl[ell] * current
+    coefficients = CubicSpline(u, total / (4 * np.pi)).c  # (4, intervals)
+    step = u[1] - u[0]
+
+    def covariance(points: np.ndarray) -> np.ndarray:
+        index = np.clip((points / step).astype(np.intp), 0, coefficients.shape[1] - 1)
+        t = points - index * step
+        c3, c2, c1, c0 = (coefficients[k][index] for k in range(4))
+        return ((c3 * t + c2) * t + c1) * t + c0
+
+    return covariance
+
+
+def hole_depth(observed: np.ndarray, depth: int) -> np.ndarray:
+    """(12 nside^2,) int NESTED: 0 observed, k for a hole pixel k neighbour steps from the data
+    (k <= ``depth``), ``depth + 1`` deeper."""
+    neighbours, valid = neighbour_table(hp.npix2nside(observed.size))
+    distance = np.where(observed, 0, depth + 1)
+    reached = np.asarray(observed, dtype=bool).copy()
+    for step in range(1, depth + 1):
+        grown = (reached[neighbours] & valid).any(0) & ~reached
+        distance[grown] = step
+        reached |= grown
+    return distance
+
+
+class LocalWienerFilter:
+    """Conditional mean of the hole pixels within ``depth`` steps of the data (module docstring).
+
+    Args:
+        observed: (12 nside^2,) bool NESTED, True where observed.
+        cl: (>= 3 nside,) C_ell b_ell^2 of the sky in muK^2 (beam included).
+        noise_sigma: white noise per observed pixel, muK (0 allowed).
+        depth: rim width in neighbour steps (0: no rim, :meth:`fill` changes nothing).
+        radius: data radius in pixel sizes (``healpy.nside2resol``); at least ``1.5 depth``.
+        cluster_level: rim pixels sharing their NESTED parent this many levels up share data.
+
+    Attributes:
+        rim: (m,) NESTED indices of the rim pixels.
+        seconds: time the set-up took.
+    """
+
+    def __init__(
+        self,
+        observed: np.ndarray,
+        cl: np.ndarray,
+        noise_sigma: float,
+        depth: int = 3,
+        radius: float = 9.0,
+        cluster_level: int = 3,
+    ) -> None:
+        started = time.perf_counter()
+        if radius < 1.5 * depth:
+            raise ValueError(f"radius {radius} leaves rim pixels {depth} steps deep without data")
+        observed = np.asarray(observed, dtype=bool)
+        nside = hp.npix2nside(observed.size)
+        distance = hole_depth(observed, depth)
+        rim = np.flatnonzero((distance >= 1) & (distance <= depth))
+        groups = rim >> (2 * cluster_level)
+        rim = rim[np.argsort(groups, kind="stable")]
+        starts = np.flatnonzero(np.diff(np.sort(groups), prepend=-1))
+        self.rim = rim
+        self._groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.seconds = 0.0
+        if rim.size == 0:
+            return
+        extent = 2 * radius + 2 ** (cluster_level + 1) + 2
+        covariance = covariance_function(np.asarray(cl[: 3 * nside], float), nside, extent)
+        nugget = noise_sigma**2 + _JITTER * float(covariance(np.zeros(1))[0])
+        vectors = np.array(hp.pix2vec(nside, np.arange(observed.size), nest=True)).T
+        reach = radius * hp.nside2resol(nside)
+        for members in np.split(rim, starts[1:]):
+            discs = [hp.query_disc(nside, vectors[p], reach, nest=True) for p in members]
+            data = np.unique(np.concatenate(discs))
+            data = data[observed[data]]
+            around = vectors[data]
+            system = covariance(1.0 - around @ around.T)
+            system[np.diag_indices_from(system)] += nugget
+            cross = covariance(1.0 - vectors[members] @ around.T)
+            factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
+            weights = scipy.linalg.cho_solve(factor, cross.T, check_finite=False).T
+            self._groups.append((members, data, weights))
+        self.seconds = time.perf_counter() - started
+
+    def fill(self, values: np.ndarray) -> np.ndarray:
+        """(12 nside^2,) float64 NESTED: ``values`` with the rim pixels replaced by their
+        conditional mean given the observed ones (other hole values are left as they are)."""
+        filled = np.array(values, dtype=np.float64)
+        for members, data, weights in self._groups:
+            filled[members] = weights @ filled[data]
+        return filled
