@@ -56,7 +56,7 @@ def covariance_function(
         A function of ``u`` arrays (any shape) returning muK^2.
     """
     resolution = hp.nside2resol(nside)
-    u_max = 1.0 - np.cos(max_pixels * resolution)
+    u_max = 1.0 - np.cos(min(max_pixels * resolution, np.pi))
     u = np.linspace(0.0, u_max, int(u_max / (0.01 * resolution**2)) + 2)
     x = 1.0 - u
     previous, current = np.ones_like(x), x.copy()
