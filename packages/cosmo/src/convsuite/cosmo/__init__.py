@@ -11,10 +11,12 @@ from convsuite.cosmo.data import (
 )
 from convsuite.cosmo.evaluation import evaluate_methods, summarize
 from convsuite.cosmo.infer import bundled_nsides, inpaint, inpaint_nest, load_model
+from convsuite.cosmo.local_wiener import LocalWienerFilter
 from convsuite.cosmo.metrics import cosmic_variance_fraction, hole_mse, hole_ssim, power_spectrum
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, preset
 
 __all__ = [
+    "LocalWienerFilter",
     "SkyMap",
     "SkyReconConfig",
     "SkyReconNet",
