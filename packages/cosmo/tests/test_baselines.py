@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import healpy as hp
 import numpy as np
+import pytest
 
-from convsuite.cosmo.baselines import diffusive_inpaint
+from convsuite.cosmo import baselines
+from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data import galactic_cut, gaussian_alm, lcdm_cl, simulate_sky
 from convsuite.cosmo.evaluation import simulation_wiener_filter
 
@@ -48,3 +50,13 @@ def test_wiener_filter_approaches_the_exact_posterior_mean_and_beats_diffusion(
     assert mse["exact"] < mse["cg"] < mse["exact"] + 0.3 * (mse["diffusive"] - mse["exact"])
     # a posterior sample: about twice the posterior mean's error
     assert 1.4 < mse["constrained"] / mse["exact"] < 2.8
+
+
+def test_neighbour_means_without_the_cached_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    sky = simulate_sky(16, 0)
+    cached = diffusive_inpaint(sky.masked, sky.observed)
+    monkeypatch.setattr(baselines, "_CACHED_NSIDE", 0)  # the path of Nside > 512
+    np.testing.assert_allclose(diffusive_inpaint(sky.masked, sky.observed), cached, rtol=1e-12)
+    held = relax(sky.masked, np.flatnonzero(~sky.observed)[:10], sweeps=5)
+    changed = np.flatnonzero(held != sky.masked)
+    assert set(changed) <= set(np.flatnonzero(~sky.observed)[:10]) and changed.size > 0

@@ -62,7 +62,7 @@ def inpaint(
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
     from convsuite.cosmo.data import apply_mask, read_mask, read_sky_map, write_sky_map
     from convsuite.cosmo.figures import plot_maps, plot_spectra
-    from convsuite.cosmo.infer import inpaint_nest_at, load_model
+    from convsuite.cosmo.infer import inpaint_nest, load_model
 
     if mode not in ("mean", "realization"):
         raise input_error_exit(InputError("--mode", f"must be mean or realization, got {mode}"))
@@ -84,14 +84,14 @@ def inpaint(
         except InputError as error:
             raise input_error_exit(error) from None
         net = models[run_nside]
-        filled = inpaint_nest_at(
+        filled = inpaint_nest(
             net,  # type: ignore[arg-type]
-            run_nside,
             sky.values,
             sky.observed,
             mode,
             seed,
-            rim_depth,
+            rim_depth=rim_depth,
+            nside=run_nside,
         )
         target = _output_path(path, out, many)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from convsuite.core_ops.io import InputError, load_checkpoint
+from convsuite.cosmo.baselines import relax
 from convsuite.cosmo.data.fits_io import hole_pixels
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
@@ -40,7 +41,7 @@ from convsuite.cosmo.data.simulate import (
     pixel_noise_sigma,
     simulate_cmb,
 )
-from convsuite.cosmo.local_wiener import LocalWienerFilter
+from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
 __all__ = [
@@ -48,11 +49,12 @@ __all__ = [
     "bundled_weights",
     "inpaint",
     "inpaint_nest",
-    "inpaint_nest_at",
     "load_model",
 ]
 
 _MODES = ("mean", "realization")
+BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
+BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
 
 
 def _weights_dir() -> Path:
@@ -117,71 +119,75 @@ def inpaint_nest(
     seed: int = 0,
     noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
     rim_depth: int = 3,
+    nside: int | None = None,
 ) -> np.ndarray:
-    """Fill the holes of a NESTED map at the network's resolution (no resampling).
+    """Fill the holes of a NESTED map: the rim by the local Wiener filter, the rest by the network.
+
+    The rim is always filled at the map's own resolution. With ``nside`` another Nside than the
+    map's, the network runs there: the map (rim included) is ``ud_grade``d to ``nside`` (a pixel
+    is data when more than half of it is), the network fills the holes there, and the fill comes
+    back to the map's resolution through its spherical harmonics up to ``3 nside - 1`` (smooth:
+    ``ud_grade``'s blocks would put steps into the holes). Observed pixels keep their values.
 
     Args:
         net: a trained network.
-        data: (12 nside^2,) muK NESTED (hole values ignored).
-        observed: (12 nside^2,) bool NESTED.
+        data: (12 N^2,) muK NESTED (hole values ignored).
+        observed: (12 N^2,) bool NESTED.
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
         noise_uk_arcmin: white noise of the prior (the training skies': 1 muK arcmin).
         rim_depth: hole pixels this many neighbour steps from the data are filled by the local
             Wiener filter; 0: the network fills every hole pixel.
+        nside: the resolution the network runs at; None: the map's.
 
     Returns:
-        (12 nside^2,) float32 NESTED: ``data`` where observed, the fill elsewhere.
+        (12 N^2,) float32 NESTED: ``data`` where observed, the fill elsewhere.
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     observed = np.asarray(observed, dtype=bool)
     data = np.where(observed, data, 0.0)
-    nside = hp.npix2nside(data.size)
+    native = hp.npix2nside(data.size)
     rim = LocalWienerFilter(
-        observed, beamed_lcdm_cl(nside), pixel_noise_sigma(nside, noise_uk_arcmin), rim_depth
+        observed, beamed_lcdm_cl(native), pixel_noise_sigma(native, noise_uk_arcmin), rim_depth
     )
     known = observed.copy()
     known[rim.rim] = True
+
+    def estimate(values: np.ndarray) -> np.ndarray:
+        values = rim.fill(values)
+        if nside is None or nside == native:
+            return _predict(net, values, known)
+        return _fill_at(net, nside, values, known)
+
     if mode == "mean":
-        return _predict(net, rim.fill(data), known)
-    prior = simulate_cmb(nside, seed, noise_uk_arcmin=noise_uk_arcmin).astype(np.float64)
-    residual = rim.fill(np.where(observed, data - prior, 0.0)) / math.sqrt(2.0)
-    correction = _predict(net, residual, known) * math.sqrt(2.0)
+        return estimate(data).astype(np.float32)
+    prior = simulate_cmb(native, seed, noise_uk_arcmin=noise_uk_arcmin).astype(np.float64)
+    correction = estimate(np.where(observed, data - prior, 0.0) / math.sqrt(2.0)) * math.sqrt(2.0)
     return np.where(observed, data, prior + correction).astype(np.float32)
 
 
-def inpaint_nest_at(
-    net: SkyReconNet,
-    nside: int,
-    data: np.ndarray,
-    observed: np.ndarray,
-    mode: str = "mean",
-    seed: int = 0,
-    rim_depth: int = 3,
-) -> np.ndarray:
-    """:func:`inpaint_nest` with the network run at ``nside``, whatever the map's Nside N.
+def _fill_at(net: SkyReconNet, nside: int, values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The network's fill at ``nside``, brought to the map's Nside N harmonically, and blended
+    into the known pixels (hole values; the known ones are returned unchanged).
 
-    At another Nside the map is ``ud_grade``d to ``nside`` (a pixel is observed when more than
-    half of it is), inpainted there, and the holes of the original are filled from the result
-    brought back to N; observed pixels keep their values at full resolution.
-
-    Returns:
-        (12 N^2,) float32 NESTED.
+    The harmonic fill lacks the scales below ``nside``'s pixel, so it does not meet the known
+    pixels: their mismatch is relaxed (neighbour means) into the holes over a band of
+    ``BLEND_PIXELS x N / nside`` pixels, and the harmonic fill is used beyond.
     """
-    data = np.where(observed, data, 0.0)
-    native = hp.npix2nside(data.size)
-    if nside == native:
-        return inpaint_nest(net, data, observed, mode, seed, rim_depth=rim_depth)
-    coverage = hp.ud_grade(
-        observed.astype(np.float64), nside, order_in="NESTED", order_out="NESTED"
-    )
-    summed = hp.ud_grade(data, nside, order_in="NESTED", order_out="NESTED")
-    coarse_observed = coverage > 0.5
-    coarse = np.where(coarse_observed, summed / np.maximum(coverage, 1e-12), 0.0)
-    result = inpaint_nest(net, coarse, coarse_observed, mode, seed, rim_depth=rim_depth)
-    back = hp.ud_grade(result, native, order_in="NESTED", order_out="NESTED")
-    return np.where(observed, data, back).astype(np.float32)
+    coverage = hp.ud_grade(known.astype(np.float64), nside, order_in="NESTED", order_out="NESTED")
+    summed = hp.ud_grade(np.where(known, values, 0.0), nside, order_in="NESTED", order_out="NESTED")
+    coarse_known = coverage > 0.5
+    coarse = np.where(coarse_known, summed / np.maximum(coverage, 1e-12), 0.0)
+    filled = _predict(net, coarse, coarse_known).astype(np.float64)
+    lmax, native = 3 * nside - 1, hp.npix2nside(values.size)
+    alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=3)
+    smooth = hp.reorder(hp.alm2map(alm, native, lmax=lmax), r2n=True)
+    width = max(1, round(BLEND_PIXELS * native / nside))
+    depth = hole_depth(known, width)
+    band = np.flatnonzero((depth >= 1) & (depth <= width))
+    mismatch = relax(np.where(known, values - smooth, 0.0), band, int(BLEND_SWEEPS * width**2))
+    return np.where(known, values, smooth + mismatch)
 
 
 def inpaint(
@@ -200,7 +206,7 @@ def inpaint(
         sky_map: (12 N^2,) map in muK, RING unless ``nest``; UNSEEN and NaN pixels are holes.
         mask: (12 N^2,) 1 = observed, same ordering; None: only UNSEEN/NaN are holes.
         nside: the resolution to run the network at; None: the map's own (see
-            :func:`inpaint_nest_at` for another).
+            :func:`inpaint_nest` for another).
         nest: the ordering of ``sky_map`` and ``mask`` (and of the result).
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
@@ -222,5 +228,5 @@ def inpaint(
         raise InputError("map", "every pixel is masked: nothing to inpaint from")
     target = nside or native
     net, _ = load_model(weights, target)
-    filled = inpaint_nest_at(net, target, values, observed, mode, seed, rim_depth)
+    filled = inpaint_nest(net, values, observed, mode, seed, rim_depth=rim_depth, nside=target)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)
