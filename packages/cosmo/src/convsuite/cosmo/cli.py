@@ -52,7 +52,7 @@ def inpaint(
     seed: int = typer.Option(0, help="Prior draw of --mode realization."),
     weights: Path | None = typer.Option(None, help="Checkpoint from cosmo-train (else bundled)."),
     nside: int | None = typer.Option(
-        None, help="Run the network at this Nside (ud_grade there and back; default: the map's)."
+        None, help="Run the network at this Nside (the rim stays at the map's; default: the map's)."
     ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     rim_depth: int = typer.Option(
