@@ -115,6 +115,25 @@ def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path) -> 
     assert len(blocks) > 0 and not np.allclose(blocks.max(1), blocks.min(1))
 
 
+def test_rim_depth(sims: Path, weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "filled.fits"
+    bare = _invoke(
+        inpaint_app, sims / "sky_0001.fits", "--weights", weights, "--out", out, "--rim-depth", 0
+    )
+    assert bare.exit_code == 0, bare.output
+    without_rim = hp.read_map(out)
+    deep = _invoke(
+        inpaint_app, sims / "sky_0001.fits", "--weights", weights, "--out", out, "--rim-depth", 9
+    )
+    assert deep.exit_code == 2  # beyond the filter's data radius: a usage error, output untouched
+    np.testing.assert_array_equal(hp.read_map(out), without_rim)
+    assert (
+        _invoke(inpaint_app, sims / "sky_0001.fits", "--weights", weights, "--out", out).exit_code
+        == 0
+    )
+    assert not np.array_equal(hp.read_map(out), without_rim)  # the rim changed the fill
+
+
 def test_bad_inputs_exit_2_with_one_line_and_no_output(
     sims: Path, weights: Path, tmp_path: Path
 ) -> None:

@@ -56,7 +56,10 @@ def inpaint(
     ),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     rim_depth: int = typer.Option(
-        3, min=0, help="Hole pixels this near the data get the local Wiener filter (0: none)."
+        3,
+        min=0,
+        max=6,  # the filter's 9-pixel data radius reaches 6 steps deep
+        help="Hole pixels this near the data get the local Wiener filter (0: none).",
     ),
 ) -> None:
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
