@@ -53,8 +53,8 @@ __all__ = [
 ]
 
 _MODES = ("mean", "realization")
-BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
-BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
+_BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
+_BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
 
 
 def _weights_dir() -> Path:
@@ -173,7 +173,7 @@ def _fill_at(net: SkyReconNet, nside: int, values: np.ndarray, known: np.ndarray
 
     The harmonic fill lacks the scales below ``nside``'s pixel, so it does not meet the known
     pixels: their mismatch is relaxed (neighbour means) into the holes over a band of
-    ``BLEND_PIXELS x N / nside`` pixels, and the harmonic fill is used beyond.
+    ``_BLEND_PIXELS x N / nside`` pixels, and the harmonic fill is used beyond.
     """
     coverage = hp.ud_grade(known.astype(np.float64), nside, order_in="NESTED", order_out="NESTED")
     summed = hp.ud_grade(np.where(known, values, 0.0), nside, order_in="NESTED", order_out="NESTED")
@@ -183,10 +183,10 @@ def _fill_at(net: SkyReconNet, nside: int, values: np.ndarray, known: np.ndarray
     lmax, native = 3 * nside - 1, hp.npix2nside(values.size)
     alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=3)
     smooth = hp.reorder(hp.alm2map(alm, native, lmax=lmax), r2n=True)
-    width = max(1, round(BLEND_PIXELS * native / nside))
+    width = max(1, round(_BLEND_PIXELS * native / nside))
     depth = hole_depth(known, width)
     band = np.flatnonzero((depth >= 1) & (depth <= width))
-    mismatch = relax(np.where(known, values - smooth, 0.0), band, int(BLEND_SWEEPS * width**2))
+    mismatch = relax(np.where(known, values - smooth, 0.0), band, _BLEND_SWEEPS * width**2)
     return np.where(known, values, smooth + mismatch)
 
 
