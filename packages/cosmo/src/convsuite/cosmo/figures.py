@@ -68,19 +68,35 @@ def plot_spectra(
     delta_ell: int = 10,
 ) -> Path:
     """D_ell = l (l + 1) C_l / 2 pi of each full-sky NESTED map, binned; cosmic-variance band
-    around ``reference`` (the truth's C_ell, or the input's when no truth is known)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    around ``reference`` (the truth's C_ell, or the input's when no truth is known), and below,
+    each spectrum over the reference (where the beam has taken the spectrum down by orders of
+    magnitude, the top panel shows nothing and the ratio shows everything)."""
+    rows = 2 if reference is not None else 1
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(7, 3.0 + 2.2 * (rows - 1)),
+        sharex=True,
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 2][:rows]},
+    )
+    top = axes[0, 0]
     if reference is not None:
         ell, cl, band = cosmic_variance_band(reference, delta_ell)
         factor = ell * (ell + 1) / (2 * np.pi)
-        ax.fill_between(
+        top.fill_between(
             ell, factor * (cl - band), factor * (cl + band), color="0.8", label="cosmic variance"
         )
+        axes[1, 0].fill_between(ell, 1 - band / cl, 1 + band / cl, color="0.8")
+        axes[1, 0].axhline(1.0, color="0.4", lw=0.8)
+        axes[1, 0].set_ylabel("ratio to reference")
     for name, sky in spectra.items():
-        ell, cl = binned_spectrum(power_spectrum(sky), delta_ell)
-        ax.plot(ell, ell * (ell + 1) / (2 * np.pi) * cl, label=name, lw=1.2)
-    ax.set_xlabel(r"$\ell$")
-    ax.set_ylabel(r"$D_\ell$ [$\mu$K$^2$]")
-    ax.legend(fontsize=8)
+        ell, binned = binned_spectrum(power_spectrum(sky), delta_ell)
+        line = top.plot(ell, ell * (ell + 1) / (2 * np.pi) * binned, label=name, lw=1.2)[0]
+        if reference is not None:
+            axes[1, 0].plot(ell, binned / cl, lw=1.0, color=line.get_color())
+    axes[-1, 0].set_xlabel(r"$\ell$")
+    top.set_ylabel(r"$D_\ell$ [$\mu$K$^2$]")
+    top.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, Path(path))
