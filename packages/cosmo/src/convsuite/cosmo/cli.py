@@ -213,7 +213,11 @@ def evaluate(
     ),
     weights: Path | None = typer.Option(None, help="Checkpoint (else bundled for --nside)."),
     f_sky: float = typer.Option(0.75, help="Galactic cut's observed fraction."),
-    wiener_iterations: int = typer.Option(300, help="CG budget of the Wiener filter and CR."),
+    wiener_iterations: int | None = typer.Option(
+        None,
+        min=1,
+        help="CG budget of the Wiener filter and CR (default: 300 to Nside 64, 1000 above).",
+    ),
     out: Path | None = typer.Option(None, help="Write every row as JSON here."),
 ) -> None:
     """SkyReconNet vs diffusive inpainting, Wiener filter and constrained realization."""
