@@ -20,7 +20,7 @@ import torch
 from convsuite_dev.bench import Comparison, median_seconds, print_table
 
 from convsuite.cosmo.data import simulate_sky
-from convsuite.cosmo.evaluation import simulation_wiener_filter, wiener_budget
+from convsuite.cosmo.evaluation import simulation_wiener_filter
 from convsuite.cosmo.infer import inpaint_nest
 from convsuite.cosmo.model import SkyReconNet, preset
 
@@ -35,8 +35,7 @@ def main() -> None:
             lambda: inpaint_nest(net, sky.masked, sky.observed, "realization"), repeats=3
         )
         started = time.perf_counter()
-        wiener = simulation_wiener_filter(sky, wiener_budget(nside))
-        wiener.constrained_realization(sky.masked, seed=1)
+        simulation_wiener_filter(sky).constrained_realization(sky.masked, seed=1)
         realization = time.perf_counter() - started
         target = 10.0 if nside == 256 else None
         rows.append(

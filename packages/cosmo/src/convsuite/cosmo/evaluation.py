@@ -66,14 +66,15 @@ def wiener_budget(nside: int) -> int:
     return 300 if nside <= 64 else 1000
 
 
-def simulation_wiener_filter(sky: SkySimulation, max_iterations: int = 300) -> WienerFilter:
+def simulation_wiener_filter(sky: SkySimulation, max_iterations: int | None = None) -> WienerFilter:
     """The Wiener filter of a simulated sky: true LCDM spectrum, beam and noise level.
 
-    ``max_iterations``: the CG budget (see :func:`wiener_budget`).
+    ``max_iterations``: the CG budget; None: :func:`wiener_budget`.
     """
     nside = hp.npix2nside(sky.truth.size)
+    budget = max_iterations or wiener_budget(nside)
     return WienerFilter(
-        sky.observed, beamed_lcdm_cl(nside), pixel_noise_sigma(nside), max_iterations=max_iterations
+        sky.observed, beamed_lcdm_cl(nside), pixel_noise_sigma(nside), max_iterations=budget
     )
 
 
@@ -98,7 +99,6 @@ def evaluate_methods(
         wiener_iterations: CG budget of the Wiener filter and constrained realization; None:
             :func:`wiener_budget`.
     """
-    wiener_iterations = wiener_iterations or wiener_budget(nside)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
