@@ -147,12 +147,14 @@ class LocalWienerFilter:
         self.rim = np.flatnonzero((distance >= 1) & (distance <= depth))  # groups contiguous
         starts = np.flatnonzero(np.diff(self.rim >> (2 * cluster_level), prepend=-1))
         self._groups = np.split(self.rim, starts[1:]) if self.rim.size else []
+        self._reach = radius * hp.nside2resol(self.nside)
+        if not self._groups:
+            return  # nothing to fill: no covariance table (seconds of Legendre sums at Nside 2048)
         extent = 2 * radius + 2 ** (cluster_level + 1) + 2
         self._covariance = covariance_function(
             np.asarray(cl[: 3 * self.nside], float), self.nside, extent
         )
         self._nugget = noise_sigma**2 + _JITTER * float(self._covariance(np.zeros(1))[0])
-        self._reach = radius * hp.nside2resol(self.nside)
 
     def _weights(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The data pixels of a group and the (members, data) conditional-mean weights."""
