@@ -40,7 +40,7 @@ import scipy.sparse
 
 from convsuite.cosmo.data.simulate import gaussian_alm
 
-__all__ = ["WienerFilter", "WienerResult", "diffusive_inpaint", "relax"]
+__all__ = ["WienerFilter", "WienerResult", "diffusive_inpaint", "neighbours_of", "relax"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -49,25 +49,28 @@ _CACHED_NSIDE = 512  # tables up to here are kept (about 120 MB at Nside 512)
 
 
 @functools.lru_cache(maxsize=12)
-def _cached_neighbour_table(nside: int) -> tuple[np.ndarray, np.ndarray]:
-    neighbours = hp.get_all_neighbours(nside, np.arange(hp.nside2npix(nside)), nest=True)
-    valid = neighbours >= 0
-    return np.where(valid, neighbours, 0).astype(np.int32), valid
+def _cached_neighbour_table(nside: int) -> np.ndarray:
+    return hp.get_all_neighbours(nside, np.arange(hp.nside2npix(nside)), nest=True).astype(np.int32)
+
+
+def neighbours_of(nside: int, pixels: np.ndarray) -> np.ndarray:
+    """(8, len(pixels)) NESTED neighbours of ``pixels``, -1 where there is none.
+
+    Up to ``_CACHED_NSIDE`` from a full-sky table kept between calls; above, looked up for these
+    pixels only (a full table at Nside 2048 would take 2 GB).
+    """
+    if nside <= _CACHED_NSIDE:
+        return _cached_neighbour_table(nside)[:, pixels]
+    return hp.get_all_neighbours(nside, pixels, nest=True)
 
 
 def _mean_operator(nside: int, pixels: np.ndarray) -> scipy.sparse.csr_matrix:
     """(len(pixels), 12 nside^2) sparse: row i takes the mean of pixel i's (7 or 8) neighbours.
 
-    A sparse product is 4x faster than gathering the neighbours with numpy. Above
-    ``_CACHED_NSIDE`` only the pixels asked about are looked up (a full table at Nside 2048 would
-    take 2 GB).
+    A sparse product is 4x faster than gathering the neighbours with numpy.
     """
-    if nside <= _CACHED_NSIDE:
-        table, valid = _cached_neighbour_table(nside)
-        around, present = table[:, pixels], valid[:, pixels]
-    else:
-        around = hp.get_all_neighbours(nside, pixels, nest=True)
-        present = around >= 0
+    around = neighbours_of(nside, pixels)
+    present = around >= 0
     weights = present / present.sum(0)
     rows = np.nonzero(present.T)[0]
     return scipy.sparse.csr_matrix(

@@ -38,6 +38,8 @@ import scipy.linalg
 from scipy.interpolate import CubicSpline
 from threadpoolctl import threadpool_limits
 
+from convsuite.cosmo.baselines import neighbours_of
+
 __all__ = ["LocalWienerFilter", "covariance_function", "hole_depth"]
 
 _JITTER = 1e-9  # of the variance, added to the diagonal: keeps a noiseless system positive
@@ -79,13 +81,10 @@ def covariance_function(
 
 
 def _neighbours(nside: int, pixels: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(chunk, its (8, len(chunk)) NESTED neighbours, -1 where none), in chunks of ``_CHUNK``.
-
-    Only the pixels asked about get a neighbour table: at Nside 2048 a full-sky one is 3 GB.
-    """
+    """(chunk, its (8, len(chunk)) NESTED neighbours, -1 where none), in chunks of ``_CHUNK``."""
     for start in range(0, pixels.size, _CHUNK):
         chunk = pixels[start : start + _CHUNK]
-        yield chunk, hp.get_all_neighbours(nside, chunk, nest=True)
+        yield chunk, neighbours_of(nside, chunk)
 
 
 def hole_depth(observed: np.ndarray, depth: int) -> np.ndarray:
