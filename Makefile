@@ -27,6 +27,7 @@ bench: $(STAMP)
 	@for script in $(BENCHMARKS); do echo "== $$script"; OMP_NUM_THREADS=2 PYTHONPATH=shared $(PY) $$script || exit 1; done
 
 lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check packages tests shared conftest.py
 	$(VENV)/bin/ruff format --check packages tests shared conftest.py
 

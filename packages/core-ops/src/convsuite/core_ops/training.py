@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ def make_trainer(
     accelerator: str = "auto",
     devices: int | str | list[int] = "auto",
     strategy: str = "auto",
+    num_nodes: int = 1,
     precision: str = "32-true",
     monitor: str = "val_loss",
     mode: str = "min",
@@ -67,7 +69,8 @@ def make_trainer(
     tqdm bar when ``progress`` is False, refreshed rarely so logs stay readable), a
     :class:`~lightning.pytorch.loggers.CSVLogger` in ``out_dir``, no sanity-check validation, and
     the model summary only when ``progress`` is on. Metrics are logged every step.
-    ``accelerator``, ``devices``, ``strategy`` and ``precision`` go straight to Lightning, so the
+    ``accelerator``, ``devices``, ``strategy``, ``num_nodes`` and ``precision`` go straight to
+    Lightning (the CLIs take them from :func:`convsuite.core_ops.cli.trainer_settings`), so the
     same recipe runs on a laptop CPU, one GPU or multi-node DDP.
 
     Args:
@@ -77,6 +80,7 @@ def make_trainer(
         accelerator: ``"cpu"``, ``"gpu"``, ``"auto"``...
         devices: device count or ids.
         strategy: ``"auto"``, ``"ddp"``...
+        num_nodes: machines for multi-node DDP.
         precision: ``"32-true"``, ``"bf16-mixed"``, ``"16-mixed"``...
         monitor: the logged metric that picks the best checkpoint.
         mode: ``"min"`` or ``"max"`` for ``monitor``.
@@ -103,6 +107,7 @@ def make_trainer(
         "accelerator": accelerator,
         "devices": devices,
         "strategy": strategy,
+        "num_nodes": num_nodes,
         "precision": precision,
         "logger": CSVLogger(out_dir, name="csv"),
         "num_sanity_val_steps": 0,
@@ -125,19 +130,26 @@ def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint:
 
 
 def export_best(
-    trainer: L.Trainer, module: L.LightningModule, path: str | os.PathLike[str], card: ModelCard
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    path: str | os.PathLike[str],
+    card: ModelCard,
+    metrics: Mapping[str, float] | None = None,
 ) -> Path:
     """Load the best checkpoint into ``module`` and write ``module.net`` as safetensors + card.
 
     The Lightning checkpoint is read with ``torch.load(..., weights_only=True)`` (no arbitrary
-    unpickling). The card written beside the weights is a copy of ``card`` whose ``metrics`` gain the
-    best monitored value under the monitor's name (``card`` itself is not modified).
+    unpickling). The card written beside the weights is a copy of ``card`` whose ``metrics`` gain
+    ``metrics`` (e.g. training time, a held-out score) and the best monitored value under the
+    monitor's name (``card`` itself is not modified). Everything goes into this one write: nothing
+    re-reads or re-saves the checkpoint afterwards.
 
     Args:
         trainer: a trainer from :func:`make_trainer` after ``fit``.
         module: the LightningModule that was fitted; it must hold its network as ``module.net``.
         path: the ``.safetensors`` file to write; the card goes to the same name with ``.json``.
         card: what the weights are (architecture, config, recipe, data, intended use).
+        metrics: further figures for the card (numbers).
 
     Returns:
         The weights path.
@@ -154,7 +166,7 @@ def export_best(
     callback = _best_checkpoint(trainer)
     checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(checkpoint["state_dict"])
-    metrics = dict(card.metrics)
+    metrics = {**card.metrics, **{k: float(v) for k, v in (metrics or {}).items()}}
     if callback.best_model_score is not None:
         metrics[str(callback.monitor)] = float(callback.best_model_score)
     filled = dataclasses.replace(card, metrics=metrics)
