@@ -152,7 +152,9 @@ def trainer_settings(accelerator: str, devices: str, strategy: str, num_nodes: i
         else:
             parsed = int(text)
     except ValueError:
-        raise InputError("--devices", f"must be auto, a count or ids like 0,1; got {devices!r}")
+        raise InputError(
+            "--devices", f"must be auto, a count or ids like 0,1; got {devices!r}"
+        ) from None
     return {"accelerator": accelerator, "devices": parsed, "strategy": strategy, "num_nodes": num_nodes}
 
 

@@ -239,7 +239,8 @@ def _entry(name: str) -> ModelEntry:
     except KeyError:
         close = difflib.get_close_matches(name, _MODELS, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise InputError(name, f"no such model{hint} (registered: {', '.join(sorted(_MODELS))})")
+        registered = ", ".join(sorted(_MODELS))
+        raise InputError(name, f"no such model{hint} (registered: {registered})") from None
 
 
 def list_models() -> list[str]:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import IntOrSeq
+from convsuite.core_ops.layers.factories import conv_function
 
 __all__ = [
     "CReLU",
@@ -41,9 +42,6 @@ __all__ = [
     "complex_block_conv",
     "complex_to_channels",
 ]
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
 
 def _require_complex(z: Tensor, name: str) -> None:
     if not z.is_complex():
@@ -147,7 +145,7 @@ def complex_block_conv(
         bias = torch.stack(
             [bias_real.reshape(groups, -1), bias_imag.reshape(groups, -1)], dim=1
         ).reshape(2 * c_out)
-    y = _CONV[len(kernel)](_group_major(x, groups), weight, bias, stride, padding, dilation, groups)
+    y = conv_function(len(kernel))(_group_major(x, groups), weight, bias, stride, padding, dilation, groups)
     return _part_major(y, groups)
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import IntOrSeq, as_tuple
+from convsuite.core_ops.layers.factories import conv_function
 
 __all__ = [
     "FFT_CROSSOVER",
@@ -285,7 +286,7 @@ def _direct_conv(
         return y.squeeze(2)
     if groups > 1 and dims == 2:
         x = x.contiguous(memory_format=torch.channels_last)
-    conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+    conv = conv_function(dims)
     return conv(x, weight, bias, stride, padding, dilation, groups)
 
 

@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import IntOrSeq, as_tuple
+from convsuite.core_ops.layers.factories import conv_function
 
 __all__ = ["PHConv1d", "PHConv2d", "PHConv3d", "PHLinear", "kronecker_sum"]
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -166,7 +166,7 @@ class _PHConvNd(nn.Module):
                 f"{type(self).__name__} expects (N, C, *spatial) with {self.spatial_dims} spatial "
                 f"axes, got {tuple(x.shape)}"
             )
-        conv = _CONV[self.spatial_dims]
+        conv = conv_function(self.spatial_dims)
         if self.padding_mode != "zeros":
             x = F.pad(x, self._pad, mode=self.padding_mode)
             padding: tuple[int, ...] | str = 0

@@ -12,14 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-_CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-
-
-def _check_spatial_dims(spatial_dims: int) -> None:
-    if spatial_dims not in _CONV:
-        raise ValueError(f"spatial_dims must be 1, 2 or 3, got {spatial_dims}")
-
+from convsuite.core_ops.layers.factories import batch_norm_class, check_spatial_dims, conv_class
 
 class MultiDilatedConv2d(nn.Module):
     """Multidilated convolution: each group of input channels is convolved at its own dilation.
@@ -55,7 +48,7 @@ class MultiDilatedConv2d(nn.Module):
         spatial_dims: int = 2,
     ) -> None:
         super().__init__()
-        _check_spatial_dims(spatial_dims)
+        check_spatial_dims(spatial_dims)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
         if in_groups is None:
@@ -72,7 +65,7 @@ class MultiDilatedConv2d(nn.Module):
             )
         self.in_groups = tuple(int(c) for c in in_groups)
         self.dilations = tuple(int(d) for d in dilations)
-        conv = _CONV[spatial_dims]
+        conv = conv_class(spatial_dims)
         self.convs = nn.ModuleList(
             conv(
                 c,
@@ -95,7 +88,7 @@ class MultiDilatedConv2d(nn.Module):
 
 def _norm_act_conv(spatial_dims: int, in_channels: int, conv: nn.Module) -> nn.Sequential:
     """BN -> ReLU -> conv, the pre-activation unit of DenseNet and D3Net."""
-    return nn.Sequential(_NORM[spatial_dims](in_channels), nn.ReLU(), conv)
+    return nn.Sequential(batch_norm_class(spatial_dims)(in_channels), nn.ReLU(), conv)
 
 
 class D2Block(nn.Module):
@@ -142,7 +135,7 @@ class D2Block(nn.Module):
         spatial_dims: int = 2,
     ) -> None:
         super().__init__()
-        _check_spatial_dims(spatial_dims)
+        check_spatial_dims(spatial_dims)
         out_layers = num_layers if out_layers is None else out_layers
         if not 1 <= out_layers <= num_layers:
             raise ValueError(f"out_layers must be in 1..{num_layers}, got {out_layers}")
@@ -150,7 +143,7 @@ class D2Block(nn.Module):
         self.out_channels = out_layers * growth_rate
         self.bottleneck: nn.Module | None = None
         if bottleneck_channels is not None and bottleneck_channels < in_channels:
-            conv = _CONV[spatial_dims](in_channels, bottleneck_channels, 1)
+            conv = conv_class(spatial_dims)(in_channels, bottleneck_channels, 1)
             self.bottleneck = _norm_act_conv(spatial_dims, in_channels, conv)
             in_channels = bottleneck_channels
         layers = []

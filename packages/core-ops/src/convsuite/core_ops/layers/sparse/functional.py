@@ -21,10 +21,10 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from convsuite.core_ops.layers.arguments import IntOrSeq, as_tuple
+from convsuite.core_ops.layers.factories import conv_function, max_pool_function
 from convsuite.core_ops.layers.sparse.rulebook import (
     Rulebook,
     downsample_rulebook,
@@ -226,8 +226,6 @@ def sparse_global_pool(x: SparseTensor, mode: str = "avg") -> Tensor:
 # ------------------------------------------------------------------------------------------------
 # The slow, obvious paths the tests and the benchmark compare against.
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
 
 def _dense_sites(x: SparseTensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> Tensor:
@@ -235,7 +233,7 @@ def _dense_sites(x: SparseTensor, kernel: tuple[int, ...], stride: tuple[int, ..
     ones = torch.ones_like(x.feats[:, :1], dtype=torch.float64)
     occupancy = x.replace_feats(ones).to_dense()
     window = torch.ones(1, 1, *kernel, dtype=torch.float64, device=ones.device)
-    return (_CONV[x.spatial_dims](occupancy, window, stride=stride)[:, 0] > 0).nonzero()
+    return (conv_function(x.spatial_dims)(occupancy, window, stride=stride)[:, 0] > 0).nonzero()
 
 
 def sparse_conv_reference(
@@ -256,9 +254,9 @@ def sparse_conv_reference(
     dense_weight = weight_to_torch(weight, kernel)
     if submanifold:
         padding = tuple(k // 2 for k in kernel)
-        dense = _CONV[dims](x.to_dense(), dense_weight, bias, padding=padding)
+        dense = conv_function(dims)(x.to_dense(), dense_weight, bias, padding=padding)
         return x.replace_feats(dense.movedim(1, -1)[tuple(x.coords.unbind(1))])
-    dense = _CONV[dims](x.to_dense(), dense_weight, bias, stride=step)
+    dense = conv_function(dims)(x.to_dense(), dense_weight, bias, stride=step)
     coords = _dense_sites(x, kernel, step)
     feats = dense.movedim(1, -1)[tuple(coords.unbind(1))]
     return SparseTensor(coords, feats, tuple(dense.shape[2:]), x.batch_size)
@@ -272,7 +270,7 @@ def sparse_max_pool_reference(
     kernel, step = as_tuple(kernel_size, dims, "kernel_size"), as_tuple(stride, dims, "stride")
     filled = x.feats.new_full((x.batch_size, *x.spatial_shape, x.feats.shape[1]), -math.inf)
     filled = filled.index_put(tuple(x.coords.unbind(1)), x.feats).movedim(-1, 1)
-    dense = _MAX_POOL[dims](filled, kernel, step)
+    dense = max_pool_function(dims)(filled, kernel, step)
     coords = _dense_sites(x, kernel, step)
     feats = dense.movedim(1, -1)[tuple(coords.unbind(1))]
     return SparseTensor(coords, feats, tuple(dense.shape[2:]), x.batch_size)
