@@ -61,7 +61,8 @@ Device = Annotated[
     str, typer.Option(help="torch device for inference: cpu, cuda, cuda:1, mps.", metavar="DEVICE")
 ]
 Accelerator = Annotated[
-    str, typer.Option(help="Lightning accelerator: auto, cpu, gpu, mps.", rich_help_panel="Lightning")
+    str,
+    typer.Option(help="Lightning accelerator: auto, cpu, gpu, mps.", rich_help_panel="Lightning"),
 ]
 Devices = Annotated[
     str,
@@ -135,7 +136,9 @@ def recipe_command() -> str:
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
-def trainer_settings(accelerator: str, devices: str, strategy: str, num_nodes: int) -> dict[str, Any]:
+def trainer_settings(
+    accelerator: str, devices: str, strategy: str, num_nodes: int
+) -> dict[str, Any]:
     """Lightning ``Trainer`` arguments from the shared CLI options (``devices`` parsed).
 
     ``"auto"`` stays a string; ``"4"`` becomes 4 devices; ``"0,1"`` the device ids [0, 1].
@@ -155,10 +158,17 @@ def trainer_settings(accelerator: str, devices: str, strategy: str, num_nodes: i
         raise InputError(
             "--devices", f"must be auto, a count or ids like 0,1; got {devices!r}"
         ) from None
-    return {"accelerator": accelerator, "devices": parsed, "strategy": strategy, "num_nodes": num_nodes}
+    return {
+        "accelerator": accelerator,
+        "devices": parsed,
+        "strategy": strategy,
+        "num_nodes": num_nodes,
+    }
 
 
-def guard_outputs(outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[str | os.PathLike[str]]) -> None:
+def guard_outputs(
+    outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[str | os.PathLike[str]]
+) -> None:
     """Refuse an output path that is one of the inputs (same file, whatever the spelling).
 
     Raises:
@@ -172,7 +182,9 @@ def guard_outputs(outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[st
             for source in sources
         )
         if clash:
-            raise InputError(output, "is also an input; refusing to overwrite it (choose another --out)")
+            raise InputError(
+                output, "is also an input; refusing to overwrite it (choose another --out)"
+            )
 
 
 def output_stems(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:

@@ -126,7 +126,9 @@ class ModelConfig:
         """
         where = source or f"{cls.__name__} values"
         if not isinstance(values, Mapping):
-            raise InputError(where, f"{cls.__name__} must be a mapping, got {type(values).__name__}")
+            raise InputError(
+                where, f"{cls.__name__} must be a mapping, got {type(values).__name__}"
+            )
         hints = get_type_hints(cls, localns=_hint_namespace(cls))
         known = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(values) - known)

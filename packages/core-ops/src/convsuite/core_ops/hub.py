@@ -263,7 +263,9 @@ def model_config(name: str, preset: str | None = None, **overrides: Any) -> Mode
     entry = _entry(name)
     preset = preset or entry.default_preset
     if preset not in entry.presets:
-        raise InputError(preset, f"no preset of that name for {name} (presets: {', '.join(entry.presets)})")
+        raise InputError(
+            preset, f"no preset of that name for {name} (presets: {', '.join(entry.presets)})"
+        )
     config = copy.deepcopy(entry.presets[preset])
     return config.replace(**overrides) if overrides else config
 

@@ -43,6 +43,7 @@ __all__ = [
     "complex_to_channels",
 ]
 
+
 def _require_complex(z: Tensor, name: str) -> None:
     if not z.is_complex():
         raise ValueError(f"{name} expects a complex tensor, got {z.dtype}")
@@ -145,7 +146,9 @@ def complex_block_conv(
         bias = torch.stack(
             [bias_real.reshape(groups, -1), bias_imag.reshape(groups, -1)], dim=1
         ).reshape(2 * c_out)
-    y = conv_function(len(kernel))(_group_major(x, groups), weight, bias, stride, padding, dilation, groups)
+    y = conv_function(len(kernel))(
+        _group_major(x, groups), weight, bias, stride, padding, dilation, groups
+    )
     return _part_major(y, groups)
 
 

@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Conv, Norm
 from torch import Tensor, nn
 
-__all__ = ["batch_norm_class", "check_spatial_dims", "conv_class", "conv_function", "max_pool_function"]
+__all__ = [
+    "batch_norm_class",
+    "check_spatial_dims",
+    "conv_class",
+    "conv_function",
+    "max_pool_function",
+]
 
 
 def check_spatial_dims(spatial_dims: int) -> int:

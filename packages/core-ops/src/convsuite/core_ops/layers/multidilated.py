@@ -14,6 +14,7 @@ from torch import nn
 
 from convsuite.core_ops.layers.factories import batch_norm_class, check_spatial_dims, conv_class
 
+
 class MultiDilatedConv2d(nn.Module):
     """Multidilated convolution: each group of input channels is convolved at its own dilation.
 

@@ -227,7 +227,6 @@ def sparse_global_pool(x: SparseTensor, mode: str = "avg") -> Tensor:
 # The slow, obvious paths the tests and the benchmark compare against.
 
 
-
 def _dense_sites(x: SparseTensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> Tensor:
     """(M, 1 + D) outputs whose window holds an active input: a ones-kernel conv of the occupancy."""
     ones = torch.ones_like(x.feats[:, :1], dtype=torch.float64)
