@@ -100,10 +100,11 @@ def assert_learns(
     return before, after
 
 
-def run_notebook(path: Path, workdir: Path, timeout: int = 300) -> str:
-    """Execute a notebook top to bottom in ``workdir``; return everything its cells printed.
+def execute_notebook(path: Path, workdir: Path, timeout: int = 300):
+    """Execute a notebook top to bottom in ``workdir`` with the inline backend, as Jupyter does.
 
-    A failing cell (an assert in the notebook included) raises, so the test fails.
+    Returns the executed ``nbformat`` notebook (read it with :func:`notebook_text` and
+    :func:`assert_figures_shown`). A failing cell (an assert in the notebook included) raises.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -112,6 +113,29 @@ def run_notebook(path: Path, workdir: Path, timeout: int = 300) -> str:
     NotebookClient(
         notebook, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
     ).execute()
-    return "".join(
-        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
-    )
+    return notebook
+
+
+def notebook_text(notebook) -> str:
+    """Everything the notebook's cells printed (stream and text/plain outputs)."""
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def assert_figures_shown(notebook) -> int:
+    """Every code cell tagged ``figure`` displayed a PNG; returns how many such cells there are.
+
+    Tag the cells that draw (cell metadata ``"tags": ["figure"]``); a figure that a library call
+    built but the notebook never displayed (a backend switched to Agg, ``plt.show()`` on a figure
+    pyplot does not manage) fails here.
+    """
+    tagged = [c for c in notebook.cells if "figure" in c.get("metadata", {}).get("tags", [])]
+    assert tagged, "no cell is tagged 'figure'"
+    for cell in tagged:
+        kinds = [kind for out in cell.get("outputs", []) for kind in out.get("data", {})]
+        assert "image/png" in kinds, f"cell drew no inline PNG: {cell.source[:80]!r}"
+    return len(tagged)
