@@ -1,0 +1,61 @@
+"""The bundled checkpoints give the outputs they gave before the move onto core-ops' shared layer.
+
+``data/bundled_outputs.npz`` was recorded at commit 700dc45 (before the refactor), on one CPU
+thread (oneDNN's results differ in the last bit between thread counts), with::
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(20240612)
+    sky = simulate_sky(64, 12, f_sky=0.75)
+    pick = np.sort(rng.choice(np.flatnonzero(~sky.observed), 256, replace=False))
+    for mode in ("mean", "realization"):  # the pipeline, bundled Nside 64 network
+        filled = inpaint(sky.truth, sky.observed.astype(np.float32), nest=True, mode=mode, seed=3)
+        out[f"pipeline_{mode}"] = filled[pick]    # + _index, _sums (sum, sum of |.|, float64)
+    for nside in (64, 128, 256):  # the raw network at its own Nside
+        net, _ = load_model(nside=nside)
+        sky = simulate_sky(nside, 13, f_sky=0.75)
+        pick = np.sort(rng.choice(np.flatnonzero(~sky.observed), 256, replace=False))
+        filled = net(torch.from_numpy(sky.masked)[None], torch.from_numpy(sky.observed)[None])[0]
+        out[f"net{nside}"] = filled[pick]         # + _index, _sums
+
+Each output is kept at 256 hole pixels (observed pixels pass through) with the sum and absolute
+sum of the whole map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from convsuite.cosmo.data import simulate_sky
+from convsuite.cosmo.infer import inpaint, load_model
+
+RECORDED = np.load(Path(__file__).parent / "data" / "bundled_outputs.npz")
+
+
+def _check(filled: np.ndarray, key: str, index_key: str) -> None:
+    np.testing.assert_allclose(filled[RECORDED[index_key]], RECORDED[key], rtol=0, atol=1e-6)
+    total = filled.astype(np.float64)
+    sums = np.array([total.sum(), np.abs(total).sum()])
+    np.testing.assert_allclose(sums, RECORDED[f"{key}_sums"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["mean", "realization"])
+def test_pipeline_gives_the_recorded_fill(mode: str) -> None:
+    torch.set_num_threads(1)  # the root conftest restores the count
+    sky = simulate_sky(64, 12, f_sky=0.75)
+    filled = inpaint(sky.truth, sky.observed.astype(np.float32), nest=True, mode=mode, seed=3)
+    _check(filled, f"pipeline_{mode}", "pipeline_index")
+
+
+@pytest.mark.parametrize("nside", [64, 128, 256])
+def test_bundled_network_gives_the_recorded_output(nside: int) -> None:
+    torch.set_num_threads(1)
+    net, _ = load_model(nside=nside)
+    sky = simulate_sky(nside, 13, f_sky=0.75)
+    with torch.inference_mode():
+        masked, observed = torch.from_numpy(sky.masked)[None], torch.from_numpy(sky.observed)[None]
+        filled = net(masked, observed)[0].numpy()
+    _check(filled, f"net{nside}", f"net{nside}_index")
