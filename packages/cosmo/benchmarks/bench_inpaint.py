@@ -22,12 +22,13 @@ from convsuite_dev.bench import Comparison, median_seconds, print_table
 from convsuite.cosmo.data import simulate_sky
 from convsuite.cosmo.evaluation import simulation_wiener_filter
 from convsuite.cosmo.infer import inpaint_nest
-from convsuite.cosmo.model import SkyReconNet, preset
+from convsuite.core_ops.hub import create_model, model_config
+from convsuite.cosmo.model import SkyReconNet
 
 
 def main() -> None:
     torch.manual_seed(0)
-    net = SkyReconNet(preset("small")).eval()
+    net = create_model("skyrecon", preset="small").eval()
     rows = []
     for nside in (64, 128, 256):
         sky = simulate_sky(nside, 0)
@@ -43,7 +44,8 @@ def main() -> None:
         )
     print_table("SkyReconNet vs constrained realization (CG Wiener)", rows, "constrained real.")
     sky = simulate_sky(512, 0)
-    wide = SkyReconNet(preset("small", widths=(*preset("small").widths, 8))).eval()  # + Nside 512
+    small = model_config("skyrecon", "small")
+    wide = SkyReconNet(small.replace(widths=(*small.widths, 8))).eval()  # + Nside 512
     seconds = median_seconds(
         lambda: inpaint_nest(wide, sky.masked, sky.observed, "realization"), repeats=1
     )

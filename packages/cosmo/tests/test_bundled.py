@@ -5,21 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from convsuite_dev.testing import run_notebook
+import pytest
+from convsuite_dev.testing import execute_notebook, notebook_text
 
-from convsuite.cosmo import bundled_nsides, diffusive_inpaint, simulate_sky
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import create_model
+from convsuite.cosmo import SkyReconNet, diffusive_inpaint, simulate_sky
 from convsuite.cosmo.demo import run as run_demo
 from convsuite.cosmo.evaluation import score
-from convsuite.cosmo.infer import inpaint_nest, load_model
+from convsuite.cosmo.infer import bundled_checkpoints, inpaint_nest, pretrained_network
 
 NOTEBOOK = Path(__file__).parents[1] / "examples" / "quickstart.ipynb"
 
 
+def test_every_bundled_checkpoint_loads_by_name_and_serves_the_nside_of_its_card() -> None:
+    bundled = bundled_checkpoints()
+    assert bundled == {n: f"skyrecon_nside{n}" for n in (64, 128, 256)}
+    for nside, name in bundled.items():
+        net = SkyReconNet.from_pretrained(name)
+        assert not net.training and net.card is not None and net.card.card_version == 2
+        assert net.card.inputs["nside"] == nside and "nside" not in net.card.metrics
+        assert net.card.inputs["unit"] == net.card.outputs["unit"] == "uK_CMB"
+        assert net.config.levels(nside) == len(net.config.widths) - (256 // nside).bit_length() + 1
+    assert SkyReconNet.from_pretrained().card.inputs["nside"] == 64  # the default weights
+    by_registry = create_model("skyrecon", pretrained="skyrecon_nside128")
+    assert by_registry.card.inputs["nside"] == 128
+    with pytest.raises(InputError, match="bundled: skyrecon_nside128, skyrecon_nside256"):
+        SkyReconNet.from_pretrained("skyrecon_nside32")
+    with pytest.raises(InputError, match=r"Nside 32: no bundled SkyReconNet checkpoint"):
+        pretrained_network(32)
+
+
 def test_bundled_network_beats_the_zero_fill_on_a_held_out_sky() -> None:
-    for nside in bundled_nsides():  # every bundled checkpoint serves the Nside it is named for
-        assert load_model(nside=nside)[1] == nside
-    nside = bundled_nsides()[0]
-    net = load_model(nside=nside)[0]
+    nside = min(bundled_checkpoints())
+    net = pretrained_network(nside)
     sky = simulate_sky(nside, 5, f_sky=0.75)
     filled = inpaint_nest(net, sky.masked, sky.observed)
     np.testing.assert_array_equal(filled[sky.observed], sky.masked[sky.observed])
@@ -48,5 +67,5 @@ def test_demo_writes_figures(tmp_path: Path) -> None:
 
 
 def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    printed = run_notebook(NOTEBOOK, tmp_path)
+    printed = notebook_text(execute_notebook(NOTEBOOK, tmp_path))
     assert "observed pixels unchanged: True" in printed and "SkyReconNet" in printed

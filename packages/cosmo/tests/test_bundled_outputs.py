@@ -30,7 +30,8 @@ import pytest
 import torch
 
 from convsuite.cosmo.data import simulate_sky
-from convsuite.cosmo.infer import inpaint, load_model
+from convsuite.cosmo.infer import inpaint
+from convsuite.cosmo.model import SkyReconNet
 
 RECORDED = np.load(Path(__file__).parent / "data" / "bundled_outputs.npz")
 
@@ -53,7 +54,7 @@ def test_pipeline_gives_the_recorded_fill(mode: str) -> None:
 @pytest.mark.parametrize("nside", [64, 128, 256])
 def test_bundled_network_gives_the_recorded_output(nside: int) -> None:
     torch.set_num_threads(1)
-    net, _ = load_model(nside=nside)
+    net = SkyReconNet.from_pretrained(f"skyrecon_nside{nside}")
     sky = simulate_sky(nside, 13, f_sky=0.75)
     with torch.inference_mode():
         masked, observed = torch.from_numpy(sky.masked)[None], torch.from_numpy(sky.observed)[None]

@@ -11,9 +11,9 @@ import torch
 from astropy.io import fits
 from typer.testing import CliRunner
 
-from convsuite.core_ops.io import ModelCard, save_checkpoint
+from convsuite.core_ops.io import save_checkpoint
 from convsuite.cosmo.cli import evaluate_app, inpaint_app, simulate_app, train_app
-from convsuite.cosmo.model import SkyReconNet, preset
+from convsuite.core_ops.hub import create_model
 
 runner = CliRunner()
 NSIDE = 16
@@ -34,10 +34,10 @@ def sims(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    config = preset("tiny")
-    card = ModelCard("SkyReconNet", config.to_dict(), "test", "none", {"nside": float(NSIDE)})
+    net = create_model("skyrecon", preset="tiny")
+    card = net.model_card("test", "none", "tests", inputs={"nside": NSIDE})
     path = tmp_path_factory.mktemp("weights") / "skyrecon.safetensors"
-    return save_checkpoint(SkyReconNet(config).state_dict(), path, card)
+    return save_checkpoint(net.state_dict(), path, card)
 
 
 def test_simulate_writes_sky_truth_and_mask(sims: Path) -> None:

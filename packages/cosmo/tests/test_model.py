@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from convsuite.cosmo.data import simulate_sky
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill, preset
+from convsuite.core_ops.hub import model_config
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill
 from convsuite.cosmo.train import carry_over, inpainting_loss
 
 NSIDE = 16
@@ -22,7 +23,7 @@ def _batch(seeds, nside: int = NSIDE) -> tuple[torch.Tensor, ...]:
 
 def test_observed_pixels_pass_through_and_levels() -> None:
     torch.manual_seed(0)
-    net = SkyReconNet(preset("tiny")).eval()
+    net = SkyReconNet(model_config("skyrecon", "tiny")).eval()
     masked, observed, truth = _batch([0, 1])
     with torch.no_grad():
         out = net(masked, observed)
@@ -31,7 +32,8 @@ def test_observed_pixels_pass_through_and_levels() -> None:
     assert net.config.levels(32) == 3 and net.config.levels(8) == 1
     with pytest.raises(ValueError, match="needs 4 widths"):
         net.config.levels(64)
-    assert SkyReconConfig.from_dict(preset("small").to_dict()) == preset("small")
+    small = model_config("skyrecon", "small")
+    assert SkyReconConfig.from_dict(small.to_dict()) == small
 
 
 def test_rotating_the_sky_by_90_degrees_rotates_the_output() -> None:
@@ -40,7 +42,7 @@ def test_rotating_the_sky_by_90_degrees_rotates_the_output() -> None:
     import numpy as np
 
     torch.manual_seed(0)
-    net = SkyReconNet(preset("tiny")).double().eval()
+    net = SkyReconNet(model_config("skyrecon", "tiny")).double().eval()
     masked, observed, _ = _batch([3])
     theta, phi = hp.pix2ang(NSIDE, np.arange(masked.shape[1]), nest=True)
     moved = torch.from_numpy(hp.ang2pix(NSIDE, theta, phi + np.pi / 2, nest=True))
@@ -56,7 +58,7 @@ def test_tiny_network_learns_to_inpaint() -> None:
     """60 steps on simulated skies: the untrained network is its diffusive fill exactly (zero
     output convolutions), the trained one improves on it (held-out hole MSE)."""
     torch.manual_seed(0)
-    net = SkyReconNet(preset("tiny"))
+    net = SkyReconNet(model_config("skyrecon", "tiny"))
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     held_out = _batch(range(100, 104))
 
@@ -87,10 +89,10 @@ def test_tiny_network_learns_to_inpaint() -> None:
 
 def test_a_lower_nside_network_carries_over_and_starts_at_the_diffusive_fill() -> None:
     torch.manual_seed(0)
-    trained = SkyReconNet(preset("tiny"))
+    trained = SkyReconNet(model_config("skyrecon", "tiny"))
     for conv in trained.exit:  # as if trained: output convolutions no longer zero
         torch.nn.init.normal_(conv.weight)
-    bigger = SkyReconNet(preset("tiny")).eval()
+    bigger = SkyReconNet(model_config("skyrecon", "tiny")).eval()
     carry_over(bigger, trained.state_dict(), NSIDE // 2, NSIDE)
     torch.testing.assert_close(bigger.down[0].local.weight, trained.down[0].local.weight)
     masked, observed, _ = _batch([7])
@@ -100,3 +102,22 @@ def test_a_lower_nside_network_carries_over_and_starts_at_the_diffusive_fill() -
     torch.testing.assert_close(out, torch.where(observed, masked, fill))
     carry_over(bigger, trained.state_dict(), NSIDE, NSIDE)  # same Nside: everything carried
     torch.testing.assert_close(bigger.exit[1].weight, trained.exit[1].weight)
+
+
+def test_registry_builds_the_presets_and_refuses_unknown_ones() -> None:
+    from convsuite.core_ops.hub import create_model, list_models, list_presets
+    from convsuite.core_ops.io import InputError
+
+    assert "skyrecon" in list_models() and list_presets("skyrecon") == ["small", "tiny"]
+    tiny = create_model("skyrecon", preset="tiny")
+    assert isinstance(tiny, SkyReconNet) and tiny.config == model_config("skyrecon", "tiny")
+    assert len(tiny.entry) == 3 and tiny.card is None
+    wider = create_model("skyrecon", preset="tiny", widths=(20, 12, 8))
+    assert wider.entry[0].out_channels == 20
+    assert create_model("skyrecon").config == SkyReconConfig()  # the default preset: small
+    with pytest.raises(InputError, match="presets: small, tiny"):
+        create_model("skyrecon", preset="paper")
+    with pytest.raises(InputError, match="bottom_nside must be a power of two"):
+        model_config("skyrecon", "tiny", bottom_nside=6)
+    with pytest.raises(InputError, match="unknown SkyReconConfig keys 'depth'"):
+        SkyReconConfig.from_dict({"depth": 3}, source="card.json")

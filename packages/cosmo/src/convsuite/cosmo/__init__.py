@@ -10,10 +10,10 @@ from convsuite.cosmo.data import (
     write_sky_map,
 )
 from convsuite.cosmo.evaluation import evaluate_methods, summarize
-from convsuite.cosmo.infer import bundled_nsides, inpaint, inpaint_nest, load_model
+from convsuite.cosmo.infer import bundled_checkpoints, inpaint, inpaint_nest, pretrained_network
 from convsuite.cosmo.local_wiener import LocalWienerFilter
 from convsuite.cosmo.metrics import cosmic_variance_fraction, hole_mse, hole_ssim, power_spectrum
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, preset
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
 __all__ = [
     "LocalWienerFilter",
@@ -22,7 +22,7 @@ __all__ = [
     "SkyReconNet",
     "WienerFilter",
     "apply_mask",
-    "bundled_nsides",
+    "bundled_checkpoints",
     "cosmic_variance_fraction",
     "diffusive_inpaint",
     "evaluate_methods",
@@ -30,9 +30,8 @@ __all__ = [
     "hole_ssim",
     "inpaint",
     "inpaint_nest",
-    "load_model",
     "power_spectrum",
-    "preset",
+    "pretrained_network",
     "read_mask",
     "read_sky_map",
     "simulate_sky",

@@ -65,7 +65,7 @@ def inpaint(
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
     from convsuite.cosmo.data import apply_mask, read_mask, read_sky_map, write_sky_map
     from convsuite.cosmo.figures import plot_maps, plot_spectra
-    from convsuite.cosmo.infer import inpaint_nest, load_model
+    from convsuite.cosmo.infer import inpaint_nest, pretrained_network
 
     if mode not in ("mean", "realization"):
         raise input_error_exit(InputError("--mode", f"must be mean or realization, got {mode}"))
@@ -83,7 +83,7 @@ def inpaint(
                 raise InputError(truth, f"Nside {true_sky.nside} but the map has {sky.nside}")
             run_nside = nside or sky.nside
             if run_nside not in models:
-                models[run_nside] = load_model(weights, run_nside, device)[0]
+                models[run_nside] = pretrained_network(run_nside, weights, device)
         except InputError as error:
             raise input_error_exit(error) from None
         net = models[run_nside]
@@ -173,11 +173,11 @@ def train(
     workers: int = typer.Option(0, help="DataLoader workers (simulation)."),
 ) -> None:
     """Train SkyReconNet on simulated skies (Lightning; DDP with --devices)."""
-    from convsuite.cosmo.model import preset
+    from convsuite.core_ops.hub import model_config
     from convsuite.cosmo.train import TrainingSkies, fit_skyrecon
 
     try:
-        config = preset(preset_name)
+        config = model_config("skyrecon", preset_name)
         config.levels(nside)
     except ValueError as error:
         raise input_error_exit(InputError("--nside/--preset", str(error))) from None

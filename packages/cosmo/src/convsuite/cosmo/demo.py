@@ -16,7 +16,7 @@ from convsuite.cosmo.baselines import diffusive_inpaint
 from convsuite.cosmo.data import simulate_sky
 from convsuite.cosmo.evaluation import score
 from convsuite.cosmo.figures import plot_maps, plot_spectra
-from convsuite.cosmo.infer import bundled_nsides, inpaint_nest, load_model
+from convsuite.cosmo.infer import bundled_checkpoints, inpaint_nest, pretrained_network
 from convsuite.cosmo.metrics import power_spectrum
 
 DEMO_NSIDE = 128  # a bundled checkpoint; a few seconds on a laptop CPU
@@ -25,8 +25,9 @@ DEMO_NSIDE = 128  # a bundled checkpoint; a few seconds on a laptop CPU
 def run(out_dir: Path) -> DemoResult:
     """Simulate, inpaint with the bundled network and diffusion, write figures, report metrics."""
     out_dir = Path(out_dir)
-    nside = DEMO_NSIDE if DEMO_NSIDE in bundled_nsides() else bundled_nsides()[-1]
-    net, _ = load_model(nside=nside)
+    bundled = bundled_checkpoints()
+    nside = DEMO_NSIDE if DEMO_NSIDE in bundled else max(bundled)
+    net = pretrained_network(nside)
     sky = simulate_sky(nside, 0, f_sky=0.75)
     started = time.perf_counter()
     filled = {"SkyReconNet": inpaint_nest(net, sky.masked, sky.observed, "mean")}

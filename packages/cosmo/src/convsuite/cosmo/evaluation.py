@@ -21,7 +21,7 @@ import torch
 
 from convsuite.cosmo.baselines import WienerFilter, diffusive_inpaint
 from convsuite.cosmo.data import SkySimulation, beamed_lcdm_cl, pixel_noise_sigma, simulate_sky
-from convsuite.cosmo.infer import inpaint_nest, load_model
+from convsuite.cosmo.infer import inpaint_nest, pretrained_network
 from convsuite.cosmo.metrics import (
     cosmic_variance_fraction,
     hole_correlation,
@@ -102,7 +102,7 @@ def evaluate_methods(
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
-    net = load_model(weights, nside)[0] if {"skyrecon", "skyrecon-cr"} & set(methods) else None
+    net = pretrained_network(nside, weights) if {"skyrecon", "skyrecon-cr"} & set(methods) else None
     rows: list[dict[str, float | str]] = []
     for seed in seeds:
         sky = simulate_sky(nside, seed, f_sky=f_sky)

@@ -25,14 +25,15 @@ through its covariance, the realization through its draw; use them on maps like 
 from __future__ import annotations
 
 import math
-from importlib import resources
-from pathlib import Path
+import os
 
 import healpy as hp
 import numpy as np
 import torch
 
-from convsuite.core_ops.io import InputError, load_checkpoint
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import bundled_weights, list_bundled
+from convsuite.core_ops.io import ModelCard
 from convsuite.cosmo.baselines import relax
 from convsuite.cosmo.data.fits_io import hole_pixels
 from convsuite.cosmo.data.simulate import (
@@ -42,65 +43,52 @@ from convsuite.cosmo.data.simulate import (
     simulate_cmb,
 )
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
+from convsuite.cosmo.model import SkyReconNet
 
-__all__ = [
-    "bundled_nsides",
-    "bundled_weights",
-    "inpaint",
-    "inpaint_nest",
-    "load_model",
-]
+__all__ = ["bundled_checkpoints", "inpaint", "inpaint_nest", "pretrained_network"]
 
 _MODES = ("mean", "realization")
 _BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
 _BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
 
 
-def _weights_dir() -> Path:
-    return Path(str(resources.files("convsuite.cosmo").joinpath("weights")))
+def bundled_checkpoints() -> dict[int, str]:
+    """The bundled checkpoints by the Nside they were trained at (their card's ``inputs["nside"]``):
+    ``{64: "skyrecon_nside64", 128: ..., 256: ...}``, Nside ascending."""
+    package = SkyReconNet.bundled_package
+    found = {}
+    for name in list_bundled(package):
+        card_path = bundled_weights(package, name).with_suffix(".json")
+        card = ModelCard.from_json(card_path.read_text(encoding="utf-8"), card_path)
+        found[card.inputs["nside"]] = name
+    return dict(sorted(found.items()))
 
 
-def bundled_nsides() -> list[int]:
-    """The Nside values with a bundled checkpoint."""
-    names = sorted(_weights_dir().glob("skyrecon_nside*.safetensors"))
-    return sorted(int(p.stem.removeprefix("skyrecon_nside")) for p in names)
-
-
-def bundled_weights(nside: int) -> Path:
-    """Path of the bundled checkpoint for ``nside``; InputError if there is none."""
-    path = _weights_dir() / f"skyrecon_nside{nside}.safetensors"
-    if not path.is_file():
-        raise InputError(
-            f"Nside {nside}",
-            f"no bundled SkyReconNet checkpoint (bundled: {bundled_nsides()}); run at one of "
-            "them (--nside, or nside= in Python) or train one with cosmo-train",
-        )
-    return path
-
-
-def load_model(
-    weights: str | Path | None = None, nside: int | None = None, device: str = "cpu"
-) -> tuple[SkyReconNet, int]:
-    """A network in eval mode and the Nside it was trained at (from the card).
+def pretrained_network(
+    nside: int, weights: str | os.PathLike[str] | None = None, device: str = "cpu"
+) -> SkyReconNet:
+    """The network (eval mode) for maps run at ``nside``.
 
     Args:
-        weights: a ``.safetensors`` checkpoint from ``cosmo-train``; None: the bundled one for
-            ``nside``.
-        nside: with ``weights=None``, which bundled checkpoint.
+        nside: the Nside the network will run at.
+        weights: a bundled name or a ``.safetensors`` checkpoint from ``cosmo-train``; None: the
+            bundled checkpoint trained at ``nside``.
         device: torch device.
+
+    Raises:
+        InputError: no bundled checkpoint for ``nside``, or the weights cannot be loaded.
     """
     if weights is None:
-        if nside is None:
-            raise ValueError("give weights or nside")
-        weights = bundled_weights(nside)
-    state, card = load_checkpoint(weights, device)
-    if card.architecture != "SkyReconNet":
-        raise InputError(weights, f"holds a {card.architecture}, not a SkyReconNet")
-    net = SkyReconNet(SkyReconConfig.from_dict(card.config))
-    net.load_state_dict(state)
-    trained_nside = int(card.metrics.get("nside", 0)) or (nside or 0)
-    return net.to(device).eval(), trained_nside
+        bundled = bundled_checkpoints()
+        if nside not in bundled:
+            raise InputError(
+                f"Nside {nside}",
+                f"no bundled SkyReconNet checkpoint (bundled: Nside "
+                f"{', '.join(map(str, bundled))}); run at one of them (--nside, or nside= in "
+                "Python) or train one with cosmo-train",
+            )
+        weights = bundled[nside]
+    return SkyReconNet.from_pretrained(weights, device)
 
 
 def _predict(net: SkyReconNet, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -197,7 +185,7 @@ def inpaint(
     nest: bool = False,
     mode: str = "mean",
     seed: int = 0,
-    weights: str | Path | None = None,
+    weights: str | os.PathLike[str] | None = None,
     rim_depth: int = 3,
 ) -> np.ndarray:
     """Inpaint a HEALPix map (a numpy array, as from ``healpy.read_map``).
@@ -210,7 +198,8 @@ def inpaint(
         nest: the ordering of ``sky_map`` and ``mask`` (and of the result).
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
-        weights: a checkpoint from ``cosmo-train``; None: the bundled one for ``nside``.
+        weights: a bundled name or a checkpoint from ``cosmo-train``; None: the bundled one
+            trained at ``nside``.
         rim_depth: the local Wiener filter's rim (module docstring); 0: the network alone.
 
     Returns:
@@ -227,6 +216,6 @@ def inpaint(
     if not observed.any():
         raise InputError("map", "every pixel is masked: nothing to inpaint from")
     target = nside or native
-    net, _ = load_model(weights, target)
+    net = pretrained_network(target, weights)
     filled = inpaint_nest(net, values, observed, mode, seed, rim_depth=rim_depth, nside=target)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)

@@ -41,21 +41,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convsuite.core_ops.config import ModelConfig
+from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers import HEALPixConv2d, faces_from_nest, nest_from_faces
 from convsuite.cosmo.baselines import diffusive_inpaint
 
-__all__ = ["ContextBlock", "PRESETS", "SkyReconConfig", "SkyReconNet", "preset"]
+__all__ = ["ContextBlock", "SkyReconConfig", "SkyReconNet"]
 
 
 @dataclass(frozen=True)
-class SkyReconConfig:
+class SkyReconConfig(ModelConfig):
     """Architecture of :class:`SkyReconNet`.
 
     Attributes:
@@ -95,30 +97,6 @@ class SkyReconConfig:
             raise ValueError(f"Nside {nside} needs {levels} widths, the config has {self.widths}")
         return levels
 
-    def to_dict(self) -> dict:
-        """JSON-ready fields (for the model card)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SkyReconConfig:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-PRESETS: dict[str, SkyReconConfig] = {
-    # Bundled weights, Nside up to 256 (levels 8..256).
-    "small": SkyReconConfig(),
-    # Tests: Nside up to 32 on 3 levels (8, 16, 32).
-    "tiny": SkyReconConfig(widths=(16, 12, 8), bottom_nside=8, dilations=(2,)),
-}
-
-
-def preset(name: str, **overrides: object) -> SkyReconConfig:
-    """A named configuration ("small", "tiny"), optionally with fields replaced."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
-
 
 class ContextBlock(nn.Module):
     """Standard and dilated 3 x 3 HEALPix convolutions in parallel, merged, residual.
@@ -155,11 +133,25 @@ def diffusive_fill(masked: Tensor, observed: Tensor, sweeps: int = 30) -> Tensor
     return torch.from_numpy(np.stack(filled)).to(masked.device, masked.dtype)
 
 
-class SkyReconNet(nn.Module):
+@register_model(
+    "skyrecon",
+    presets={
+        # The bundled weights, Nside up to 256 (levels 8..256). The paper gives no layer table.
+        "small": SkyReconConfig(),
+        # Tests: Nside up to 32 on 3 levels (8, 16, 32).
+        "tiny": SkyReconConfig(widths=(16, 12, 8), bottom_nside=8, dilations=(2,)),
+    },
+)
+class SkyReconNet(Pretrained, nn.Module):
     """The inpainting network (see the module docstring).
 
+    Bundled weights (``list_bundled("convsuite.cosmo")``): ``skyrecon_nside64``,
+    ``skyrecon_nside128`` and ``skyrecon_nside256``, each trained at the Nside its card gives as
+    ``inputs["nside"]``; ``SkyReconNet.from_pretrained(name_or_path)`` loads one of them or a
+    checkpoint from ``cosmo-train``.
+
     Args:
-        config: the architecture.
+        config: the architecture (a preset: ``model_config("skyrecon", "small")``).
 
     Shapes:
         :meth:`forward`: ``masked`` (B, 12 nside^2) muK NESTED (holes any value) and ``observed``
@@ -169,9 +161,13 @@ class SkyReconNet(nn.Module):
         convolutions (``entry[l]``, ``exit[l]``), used when it is the top level of a map.
     """
 
-    def __init__(self, config: SkyReconConfig | None = None) -> None:
+    config_class = SkyReconConfig
+    bundled_package = "convsuite.cosmo"
+    default_weights = "skyrecon_nside64"
+
+    def __init__(self, config: SkyReconConfig) -> None:
         super().__init__()
-        self.config = config = config or SkyReconConfig()
+        self.config = config
         widths = config.widths  # bottom up
         nsides = [config.bottom_nside * 2**level for level in range(len(widths))]
 
@@ -222,10 +218,3 @@ class SkyReconNet(nn.Module):
         stack = faces.transpose(1, 2).reshape(-1, 3, n, n)  # (B * 12, 3, n, n)
         correction = nest_from_faces(self.forward_faces(stack).reshape(-1, 12, n, n))
         return torch.where(observed > 0, masked, fill + correction * scale)
-
-    @classmethod
-    def from_pretrained(cls, nside: int, device: str = "cpu") -> SkyReconNet:
-        """The bundled network for ``nside`` in eval mode (see ``convsuite.cosmo.infer``)."""
-        from convsuite.cosmo.infer import load_model
-
-        return load_model(nside=nside, device=device)[0]

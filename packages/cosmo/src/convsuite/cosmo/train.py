@@ -10,6 +10,7 @@ passed through and carry no error); MSE in units of ``scale_uk^2``, SSIM on the 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from convsuite.core_ops.io import ModelCard, load_checkpoint, save_checkpoint
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
-from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, simulate_sky
+from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, default_fwhm_arcmin, simulate_sky
 from convsuite.cosmo.metrics import hole_ssim
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill
 
@@ -147,13 +147,13 @@ class SkyReconModule(L.LightningModule):
 
 
 def carry_over(
-    net: SkyReconNet, state: dict[str, torch.Tensor], trained_nside: int, nside: int
+    net: SkyReconNet, state: dict[str, torch.Tensor], trained_nside: int | None, nside: int
 ) -> None:
     """Load weights trained at ``trained_nside`` into ``net`` that will train at ``nside``.
 
-    Levels are shared by name. At another Nside only the trained top level's entry/exit
-    convolutions were ever used, so none is carried: the new top level keeps its own, whose exit
-    starts at zero, and the network starts at exactly its diffusive fill.
+    Levels are shared by name. At another Nside (or an unknown one: None) only the trained top
+    level's entry/exit convolutions were ever used, so none is carried: the new top level keeps
+    its own, whose exit starts at zero, and the network starts at exactly its diffusive fill.
     """
     if trained_nside != nside:
         state = {k: v for k, v in state.items() if not k.startswith(("entry.", "exit."))}
@@ -173,7 +173,7 @@ def fit_skyrecon(
     alpha: float = 0.5,
     lr: float = 2e-3,
     seed: int = 0,
-    init: str | Path | None = None,
+    init: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     progress: bool = True,
     recipe: str = "",
@@ -189,8 +189,8 @@ def fit_skyrecon(
             skies (seeds 2_000_000 + i), never the evaluation seeds (from 0).
         epochs, batch_size, alpha, lr: training settings.
         seed: initialisation and the training seeds.
-        init: start from these weights (a ``.safetensors`` from this function; levels shared by
-            name, e.g. a Nside 128 network's into a Nside 256 one).
+        init: start from these weights (a bundled name or a ``.safetensors`` from this function;
+            levels shared by name, e.g. a Nside 128 network's into a Nside 256 one).
         num_workers: DataLoader workers (simulation runs there).
         progress: progress bar.
         recipe: the command recorded in the card.
@@ -206,9 +206,10 @@ def fit_skyrecon(
     seed_everything(seed)
     module = SkyReconModule(config, alpha=alpha, lr=lr)
     if init is not None:
-        state, init_card = load_checkpoint(init)
+        start = SkyReconNet.from_pretrained(init)
+        trained_nside = start.card.inputs.get("nside") if start.card else None
         try:
-            carry_over(module.net, state, int(init_card.metrics.get("nside", 0)), skies.nside)
+            carry_over(module.net, start.state_dict(), trained_nside, skies.nside)
         except ValueError as error:
             raise ValueError(f"{init}: {error}") from None
     train = SimulatedSkies(n_train, 1_000_000 + seed * 10_000, skies)
@@ -216,9 +217,10 @@ def fit_skyrecon(
     loader = {"batch_size": batch_size, "num_workers": num_workers}
     trainer = make_trainer(out_dir, max_epochs=epochs, progress=progress, **trainer_kwargs)
     trainer.fit(module, DataLoader(train, shuffle=True, **loader), DataLoader(val, **loader))
-    card = ModelCard(
-        architecture="SkyReconNet",
-        config=config.to_dict(),
+    metrics = {"train_seconds": round(time.perf_counter() - started, 1)}
+    if "val_mse_prefill" in trainer.callback_metrics:
+        metrics["val_mse_prefill"] = float(trainer.callback_metrics["val_mse_prefill"])
+    card = module.net.model_card(
         recipe=recipe
         or f"fit_skyrecon(nside={skies.nside}, n_train={n_train}, epochs={epochs}, "
         f"batch_size={batch_size}, alpha={alpha}, lr={lr}, seed={seed}, init={init})",
@@ -228,16 +230,25 @@ def fit_skyrecon(
             f"f_sky {skies.f_sky[0]}-{skies.f_sky[1]} plus point sources; "
             f"{n_train} skies per epoch"
         ),
-        metrics={"nside": float(skies.nside), "train_seconds": 0.0},
         intended_use=(
             f"Inpainting masked CMB temperature maps at Nside {skies.nside} (galactic cut and "
             "point sources) whose statistics resemble the training skies. Trained on simulations "
             "only: check on your own simulations before relying on it for real data."
         ),
+        inputs={
+            "nside": skies.nside,
+            "ordering": "NESTED",
+            "unit": "uK_CMB",
+            "beam_fwhm_arcmin": round(default_fwhm_arcmin(skies.nside), 2),
+            "noise_uk_arcmin": skies.noise_uk_arcmin,
+            "mask": f"galactic cut (f_sky {skies.f_sky[0]}-{skies.f_sky[1]}) plus point sources",
+        },
+        outputs={
+            "ordering": "NESTED",
+            "unit": "uK_CMB",
+            "values": "CMB temperature in the masked pixels; observed pixels passed through",
+        },
     )
-    weights = export_best(trainer, module, Path(out_dir) / "skyrecon.safetensors", card)
-    state, card = load_checkpoint(weights)  # with the best val_loss
-    card.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
-    if "val_mse_prefill" in trainer.callback_metrics:
-        card.metrics["val_mse_prefill"] = float(trainer.callback_metrics["val_mse_prefill"])
-    return save_checkpoint(state, weights, card)
+    return export_best(
+        trainer, module, Path(out_dir) / "skyrecon.safetensors", card, metrics=metrics
+    )
