@@ -14,10 +14,9 @@ import numpy as np
 import torch
 from convsuite_dev.bench import Comparison, median_seconds, print_table
 
+from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.runtime import keep_freed_memory
 from convsuite.semicon.data import PATTERNS, SimulationOptions, WaferMap, simulate_wafer_maps
-from convsuite.semicon.dense_baseline import DenseWaferNet, dense_preset
-from convsuite.semicon.model import SparseWaferNet, preset
 from convsuite.semicon.monitor import predict_batches
 
 BATCH = 32
@@ -45,8 +44,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     simulated = simulate_wafer_maps(BATCH, 3, SimulationOptions(grid=4096))
     maps = [_topped_up(wafer, rng) for wafer in simulated]
-    sparse = SparseWaferNet(preset("small", classes=PATTERNS))
-    dense = DenseWaferNet(dense_preset("small", classes=PATTERNS))
+    sparse = create_model("wafer_sparse", preset="small", classes=PATTERNS)
+    dense = create_model("wafer_dense", preset="small", classes=PATTERNS)
 
     def run(net: torch.nn.Module) -> None:
         for _ in predict_batches(net, maps, BATCH):

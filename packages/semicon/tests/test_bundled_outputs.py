@@ -5,7 +5,7 @@ one thread::
 
     maps = simulate_wafer_maps(4, seed=20260, options=SimulationOptions(defects_scale=0.05),
                                patterns=("center", "scratch", "edge-ring", "random"))
-    monitor = WaferMonitor.load()                      # wafer_monitor_small
+    monitor = WaferMonitor.load()                      # wafer_monitor_small, before the refactor
     x = batch_wafer_maps(maps, 4096)
     features = monitor.net.features(x); logits = monitor.net.forward_head(features)
     novelty = monitor.detector.score(features.numpy())
@@ -21,22 +21,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.layers import SparseTensor
+from convsuite.semicon.model import SparseWaferNet
 from convsuite.semicon.monitor import WaferMonitor
 
 RECORDED = np.load(Path(__file__).parent / "data" / "bundled_outputs.npz")
 
 
-def test_wafer_monitor_small_gives_the_recorded_outputs() -> None:
-    monitor = WaferMonitor.load()
+def _recorded_input() -> SparseTensor:
     coords = torch.from_numpy(RECORDED["coords"].astype(np.int64))
-    x = SparseTensor(coords, torch.ones(len(coords), 1), (4096, 4096), 4)
+    return SparseTensor(coords, torch.ones(len(coords), 1), (4096, 4096), 4)
+
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        lambda: SparseWaferNet.from_pretrained("wafer_monitor_small"),
+        lambda: SparseWaferNet.from_pretrained(),
+        lambda: create_model("wafer_sparse", pretrained="wafer_monitor_small"),
+        lambda: WaferMonitor.from_pretrained().net,
+    ],
+    ids=["by-name", "default", "create_model", "monitor"],
+)
+def test_wafer_monitor_small_network_gives_the_recorded_outputs(load) -> None:
+    net = load()
+    assert isinstance(net, SparseWaferNet) and not net.training
     with torch.no_grad():
-        features = monitor.net.features(x)
-        logits = monitor.net.forward_head(features)
+        features = net.features(_recorded_input())
+        logits = net.forward_head(features)
     np.testing.assert_allclose(features.numpy(), RECORDED["features"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(logits.numpy(), RECORDED["logits"], rtol=0, atol=1e-6)
-    novelty = monitor.detector.score(features.numpy())
-    np.testing.assert_allclose(novelty, RECORDED["novelty"], rtol=1e-9, atol=1e-6)
+
+
+def test_wafer_monitor_small_detector_gives_the_recorded_novelty_scores() -> None:
+    monitor = WaferMonitor.from_pretrained("wafer_monitor_small")
+    novelty = monitor.detector.score(RECORDED["features"])
+    np.testing.assert_allclose(novelty, RECORDED["novelty"], rtol=0, atol=1e-6)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,16 +11,17 @@ import torch
 import torch.nn.functional as F
 from convsuite_dev.testing import assert_learns
 
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import create_model, list_presets, model_config
 from convsuite.core_ops.layers import SparseConv2d, SparseTensor
 from convsuite.semicon.data import SimulationOptions, WaferMap, simulate_wafer_maps
-from convsuite.semicon.dense_baseline import DenseWaferNet, batch_binned, dense_preset
+from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, batch_binned
 from convsuite.semicon.dense_baseline import _symmetry as dense_symmetry
 from convsuite.semicon.model import (
     SparseWaferNet,
     WaferNetConfig,
     WindowStem,
     batch_wafer_maps,
-    preset,
     wafer_coords,
 )
 
@@ -43,7 +45,7 @@ def maps() -> list[WaferMap]:
 
 def _tiny(classes=EASY) -> SparseWaferNet:
     torch.manual_seed(0)
-    return SparseWaferNet(preset("tiny", classes=classes))
+    return SparseWaferNet(model_config("wafer_sparse", "tiny", classes=classes))
 
 
 def test_shapes_and_final_grid(maps: list[WaferMap]) -> None:
@@ -79,7 +81,7 @@ def test_wrong_grid_is_refused(maps: list[WaferMap]) -> None:
 @pytest.mark.parametrize("head", ["pool", "flatten"])
 def test_features_do_not_depend_on_site_order_or_batch_neighbours(maps, head) -> None:
     torch.manual_seed(0)
-    net = SparseWaferNet(preset("tiny", classes=EASY, head=head)).eval()
+    net = SparseWaferNet(model_config("wafer_sparse", "tiny", classes=EASY, head=head)).eval()
     x = batch_wafer_maps(maps, GRID)
     order = torch.randperm(len(x.coords), generator=torch.Generator().manual_seed(1))
     shuffled = SparseTensor(x.coords[order], x.feats[order], x.spatial_shape, x.batch_size)
@@ -139,10 +141,44 @@ def test_symmetries(maps: list[WaferMap]) -> None:
     np.testing.assert_array_equal(back.coords, wafer.coords)
 
 
+def test_registry_builds_both_networks_from_their_presets() -> None:
+    assert list_presets("wafer_sparse") == ["base", "small", "tiny"]
+    assert list_presets("wafer_dense") == ["small", "tiny"]
+    sparse = create_model("wafer_sparse", preset="tiny")
+    assert isinstance(sparse, SparseWaferNet) and sparse.config.grid == 256
+    assert create_model("wafer_sparse").config == model_config("wafer_sparse", "small")
+    dense = create_model("wafer_dense", preset="tiny", classes=EASY)
+    assert isinstance(dense, DenseWaferNet) and dense.config.bins == 32
+    assert dense.head.out_features == len(EASY)
+    with pytest.raises(InputError, match="presets: base, small, tiny"):
+        create_model("wafer_sparse", preset="huge")
+
+
+def test_create_model_finds_the_networks_through_entry_points() -> None:
+    """A fresh interpreter that never imported convsuite.semicon builds both networks."""
+    code = (
+        "import sys; from convsuite.core_ops.hub import create_model; "
+        "s = create_model('wafer_sparse', preset='tiny'); d = create_model('wafer_dense', "
+        "preset='tiny'); print(type(s).__name__, type(d).__name__, s.config.grid, d.config.bins)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["SparseWaferNet", "DenseWaferNet", "256", "32"]
+
+
 def test_config_round_trip_and_checks() -> None:
-    config = preset("small")
+    config = model_config("wafer_sparse", "small")
     assert WaferNetConfig.from_dict(config.to_dict()) == config
-    assert config.final_grid == 4 and preset("base").final_grid == 4
+    assert config.final_grid == 4 and model_config("wafer_sparse", "base").final_grid == 4
+    dense = model_config("wafer_dense", "tiny")
+    assert DenseWaferConfig.from_dict(dense.to_dict()) == dense
+    with pytest.raises(InputError, match="card.json: unknown WaferNetConfig keys 'depth'"):
+        WaferNetConfig.from_dict({**config.to_dict(), "depth": 3}, source="card.json")
+    with pytest.raises(InputError, match="head must be one of 'pool', 'flatten'"):
+        WaferNetConfig.from_dict({"head": "attention"})
+    with pytest.raises(InputError, match="divisible"):
+        config.replace(grid=100)
     with pytest.raises(ValueError, match="divisible"):
         WaferNetConfig(grid=100)
     with pytest.raises(ValueError, match="one entry per stage"):
@@ -176,7 +212,7 @@ def test_tiny_sparse_net_learns() -> None:
 
 def test_dense_baseline_learns() -> None:
     torch.manual_seed(0)
-    config = dense_preset("tiny", classes=EASY)
+    config = model_config("wafer_dense", "tiny", classes=EASY)
     net = DenseWaferNet(config)
     train = _training_batches(EASY, 64, 11, lambda m: batch_binned(m, config.bins))
     held_out = _training_batches(EASY, 32, 12, lambda m: batch_binned(m, config.bins))
@@ -187,4 +223,4 @@ def test_dense_baseline_learns() -> None:
     assert _accuracy(net, held_out) >= 0.8
     with pytest.raises(ValueError, match="batch_binned"):
         net(torch.zeros(2, 1, 64, 64))
-    assert dataclasses.replace(config, bins=64).bins == 64
+    assert config.replace(bins=64).bins == 64

@@ -10,8 +10,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from convsuite.core_ops.io import InputError
+from convsuite.core_ops import io
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import bundled_weights, model_config
 from convsuite.semicon.data import SimulationOptions, simulate_wafer_maps
+from convsuite.semicon.dense_baseline import DenseWaferNet
 from convsuite.semicon.metrics import (
     closed_set_accuracy,
     macro_f1,
@@ -20,9 +23,9 @@ from convsuite.semicon.metrics import (
     oscr,
     oscr_curve,
 )
-from convsuite.semicon.model import preset
-from convsuite.semicon.monitor import Classification, WaferMonitor, bundled_monitor_path
+from convsuite.semicon.monitor import Classification, WaferMonitor
 from convsuite.semicon.openset import NoveltyDetector, msp_score
+from convsuite.semicon.train import fit_monitor
 
 DIMS = 6
 
@@ -150,25 +153,62 @@ def test_closed_set_metrics_and_auroc_by_hand() -> None:
         novelty_auroc([0.1, 0.2], [0, 0])
 
 
-def test_monitor_fits_saves_loads_and_classifies(tmp_path: Path) -> None:
-    torch.set_num_threads(1)
+@pytest.fixture
+def card_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The model cards written (``save_checkpoint`` writes them through ``io.atomic_write``)."""
+    written: list[Path] = []
+    original = io.atomic_write
+
+    def counting(target, mode="w"):
+        if str(target).endswith(".json"):
+            written.append(Path(target))
+        return original(target, mode)
+
+    monkeypatch.setattr(io, "atomic_write", counting)
+    return written
+
+
+def test_monitor_fits_saves_loads_and_classifies(tmp_path: Path, card_writes) -> None:
     options = SimulationOptions(grid=256, defects_scale=0.05)
     known = ("center", "edge-ring", "random")
     train = simulate_wafer_maps(48, seed=20, options=options, patterns=known)
     val = simulate_wafer_maps(24, seed=21, options=options, patterns=(*known, "scratch"))
-    monitor = WaferMonitor.fit(
-        train, val, preset("tiny"), epochs=3, out_dir=tmp_path, batch_size=16, logger=False
+    monitor = fit_monitor(
+        train,
+        val,
+        model_config("wafer_sparse", "tiny"),
+        epochs=3,
+        out_dir=tmp_path,
+        batch_size=16,
+        logger=False,
     )
     assert monitor.classes == known  # the training labels, in PATTERNS order
+    assert card_writes == [tmp_path / "monitor.json"]  # the card is written once
     names = {p.name for p in tmp_path.iterdir()}
     assert {"monitor.safetensors", "monitor.json", "monitor.novelty.json"} <= names
     card = json.loads((tmp_path / "monitor.json").read_text())
-    assert card["architecture"] == "SparseWaferNet" and "val_accuracy" in card["metrics"]
-    assert card["config"]["classes"] == list(known)
+    assert card["architecture"] == "SparseWaferNet" and card["card_version"] == 2
+    assert card["config"]["classes"] == card["outputs"]["classes"] == list(known)
+    assert card["inputs"] == {
+        "grid": 256,
+        "pitch_mm": 300 / 256,
+        "diameter_mm": 300.0,
+        "die_level": True,  # 1.17 mm cells: a die map
+    }
+    assert card["outputs"]["novelty"]["gmm_components"] == 3  # one per known class
+    assert card["files"] == {"novelty": "monitor.novelty.json"}
+    assert set(card["metrics"]) == {
+        "val_loss",
+        "val_accuracy",
+        "val_macro_f1",
+        "val_false_alarm_rate",
+        "train_seconds",
+    }
+    assert card["metrics"] == monitor.card.metrics  # the monitor in memory is the one on disk
 
     test = simulate_wafer_maps(6, seed=22, options=options, patterns=(*known, "donut"))
     results = monitor.classify(test, batch_size=4)
-    loaded = WaferMonitor.load(tmp_path)
+    loaded = WaferMonitor.from_pretrained(tmp_path)
     again = loaded.classify(iter(test), batch_size=5)  # any iterable, any batch size
     assert len(results) == 6 and all(isinstance(r, Classification) for r in results)
     for first, second in zip(results, again, strict=True):
@@ -181,10 +221,66 @@ def test_monitor_fits_saves_loads_and_classifies(tmp_path: Path) -> None:
     report = loaded.evaluate(test)
     assert {"accuracy", "auroc", "oscr", "false_alarm_rate", "msp_auroc"} <= set(report)
 
+    # Saving under another name writes its card once, naming its own detector file.
+    card_writes.clear()
+    weights = loaded.save(tmp_path / "copy", name="line3")
+    assert card_writes == [tmp_path / "copy" / "line3.json"]
+    assert json.loads(weights.with_suffix(".json").read_text())["files"] == {
+        "novelty": "line3.novelty.json"
+    }
+    copy = WaferMonitor.from_pretrained(weights)
+    assert [r.novelty_score for r in copy.classify(test, batch_size=5)] == [
+        r.novelty_score for r in again
+    ]
 
-def test_missing_weights_are_input_errors(tmp_path: Path) -> None:
-    if not bundled_monitor_path().is_file():
-        with pytest.raises(InputError, match="not installed"):
-            WaferMonitor.load()
-    with pytest.raises(InputError, match="does not exist"):
-        WaferMonitor.load(tmp_path)
+
+def test_dense_monitor_round_trip(tmp_path: Path) -> None:
+    options = SimulationOptions(grid=256, defects_scale=0.05)
+    known = ("center", "random")
+    train = simulate_wafer_maps(16, seed=23, options=options, patterns=known)
+    val = simulate_wafer_maps(8, seed=24, options=options, patterns=known)
+    config = model_config("wafer_dense", "tiny")
+    monitor = fit_monitor(train, val, config, epochs=1, out_dir=tmp_path, logger=False)
+    card = json.loads((tmp_path / "monitor.json").read_text())
+    assert card["architecture"] == "DenseWaferNet" and card["inputs"]["bins"] == 32
+    loaded = WaferMonitor.from_pretrained(tmp_path / "monitor.safetensors")
+    assert isinstance(loaded.net, DenseWaferNet)
+    scores = [r.novelty_score for r in loaded.classify(val)]
+    assert scores == pytest.approx([r.novelty_score for r in monitor.classify(val)], abs=1e-6)
+
+
+def _copy_bundled(folder: Path) -> Path:
+    """The bundled monitor's three files copied into ``folder``; returns the card's path."""
+    bundled = bundled_weights("convsuite.semicon", "wafer_monitor_small")
+    for suffix in (".safetensors", ".json", ".novelty.json"):
+        (folder / f"m{suffix}").write_bytes(bundled.with_suffix(suffix).read_bytes())
+    return folder / "m.json"
+
+
+def test_loading_errors_are_one_line_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="checkpoint file does not exist"):
+        WaferMonitor.from_pretrained(tmp_path)
+    with pytest.raises(InputError, match="no bundled checkpoint of that name"):
+        WaferMonitor.from_pretrained("wafer_monitor_huge")
+    with pytest.raises(InputError, match="ships no bundled weights"):
+        DenseWaferNet.from_pretrained()
+    with pytest.raises(InputError, match="holds a SparseWaferNet, not a DenseWaferNet"):
+        DenseWaferNet.from_pretrained("wafer_monitor_small")
+    card_path = _copy_bundled(tmp_path)
+    card = json.loads(card_path.read_text())
+    card["files"] = {}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(InputError, match="names no novelty detector file"):
+        WaferMonitor.from_pretrained(tmp_path / "m.safetensors")
+    card["files"] = {"novelty": "../../etc/passwd"}  # refused by the card's own checks
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(InputError, match="m.json: .*novelty"):
+        WaferMonitor.from_pretrained(tmp_path / "m.safetensors")
+    card["files"] = {"novelty": "missing.novelty.json"}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(InputError, match="missing.novelty.json: novelty detector file does not"):
+        WaferMonitor.from_pretrained(tmp_path / "m.safetensors")
+    card["architecture"] = "SkyReconNet"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(InputError, match="holds a SkyReconNet, not a SparseWaferNet or Dense"):
+        WaferMonitor.from_pretrained(tmp_path / "m.safetensors")

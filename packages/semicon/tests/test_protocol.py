@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from convsuite.core_ops.hub import model_config
 from convsuite.semicon.data import SimulationOptions, simulate_wafer_maps
-from convsuite.semicon.dense_baseline import dense_preset
-from convsuite.semicon.model import preset
 from convsuite.semicon.protocol import holdout_protocol, summarize
 
 
@@ -22,8 +21,8 @@ def test_each_pattern_is_novel_in_turn_for_both_methods() -> None:
         val,
         test,
         patterns=("center", "random"),
-        sparse_config=preset("tiny"),
-        dense_config=dense_preset("tiny"),
+        sparse_config=model_config("wafer_sparse", "tiny"),
+        dense_config=model_config("wafer_dense", "tiny"),
         epochs=10,
         lr=5e-3,
         batch_size=8,

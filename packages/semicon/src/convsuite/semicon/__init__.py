@@ -6,37 +6,46 @@ Monitoring" (Pattern Recognition, 2022).
 Quickstart::
 
     from convsuite.semicon import WaferMonitor, read_wafer_maps
-    monitor = WaferMonitor.load("model/")            # written by `wafer-monitor train`
+    monitor = WaferMonitor.from_pretrained()         # bundled; or "model/" from `wafer-monitor train`
     for result in monitor.classify(read_wafer_maps(["wafer.csv"])):
         result.class_name, result.probability, result.is_novel
+
+Importing this package is cheap: the names below load their modules (torch, scikit-learn) on first
+use.
 """
 
-from convsuite.semicon.data import (
-    PATTERNS,
-    SimulationOptions,
-    WaferMap,
-    read_wafer_map,
-    read_wafer_maps,
-    read_wm811k,
-    simulate_wafer_maps,
-)
-from convsuite.semicon.model import SparseWaferNet, WaferNetConfig, batch_wafer_maps, preset
-from convsuite.semicon.monitor import Classification, WaferMonitor
-from convsuite.semicon.openset import NoveltyDetector
+from __future__ import annotations
 
-__all__ = [
-    "PATTERNS",
-    "Classification",
-    "NoveltyDetector",
-    "SimulationOptions",
-    "SparseWaferNet",
-    "WaferMap",
-    "WaferMonitor",
-    "WaferNetConfig",
-    "batch_wafer_maps",
-    "preset",
-    "read_wafer_map",
-    "read_wafer_maps",
-    "read_wm811k",
-    "simulate_wafer_maps",
-]
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "PATTERNS": "convsuite.semicon.data",
+    "SimulationOptions": "convsuite.semicon.data",
+    "WaferMap": "convsuite.semicon.data",
+    "read_wafer_map": "convsuite.semicon.data",
+    "read_wafer_maps": "convsuite.semicon.data",
+    "read_wm811k": "convsuite.semicon.data",
+    "simulate_wafer_maps": "convsuite.semicon.data",
+    "SparseWaferNet": "convsuite.semicon.model",
+    "WaferNetConfig": "convsuite.semicon.model",
+    "batch_wafer_maps": "convsuite.semicon.model",
+    "DenseWaferConfig": "convsuite.semicon.dense_baseline",
+    "DenseWaferNet": "convsuite.semicon.dense_baseline",
+    "NoveltyDetector": "convsuite.semicon.openset",
+    "Classification": "convsuite.semicon.monitor",
+    "WaferMonitor": "convsuite.semicon.monitor",
+    "fit_monitor": "convsuite.semicon.train",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'convsuite.semicon' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -49,7 +49,7 @@ def mixed_maps(n: int, seed: int, options: SimulationOptions) -> list[WaferMap]:
 def run(out_dir: Path) -> DemoResult:
     """Simulate known and mixed maps, classify them with the bundled monitor, draw examples."""
     out_dir = Path(out_dir)
-    monitor = WaferMonitor.load()
+    monitor = WaferMonitor.from_pretrained()
     options = SimulationOptions()
     known = simulate_wafer_maps(_PER_PATTERN * len(PATTERNS), _SEED, options)
     mixed = mixed_maps(_MIXED, _SEED + 1000, options)

@@ -12,19 +12,21 @@ pools, global average pool). It has the interface of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from convsuite.core_ops.config import ModelConfig
+from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.semicon.data import PATTERNS, WaferMap
 
-__all__ = ["DENSE_PRESETS", "DenseWaferConfig", "DenseWaferNet", "batch_binned", "dense_preset"]
+__all__ = ["DenseWaferConfig", "DenseWaferNet", "batch_binned"]
 
 
 @dataclass(frozen=True)
-class DenseWaferConfig:
+class DenseWaferConfig(ModelConfig):
     """Architecture of :class:`DenseWaferNet`.
 
     Attributes:
@@ -53,28 +55,6 @@ class DenseWaferConfig:
     def n_classes(self) -> int:
         """Number of known classes (logits)."""
         return len(self.classes)
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (for the model card)."""
-        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DenseWaferConfig:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-DENSE_PRESETS: dict[str, DenseWaferConfig] = {
-    "small": DenseWaferConfig(),
-    "tiny": DenseWaferConfig(bins=32, widths=(8, 16, 24), feature_dim=16),
-}
-
-
-def dense_preset(name: str, **overrides: object) -> DenseWaferConfig:
-    """A named configuration ("small", "tiny"), optionally with fields replaced."""
-    if name not in DENSE_PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(DENSE_PRESETS)}")
-    return replace(DENSE_PRESETS[name], **overrides)
 
 
 def batch_binned(
@@ -108,6 +88,12 @@ def _symmetry(image: Tensor, transform: int) -> Tensor:
     return torch.rot90(image, -(transform % 4), dims=(-2, -1))
 
 
+_PRESETS: dict[str, DenseWaferConfig] = {
+    "small": DenseWaferConfig(),
+    "tiny": DenseWaferConfig(bins=32, widths=(8, 16, 24), feature_dim=16),
+}
+
+
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
@@ -116,8 +102,12 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class DenseWaferNet(nn.Module):
+@register_model("wafer_dense", presets=_PRESETS, default_preset="small")
+class DenseWaferNet(Pretrained, nn.Module):
     """VGG-like dense CNN on binned maps; the interface of ``SparseWaferNet``.
+
+    Registered as ``"wafer_dense"`` with the presets ``small`` (64 x 64 bins) and ``tiny`` (tests).
+    No weights are bundled: load a trained monitor's with ``DenseWaferNet.from_pretrained(path)``.
 
     Args:
         config: the architecture.
@@ -127,9 +117,12 @@ class DenseWaferNet(nn.Module):
         (B, feature_dim); :meth:`forward` -> (B, n_classes) logits.
     """
 
-    def __init__(self, config: DenseWaferConfig | None = None) -> None:
+    config_class = DenseWaferConfig
+    bundled_package = "convsuite.semicon"
+
+    def __init__(self, config: DenseWaferConfig) -> None:
         super().__init__()
-        self.config = config = config or DenseWaferConfig()
+        self.config = config
         layers: list[nn.Module] = []
         previous = 1
         for index, width in enumerate(config.widths):

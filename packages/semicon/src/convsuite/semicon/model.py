@@ -42,12 +42,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from convsuite.core_ops.config import ModelConfig
+from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers import (
     SparseBatchNorm,
     SparseConv2d,
@@ -59,18 +62,16 @@ from convsuite.core_ops.layers import (
 from convsuite.semicon.data import PATTERNS, WaferMap
 
 __all__ = [
-    "PRESETS",
     "SparseWaferNet",
     "WaferNetConfig",
     "WindowStem",
     "batch_wafer_maps",
-    "preset",
     "wafer_coords",
 ]
 
 
 @dataclass(frozen=True)
-class WaferNetConfig:
+class WaferNetConfig(ModelConfig):
     """Architecture of :class:`SparseWaferNet`; the defaults are the ``base`` preset.
 
     Attributes:
@@ -96,7 +97,7 @@ class WaferNetConfig:
     strides: tuple[int, ...] = (1, 8, 8, 4, 4)
     classes: tuple[str, ...] = PATTERNS
     feature_dim: int = 64
-    head: str = "pool"
+    head: Literal["pool", "flatten"] = "pool"
     pooled_stages: int = 1
 
     def __post_init__(self) -> None:
@@ -134,50 +135,6 @@ class WaferNetConfig:
     def final_grid(self) -> int:
         """Side of the last stage's grid."""
         return self.grid // math.prod(self.strides)
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (for the model card); :meth:`from_dict` inverts it."""
-        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> WaferNetConfig:
-        """Rebuild from :meth:`to_dict` output (lists become tuples)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-PRESETS: dict[str, WaferNetConfig] = {
-    # Submanifold 3 x 3 at full resolution (the paper's point), then 4096 -> 512 -> 64 -> 16 -> 4.
-    # Not for CPU streams: the full-resolution layer and the 8 x 8 strided ones cost most.
-    "base": WaferNetConfig(),
-    # The bundled weights and CPU streams: the first layer reads 16 x 16 windows of the
-    # full-resolution map (a WindowStem), then 256 -> 64 -> 16 -> 4 with 3 x 3 blocks on the last
-    # two grids. ~100 maps/s at 20k defects per map on one (shared) CPU core. The features pool
-    # the 64, 16 and 4 grids: with the last grid alone a novel thin scratch looked like known
-    # patterns to the mixture (AUROC 0.74 held out; 0.96 with three grids pooled).
-    "small": WaferNetConfig(
-        widths=(16, 32, 48, 64),
-        blocks=(0, 0, 1, 1),
-        strides=(16, 4, 4, 4),
-        feature_dim=64,
-        pooled_stages=3,
-    ),
-    # Tests: a 256 grid -> 64 -> 16 -> 4.
-    "tiny": WaferNetConfig(
-        grid=256,
-        widths=(8, 16, 24),
-        blocks=(0, 1, 1),
-        strides=(4, 4, 4),
-        feature_dim=16,
-        pooled_stages=2,
-    ),
-}
-
-
-def preset(name: str, **overrides: object) -> WaferNetConfig:
-    """A named configuration ("base", "small", "tiny"), optionally with fields replaced."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
 
 
 class WindowStem(SparseConv2d):
@@ -234,12 +191,45 @@ class WindowStem(SparseConv2d):
         return SparseTensor(cells, out, (out_h, out_w), x.batch_size)
 
 
+_PRESETS: dict[str, WaferNetConfig] = {
+    # Submanifold 3 x 3 at full resolution (the paper's point), then 4096 -> 512 -> 64 -> 16 -> 4.
+    # Not for CPU streams: the full-resolution layer and the 8 x 8 strided ones cost most.
+    "base": WaferNetConfig(),
+    # The bundled weights and CPU streams: the first layer reads 16 x 16 windows of the
+    # full-resolution map (a WindowStem), then 256 -> 64 -> 16 -> 4 with 3 x 3 blocks on the last
+    # two grids. ~100 maps/s at 20k defects per map on one (shared) CPU core. The features pool
+    # the 64, 16 and 4 grids: with the last grid alone a novel thin scratch looked like known
+    # patterns to the mixture (AUROC 0.74 held out; 0.96 with three grids pooled).
+    "small": WaferNetConfig(
+        widths=(16, 32, 48, 64),
+        blocks=(0, 0, 1, 1),
+        strides=(16, 4, 4, 4),
+        feature_dim=64,
+        pooled_stages=3,
+    ),
+    # Tests: a 256 grid -> 64 -> 16 -> 4.
+    "tiny": WaferNetConfig(
+        grid=256,
+        widths=(8, 16, 24),
+        blocks=(0, 1, 1),
+        strides=(4, 4, 4),
+        feature_dim=16,
+        pooled_stages=2,
+    ),
+}
+
+
 def _unit(conv: nn.Module, channels: int) -> nn.Sequential:
     return nn.Sequential(conv, SparseBatchNorm(channels), SparseReLU())
 
 
-class SparseWaferNet(nn.Module):
+@register_model("wafer_sparse", presets=_PRESETS, default_preset="small")
+class SparseWaferNet(Pretrained, nn.Module):
     """Submanifold sparse CNN classifier of wafer defect maps (see the module docstring).
+
+    Registered as ``"wafer_sparse"`` with the presets ``base``, ``small`` (default; the bundled
+    weights) and ``tiny`` (tests): ``create_model("wafer_sparse", preset="tiny")``. The bundled
+    weights load with ``SparseWaferNet.from_pretrained()`` (``"wafer_monitor_small"``).
 
     Args:
         config: the architecture.
@@ -250,9 +240,13 @@ class SparseWaferNet(nn.Module):
         :meth:`forward` -> (B, n_classes) logits.
     """
 
-    def __init__(self, config: WaferNetConfig | None = None) -> None:
+    config_class = WaferNetConfig
+    bundled_package = "convsuite.semicon"
+    default_weights = "wafer_monitor_small"
+
+    def __init__(self, config: WaferNetConfig) -> None:
         super().__init__()
-        self.config = config = config or WaferNetConfig()
+        self.config = config
         stages: list[nn.Module] = []
         previous = 1
         for width, blocks, stride in zip(config.widths, config.blocks, config.strides, strict=True):

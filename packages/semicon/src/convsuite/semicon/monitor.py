@@ -6,13 +6,17 @@ baseline :class:`~convsuite.semicon.dense_baseline.DenseWaferNet`) and a
 is three files side by side::
 
     monitor.safetensors       the network's weights
-    monitor.json              its model card (architecture, config with the class names, recipe,
-                              training data, metrics)
+    monitor.json              its model card: architecture, config, what the weights expect
+                              (``inputs``: grid or bins, pitch, die-level maps or not), what they
+                              give (``outputs``: classes, the novelty score's mixture), recipe,
+                              training data, metrics; ``files["novelty"]`` names the third file
     monitor.novelty.json      the Gaussian mixture and threshold (plain JSON arrays, no pickle)
+
+Train one with :func:`convsuite.semicon.train.fit_monitor` (or ``wafer-monitor train``).
 
 Example::
 
-    monitor = WaferMonitor.load()                      # bundled weights
+    monitor = WaferMonitor.from_pretrained()           # bundled: "wafer_monitor_small"
     results = monitor.classify(maps, batch_size=32)    # one Classification per map
     [r.class_name for r in results if not r.is_novel]
 """
@@ -24,55 +28,59 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from convsuite.core_ops.io import InputError, ModelCard, load_checkpoint, save_checkpoint
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import resolve_weights
+from convsuite.core_ops.io import ModelCard, save_checkpoint
 from convsuite.core_ops.layers import SparseTensor
 from convsuite.semicon.data import WaferMap
-from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, batch_binned
+from convsuite.semicon.dense_baseline import DenseWaferNet, batch_binned
 from convsuite.semicon.metrics import open_set_report
-from convsuite.semicon.model import SparseWaferNet, WaferNetConfig, batch_wafer_maps
+from convsuite.semicon.model import SparseWaferNet, batch_wafer_maps
 from convsuite.semicon.openset import NoveltyDetector, msp_score
 
 __all__ = [
-    "BUNDLED_MONITOR",
     "Classification",
     "WaferMonitor",
-    "bundled_monitor_path",
-    "build_network",
+    "WaferNet",
+    "card_outputs",
     "network_input",
     "predict_batches",
 ]
 
-BUNDLED_MONITOR = "wafer_monitor_small.safetensors"
-"""File name of the bundled monitor's weights in ``convsuite/semicon/weights/``."""
+WaferNet = SparseWaferNet | DenseWaferNet
+"""Either classifier a monitor runs on."""
 
-_WEIGHTS, _NOVELTY = "monitor.safetensors", ".novelty.json"
-_ARCHITECTURES = {"SparseWaferNet": (SparseWaferNet, WaferNetConfig)}
-_ARCHITECTURES["DenseWaferNet"] = (DenseWaferNet, DenseWaferConfig)  # type: ignore[assignment]
+_NETWORKS: dict[str, type[SparseWaferNet] | type[DenseWaferNet]] = {
+    SparseWaferNet.__name__: SparseWaferNet,
+    DenseWaferNet.__name__: DenseWaferNet,
+}
+_DEFAULT_NAME = "monitor"
+_NOVELTY = "novelty"
+"""Role of the detector's side file in the card's ``files``."""
 
 
-def bundled_monitor_path() -> Path:
-    """Where the bundled monitor's weights live (they may not be installed)."""
-    return Path(str(resources.files("convsuite.semicon") / "weights" / BUNDLED_MONITOR))
-
-
-def build_network(architecture: str, config: dict[str, Any]) -> nn.Module:
-    """A fresh network from a model card's ``architecture`` and ``config``."""
-    if architecture not in _ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(_ARCHITECTURES)}")
-    net_cls, config_cls = _ARCHITECTURES[architecture]
-    return net_cls(config_cls.from_dict(config))  # type: ignore[arg-type]
+def card_outputs(net: WaferNet, detector: NoveltyDetector) -> dict[str, Any]:
+    """The card's ``outputs`` of a monitor: the classes in logit order and the novelty score's
+    settings (mixture components, covariance type, the false-alarm rate of the threshold)."""
+    return {
+        "classes": list(net.config.classes),
+        "novelty": {
+            "score": "negative log-likelihood of a Gaussian mixture on the penultimate features",
+            "gmm_components": detector.n_fitted_components,
+            "covariance_type": detector.covariance_type,
+            "false_alarm_rate": detector.false_alarm_rate,
+        },
+    }
 
 
 def network_input(
-    net: nn.Module, maps: Sequence[WaferMap], transforms: Sequence[int] | None = None
+    net: WaferNet, maps: Sequence[WaferMap], transforms: Sequence[int] | None = None
 ) -> SparseTensor | torch.Tensor:
     """The batch ``net`` takes: a SparseTensor (sparse net) or binned images (dense baseline)."""
     if isinstance(net, DenseWaferNet):
@@ -80,12 +88,12 @@ def network_input(
     return batch_wafer_maps(maps, net.config.grid, transforms)
 
 
-def _device(net: nn.Module) -> torch.device:
+def _device(net: WaferNet) -> torch.device:
     return next(net.parameters()).device
 
 
 def predict_batches(
-    net: nn.Module, maps: Iterable[WaferMap], batch_size: int = 16
+    net: WaferNet, maps: Iterable[WaferMap], batch_size: int = 16
 ) -> Iterator[tuple[list[WaferMap], np.ndarray, np.ndarray]]:
     """Stream ``(maps, features (B, D), logits (B, K))`` in batches, in eval mode, no gradients.
 
@@ -141,11 +149,12 @@ class WaferMonitor:
     Args:
         net: a :class:`SparseWaferNet` or :class:`DenseWaferNet` (its config holds the classes).
         detector: a fitted :class:`NoveltyDetector` with a threshold, on ``net``'s features.
-        card: the network's model card (kept and written by :meth:`save`).
+        card: the network's model card (kept and written by :meth:`save`); default: the card
+            ``net`` was loaded with, or a blank one.
     """
 
     def __init__(
-        self, net: nn.Module, detector: NoveltyDetector, card: ModelCard | None = None
+        self, net: WaferNet, detector: NoveltyDetector, card: ModelCard | None = None
     ) -> None:
         if not isinstance(net, (SparseWaferNet, DenseWaferNet)):
             raise ValueError(f"net must be a SparseWaferNet or DenseWaferNet, got {type(net)}")
@@ -153,12 +162,7 @@ class WaferMonitor:
             raise ValueError("the novelty detector has no threshold: fit or calibrate it first")
         self.net = net.eval()
         self.detector = detector
-        self.card = card or ModelCard(
-            architecture=type(net).__name__,
-            config=net.config.to_dict(),
-            recipe="",
-            training_data="",
-        )
+        self.card = card or net.card or net.model_card(recipe="", training_data="", intended_use="")
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -179,76 +183,69 @@ class WaferMonitor:
     # -- loading and saving -----------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> WaferMonitor:
-        """Load a saved monitor: a folder holding ``monitor.safetensors``, or the weights file.
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike[str] | None = None, device: str = "cpu"
+    ) -> WaferMonitor:
+        """A saved monitor: the bundled one by name, a ``.safetensors`` file or a folder.
+
+        The network loads through its own ``from_pretrained`` (the card says which network); the
+        novelty detector is the card's ``files["novelty"]``, beside the weights.
 
         Args:
-            path: folder or ``.safetensors`` file (its model card ``.json`` and ``.novelty.json``
-                beside it); None: the bundled monitor.
-            device: where to put the network.
+            name_or_path: a bundled name (``"wafer_monitor_small"``), a monitor's
+                ``.safetensors`` file (its ``.json`` card beside it), a folder holding
+                ``monitor.safetensors`` (what :func:`~convsuite.semicon.train.fit_monitor`
+                writes), or None for the bundled monitor.
+            device: where to put the network (``"cpu"``, ``"cuda"``).
 
         Raises:
-            InputError: files missing or malformed, or the bundled weights are not installed.
+            InputError: files missing or malformed, a card for another network, a card naming no
+                novelty file, or a detector that does not fit the network's features.
         """
-        if path is None:
-            weights = bundled_monitor_path()
-            if not weights.is_file():
-                raise InputError(
-                    weights,
-                    "the bundled wafer monitor is not installed in this build; train one with "
-                    "WaferMonitor.fit(train_maps, val_maps, out_dir=...) and load it with "
-                    "WaferMonitor.load(out_dir)",
-                )
-        else:
-            weights = Path(path)
-            if weights.is_dir():
-                weights = weights / _WEIGHTS
-        state_dict, card = load_checkpoint(weights, device)
-        try:
-            net = build_network(card.architecture, card.config)
-        except (TypeError, ValueError) as error:
-            raise InputError(weights.with_suffix(".json"), f"bad model card ({error})") from None
-        try:
-            net.load_state_dict(state_dict)
-        except RuntimeError as error:
-            raise InputError(weights, f"weights do not fit the card's network ({error})") from None
-        detector = NoveltyDetector.load(_novelty_path(weights))
-        return cls(net.to(device), detector, card)
+        if name_or_path is not None and Path(name_or_path).is_dir():
+            name_or_path = Path(name_or_path) / f"{_DEFAULT_NAME}.safetensors"
+        weights = resolve_weights(SparseWaferNet, name_or_path)
+        card_path = weights.with_suffix(".json")
+        net = _network_class(card_path).from_pretrained(weights, device)
+        assert net.card is not None
+        name = net.card.files.get(_NOVELTY)
+        if name is None:
+            raise InputError(card_path, "model card names no novelty detector file (files.novelty)")
+        novelty = weights.parent / name
+        detector = NoveltyDetector.load(novelty)
+        if detector.n_features != net.config.feature_dim:
+            raise InputError(
+                novelty,
+                f"detector is for {detector.n_features} features, the network gives "
+                f"{net.config.feature_dim}",
+            )
+        return cls(net, detector, net.card)
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``monitor.safetensors``, ``monitor.json`` and ``monitor.novelty.json``.
+    def save(self, directory: str | os.PathLike[str], name: str = _DEFAULT_NAME) -> Path:
+        """Write ``<name>.safetensors``, its card ``<name>.json`` and ``<name>.novelty.json``.
+
+        The card is written once, with this monitor's architecture, config, outputs and the
+        detector's file name; the detector is written first, so a card never names a missing
+        file.
 
         Returns:
-            The folder.
+            The weights file (load it, or the folder when ``name`` is ``"monitor"``, with
+            :meth:`from_pretrained`).
         """
         directory = Path(directory)
-        weights = directory / _WEIGHTS
+        weights = directory / f"{name}.safetensors"
+        novelty = directory / f"{name}.novelty.json"
         card = dataclasses.replace(
             self.card,
             architecture=type(self.net).__name__,
             config=self.net.config.to_dict(),
+            outputs=card_outputs(self.net, self.detector),
+            files={**self.card.files, _NOVELTY: novelty.name},
         )
+        self.detector.save(novelty)
         save_checkpoint(self.net.state_dict(), weights, card)
-        self.detector.save(_novelty_path(weights))
-        return directory
-
-    @classmethod
-    def fit(
-        cls,
-        train_maps: Sequence[WaferMap],
-        val_maps: Sequence[WaferMap],
-        config: WaferNetConfig | DenseWaferConfig | None = None,
-        epochs: int = 20,
-        out_dir: str | os.PathLike[str] | None = None,
-        **kwargs: Any,
-    ) -> WaferMonitor:
-        """Train a monitor on labelled maps: see :func:`convsuite.semicon.train.fit_monitor`.
-
-        ``out_dir`` None trains in a temporary folder and keeps nothing on disk.
-        """
-        from convsuite.semicon.train import fit_monitor  # Lightning only when training
-
-        return fit_monitor(train_maps, val_maps, config, epochs=epochs, out_dir=out_dir, **kwargs)
+        self.card = card
+        return weights
 
     # -- inference --------------------------------------------------------------------------------
 
@@ -315,5 +312,16 @@ class WaferMonitor:
         )
 
 
-def _novelty_path(weights: Path) -> Path:
-    return weights.with_suffix(_NOVELTY)
+def _network_class(card_path: Path) -> type[SparseWaferNet] | type[DenseWaferNet]:
+    """The network class a monitor's card names (the card is validated again when loading)."""
+    if not card_path.is_file():
+        raise InputError(card_path, "model card is missing beside the checkpoint")
+    try:
+        text = card_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(card_path, f"model card is unreadable ({error})") from None
+    architecture = ModelCard.from_json(text, card_path).architecture
+    if architecture not in _NETWORKS:
+        known = " or ".join(_NETWORKS)
+        raise InputError(card_path, f"holds a {architecture}, not a {known} monitor")
+    return _NETWORKS[architecture]

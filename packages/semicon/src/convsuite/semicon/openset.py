@@ -99,6 +99,16 @@ class NoveltyDetector:
         return self._gmm is not None
 
     @property
+    def n_features(self) -> int:
+        """Dimension D of the features the fitted mixture scores."""
+        return int(self.gmm.means_.shape[1])
+
+    @property
+    def n_fitted_components(self) -> int:
+        """Components of the fitted mixture (the BIC's choice when ``n_components="bic"``)."""
+        return int(self.gmm.n_components)
+
+    @property
     def gmm(self) -> GaussianMixture:
         """The fitted scikit-learn mixture (on standardised features)."""
         if self._gmm is None:

@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from convsuite.core_ops.hub import model_config
 from convsuite.semicon.data import WaferMap
-from convsuite.semicon.dense_baseline import DenseWaferConfig, dense_preset
-from convsuite.semicon.model import WaferNetConfig, preset
+from convsuite.semicon.dense_baseline import DenseWaferConfig
+from convsuite.semicon.model import WaferNetConfig
 from convsuite.semicon.train import fit_monitor
+
+__all__ = ["HoldoutResult", "holdout_protocol", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ def holdout_protocol(
     """
     patterns = list(patterns or sorted({m.label for m in train_maps if m.label is not None}))
     configs = {
-        "sparse": sparse_config or preset("small"),
-        "dense": dense_config or dense_preset("small"),
+        "sparse": sparse_config or model_config("wafer_sparse", "small"),
+        "dense": dense_config or model_config("wafer_dense", "small"),
     }
     results = []
     for novel in patterns:

@@ -9,7 +9,7 @@ and transposes map a wafer onto itself and keep every pattern's class).
 validation loss, fits the :class:`~convsuite.semicon.openset.NoveltyDetector` on the training
 maps' penultimate features, sets its threshold on the validation maps (known classes only) at the
 chosen false-alarm rate, and saves the :class:`~convsuite.semicon.monitor.WaferMonitor` (weights,
-model card, detector JSON).
+model card, detector JSON), each file written once.
 """
 
 from __future__ import annotations
@@ -30,19 +30,21 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from convsuite.core_ops.io import InputError, ModelCard, load_checkpoint
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import model_config
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 from convsuite.semicon.data import PATTERNS, WaferMap
 from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, batch_binned
 from convsuite.semicon.metrics import closed_set_accuracy, macro_f1
-from convsuite.semicon.model import SparseWaferNet, WaferNetConfig, batch_wafer_maps, preset
-from convsuite.semicon.monitor import WaferMonitor, predict_batches
+from convsuite.semicon.model import SparseWaferNet, WaferNetConfig, batch_wafer_maps
+from convsuite.semicon.monitor import WaferMonitor, WaferNet, card_outputs, predict_batches
 from convsuite.semicon.openset import NoveltyDetector
 
 __all__ = [
     "WaferClassifierModule",
     "WaferCollate",
     "WaferMapDataset",
+    "card_inputs",
     "fit_monitor",
     "known_classes",
 ]
@@ -50,6 +52,10 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 NetConfig = WaferNetConfig | DenseWaferConfig
+
+DIE_PITCH_MM = 1.0
+"""Cells at least this large (mm) are dies: maps with such a pitch are die-level (WM-811K), not
+full-resolution defect lists (tens of um per cell)."""
 
 
 def known_classes(maps: Sequence[WaferMap]) -> tuple[str, ...]:
@@ -116,7 +122,26 @@ class WaferCollate:
         return batch_wafer_maps(maps, self.size, transforms), targets
 
 
-def _network(config: NetConfig) -> SparseWaferNet | DenseWaferNet:
+def card_inputs(config: NetConfig, maps: Sequence[WaferMap]) -> dict[str, Any]:
+    """The model card's ``inputs``: what maps the weights were trained on, and so expect.
+
+    Returns:
+        ``grid`` (sparse network: side of its input grid, cells) or ``bins`` (dense baseline: side
+        of the binned image); ``pitch_mm`` and ``diameter_mm``, the medians over ``maps``;
+        ``die_level``, whether those maps are die maps (pitch >= :data:`DIE_PITCH_MM`, as
+        WM-811K) rather than full-resolution defect lists.
+    """
+    pitch = float(np.median([wafer.pitch_mm for wafer in maps]))
+    size = {"bins": config.bins} if isinstance(config, DenseWaferConfig) else {"grid": config.grid}
+    return {
+        **size,
+        "pitch_mm": pitch,
+        "diameter_mm": float(np.median([wafer.diameter_mm for wafer in maps])),
+        "die_level": pitch >= DIE_PITCH_MM,
+    }
+
+
+def _network(config: NetConfig) -> WaferNet:
     if isinstance(config, DenseWaferConfig):
         return DenseWaferNet(config)
     if isinstance(config, WaferNetConfig):
@@ -197,6 +222,7 @@ def fit_monitor(
     config: NetConfig | None = None,
     epochs: int = 20,
     out_dir: str | os.PathLike[str] | None = None,
+    name: str = "monitor",
     batch_size: int = 16,
     lr: float = 2e-3,
     weight_decay: float = 1e-4,
@@ -219,10 +245,11 @@ def fit_monitor(
             Maps whose label is not a training class are left out of both.
         config: the network (a :class:`WaferNetConfig` or, for the binned baseline, a
             :class:`DenseWaferConfig`); its ``classes`` are replaced by the training labels.
-            Default: ``preset("small")``.
+            Default: ``model_config("wafer_sparse", "small")``.
         epochs: epoch budget.
-        out_dir: where Lightning logs and the monitor go (``monitor.safetensors``, ``.json``,
+        out_dir: where Lightning logs and the monitor go (``<name>.safetensors``, ``.json``,
             ``.novelty.json``); None: a temporary folder, deleted afterwards.
+        name: stem of the monitor's files.
         batch_size: maps per optimizer step.
         lr, weight_decay: AdamW settings.
         seed: seeds initialisation, shuffling, augmentation and the mixture.
@@ -236,11 +263,13 @@ def fit_monitor(
         recipe: the command line recorded in the model card.
         training_data: what the maps are (simulator, seed, files), recorded in the model card.
         **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`
-            (``accelerator``, ``devices``, ``precision``, ``max_time``...).
+            (``accelerator``, ``devices``, ``strategy``, ``num_nodes``, ``precision``...).
 
     Returns:
-        The fitted monitor; its card's ``metrics`` hold ``val_loss`` (best epoch), ``val_accuracy``,
-        ``val_macro_f1``, ``val_false_alarm_rate`` and ``train_seconds``.
+        The fitted monitor; its card's ``metrics`` hold ``val_loss`` (best epoch),
+        ``val_accuracy``, ``val_macro_f1``, ``val_false_alarm_rate`` and ``train_seconds``; its
+        ``inputs`` come from :func:`card_inputs`, its ``outputs`` from
+        :func:`~convsuite.semicon.monitor.card_outputs`.
     """
     started = time.perf_counter()
     classes = known_classes(train_maps)
@@ -251,7 +280,7 @@ def fit_monitor(
         _LOG.info("left %d validation maps of unknown classes out", len(val_maps) - len(val_known))
     if not val_known:
         raise InputError("val_maps", f"no validation map of the known classes {list(classes)}")
-    config = dataclasses.replace(config or preset("small"), classes=classes)
+    config = (config or model_config("wafer_sparse", "small")).replace(classes=classes)
     seed_everything(seed)
     module = WaferClassifierModule(config, lr=lr, weight_decay=weight_decay)
     loader_options = {"batch_size": batch_size, "num_workers": num_workers}
@@ -270,9 +299,26 @@ def fit_monitor(
             run_dir, max_epochs=epochs, monitor="val_loss", progress=progress, **trainer_kwargs
         )
         trainer.fit(module, train_loader, val_loader)
-        card = ModelCard(
-            architecture=type(module.net).__name__,
-            config=config.to_dict(),
+        best_val_loss = _load_best(trainer, module)
+        net = module.net.eval()
+        train_features, _ = _features(net, train_maps, batch_size)
+        val_features, val_logits = _features(net, val_known, batch_size)
+        detector = NoveltyDetector(
+            n_components=len(classes) if n_components is None else n_components,
+            covariance_type=covariance_type,
+            false_alarm_rate=false_alarm_rate,
+            seed=seed,
+        ).fit(train_features, val_features)
+        predicted = [classes[i] for i in val_logits.argmax(1)]
+        truth = [w.label for w in val_known]
+        metrics = {
+            "val_accuracy": closed_set_accuracy(truth, predicted),
+            "val_macro_f1": macro_f1(truth, predicted),
+            "val_false_alarm_rate": float(np.mean(detector.predict(val_features))),
+            "train_seconds": round(time.perf_counter() - started, 1),
+        }
+        novelty = run_dir / f"{name}.novelty.json"
+        card = net.model_card(
             recipe=recipe
             or f"fit_monitor(<{len(train_maps)} maps>, <{len(val_known)} maps>, epochs={epochs}, "
             f"batch_size={batch_size}, lr={lr}, seed={seed})",
@@ -283,38 +329,28 @@ def fit_monitor(
                 f"{', '.join(classes)} and flagging novel patterns. Trained on the maps described "
                 "in training_data; retrain on your own fab's labelled maps before relying on it."
             ),
+            inputs=card_inputs(config, train_maps),
+            outputs=card_outputs(net, detector),
+            files={"novelty": novelty.name},
         )
-        weights = export_best(trainer, module, run_dir / "monitor.safetensors", card)
-        card = load_checkpoint(weights)[1]  # with the best val_loss
-    net = module.net.eval()
-    train_features, _ = _features(net, train_maps, batch_size)
-    val_features, val_logits = _features(net, val_known, batch_size)
-    detector = NoveltyDetector(
-        n_components=len(classes) if n_components is None else n_components,
-        covariance_type=covariance_type,
-        false_alarm_rate=false_alarm_rate,
-        seed=seed,
-    ).fit(train_features, val_features)
-    predicted = [classes[i] for i in val_logits.argmax(1)]
-    truth = [w.label for w in val_known]
-    metrics = dict(card.metrics)
-    metrics.update(
-        {
-            "val_accuracy": closed_set_accuracy(truth, predicted),
-            "val_macro_f1": macro_f1(truth, predicted),
-            "val_false_alarm_rate": float(np.mean(detector.predict(val_features))),
-            "gmm_components": float(detector.gmm.n_components),
-            "train_seconds": round(time.perf_counter() - started, 1),
-        }
-    )
-    monitor = WaferMonitor(net, detector, dataclasses.replace(card, metrics=metrics))
-    if out_dir is not None:
-        monitor.save(out_dir)
-    return monitor
+        detector.save(novelty)  # first: the card never names a missing file
+        export_best(trainer, module, run_dir / f"{name}.safetensors", card, metrics=metrics)
+    card = dataclasses.replace(card, metrics={**metrics, "val_loss": best_val_loss})
+    return WaferMonitor(net, detector, card)
+
+
+def _load_best(trainer: L.Trainer, module: WaferClassifierModule) -> float:
+    """Load the best epoch's weights into ``module`` (as ``export_best`` does); its val_loss."""
+    callback = trainer.checkpoint_callback
+    if callback is None or not callback.best_model_path or callback.best_model_score is None:
+        raise ValueError("training kept no best checkpoint: no validation epoch ran")
+    checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(checkpoint["state_dict"])
+    return float(callback.best_model_score)
 
 
 def _features(
-    net: torch.nn.Module, maps: Sequence[WaferMap], batch_size: int
+    net: WaferNet, maps: Sequence[WaferMap], batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, feature_dim) features and (N, n_classes) logits of ``maps``, in order."""
     parts = list(predict_batches(net, maps, batch_size))
