@@ -28,6 +28,7 @@ import os
 import shlex
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -152,6 +153,8 @@ def trainer_settings(
             parsed: int | str | list[int] = "auto"
         elif "," in text:
             parsed = [int(part) for part in text.split(",") if part.strip()]
+            if not parsed:
+                raise ValueError(text)
         else:
             parsed = int(text)
     except ValueError:
@@ -192,7 +195,8 @@ def output_stems(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
 
     The file's stem where that is unique; inputs sharing a stem in different folders get their
     parent folders prefixed (``a/map.fits``, ``b/map.fits`` -> ``a_map``, ``b_map``), going up
-    until the names differ. The same file given twice is refused.
+    until the names differ; files sharing a stem in one folder keep their suffix (``map.fits``,
+    ``map.npy`` -> ``map_fits``, ``map_npy``). The same file given twice is refused.
 
     Raises:
         InputError: the same file appears twice among ``inputs``.
@@ -204,13 +208,26 @@ def output_stems(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
         if key in seen:
             raise InputError(path, f"is given twice (also as {seen[key]})")
         seen[key] = path
-    stems = [p.stem.removesuffix(".nii") for p in paths]  # map.nii.gz -> map
-    depth = 0
-    while len(set(stems)) < len(stems):
-        depth += 1
-        counts = {s: stems.count(s) for s in stems}
-        for i, path in enumerate(paths):
+    # Folders as the user spelled them, made absolute (".." folded, symlinks kept).
+    folders = [Path(os.path.abspath(p)).parent for p in paths]
+    bases = [p.stem.removesuffix(".nii") for p in paths]  # map.nii.gz -> map
+    in_one_folder = Counter(zip(folders, bases, strict=True))
+    bases = [
+        p.name.replace(".", "_") if in_one_folder[(folder, base)] > 1 else base
+        for p, folder, base in zip(paths, folders, bases, strict=True)
+    ]
+    stems = list(bases)
+    for depth in range(1, max((len(f.parts) for f in folders), default=0)):
+        counts = Counter(stems)
+        if all(count == 1 for count in counts.values()):
+            return stems
+        for i, folder in enumerate(folders):
             if counts[stems[i]] > 1:
-                parents = path.resolve().parts[-1 - depth : -1]
-                stems[i] = "_".join([*parents, paths[i].stem.removesuffix(".nii")])
+                stems[i] = "_".join([*folder.parts[1:][-depth:], bases[i]])
+    # Left alike only by folder names that join alike ("a_b/map" and "a/b_map"): number them.
+    taken: Counter[str] = Counter()
+    for i, stem in enumerate(stems):
+        taken[stem] += 1
+        if taken[stem] > 1:
+            stems[i] = f"{stem}_{taken[stem]}"
     return stems

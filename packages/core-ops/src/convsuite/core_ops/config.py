@@ -33,65 +33,97 @@ class _Mismatch(Exception):
     """A value that does not fit its field's type (message: what was expected)."""
 
 
-def _convert(value: Any, hint: Any) -> Any:
-    """``value`` as read from JSON, converted to ``hint`` (lists become tuples); _Mismatch if not."""
-    origin = get_origin(hint)
+_SCALARS: dict[Any, tuple[str, str]] = {  # type -> (one value, several values), in plain words
+    bool: ("true or false", "true/false values"),
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    str: ("a string", "strings"),
+}
+
+
+def _describe(hint: Any) -> str:
+    """What a JSON value of type ``hint`` looks like, in plain words ("a list of 2 integers")."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(option) for option in args)
+    if hint is type(None):
+        return "null"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(v) for v in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            items = args[:1]
+            count = ""
+        else:
+            items, count = args, f"{len(args)} "
+        if len(set(items)) == 1 and items[0] in _SCALARS:
+            return f"a list of {count}{_SCALARS[items[0]][1]}"
+        return f"a list of {count or 'any number of '}values ({', '.join(map(_describe, items))})"
+    if isinstance(hint, type) and issubclass(hint, ModelConfig):
+        return f"a {hint.__name__} mapping"
+    if hint in _SCALARS:
+        return _SCALARS[hint][0]
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _convert(value: Any, hint: Any, source: str | None) -> Any:
+    """``value`` as read from JSON, converted to ``hint`` (lists become tuples); _Mismatch if not.
+
+    ``source`` names where the values came from in the errors of nested configs.
+    """
+    origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return value
     if origin in (Union, types.UnionType):
-        for option in get_args(hint):
+        for option in args:
             try:
-                return _convert(value, option)
+                return _convert(value, option, source)
             except _Mismatch:
                 continue
-        raise _Mismatch(" or ".join(_name(option) for option in get_args(hint)))
+        raise _Mismatch(_describe(hint))
     if hint is type(None):
         if value is None:
             return None
-        raise _Mismatch("null")
-    if origin is Literal:
-        if value in get_args(hint):
+        raise _Mismatch(_describe(hint))
+    if origin is Literal:  # the type counts too: True is not 1, 1.0 is not 1
+        if any(value == option and type(value) is type(option) for option in args):
             return value
-        raise _Mismatch("one of " + ", ".join(repr(v) for v in get_args(hint)))
+        raise _Mismatch(_describe(hint))
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise _Mismatch(_name(hint))
-        args = get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            try:
-                return tuple(_convert(item, args[0]) for item in value)
-            except _Mismatch as expected:
-                raise _Mismatch(f"a list of {expected} values") from None
-        if len(args) != len(value):
-            raise _Mismatch(f"{len(args)} values")
-        return tuple(_convert(item, arg) for item, arg in zip(value, args, strict=True))
+            raise _Mismatch(_describe(hint))
+        items = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(items) != len(value):
+            raise _Mismatch(_describe(hint))
+        try:
+            return tuple(
+                _convert(item, arg, source) for item, arg in zip(value, items, strict=True)
+            )
+        except _Mismatch:
+            raise _Mismatch(_describe(hint)) from None
     if isinstance(hint, type) and issubclass(hint, ModelConfig):
         if isinstance(value, hint):
             return value
         if not isinstance(value, Mapping):
-            raise _Mismatch(f"a {hint.__name__} mapping")
-        return hint.from_dict(value)
+            raise _Mismatch(_describe(hint))
+        return hint.from_dict(value, source=source)
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise _Mismatch("true or false")
+        raise _Mismatch(_describe(hint))
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise _Mismatch("an integer")
+        raise _Mismatch(_describe(hint))
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise _Mismatch("a number")
+        raise _Mismatch(_describe(hint))
     if hint is str:
         if isinstance(value, str):
             return value
-        raise _Mismatch("a string")
+        raise _Mismatch(_describe(hint))
     raise TypeError(f"ModelConfig does not support fields of type {hint!r}")
-
-
-def _name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def _jsonable(value: Any) -> Any:
@@ -141,7 +173,7 @@ class ModelConfig:
         converted = {}
         for key, value in values.items():
             try:
-                converted[key] = _convert(value, hints[key])
+                converted[key] = _convert(value, hints[key], source)
             except _Mismatch as expected:
                 raise InputError(
                     where, f"{cls.__name__}.{key} must be {expected}, got {value!r}"

@@ -170,6 +170,12 @@ class ModelCard:
         bad = [k for k, v in values.get("metrics", {}).items() if not _is_number(v)]
         if bad:
             raise InputError(source, f"model card metrics must be numbers: {', '.join(bad)}")
+        bad = [k for k, v in values.get("files", {}).items() if not _is_side_file(v)]
+        if bad:
+            raise InputError(
+                source,
+                f"model card files must be names relative to the card's folder: {', '.join(bad)}",
+            )
         return cls(**values)
 
 
@@ -190,6 +196,14 @@ _CARD_TYPES: dict[str, type] = {
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_side_file(value: Any) -> bool:
+    """A side file's name: a string, relative, inside the weights' folder (no ``..``)."""
+    if not isinstance(value, str) or not value:
+        return False
+    path = Path(value)
+    return not path.is_absolute() and ".." not in path.parts
 
 
 def check_budget(source: str | os.PathLike[str], nbytes: int, what: str, limit: int) -> None:
