@@ -27,6 +27,6 @@ done
 for occlusion in 0 0.1 0.2 0.3; do
     "$MEDSEG" cxr simulate --n 100 --seed 2026 --size 256 --occlusion "$occlusion" \
         --out "$WORK/phantoms/test_$occlusion"
-    "$MEDSEG" cxr evaluate "$WORK/phantoms/test_$occlusion" --baseline bundled \
+    "$MEDSEG" cxr evaluate "$WORK/phantoms/test_$occlusion" --baseline unet_small \
         --out "$WORK/evaluation_occlusion_$occlusion.json"
 done

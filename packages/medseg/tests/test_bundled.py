@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from convsuite_dev.testing import run_notebook
+from convsuite_dev.testing import execute_notebook, notebook_text
 
-from convsuite.medseg import HybridGNet, PhantomOptions, simulate_phantoms
-from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
+from convsuite.medseg import HybridGNet, PhantomOptions, UNetBaseline, simulate_phantoms
 from convsuite.medseg.data.masks import contour_to_mask
 from convsuite.medseg.demo import run as run_demo
-from convsuite.medseg.evaluate import load_pixel_baseline
 from convsuite.medseg.infer import segment_pixels
 from convsuite.medseg.metrics import dice, is_topologically_valid
 
@@ -48,9 +46,9 @@ def test_bundled_hybridgnet_keeps_valid_organs_under_occlusion() -> None:
 
 
 def test_bundled_unet_baseline_segments_held_out_phantoms() -> None:
-    unet, config = load_pixel_baseline(bundled_weights(UNET_SMALL))
+    unet = UNetBaseline.from_pretrained("unet_small")
     images, truths = _held_out(4)
-    masks = segment_pixels(unet, images, config["organs"], config["image_size"])
+    masks = segment_pixels(unet, images)
     scores = [
         dice(m["LL"], _true_mask(t, "LL", i.shape))
         for m, t, i in zip(masks, truths, images, strict=True)
@@ -69,5 +67,5 @@ def test_demo_compares_both_methods_clean_and_occluded(tmp_path: Path) -> None:
 
 
 def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    printed = run_notebook(NOTEBOOK, tmp_path)
+    printed = notebook_text(execute_notebook(NOTEBOOK, tmp_path))
     assert "Dice" in printed and "phantom" in printed.lower()

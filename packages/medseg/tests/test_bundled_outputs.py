@@ -15,16 +15,19 @@ float64 so that the thread count does not matter, by::
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
-from convsuite.medseg.evaluate import load_pixel_baseline
-from convsuite.medseg.models import HybridGNet
+from convsuite.core_ops.hub import list_bundled
+from convsuite.core_ops.io import CARD_VERSION
+from convsuite.medseg import HybridGNet, UNetBaseline
 
 RECORDED = np.load(Path(__file__).parent / "data" / "bundled_outputs.npz")
+WEIGHTS = Path(__file__).parents[1] / "src" / "convsuite" / "medseg" / "weights"
 
 
 def _images() -> torch.Tensor:
@@ -32,15 +35,36 @@ def _images() -> torch.Tensor:
     return torch.rand(2, 1, 256, 256, generator=generator, dtype=torch.float64)
 
 
+def test_every_bundled_checkpoint_has_a_recording() -> None:
+    assert list_bundled("convsuite.medseg") == sorted(RECORDED.files)
+
+
 @torch.no_grad()
 def test_bundled_hybridgnet_gives_the_recorded_landmarks() -> None:
-    net = HybridGNet.from_pretrained().double()
+    net = HybridGNet.from_pretrained("hybridgnet_small").double()
     landmarks = net(_images()).landmarks.numpy()
     np.testing.assert_allclose(landmarks, RECORDED["hybridgnet_small"], rtol=0, atol=1e-6)
 
 
 @torch.no_grad()
 def test_bundled_unet_gives_the_recorded_probabilities() -> None:
-    net = load_pixel_baseline(bundled_weights(UNET_SMALL))[0].double()
+    net = UNetBaseline.from_pretrained("unet_small").double()
     probabilities = torch.sigmoid(net(_images()[:1, :, :128, :128]))[..., ::8, ::8].numpy()
     np.testing.assert_allclose(probabilities, RECORDED["unet_small"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("network", "name"), [(HybridGNet, "hybridgnet_small"), (UNetBaseline, "unet_small")]
+)
+def test_bundled_cards_say_what_the_weights_expect_and_give(network: type, name: str) -> None:
+    """Card version 2: image size and organs under ``inputs``, agreeing with the config; only
+    reached figures under ``metrics``."""
+    net = network.from_pretrained(name)
+    card = net.card
+    raw = json.loads((WEIGHTS / f"{name}.json").read_text())
+    assert raw["card_version"] == CARD_VERSION == card.card_version
+    assert card.architecture == network.__name__
+    assert card.inputs["image_size"] == net.config.image_size == 256
+    assert tuple(card.inputs["organs"]) == net.config.organs == ("RL", "LL", "H")
+    assert card.outputs and not (set(card.metrics) & {"image_size", "organs", "n_organs"})
+    assert set(card.metrics) <= {"train_seconds", "val_mse_px2", "val_dice"}

@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from convsuite.core_ops.io import ModelCard, save_checkpoint
+from convsuite.core_ops.hub import create_model, model_config
+from convsuite.core_ops.io import save_checkpoint
+from convsuite.medseg import HybridGNet
 from convsuite.medseg.cli import app
 from convsuite.medseg.data.images import read_mask
 from convsuite.medseg.data.layout import scan_dataset
-from convsuite.medseg.models import HybridGNet, preset
 
 runner = CliRunner()
 
@@ -27,10 +28,10 @@ def _invoke(*args: str | Path):
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny HybridGNet checkpoint: the files it writes are checked, not its accuracy."""
-    config = preset("tiny")
+    net = create_model("hybridgnet", preset="tiny")
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    card = ModelCard("HybridGNet", config.to_dict(), recipe="test", training_data="none")
-    return save_checkpoint(HybridGNet(config).state_dict(), path, card)
+    card = net.model_card(recipe="test", training_data="none", intended_use="tests")
+    return save_checkpoint(net.state_dict(), path, card)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_train_exports_weights_with_a_model_card(phantoms: Path, tmp_path: Path)
     )
     assert result.exit_code == 0, result.output
     net = HybridGNet.from_pretrained(out / "hybridgnet.safetensors")
-    assert net.config == preset("tiny")
+    assert net.config == model_config("hybridgnet", "tiny")
     card = json.loads((out / "hybridgnet.json").read_text())
     assert card["recipe"].startswith("medseg cxr train") and "val_mse_px2" in card["metrics"]
 

@@ -1,19 +1,77 @@
-"""HybridGNet: the paper's size, its graph, its image-to-graph sampling, its loss, and that it learns."""
+"""HybridGNet and the U-Net baseline: registry and presets, the paper's size, the graph, the
+image-to-graph sampling, the loss, and that it learns."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import torch
 from convsuite_dev.testing import assert_learns
 
-from convsuite.medseg.models import ContourGraph, HybridGNet, preset
-from convsuite.medseg.models.contour_graph import ring_downsample, ring_upsample
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import create_model, list_presets, model_config
+from convsuite.core_ops.io import save_checkpoint
+from convsuite.medseg import HybridGNet, HybridGNetConfig, UNetBaseline, UNetBaselineConfig
+from convsuite.medseg.models.contour_graph import ContourGraph, ring_downsample, ring_upsample
 from convsuite.medseg.models.hybridgnet import sample_window
 
 
+def _tiny() -> HybridGNetConfig:
+    return model_config("hybridgnet", "tiny")
+
+
 def test_paper_preset_has_the_papers_parameter_count() -> None:
-    n_parameters = sum(p.numel() for p in HybridGNet(preset("paper")).parameters())
+    n_parameters = sum(p.numel() for p in create_model("hybridgnet", preset="paper").parameters())
     assert abs(n_parameters - 17.5e6) / 17.5e6 < 0.02, n_parameters
+
+
+@pytest.mark.parametrize(
+    ("name", "network", "config_class"),
+    [
+        ("hybridgnet", HybridGNet, HybridGNetConfig),
+        ("unet_baseline", UNetBaseline, UNetBaselineConfig),
+    ],
+)
+def test_create_model_builds_each_preset(name: str, network: type, config_class: type) -> None:
+    assert list_presets(name) == ["paper", "small", "tiny"]
+    net = create_model(name, preset="tiny")
+    assert type(net) is network and net.config == model_config(name, "tiny")
+    assert isinstance(net.config, config_class) and net.card is None
+    assert create_model(name).config == config_class()  # the paper's is the default
+    small = create_model(name, preset="small", image_size=128)
+    assert small.config.image_size == 128 and small.config == model_config(name, "small").replace(
+        image_size=128
+    )
+    with pytest.raises(InputError, match="no preset of that name"):
+        create_model(name, preset="huge")
+
+
+def test_configs_round_trip_and_refuse_bad_values() -> None:
+    config = _tiny()
+    assert HybridGNetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(InputError, match="card.json: unknown HybridGNetConfig keys 'depth'"):
+        HybridGNetConfig.from_dict({"depth": 3}, source="card.json")
+    with pytest.raises(InputError, match="image_size must be a multiple of 32"):
+        HybridGNetConfig.from_dict({"image_size": 100})
+    with pytest.raises(InputError, match="organs must be some of"):
+        UNetBaselineConfig.from_dict({"organs": ["RL", "spleen"]})
+    with pytest.raises(InputError, match="image_size must be an integer"):
+        model_config("unet_baseline", "tiny", image_size="64")
+
+
+def test_from_pretrained_round_trips_a_saved_network(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = create_model("hybridgnet", preset="tiny").eval()
+    card = net.model_card("test", "none", "tests", inputs={"image_size": 64})
+    path = save_checkpoint(net.state_dict(), tmp_path / "tiny.safetensors", card)
+    loaded = create_model("hybridgnet", pretrained=path)
+    assert loaded.config == net.config and loaded.card.inputs == {"image_size": 64}
+    image = torch.rand(1, 1, 64, 64)
+    torch.testing.assert_close(loaded(image).landmarks, net(image).landmarks)
+    with pytest.raises(InputError, match="holds a HybridGNet, not a UNetBaseline"):
+        UNetBaseline.from_pretrained(path)
 
 
 def test_contour_graph_is_one_ring_per_organ() -> None:
@@ -48,7 +106,7 @@ def test_sample_window_reads_a_linear_ramp_at_the_node() -> None:
 
 
 def test_forward_shapes_and_eval_is_deterministic() -> None:
-    net = HybridGNet(preset("tiny"))
+    net = HybridGNet(_tiny())
     image = torch.rand(2, 1, 64, 64)
     net.train()
     out = net(image)
@@ -58,7 +116,7 @@ def test_forward_shapes_and_eval_is_deterministic() -> None:
 
 
 def test_loss_has_the_papers_terms() -> None:
-    net = HybridGNet(preset("tiny"))
+    net = HybridGNet(_tiny())
     out = net(torch.rand(2, 1, 64, 64))
     target = torch.rand(2, 120, 2)
     losses = net.loss(out, target)
@@ -93,7 +151,7 @@ def test_tiny_hybridgnet_learns_contours_from_images() -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     batches = [_ellipse_batch(16, generator) for _ in range(8)]
-    net = HybridGNet(preset("tiny"))
+    net = HybridGNet(_tiny())
 
     class Landmarks(torch.nn.Module):
         def __init__(self) -> None:

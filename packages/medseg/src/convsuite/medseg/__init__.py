@@ -2,23 +2,53 @@
 
 Quickstart::
 
-    from convsuite.medseg import HybridGNet, read_radiograph
-    result = HybridGNet.from_pretrained().predict(read_radiograph("chest.png"))
-    result.landmarks["H"], result.masks["RL"], result.cardiothoracic_ratio
+    from convsuite.medseg import HybridGNet, read_radiograph, segment_image
+    net = HybridGNet.from_pretrained("hybridgnet_small")
+    result = segment_image(net, read_radiograph("chest.png"), samples=10)
+    result.landmarks["H"], result.masks["RL"], result.cardiothoracic_ratio, result.uncertainty
+
+The network (:class:`HybridGNet`) maps an image tensor to landmarks; the pipeline
+(:func:`segment_image`, :func:`segment`) does the pre- and post-processing around it. Names are
+imported on first use, so ``import convsuite.medseg`` costs nothing.
 """
 
-from convsuite.medseg.data.images import read_radiograph
-from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
-from convsuite.medseg.infer import CXRSegmentation, segment
-from convsuite.medseg.models import HybridGNet, HybridGNetConfig, preset
+from __future__ import annotations
 
-__all__ = [
-    "CXRSegmentation",
-    "HybridGNet",
-    "HybridGNetConfig",
-    "PhantomOptions",
-    "preset",
-    "read_radiograph",
-    "segment",
-    "simulate_phantoms",
-]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from convsuite.medseg.data.images import read_radiograph
+    from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
+    from convsuite.medseg.infer import CXRSegmentation, segment, segment_image, segment_pixels
+    from convsuite.medseg.models.hybridgnet import HybridGNet, HybridGNetConfig
+    from convsuite.medseg.models.pixel_baseline import UNetBaseline, UNetBaselineConfig
+
+_LAZY = {
+    "CXRSegmentation": "convsuite.medseg.infer",
+    "HybridGNet": "convsuite.medseg.models.hybridgnet",
+    "HybridGNetConfig": "convsuite.medseg.models.hybridgnet",
+    "PhantomOptions": "convsuite.medseg.data.phantom",
+    "UNetBaseline": "convsuite.medseg.models.pixel_baseline",
+    "UNetBaselineConfig": "convsuite.medseg.models.pixel_baseline",
+    "read_radiograph": "convsuite.medseg.data.images",
+    "segment": "convsuite.medseg.infer",
+    "segment_image": "convsuite.medseg.infer",
+    "segment_pixels": "convsuite.medseg.infer",
+    "simulate_phantoms": "convsuite.medseg.data.phantom",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its module on first access (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,23 +15,17 @@ import typer
 from rich.console import Console
 from rich.progress import track
 
-from convsuite.core_ops.cli import input_error_exit
-from convsuite.core_ops.io import InputError, atomic_write
+from convsuite.core_ops.io import atomic_write
 from convsuite.core_ops.runtime import keep_freed_memory
-from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
 from convsuite.medseg.data.images import read_radiograph, write_png
 from convsuite.medseg.data.landmarks import stack
 from convsuite.medseg.data.layout import write_sample
 from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
-from convsuite.medseg.evaluate import (
-    default_pixel_spacing,
-    evaluate_dataset,
-    load_pixel_baseline,
-    results_table,
-)
+from convsuite.medseg.evaluate import default_pixel_spacing, evaluate_dataset, results_table
 from convsuite.medseg.figures import save_overlay
 from convsuite.medseg.infer import CXRSegmentation, segment
-from convsuite.medseg.models.hybridgnet import PRESETS, HybridGNet
+from convsuite.medseg.models.hybridgnet import HybridGNet
+from convsuite.medseg.models.pixel_baseline import UNetBaseline
 from convsuite.medseg.train import train_hybridgnet, train_pixel_baseline
 
 app = typer.Typer(help="convsuite-medseg: medical image segmentation.", no_args_is_help=True)
@@ -78,13 +72,15 @@ def simulate(
 def train(
     data_root: Path = typer.Argument(..., help="Landmark dataset (images/, landmarks/<organ>/)."),
     out: Path = typer.Option(Path("runs/medseg"), help="Logs, checkpoints, exported weights."),
-    preset: str = typer.Option("small", help=f"Architecture preset: {', '.join(PRESETS)}."),
+    preset: str = typer.Option("small", help="Architecture preset: paper, small or tiny."),
     baseline: bool = typer.Option(False, help="Train the U-Net pixel baseline instead."),
     epochs: int = typer.Option(30, help="Epoch budget."),
     batch_size: int = typer.Option(8, help="Images per step."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (HybridGNet)."),
     init: str | None = typer.Option(
-        None, help="Start from a checkpoint of the same network, or 'bundled'."
+        None,
+        help="Start from weights of the same network: a bundled name (hybridgnet_small, "
+        "unet_small) or a checkpoint.",
     ),
     seed: int = typer.Option(0, help="Seed of split, initialisation and sampling."),
     device: str = typer.Option("auto", help="Lightning accelerator: cpu, gpu or auto."),
@@ -92,7 +88,7 @@ def train(
 ) -> None:
     """Train HybridGNet (or the U-Net baseline) and export safetensors + model card.
 
-    On a real landmark dataset, fine-tune the bundled weights: --init bundled --lr 1e-4.
+    On a real landmark dataset, fine-tune the bundled weights: --init hybridgnet_small --lr 1e-4.
     """
     keep_freed_memory()
     recipe = "medseg cxr train " + " ".join(
@@ -116,19 +112,10 @@ def train(
         accelerator=device,
         devices=devices,
     )
-    try:
-        if baseline:
-            result = train_pixel_baseline(
-                data_root,
-                image_size=PRESETS[preset].image_size,
-                init=bundled_weights(UNET_SMALL) if init == "bundled" else init,
-                **settings,
-            )
-        else:
-            start = bundled_weights() if init == "bundled" else init
-            result = train_hybridgnet(data_root, preset_name=preset, lr=lr, init=start, **settings)
-    except InputError as error:
-        raise input_error_exit(error) from None
+    if baseline:
+        result = train_pixel_baseline(data_root, preset=preset, init=init, **settings)
+    else:
+        result = train_hybridgnet(data_root, preset=preset, lr=lr, init=init, **settings)
     console.print(f"wrote {result.weights} in {result.seconds:.0f} s: {result.metrics}")
 
 
@@ -139,18 +126,17 @@ def train(
 def segment_images(
     images: list[Path] = typer.Argument(..., help="Radiographs: PNG (grey) or JSRT .IMG."),
     out: Path = typer.Option(Path("medseg-output"), help="Output folder."),
-    weights: Path | None = typer.Option(None, help="Checkpoint; default: bundled small weights."),
+    weights: str | None = typer.Option(
+        None, help="Bundled name or checkpoint; default: hybridgnet_small."
+    ),
     samples: int = typer.Option(0, help="Latent samples for per-landmark uncertainty."),
     batch_size: int = typer.Option(16, help="Images per forward pass."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
 ) -> None:
     """Segment radiographs: landmarks (JSON, .npy), organ masks and an overlay PNG per image."""
     keep_freed_memory()
-    try:
-        net = HybridGNet.from_pretrained(weights, device=device)
-        pictures = [read_radiograph(path) for path in images]
-    except InputError as error:
-        raise input_error_exit(error) from None
+    net = HybridGNet.from_pretrained(weights, device=device)
+    pictures = [read_radiograph(path) for path in images]
     generator = torch.Generator().manual_seed(0)
     results = segment(net, pictures, samples, batch_size, generator)
     for path, image, result in track(
@@ -179,12 +165,14 @@ def _write_result(
     )
 
 
-@cxr.command(epilog="Example: medseg cxr evaluate phantoms/test --baseline bundled")
+@cxr.command(epilog="Example: medseg cxr evaluate phantoms/test --baseline unet_small")
 def evaluate(
     data_root: Path = typer.Argument(..., help="Landmark dataset with the true contours."),
-    weights: Path | None = typer.Option(None, help="HybridGNet checkpoint; default: bundled."),
+    weights: str | None = typer.Option(
+        None, help="HybridGNet: bundled name or checkpoint; default: hybridgnet_small."
+    ),
     baseline: str | None = typer.Option(
-        None, help="U-Net baseline checkpoint, or 'bundled'; omitted: HybridGNet only."
+        None, help="U-Net baseline: bundled name (unet_small) or checkpoint; omitted: none."
     ),
     pixel_spacing: float | None = typer.Option(
         None, help="mm per pixel; default: meta.json, else JSRT's 0.35 mm at 1024 px."
@@ -193,17 +181,10 @@ def evaluate(
 ) -> None:
     """Dice, Hausdorff (mm), landmark MSE (px² at 1024 px) and topological validity per organ."""
     keep_freed_memory()
-    try:
-        net = HybridGNet.from_pretrained(weights)
-        pixel = None
-        if baseline is not None:
-            pixel = load_pixel_baseline(
-                bundled_weights(UNET_SMALL) if baseline == "bundled" else baseline
-            )
-        spacing = pixel_spacing or _meta_spacing(data_root)
-        scores = evaluate_dataset(net, data_root, pixel, spacing)
-    except InputError as error:
-        raise input_error_exit(error) from None
+    net = HybridGNet.from_pretrained(weights)
+    pixel = UNetBaseline.from_pretrained(baseline) if baseline is not None else None
+    spacing = pixel_spacing or _meta_spacing(data_root)
+    scores = evaluate_dataset(net, data_root, pixel, spacing)
     summary = {method: s.summary() for method, s in scores.items()}
     Console().print(results_table(summary, f"{data_root}", net.config.organs))
     if out is not None:

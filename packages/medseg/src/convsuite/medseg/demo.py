@@ -17,13 +17,13 @@ from skimage.measure import find_contours
 
 from convsuite.core_ops.demo import DemoResult
 from convsuite.core_ops.io import atomic_path
-from convsuite.medseg.bundled import UNET_SMALL, bundled_weights
 from convsuite.medseg.data.layout import scan_dataset, write_sample
 from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
-from convsuite.medseg.evaluate import evaluate_dataset, load_pixel_baseline
+from convsuite.medseg.evaluate import evaluate_dataset
 from convsuite.medseg.figures import ORGAN_COLOURS, draw_contours
 from convsuite.medseg.infer import segment, segment_pixels
 from convsuite.medseg.models.hybridgnet import HybridGNet
+from convsuite.medseg.models.pixel_baseline import UNetBaseline
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the non-interactive backend)
@@ -39,7 +39,7 @@ def run(out_dir: Path) -> DemoResult:
     """Simulate, segment with both methods, compare clean vs occluded; write figures."""
     out_dir = Path(out_dir)
     net = HybridGNet.from_pretrained()
-    baseline = load_pixel_baseline(bundled_weights(UNET_SMALL))
+    baseline = UNetBaseline.from_pretrained("unet_small")
     summary: dict[str, dict[str, float]] = {}
     for condition, occlusion in (("clean", 0.0), ("occluded", _OCCLUSION)):
         root = out_dir / "phantoms" / condition
@@ -67,12 +67,14 @@ def run(out_dir: Path) -> DemoResult:
     )
 
 
-def _comparison_figure(net: HybridGNet, baseline: tuple, data_root: Path, out_dir: Path) -> Path:
+def _comparison_figure(
+    net: HybridGNet, baseline: UNetBaseline, data_root: Path, out_dir: Path
+) -> Path:
     samples = scan_dataset(data_root, net.config.organs)[:_SHOWN]
     read = [sample.read() for sample in samples]
     images = [image for image, _ in read]
     predictions = list(segment(net, images))
-    pixel_masks = segment_pixels(baseline[0], images, net.config.organs, baseline[1]["image_size"])
+    pixel_masks = segment_pixels(baseline, images)
     fig, axes = plt.subplots(2, _SHOWN, figsize=(3.2 * _SHOWN, 6.6), dpi=110)
     for column, (image, truth) in enumerate(read):
         draw_contours(

@@ -12,18 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from rich.progress import track
 from rich.table import Table
 
-from convsuite.core_ops.io import InputError, load_checkpoint
+from convsuite.core_ops.errors import InputError
 from convsuite.medseg.data.landmarks import ORGAN_NAMES, stack
 from convsuite.medseg.data.layout import scan_dataset
 from convsuite.medseg.data.masks import contour_to_mask
 from convsuite.medseg.infer import segment, segment_pixels
 from convsuite.medseg.metrics import dice, hausdorff_mm, is_topologically_valid, landmark_mse
 from convsuite.medseg.models.hybridgnet import HybridGNet
-from convsuite.medseg.models.pixel_baseline import pixel_baseline
+from convsuite.medseg.models.pixel_baseline import UNetBaseline
 
 JSRT_SPACING_AT_1024_MM = 0.35
 
@@ -59,30 +58,35 @@ class MethodScores:
         return out
 
 
-def load_pixel_baseline(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict]:
-    """A U-Net baseline checkpoint written by ``medseg cxr train --baseline unet``, and its config."""
-    state_dict, card = load_checkpoint(path)
-    if card.architecture != "UNet":
-        raise InputError(path, f"holds a {card.architecture}, not the U-Net baseline")
-    net = pixel_baseline(card.config["n_organs"], tuple(card.config["widths"]))
-    net.load_state_dict(state_dict)
-    return net.eval(), card.config
-
-
 def evaluate_dataset(
     net: HybridGNet,
     data_root: str | os.PathLike[str],
-    baseline: tuple[torch.nn.Module, dict] | None = None,
+    baseline: UNetBaseline | None = None,
     pixel_spacing_mm: float | None = None,
     batch_size: int = 16,
     progress: bool = True,
 ) -> dict[str, MethodScores]:
     """Score HybridGNet (and the baseline, if given) on every image of a landmark-layout dataset.
 
+    Args:
+        net: the HybridGNet to score.
+        data_root: a landmark-layout dataset (``images/``, ``landmarks/<organ>/``).
+        baseline: the U-Net baseline, scored on the same images, or None.
+        pixel_spacing_mm: mm per pixel for the Hausdorff distance; default
+            :func:`default_pixel_spacing` of each image's width.
+        batch_size: images per forward pass.
+        progress: show a progress bar.
+
     Returns:
         method name ("HybridGNet", "UNet") -> its scores.
     """
     organs = net.config.organs
+    if baseline is not None and not set(organs) <= set(baseline.config.organs):
+        raise InputError(
+            "baseline",
+            f"the U-Net baseline segments {', '.join(baseline.config.organs)}; HybridGNet "
+            f"{', '.join(organs)}: score them on the same organs",
+        )
     samples = scan_dataset(data_root, organs)
     results = {"HybridGNet": MethodScores()}
     if baseline is not None:
@@ -92,11 +96,7 @@ def evaluate_dataset(
         read = [sample.read() for sample in chunk]
         images = [image for image, _ in read]
         predictions = list(segment(net, images, batch_size=batch_size))
-        pixel_masks = (
-            segment_pixels(baseline[0], images, organs, baseline[1]["image_size"])
-            if baseline is not None
-            else None
-        )
+        pixel_masks = segment_pixels(baseline, images) if baseline is not None else None
         for i, (image, truth) in enumerate(read):
             spacing = pixel_spacing_mm or default_pixel_spacing(image.shape[1])
             true_masks = {o: contour_to_mask(truth[o], image.shape) for o in organs}

@@ -24,6 +24,7 @@ from convsuite.medseg.metrics import cardiothoracic_ratio
 
 if TYPE_CHECKING:
     from convsuite.medseg.models.hybridgnet import EncoderFeatures, HybridGNet
+    from convsuite.medseg.models.pixel_baseline import UNetBaseline
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,27 @@ def segment(
             )
 
 
+def segment_image(
+    net: HybridGNet,
+    image: np.ndarray,
+    samples: int = 0,
+    generator: torch.Generator | None = None,
+) -> CXRSegmentation:
+    """Segment one radiograph with HybridGNet; see :func:`segment` for many.
+
+    Args:
+        net: a HybridGNet (put in eval mode here).
+        image: (H, W) float array in [0, 1], any size and aspect.
+        samples: latent samples for per-landmark uncertainty (0: none).
+        generator: seeds the latent samples.
+
+    Returns:
+        Landmarks per organ in the image's pixels, filled masks, the cardiothoracic ratio and,
+        with ``samples`` > 0, each landmark's spread over latent samples.
+    """
+    return next(segment(net, [image], samples, batch_size=1, generator=generator))
+
+
 def _latent_spread(
     net: HybridGNet,
     features: EncoderFeatures,
@@ -133,14 +155,19 @@ def _to_image(
 
 
 @torch.no_grad()
-def segment_pixels(
-    net: torch.nn.Module, images: Sequence[np.ndarray], organs: Sequence[str], size: int
-) -> list[dict[str, np.ndarray]]:
-    """Segment with the pixel baseline: organ -> (H, W) bool mask in each input image's pixels."""
+def segment_pixels(net: UNetBaseline, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Segment with the U-Net baseline: organ -> (H, W) bool mask in each input image's pixels.
+
+    Args:
+        net: the baseline (put in eval mode here); its config gives the input size and organs.
+        images: (H, W) float arrays in [0, 1], any size and aspect.
+    """
     net.eval()
+    organs, size = net.config.organs, net.config.image_size
+    device = next(net.parameters()).device
     prepared = [fit_to_square(image, size) for image in images]
-    tensor = torch.from_numpy(np.stack([p[0] for p in prepared])[:, None])
-    probabilities = torch.sigmoid(net(tensor))
+    tensor = torch.from_numpy(np.stack([p[0] for p in prepared])[:, None]).to(device)
+    probabilities = torch.sigmoid(net(tensor)).cpu()
     return [
         {
             organ: mask

@@ -9,7 +9,9 @@ The bundled weights (``weights/hybridgnet_small.*``, ``weights/unet_small.*``) c
         --lr 1e-4 --epochs 4 --out runs/hybridgnet_finetune
     medseg cxr train phantoms/train --baseline --epochs 8 --out runs/unet
 
-The model card written beside the weights records the command, time and reached metrics.
+The model card written beside the weights records the command, the data, what the weights expect
+(``inputs``: image size, organs) and produce (``outputs``), the training time and the best
+validation figure.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -26,11 +30,13 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 from torch.utils.data import DataLoader
 
-from convsuite.core_ops.io import ModelCard, load_checkpoint
+from convsuite.core_ops.hub import model_config
+from convsuite.core_ops.io import ModelCard
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
+from convsuite.medseg.data.landmarks import ORGAN_SIZES
 from convsuite.medseg.data.tensors import LandmarkTensors, load_landmark_tensors
-from convsuite.medseg.models.hybridgnet import HybridGNet, HybridGNetConfig, preset
-from convsuite.medseg.models.pixel_baseline import PIXEL_BASELINE_WIDTHS, pixel_baseline
+from convsuite.medseg.models.hybridgnet import HybridGNet, HybridGNetConfig
+from convsuite.medseg.models.pixel_baseline import UNetBaseline, UNetBaselineConfig
 
 LANDMARK_MSE_SCALE = 1024**2
 
@@ -103,12 +109,17 @@ class PixelBaselineModule(L.LightningModule):
     """Lightning wrapper of the U-Net baseline: Dice + BCE on organ masks, Adam.
 
     Logs ``val_dice`` (mean over organs).
+
+    Args:
+        config: the U-Net's architecture.
+        lr: Adam learning rate.
+        augment: random intensity augmentation in training.
     """
 
-    def __init__(self, n_organs: int, lr: float = 1e-3, augment: bool = True) -> None:
+    def __init__(self, config: UNetBaselineConfig, lr: float = 1e-3, augment: bool = True) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.net = pixel_baseline(n_organs)
+        self.save_hyperparameters({"config": config.to_dict(), "lr": lr})
+        self.net = UNetBaseline(config)
         self.dice = DiceLoss(sigmoid=True)
         self.lr, self.augment = lr, augment
 
@@ -147,7 +158,7 @@ def _split(data: LandmarkTensors, val_fraction: float, seed: int) -> tuple[list[
 def train_hybridgnet(
     data_root: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    preset_name: str = "small",
+    preset: str = "small",
     epochs: int = 30,
     batch_size: int = 8,
     lr: float = 1e-3,
@@ -156,30 +167,35 @@ def train_hybridgnet(
     init: str | os.PathLike[str] | None = None,
     recipe: str = "",
     progress: bool = True,
-    **trainer_kwargs: object,
+    **trainer_kwargs: Any,
 ) -> TrainResult:
     """Train HybridGNet on a landmark-layout dataset and export ``out_dir/hybridgnet.safetensors``.
 
     Args:
         data_root: folder in the landmark dataset layout (``images/``, ``landmarks/<organ>/``).
         out_dir: Lightning logs, checkpoints and the exported weights with their model card.
-        preset_name: "paper", "small" or "tiny".
+        preset: "paper", "small" or "tiny" (``list_presets("hybridgnet")``).
         epochs: epoch budget.
         batch_size: images per step (the paper uses 4).
         lr: Adam learning rate. Paper 1e-4 for 2500 epochs; 1e-3 reaches phantom-level accuracy in
             tens of epochs, so it is the CPU recipe's default.
         seed: seeds the split, initialisation and sampling.
         val_fraction: share of samples held out to pick the best epoch.
-        init: start from these weights (a HybridGNet ``.safetensors``, e.g. the bundled ones)
-            instead of a random initialisation; its architecture replaces ``preset_name``'s.
+        init: start from these weights (a bundled name such as "hybridgnet_small", or a HybridGNet
+            ``.safetensors``) instead of a random initialisation; their architecture replaces
+            ``preset``'s.
         recipe: the command line recorded in the model card.
         progress: progress bars.
-        **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`.
+        **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`
+            (``accelerator``, ``devices``, ``strategy``, ``num_nodes``...).
+
+    Raises:
+        InputError: unknown preset, unreadable ``init`` weights or dataset.
     """
     started = time.perf_counter()
     seed_everything(seed)
     start = HybridGNet.from_pretrained(init) if init is not None else None
-    config = start.config if start is not None else preset(preset_name)
+    config = start.config if start is not None else model_config("hybridgnet", preset)
     data = load_landmark_tensors(data_root, config.image_size, config.organs, progress)
     train_index, val_index = _split(data, val_fraction, seed)
     module = HybridGNetModule(config, lr=lr, lr_step_epochs=max(1, epochs // 5))
@@ -193,23 +209,23 @@ def train_hybridgnet(
         DataLoader(data.subset(train_index).as_dataset(), batch_size, shuffle=True),
         DataLoader(data.subset(val_index).as_dataset(), 32),
     )
-    seconds = time.perf_counter() - started
-    card = ModelCard(
-        architecture="HybridGNet",
-        config=config.to_dict(),
-        recipe=recipe or f"train_hybridgnet({str(data_root)!r}, preset_name={preset_name!r})",
+    card = module.net.model_card(
+        recipe=recipe or f"train_hybridgnet({str(data_root)!r}, preset={preset!r})",
         training_data=_describe_data(data_root, len(train_index), len(val_index)),
-        metrics={"train_seconds": round(seconds, 1)},
         intended_use=PHANTOM_USE,
+        inputs=_card_inputs(config.image_size, config.organs),
+        outputs={
+            "landmarks": {organ: ORGAN_SIZES[organ] for organ in config.organs},
+            "coordinates": "(x, y) as fractions of the model input side, in organ order",
+        },
     )
-    weights = export_best(trainer, module, Path(out_dir) / "hybridgnet.safetensors", card)
-    return TrainResult(weights, _read_card_metrics(weights), seconds)
+    return _export(trainer, module, Path(out_dir) / "hybridgnet.safetensors", card, started)
 
 
 def train_pixel_baseline(
     data_root: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    image_size: int = 256,
+    preset: str = "small",
     epochs: int = 12,
     batch_size: int = 8,
     seed: int = 0,
@@ -217,21 +233,37 @@ def train_pixel_baseline(
     init: str | os.PathLike[str] | None = None,
     recipe: str = "",
     progress: bool = True,
-    **trainer_kwargs: object,
+    **trainer_kwargs: Any,
 ) -> TrainResult:
     """Train the U-Net baseline on the same data; export ``out_dir/unet.safetensors``.
 
-    ``init`` continues from a U-Net checkpoint written by this function.
+    Args:
+        data_root: folder in the landmark dataset layout.
+        out_dir: Lightning logs, checkpoints and the exported weights with their model card.
+        preset: "paper", "small" or "tiny" (``list_presets("unet_baseline")``).
+        epochs: epoch budget.
+        batch_size: images per step.
+        seed: seeds the split, initialisation and sampling.
+        val_fraction: share of samples held out to pick the best epoch.
+        init: continue from U-Net baseline weights (a bundled name such as "unet_small", or a
+            ``.safetensors`` written by this function); their architecture replaces ``preset``'s.
+        recipe: the command line recorded in the model card.
+        progress: progress bars.
+        **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`.
+
+    Raises:
+        InputError: unknown preset, unreadable ``init`` weights or dataset.
     """
     started = time.perf_counter()
     seed_everything(seed)
-    organs = preset("small").organs
-    data = load_landmark_tensors(data_root, image_size, organs, progress)
-    masks = data.organ_masks(organs)
+    start = UNetBaseline.from_pretrained(init) if init is not None else None
+    config = start.config if start is not None else model_config("unet_baseline", preset)
+    data = load_landmark_tensors(data_root, config.image_size, config.organs, progress)
+    masks = data.organ_masks(config.organs)
     train_index, val_index = _split(data, val_fraction, seed)
-    module = PixelBaselineModule(len(organs))
-    if init is not None:
-        module.net.load_state_dict(load_checkpoint(init)[0])
+    module = PixelBaselineModule(config)
+    if start is not None:
+        module.net.load_state_dict(start.state_dict())
     trainer = make_trainer(
         out_dir,
         max_epochs=epochs,
@@ -249,22 +281,44 @@ def train_pixel_baseline(
         ),
         DataLoader(torch.utils.data.TensorDataset(data.images[val_index], masks[val_index]), 32),
     )
-    seconds = time.perf_counter() - started
-    card = ModelCard(
-        architecture="UNet",
-        config={
-            "n_organs": len(organs),
-            "organs": list(organs),
-            "image_size": image_size,
-            "widths": list(PIXEL_BASELINE_WIDTHS),
-        },
-        recipe=recipe or f"train_pixel_baseline({str(data_root)!r})",
+    card = module.net.model_card(
+        recipe=recipe or f"train_pixel_baseline({str(data_root)!r}, preset={preset!r})",
         training_data=_describe_data(data_root, len(train_index), len(val_index)),
-        metrics={"train_seconds": round(seconds, 1)},
         intended_use="Pixel baseline for comparisons with HybridGNet. " + PHANTOM_USE,
+        inputs=_card_inputs(config.image_size, config.organs),
+        outputs={
+            "masks": list(config.organs),
+            "activation": "independent sigmoid per organ channel, threshold 0.5",
+        },
     )
-    weights = export_best(trainer, module, Path(out_dir) / "unet.safetensors", card)
-    return TrainResult(weights, _read_card_metrics(weights), seconds)
+    return _export(trainer, module, Path(out_dir) / "unet.safetensors", card, started)
+
+
+def _card_inputs(image_size: int, organs: Sequence[str]) -> dict[str, Any]:
+    """The model card's ``inputs``: what both networks expect of a radiograph."""
+    return {
+        "image_size": image_size,
+        "organs": list(organs),
+        "channels": 1,
+        "intensity_range": [0.0, 1.0],
+        "preprocessing": (
+            "crop to the non-zero box, zero-pad to a centred square, bilinear resize to image_size"
+        ),
+    }
+
+
+def _export(
+    trainer: L.Trainer, module: L.LightningModule, path: Path, card: ModelCard, started: float
+) -> TrainResult:
+    """Write the best weights with their card in one go; the figures reached, without re-reading."""
+    seconds = time.perf_counter() - started
+    metrics = {"train_seconds": round(seconds, 1)}
+    weights = export_best(trainer, module, path, card, metrics=metrics)
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_score", None)
+    if best is not None:
+        metrics[str(callback.monitor)] = float(best)
+    return TrainResult(weights, metrics, seconds)
 
 
 def _describe_data(data_root: str | os.PathLike[str], n_train: int, n_val: int) -> str:
@@ -278,10 +332,6 @@ def _describe_data(data_root: str | os.PathLike[str], n_train: int, n_val: int) 
             f"n {settings['n']}, options {settings['options']}"
         )
     return text
-
-
-def _read_card_metrics(weights: Path) -> dict[str, float]:
-    return load_checkpoint(weights)[1].metrics
 
 
 PHANTOM_USE = (

@@ -1,19 +1,3 @@
-"""Networks of convsuite-medseg."""
-
-from convsuite.medseg.models.contour_graph import ContourGraph
-from convsuite.medseg.models.hybridgnet import (
-    PRESETS,
-    HybridGNet,
-    HybridGNetConfig,
-    HybridGNetOutput,
-    preset,
-)
-
-__all__ = [
-    "PRESETS",
-    "ContourGraph",
-    "HybridGNet",
-    "HybridGNetConfig",
-    "HybridGNetOutput",
-    "preset",
-]
+"""Networks of convsuite-medseg: :mod:`.hybridgnet` (HybridGNet, registered as "hybridgnet") and
+:mod:`.pixel_baseline` (the U-Net baseline, "unet_baseline"); :mod:`.contour_graph` is HybridGNet's
+landmark graph. Import them from their modules or from :mod:`convsuite.medseg`."""

@@ -15,11 +15,9 @@ running statistics, so batched and single-image inference agree.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -27,16 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convsuite.core_ops.io import InputError, ModelCard, load_checkpoint
+from convsuite.core_ops.config import ModelConfig
+from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers import ChebConv, NodeResample
-from convsuite.medseg.bundled import bundled_weights
-from convsuite.medseg.data.landmarks import LUNGS_AND_HEART
+from convsuite.medseg.data.landmarks import LUNGS_AND_HEART, ORGAN_SIZES
 from convsuite.medseg.infer import CXRSegmentation, segment
 from convsuite.medseg.models.contour_graph import ContourGraph
 
 
 @dataclass(frozen=True)
-class HybridGNetConfig:
+class HybridGNetConfig(ModelConfig):
     """Architecture of HybridGNet; defaults are the paper's (1024 px input, ~17.5M parameters).
 
     Attributes:
@@ -65,31 +63,9 @@ class HybridGNetConfig:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
         if len(self.encoder_widths) != 6 or len(self.graph_widths) != 6:
             raise ValueError("HybridGNet has 6 encoder blocks and 6 decoder graph widths")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> HybridGNetConfig:
-        tuples = {k: tuple(v) for k, v in values.items() if isinstance(v, list)}
-        return cls(**{**values, **tuples})
-
-
-PRESETS: dict[str, HybridGNetConfig] = {
-    "paper": HybridGNetConfig(),
-    # 256 px: the bundled weights and CPU use; the architecture is unchanged, the bottleneck is 8x8.
-    "small": HybridGNetConfig(image_size=256),
-    "tiny": HybridGNetConfig(
-        image_size=64, encoder_widths=(4, 4, 8, 8, 16, 16), graph_widths=(8, 8, 8, 8, 8, 8), k=3
-    ),
-}
-
-
-def preset(name: str, **overrides: object) -> HybridGNetConfig:
-    """A named configuration ("paper", "small", "tiny"), optionally with fields replaced."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+        unknown = [organ for organ in self.organs if organ not in ORGAN_SIZES]
+        if unknown or not self.organs:
+            raise ValueError(f"organs must be some of {', '.join(ORGAN_SIZES)}, got {self.organs}")
 
 
 class ResidualBlock(nn.Module):
@@ -205,21 +181,41 @@ class HybridGNetOutput(NamedTuple):
     log_var: torch.Tensor  # (B, latents)
 
 
-class HybridGNet(nn.Module):
+@register_model(
+    "hybridgnet",
+    presets={
+        "paper": HybridGNetConfig(),
+        # 256 px: the bundled weights and CPU use; the architecture is unchanged, bottleneck 8x8.
+        "small": HybridGNetConfig(image_size=256),
+        "tiny": HybridGNetConfig(
+            image_size=64,
+            encoder_widths=(4, 4, 8, 8, 16, 16),
+            graph_widths=(8, 8, 8, 8, 8, 8),
+            k=3,
+        ),
+    },
+)
+class HybridGNet(Pretrained, nn.Module):
     """HybridGNet 2-IGSC: image (B, 1, S, S) in [0, 1] -> organ landmarks (B, N, 2) in [0, 1].
 
     Landmark coordinates are (x, y) as fractions of the input side (multiply by S for pixels).
     N = sum of the organs' landmark counts (120 for lungs and heart). In training z is sampled from
     the encoder's posterior; in evaluation z is its mean, or pass ``z`` to ``decode`` to draw samples.
 
+    Build it with ``create_model("hybridgnet", preset="paper" | "small" | "tiny")`` or from a
+    config; load weights with ``HybridGNet.from_pretrained("hybridgnet_small" | path)``.
+
     Args:
-        config: architecture; ``preset("paper" | "small" | "tiny")`` or your own.
+        config: architecture (:class:`HybridGNetConfig`).
     """
 
-    def __init__(self, config: HybridGNetConfig = HybridGNetConfig()) -> None:
+    config_class = HybridGNetConfig
+    bundled_package = "convsuite.medseg"
+    default_weights = "hybridgnet_small"
+
+    def __init__(self, config: HybridGNetConfig) -> None:
         super().__init__()
         self.config = config
-        self.card: ModelCard | None = None  # set by from_pretrained
         self.graph = ContourGraph.for_organs(config.organs)
         full, pooled = self.graph.adjacency, self.graph.pooled_adjacency
         widths, k = config.graph_widths, config.k
@@ -270,26 +266,6 @@ class HybridGNet(nn.Module):
             z = features.mean
         landmarks, pooled, full = self.decode(z, features.block6, features.block5)
         return HybridGNetOutput(landmarks, pooled, full, features.mean, features.log_var)
-
-    @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike[str] | None = None, device: str = "cpu"
-    ) -> HybridGNet:
-        """Load bundled or saved weights (safetensors + model card), in eval mode.
-
-        Args:
-            path: a ``.safetensors`` checkpoint written by ``medseg cxr train``; default: the
-                bundled ``small`` weights, trained on simulated phantoms (see their model card).
-            device: where to put the network.
-        """
-        weights = Path(path) if path is not None else bundled_weights()
-        state_dict, card = load_checkpoint(weights, device)
-        if card.architecture != "HybridGNet":
-            raise InputError(weights, f"holds a {card.architecture}, not a HybridGNet")
-        net = cls(HybridGNetConfig.from_dict(card.config)).to(device)
-        net.load_state_dict(state_dict)
-        net.card = card
-        return net.eval()
 
     def predict(
         self, image: np.ndarray | Iterable[np.ndarray], samples: int = 0, batch_size: int = 16
