@@ -2,22 +2,24 @@
 # Recipe of convsuite-semicon's bundled monitor: weights/wafer_monitor_small.{safetensors,json,novelty.json}.
 #
 # Run from the repository root after `make test` (or `make demo`) has created .venv:
-#     bash shared/recipes/semicon_wafer_monitor_small.sh [WORK_DIR]
+#     bash shared/recipes/semicon_wafer_monitor_small.sh [WORK_DIR] [LIGHTNING OPTIONS...]
+# e.g. `... recipe-semicon --accelerator gpu --devices 1`; the card records the training command.
 # 900 simulated full-resolution maps (4096 grid, seed 7, all nine patterns balanced; 720 train /
 # 180 validation), `small` sparse network, 20 epochs; scored on 270 held-out maps (seed 2026).
 # Time and figures: packages/semicon/README.md.
 set -euo pipefail
 WORK=${1:-recipe-semicon}
+shift || true
 MONITOR=${MONITOR:-.venv/bin/wafer-monitor}
 WEIGHTS=packages/semicon/src/convsuite/semicon/weights
 
 "$MONITOR" simulate --n 900 --seed 7 --out "$WORK/maps/train"
-"$MONITOR" train "$WORK/maps/train" --epochs 20 --out "$WORK/model"
+"$MONITOR" train "$WORK/maps/train" --epochs 20 --out "$WORK/model" --name wafer_monitor_small "$@"
 
 mkdir -p "$WEIGHTS"
-for suffix in safetensors json novelty.json; do
-    cp "$WORK/model/monitor.$suffix" "$WEIGHTS/wafer_monitor_small.$suffix"
+for suffix in safetensors json novelty.json; do  # the card names its novelty file: keep the names
+    cp "$WORK/model/wafer_monitor_small.$suffix" "$WEIGHTS/"
 done
 
 "$MONITOR" simulate --n 270 --seed 2026 --out "$WORK/maps/test"
-"$MONITOR" evaluate "$WORK/maps/test" --figures "$WORK/evaluation"
+"$MONITOR" evaluate "$WORK/maps/test" --model wafer_monitor_small --figures "$WORK/evaluation"

@@ -284,8 +284,18 @@ class WaferMonitor:
             maps = [maps]
         return list(self.iter_classify(maps, batch_size))
 
-    def evaluate(self, maps: Sequence[WaferMap], batch_size: int = 16) -> dict[str, float]:
+    def evaluate(
+        self,
+        maps: Sequence[WaferMap],
+        batch_size: int = 16,
+        results: Sequence[Classification] | None = None,
+    ) -> dict[str, float]:
         """Open-set figures on labelled maps; labels outside :attr:`classes` count as novel.
+
+        Args:
+            maps: the labelled maps.
+            batch_size: maps per forward pass.
+            results: :meth:`classify`'s results for ``maps`` when already computed.
 
         Returns:
             ``accuracy``, ``macro_f1`` (known maps), ``auroc``, ``oscr`` (with novel maps present),
@@ -293,9 +303,12 @@ class WaferMonitor:
             :func:`convsuite.semicon.metrics.open_set_report`), and ``msp_auroc``, ``msp_oscr``
             of the max-softmax baseline.
         """
-        if any(wafer.label is None for wafer in maps):
-            raise InputError("maps", "evaluate needs labelled maps")
-        results = self.classify(maps, batch_size)
+        unlabelled = next((wafer for wafer in maps if wafer.label is None), None)
+        if unlabelled is not None:
+            raise InputError(unlabelled.name or "maps", "evaluate needs labelled maps")
+        results = self.classify(maps, batch_size) if results is None else results
+        if len(results) != len(maps):
+            raise ValueError(f"{len(results)} results for {len(maps)} maps")
         truth = [wafer.label for wafer in maps]
         predicted = [r.class_name for r in results]
         report = open_set_report(
