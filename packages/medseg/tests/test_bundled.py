@@ -7,10 +7,16 @@ from pathlib import Path
 import numpy as np
 from convsuite_dev.testing import execute_notebook, notebook_text
 
-from convsuite.medseg import HybridGNet, PhantomOptions, UNetBaseline, simulate_phantoms
+from convsuite.medseg import (
+    HybridGNet,
+    PhantomOptions,
+    UNetBaseline,
+    segment,
+    segment_pixels,
+    simulate_phantoms,
+)
 from convsuite.medseg.data.masks import contour_to_mask
 from convsuite.medseg.demo import run as run_demo
-from convsuite.medseg.infer import segment_pixels
 from convsuite.medseg.metrics import dice, is_topologically_valid
 
 NOTEBOOK = Path(__file__).parents[1] / "examples" / "quickstart.ipynb"
@@ -29,7 +35,7 @@ def test_bundled_hybridgnet_segments_held_out_phantoms() -> None:
     net = HybridGNet.from_pretrained()
     assert net.config.image_size == 256 and "phantom" in net.card.intended_use.lower()
     images, truths = _held_out(8)
-    results = net.predict(images)
+    results = list(segment(net, images))
     for organ, floor in (("RL", 0.93), ("LL", 0.93), ("H", 0.88)):
         scores = [
             dice(r.masks[organ], _true_mask(t, organ, i.shape))
@@ -41,7 +47,7 @@ def test_bundled_hybridgnet_segments_held_out_phantoms() -> None:
 def test_bundled_hybridgnet_keeps_valid_organs_under_occlusion() -> None:
     net = HybridGNet.from_pretrained()
     images, _ = _held_out(8, occlusion=0.3)
-    for result in net.predict(images):
+    for result in segment(net, images):
         assert all(is_topologically_valid(mask) for mask in result.masks.values())
 
 

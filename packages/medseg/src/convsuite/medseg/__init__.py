@@ -38,7 +38,19 @@ _LAZY = {
     "simulate_phantoms": "convsuite.medseg.data.phantom",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "CXRSegmentation",
+    "HybridGNet",
+    "HybridGNetConfig",
+    "PhantomOptions",
+    "UNetBaseline",
+    "UNetBaselineConfig",
+    "read_radiograph",
+    "segment",
+    "segment_image",
+    "segment_pixels",
+    "simulate_phantoms",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,12 +15,10 @@ running statistics, so batched and single-image inference agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +27,6 @@ from convsuite.core_ops.config import ModelConfig
 from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers import ChebConv, NodeResample
 from convsuite.medseg.data.landmarks import LUNGS_AND_HEART, ORGAN_SIZES
-from convsuite.medseg.infer import CXRSegmentation, segment
 from convsuite.medseg.models.contour_graph import ContourGraph
 
 
@@ -266,18 +263,6 @@ class HybridGNet(Pretrained, nn.Module):
             z = features.mean
         landmarks, pooled, full = self.decode(z, features.block6, features.block5)
         return HybridGNetOutput(landmarks, pooled, full, features.mean, features.log_var)
-
-    def predict(
-        self, image: np.ndarray | Iterable[np.ndarray], samples: int = 0, batch_size: int = 16
-    ) -> CXRSegmentation | list[CXRSegmentation]:
-        """Segment one (H, W) radiograph in [0, 1], or several; see :func:`convsuite.medseg.infer.segment`.
-
-        Returns landmarks per organ in the image's pixels, filled masks, the cardiothoracic ratio and,
-        with ``samples`` > 0, each landmark's spread over latent samples.
-        """
-        if isinstance(image, np.ndarray) and image.ndim == 2:
-            return next(segment(self, [image], samples, batch_size))
-        return list(segment(self, image, samples, batch_size))
 
     def loss(self, output: HybridGNetOutput, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """The paper's loss: MSE(landmarks) + MSE of both IGSC positions + kl_weight * KL.
