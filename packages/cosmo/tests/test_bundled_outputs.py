@@ -18,7 +18,8 @@ thread (oneDNN's results differ in the last bit between thread counts), with::
         out[f"net{nside}"] = filled[pick]         # + _index, _sums
 
 Each output is kept at 256 hole pixels (observed pixels pass through) with the sum and absolute
-sum of the whole map.
+sum of the whole map. The network then computed its diffusive pre-fill itself (on numpy); it now
+takes it as an input, computed by the pipeline's :func:`~convsuite.cosmo.infer.prefill`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pytest
 import torch
 
 from convsuite.cosmo.data import simulate_sky
-from convsuite.cosmo.infer import inpaint
+from convsuite.cosmo.infer import inpaint, prefill
 from convsuite.cosmo.model import SkyReconNet
 
 RECORDED = np.load(Path(__file__).parent / "data" / "bundled_outputs.npz")
@@ -56,7 +57,8 @@ def test_bundled_network_gives_the_recorded_output(nside: int) -> None:
     torch.set_num_threads(1)
     net = SkyReconNet.from_pretrained(f"skyrecon_nside{nside}")
     sky = simulate_sky(nside, 13, f_sky=0.75)
+    fill = torch.from_numpy(prefill(sky.masked, sky.observed))[None]  # the pipeline's pre-fill
     with torch.inference_mode():
         masked, observed = torch.from_numpy(sky.masked)[None], torch.from_numpy(sky.observed)[None]
-        filled = net(masked, observed)[0].numpy()
+        filled = net(masked, observed, fill)[0].numpy()
     _check(filled, f"net{nside}", f"net{nside}_index")

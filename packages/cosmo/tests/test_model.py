@@ -1,32 +1,41 @@
-"""SkyReconNet on HEALPix faces: pass-through of observed pixels, symmetry, learning."""
+"""SkyReconNet on HEALPix faces: pass-through of observed pixels, symmetry, learning, export."""
 
 from __future__ import annotations
 
+import healpy as hp
+import numpy as np
 import pytest
 import torch
 
-from convsuite.cosmo.data import simulate_sky
-from convsuite.core_ops.hub import model_config
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill
-from convsuite.cosmo.train import carry_over, inpainting_loss
+from convsuite.core_ops.hub import create_model, list_models, list_presets, model_config
+from convsuite.core_ops.io import InputError
+from convsuite.cosmo.infer import prefill
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
+from convsuite.cosmo.train import SimulatedSkies, TrainingSkies, carry_over, inpainting_loss
 
 NSIDE = 16
 
 
 def _batch(seeds, nside: int = NSIDE) -> tuple[torch.Tensor, ...]:
-    skies = [simulate_sky(nside, s, f_sky=(0.6, 0.9)) for s in seeds]
-    return tuple(
-        torch.stack([torch.from_numpy(getattr(k, name)) for k in skies])
-        for name in ("masked", "observed", "truth")
+    """(masked, observed, fill, truth), each (len(seeds), 12 nside^2), from the training data."""
+    skies = SimulatedSkies(max(seeds) + 1, 0, TrainingSkies(nside=nside))
+    return tuple(torch.stack(column) for column in zip(*(skies[s] for s in seeds), strict=True))
+
+
+def _prefilled(masked: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """The pre-fill of each map of a batch, float64."""
+    return torch.from_numpy(
+        np.stack([prefill(m, o) for m, o in zip(masked.numpy(), observed.numpy(), strict=True)])
     )
 
 
 def test_observed_pixels_pass_through_and_levels() -> None:
     torch.manual_seed(0)
-    net = SkyReconNet(model_config("skyrecon", "tiny")).eval()
-    masked, observed, truth = _batch([0, 1])
+    net = create_model("skyrecon", preset="tiny").eval()
+    masked, observed, fill, _ = _batch([0, 1])
+    torch.testing.assert_close(fill, _prefilled(masked, observed).float(), rtol=0, atol=0)
     with torch.no_grad():
-        out = net(masked, observed)
+        out = net(masked, observed, fill)
     assert out.shape == masked.shape and torch.isfinite(out).all()
     torch.testing.assert_close(out[observed], masked[observed], rtol=0, atol=0)
     assert net.config.levels(32) == 3 and net.config.levels(8) == 1
@@ -38,76 +47,87 @@ def test_observed_pixels_pass_through_and_levels() -> None:
 
 def test_rotating_the_sky_by_90_degrees_rotates_the_output() -> None:
     """In eval mode the network commutes with the 90 deg rotation about the pole (a face shift)."""
-    import healpy as hp
-    import numpy as np
-
     torch.manual_seed(0)
-    net = SkyReconNet(model_config("skyrecon", "tiny")).double().eval()
-    masked, observed, _ = _batch([3])
+    net = create_model("skyrecon", preset="tiny").double().eval()
+    masked, observed, _, _ = _batch([3])
+    masked = masked.double()
     theta, phi = hp.pix2ang(NSIDE, np.arange(masked.shape[1]), nest=True)
     moved = torch.from_numpy(hp.ang2pix(NSIDE, theta, phi + np.pi / 2, nest=True))
-    rotated_masked, rotated_observed = torch.empty_like(masked.double()), torch.empty_like(observed)
-    rotated_masked[:, moved], rotated_observed[:, moved] = masked.double(), observed
+    rotated_masked, rotated_observed = torch.empty_like(masked), torch.empty_like(observed)
+    rotated_masked[:, moved], rotated_observed[:, moved] = masked, observed
     with torch.no_grad():
-        out = net(masked.double(), observed)
-        out_rotated = net(rotated_masked, rotated_observed)
+        out = net(masked, observed, _prefilled(masked, observed))
+        rotated_fill = _prefilled(rotated_masked, rotated_observed)
+        out_rotated = net(rotated_masked, rotated_observed, rotated_fill)
     torch.testing.assert_close(out_rotated[:, moved], out, rtol=1e-9, atol=1e-9)
+
+
+def test_export_gives_the_same_output() -> None:
+    """The network is a pure torch module: ``torch.export`` traces it, numpy-free, and the
+    exported program computes what the module does (also on a second batch of other values)."""
+    torch.manual_seed(0)
+    net = create_model("skyrecon", preset="tiny").eval()
+    for conv in net.exit:  # as if trained: the correction path counts in the output
+        torch.nn.init.normal_(conv.weight, std=0.5)
+    first, second = _batch([4], nside=32), _batch([5], nside=32)
+    with torch.no_grad():
+        # eager first: core-ops' HEALPix tables are cached on first use per Nside, and a first
+        # use under export would cache fake tensors
+        expected = [net(*batch[:3]) for batch in (first, second)]
+    exported = torch.export.export(net, first[:3]).module()
+    for (masked, observed, fill, _), want in zip((first, second), expected, strict=True):
+        with torch.no_grad():
+            got = exported(masked, observed, fill)
+        assert not torch.equal(want[~observed], fill[~observed])
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_tiny_network_learns_to_inpaint() -> None:
     """60 steps on simulated skies: the untrained network is its diffusive fill exactly (zero
     output convolutions), the trained one improves on it (held-out hole MSE)."""
     torch.manual_seed(0)
-    net = SkyReconNet(model_config("skyrecon", "tiny"))
+    net = create_model("skyrecon", preset="tiny")
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
-    held_out = _batch(range(100, 104))
+    masked, observed, fill, truth = _batch(range(100, 104))
 
     def hole_mse() -> float:
         net.eval()
         with torch.no_grad():
-            masked, observed, truth = held_out
-            return float(((net(masked, observed) - truth)[~observed] ** 2).mean())
+            return float(((net(masked, observed, fill) - truth)[~observed] ** 2).mean())
 
-    zero_fill = float((held_out[2][~held_out[1]] ** 2).mean())
-    fill = diffusive_fill(held_out[0], held_out[1].double())
-    diffusive = float(((fill - held_out[2]) ** 2)[~held_out[1]].mean())
+    zero_fill = float((truth[~observed] ** 2).mean())
+    diffusive = float(((fill - truth) ** 2)[~observed].mean())
     before = hole_mse()
     for step in range(60):
         net.train()
-        masked, observed, truth = _batch(range(4 * step, 4 * step + 4))
-        loss = inpainting_loss(net(masked, observed), truth, observed, 0.5, 100.0)[0]
+        batch = _batch(range(4 * step, 4 * step + 4))
+        prediction = net(*batch[:3])
+        loss = inpainting_loss(prediction, batch[3], batch[1], 0.5, 100.0)[0]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     after = hole_mse()
-    print(
-        f"zero {zero_fill:.0f} diffusive {diffusive:.0f} untrained {before:.0f} trained {after:.0f}"
-    )
     assert before == pytest.approx(diffusive, rel=1e-4) and diffusive < 0.7 * zero_fill
     assert after < 0.97 * diffusive  # the correction learned (806 vs 838 at seed 0)
 
 
 def test_a_lower_nside_network_carries_over_and_starts_at_the_diffusive_fill() -> None:
     torch.manual_seed(0)
-    trained = SkyReconNet(model_config("skyrecon", "tiny"))
+    trained = create_model("skyrecon", preset="tiny")
     for conv in trained.exit:  # as if trained: output convolutions no longer zero
         torch.nn.init.normal_(conv.weight)
-    bigger = SkyReconNet(model_config("skyrecon", "tiny")).eval()
+    bigger = create_model("skyrecon", preset="tiny").eval()
     carry_over(bigger, trained.state_dict(), NSIDE // 2, NSIDE)
     torch.testing.assert_close(bigger.down[0].local.weight, trained.down[0].local.weight)
-    masked, observed, _ = _batch([7])
+    masked, observed, fill, _ = _batch([7])
     with torch.no_grad():
-        out = bigger(masked, observed)
-    fill = diffusive_fill(masked * observed, observed.float())
+        out = bigger(masked, observed, fill)
     torch.testing.assert_close(out, torch.where(observed, masked, fill))
     carry_over(bigger, trained.state_dict(), NSIDE, NSIDE)  # same Nside: everything carried
     torch.testing.assert_close(bigger.exit[1].weight, trained.exit[1].weight)
 
 
 def test_registry_builds_the_presets_and_refuses_unknown_ones() -> None:
-    from convsuite.core_ops.hub import create_model, list_models, list_presets
-    from convsuite.core_ops.io import InputError
-
     assert "skyrecon" in list_models() and list_presets("skyrecon") == ["small", "tiny"]
     tiny = create_model("skyrecon", preset="tiny")
     assert isinstance(tiny, SkyReconNet) and tiny.config == model_config("skyrecon", "tiny")

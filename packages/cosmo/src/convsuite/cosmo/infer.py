@@ -34,7 +34,7 @@ import torch
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import bundled_weights, list_bundled
 from convsuite.core_ops.io import ModelCard
-from convsuite.cosmo.baselines import relax
+from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
@@ -45,11 +45,12 @@ from convsuite.cosmo.data.simulate import (
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
 from convsuite.cosmo.model import SkyReconNet
 
-__all__ = ["bundled_checkpoints", "inpaint", "inpaint_nest", "pretrained_network"]
+__all__ = ["bundled_checkpoints", "inpaint", "inpaint_nest", "prefill", "pretrained_network"]
 
 _MODES = ("mean", "realization")
 _BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
 _BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
+_PREFILL_SWEEPS = 30  # diffusive sweeps per level of the network's pre-fill (as trained)
 
 
 def bundled_checkpoints() -> dict[int, str]:
@@ -91,12 +92,31 @@ def pretrained_network(
     return SkyReconNet.from_pretrained(weights, device)
 
 
+def prefill(masked: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """The network's third input: the map with its holes filled by diffusive inpainting.
+
+    The values are taken as float32 (the network's input precision) with NaN as 0, so the fill is
+    the one the bundled networks were trained with.
+
+    Args:
+        masked: (12 nside^2,) muK NESTED (hole values ignored).
+        observed: (12 nside^2,) bool NESTED.
+
+    Returns:
+        (12 nside^2,) float64 muK NESTED: ``masked`` where observed, the diffusive fill elsewhere.
+    """
+    observed = np.asarray(observed, dtype=bool)
+    values = np.nan_to_num(np.asarray(masked, dtype=np.float32)) * observed
+    return diffusive_inpaint(values.astype(np.float64), observed, _PREFILL_SWEEPS)
+
+
 def _predict(net: SkyReconNet, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
     device = next(net.parameters()).device
+    fill = prefill(data, observed)
     with torch.inference_mode():
         masked = torch.from_numpy(np.asarray(data, dtype=np.float32))[None].to(device)
         mask = torch.from_numpy(np.asarray(observed, dtype=bool))[None].to(device)
-        return net(masked, mask)[0].cpu().numpy()
+        return net(masked, mask, torch.from_numpy(fill)[None].to(device))[0].cpu().numpy()
 
 
 def inpaint_nest(

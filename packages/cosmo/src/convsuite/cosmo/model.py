@@ -24,7 +24,8 @@ Ours:
   Widths are given from the bottom up, so a network for Nside 256 holds the Nside 128 network's
   levels plus one (weights can be carried over by level).
 * Inputs: the map with holes set to 0, the mask, and (ours) the map with its holes filled by
-  diffusive inpainting (:func:`convsuite.cosmo.baselines.diffusive_inpaint`), maps divided by
+  diffusive inpainting (:func:`convsuite.cosmo.infer.prefill`, computed by the pipeline or the
+  training data, outside the network: it runs on numpy), maps divided by
   ``scale_uk`` (100 muK). The network predicts a correction to that smooth fill, so from its
   first steps it starts at the diffusive baseline's quality and training spends its (CPU) budget
   on what diffusion cannot do (the output convolutions start at zero: an untrained network, or a
@@ -43,7 +44,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,7 +51,6 @@ from torch import Tensor, nn
 from convsuite.core_ops.config import ModelConfig
 from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers import HEALPixConv2d, faces_from_nest, nest_from_faces
-from convsuite.cosmo.baselines import diffusive_inpaint
 
 __all__ = ["ContextBlock", "SkyReconConfig", "SkyReconNet"]
 
@@ -124,15 +123,6 @@ class ContextBlock(nn.Module):
         return x + self.merge(F.gelu(self.norm(torch.cat(branches, 1))))
 
 
-def diffusive_fill(masked: Tensor, observed: Tensor, sweeps: int = 30) -> Tensor:
-    """(B, 12 n^2) maps with their holes filled by diffusive inpainting (no gradient; numpy)."""
-    filled = [
-        diffusive_inpaint(m.detach().cpu().double().numpy(), o.detach().cpu().numpy() > 0, sweeps)
-        for m, o in zip(masked, observed, strict=True)
-    ]
-    return torch.from_numpy(np.stack(filled)).to(masked.device, masked.dtype)
-
-
 @register_model(
     "skyrecon",
     presets={
@@ -153,10 +143,12 @@ class SkyReconNet(Pretrained, nn.Module):
     Args:
         config: the architecture (a preset: ``model_config("skyrecon", "small")``).
 
+    A pure torch module: :meth:`forward` takes the diffusive pre-fill as an input, so it runs on
+    any device and exports with ``torch.export``.
+
     Shapes:
-        :meth:`forward`: ``masked`` (B, 12 nside^2) muK NESTED (holes any value) and ``observed``
-        (B, 12 nside^2) bool or {0, 1} -> (B, 12 nside^2) float32 muK NESTED, the observed pixels
-        unchanged. :meth:`forward_faces`: (B * 12, 3, n, n) scaled inputs -> (B * 12, 1, n, n).
+        :meth:`forward`: ``masked``, ``observed``, ``fill`` (B, 12 nside^2) -> (B, 12 nside^2)
+        muK NESTED. :meth:`forward_faces`: (B * 12, 3, n, n) scaled inputs -> (B * 12, 1, n, n).
         Level ``l`` (Nside ``bottom_nside * 2^l``) has its own input and output 1 x 1
         convolutions (``entry[l]``, ``exit[l]``), used when it is the top level of a map.
     """
@@ -208,10 +200,21 @@ class SkyReconNet(Pretrained, nn.Module):
             h = self.up[level](self.fuse[level - 1](torch.cat([skips.pop(), h], 1)))
         return self.exit[top](h)
 
-    def forward(self, masked: Tensor, observed: Tensor) -> Tensor:
+    def forward(self, masked: Tensor, observed: Tensor, fill: Tensor) -> Tensor:
+        """Fill the holes of NESTED maps.
+
+        Args:
+            masked: (B, 12 nside^2) muK NESTED; hole values are ignored (NaN too).
+            observed: (B, 12 nside^2) bool or {0, 1}, NESTED.
+            fill: (B, 12 nside^2) muK NESTED, the holes pre-filled by diffusive inpainting
+                (:func:`convsuite.cosmo.infer.prefill`): the network predicts its correction.
+
+        Returns:
+            (B, 12 nside^2) muK NESTED, dtype of ``masked``: ``masked`` at observed pixels.
+        """
         observed = observed.to(masked.dtype)
         masked = torch.nan_to_num(masked) * observed
-        fill = diffusive_fill(masked, observed)
+        fill = fill.to(masked.dtype)
         scale = self.config.scale_uk
         faces = faces_from_nest(torch.stack([masked / scale, observed, fill / scale], 1))
         n = faces.shape[-1]

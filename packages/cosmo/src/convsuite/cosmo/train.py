@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, default_fwhm_arcmin, simulate_sky
+from convsuite.cosmo.infer import prefill
 from convsuite.cosmo.metrics import hole_ssim
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet, diffusive_fill
+from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
 
 __all__ = [
     "SimulatedSkies",
@@ -47,7 +48,10 @@ class TrainingSkies:
 class SimulatedSkies(Dataset):
     """``n_maps`` simulated skies, item ``i`` made from seed ``first_seed + i``.
 
-    Items are (masked (12 n^2,) float32 muK NESTED, observed (12 n^2,) bool, truth (12 n^2,)).
+    Items are (masked, observed, fill, truth), each (12 n^2,) NESTED: the masked map (float32
+    muK, holes 0), the observed pixels (bool), the network's diffusive pre-fill
+    (:func:`convsuite.cosmo.infer.prefill`, float32 muK; computed here, in the DataLoader's
+    workers) and the true sky (float32 muK).
     """
 
     def __init__(self, n_maps: int, first_seed: int, skies: TrainingSkies | None = None) -> None:
@@ -57,7 +61,7 @@ class SimulatedSkies(Dataset):
     def __len__(self) -> int:
         return self.n_maps
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         sky = simulate_sky(
             self.skies.nside,
             self.first_seed + i,
@@ -67,6 +71,7 @@ class SimulatedSkies(Dataset):
         return (
             torch.from_numpy(sky.masked),
             torch.from_numpy(sky.observed),
+            torch.from_numpy(prefill(sky.masked, sky.observed).astype("float32")),
             torch.from_numpy(sky.truth),
         )
 
@@ -110,8 +115,8 @@ class SkyReconModule(L.LightningModule):
         )
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
-        masked, observed, truth = batch
-        prediction = self.net(masked, observed)
+        masked, observed, fill, truth = batch
+        prediction = self.net(masked, observed, fill)
         loss, mse, ssim = inpainting_loss(
             prediction, truth, observed, self.alpha, self.net.config.scale_uk
         )
@@ -126,11 +131,9 @@ class SkyReconModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> None:
         self._step(batch, "val")
-        masked, observed, truth = batch  # what the network adds: its pre-fill's error alone
-        observed = observed.to(masked.dtype)
-        fill = diffusive_fill(masked * observed, observed)
+        _, observed, fill, truth = batch  # what the network adds: its pre-fill's error alone
         prefill_mse = inpainting_loss(fill, truth, observed, 0.0, self.net.config.scale_uk)[1]
-        self.log("val_mse_prefill", prefill_mse, batch_size=len(masked))
+        self.log("val_mse_prefill", prefill_mse, batch_size=len(fill))
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.AdamW(
