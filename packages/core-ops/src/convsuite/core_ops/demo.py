@@ -29,7 +29,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from convsuite.core_ops.io import InputError, atomic_write
+from convsuite.core_ops.cli import run
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.io import atomic_write
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -37,6 +39,7 @@ __all__ = [
     "DemoResult",
     "app",
     "discover_demos",
+    "main",
     "run_demos",
     "write_index",
 ]
@@ -287,7 +290,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode="rich")
     epilog="Example: [bold]convsuite-demo --out demo-output --only core-ops[/], then open "
     "demo-output/index.html in a browser."
 )
-def main(
+def demo(
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Output folder.")] = Path(
         "demo-output"
     ),
@@ -309,11 +312,7 @@ def main(
         for name in discover_demos():
             console.print(name)
         return
-    try:
-        outcomes = run_demos(out, only=only or None, console=console)
-    except InputError as error:
-        Console(stderr=True).print(str(error), style="red", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    outcomes = run_demos(out, only=only or None, console=console)
     if not outcomes:
         console.print(f"no convsuite demos are installed (entry-point group {ENTRY_POINT_GROUP})")
         raise typer.Exit(1)
@@ -325,3 +324,8 @@ def main(
     console.print(f"index: {out / 'index.html'}")
     if not all(outcome.ok for outcome in outcomes):
         raise typer.Exit(1)
+
+
+def main() -> None:
+    """The ``convsuite-demo`` console script: bad input exits 2 with one line on stderr."""
+    run(app)

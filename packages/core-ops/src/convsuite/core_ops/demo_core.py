@@ -23,14 +23,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
-import matplotlib
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from convsuite.core_ops.demo import DemoResult
-from convsuite.core_ops.io import ModelCard, atomic_path
+from convsuite.core_ops.figures import new_figure, save_figure
+from convsuite.core_ops.io import ModelCard
 from convsuite.core_ops.layers.dcls import DCLSConv2d
 from convsuite.core_ops.layers.reparam import (
     DilatedReparamConv2d,
@@ -38,9 +38,6 @@ from convsuite.core_ops.layers.reparam import (
     reparameterize_model,
 )
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the non-interactive backend)
 
 __all__ = ["CLASSES", "make_shapes", "run"]
 
@@ -217,15 +214,9 @@ def _read_log(metrics_csv: Path) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
-    return path
-
-
 def _loss_figure(curves: dict[str, list[tuple[int, float]]], path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(5, 3.2), layout="constrained")
+    figure = new_figure(figsize=(5, 3.2))
+    axis = figure.subplots()
     steps, losses = zip(*curves["train_loss"], strict=True)
     axis.plot(steps, losses, lw=1, label="training batch")
     if curves["val_loss"]:
@@ -233,30 +224,32 @@ def _loss_figure(curves: dict[str, list[tuple[int, float]]], path: Path) -> Path
     axis.axhline(math.log(len(CLASSES)), color="grey", ls=":", label="chance (ln 3)")
     axis.set(xlabel="optimizer step", ylabel="cross-entropy", title="DCLS ConvNeXt: loss")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=100)
 
 
 def _accuracy_figure(train: float, held_out: float, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(4, 3.2), layout="constrained")
+    figure = new_figure(figsize=(4, 3.2))
+    axis = figure.subplots()
     bars = axis.bar(["train", "held-out"], [train, held_out], color=["tab:blue", "tab:green"])
     axis.bar_label(bars, fmt="%.2f")
     axis.axhline(1 / len(CLASSES), color="grey", ls=":", label="chance (1/3)")
     axis.set(ylim=(0, 1.05), ylabel="accuracy", title="bars / crosses / rings")
     axis.legend(loc="lower right")
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=100)
 
 
 def _examples_figure(net: nn.Module, images: Tensor, labels: Tensor, path: Path) -> Path:
     with torch.no_grad():
         predicted = net.eval()(images.to(next(net.parameters()).device)).argmax(1).cpu()
-    figure, axes = plt.subplots(2, 6, figsize=(7.5, 3), layout="constrained")
+    figure = new_figure(figsize=(7.5, 3))
+    axes = figure.subplots(2, 6)
     for axis, image, label, guess in zip(axes.flat, images, labels, predicted, strict=False):
         axis.imshow(image[0].numpy(), cmap="gray")
         color = "black" if label == guess else "red"
         axis.set_title(f"{CLASSES[label]} -> {CLASSES[guess]}", fontsize=8, color=color)
         axis.axis("off")
     figure.suptitle("held-out examples: true -> predicted", fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=100)
 
 
 def _median_ms(module: nn.Module, x: Tensor, repeats: int = 15) -> float:
@@ -298,7 +291,8 @@ def _reparam_check(channels: int = 32, kernel_size: int = 13) -> dict[str, float
 
 
 def _reparam_figure(check: dict[str, float], path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(4, 3.2), layout="constrained")
+    figure = new_figure(figsize=(4, 3.2))
+    axis = figure.subplots()
     labels = [f"{check['branches']} branches + BN", "folded: one conv"]
     bars = axis.bar(
         labels, [check["unfused_ms"], check["fused_ms"]], color=["tab:orange", "tab:blue"]
@@ -309,14 +303,16 @@ def _reparam_figure(check: dict[str, float], path: Path) -> Path:
         ylabel="forward time (ms, median)",
         title=f"speed-up {check['speedup']:.1f}x, max |diff| {check['max_abs_diff']:.1e}",
     )
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=100)
 
 
-def run(out_dir: Path) -> DemoResult:
+def run(out_dir: Path, max_train_seconds: float | None = _MAX_TRAIN_SECONDS) -> DemoResult:
     """Train the DCLS ConvNeXt on synthetic shapes, check re-parameterization; write figures.
 
     Args:
         out_dir: folder for the figures, the exported checkpoint and Lightning's logs.
+        max_train_seconds: wall-time cap of the training (s), so that the demo stays short on a
+            slow or busy machine; None trains the full step budget (same result on every machine).
     """
     out_dir = Path(out_dir)
     seed_everything(_SEED)
@@ -332,7 +328,7 @@ def run(out_dir: Path) -> DemoResult:
         out_dir / "lightning",
         max_epochs=math.ceil(_MAX_STEPS * _BATCH / _N_TRAIN),
         max_steps=_MAX_STEPS,
-        max_time=timedelta(seconds=_MAX_TRAIN_SECONDS),
+        max_time=None if max_train_seconds is None else timedelta(seconds=max_train_seconds),
         val_check_interval=_VAL_EVERY,
         check_val_every_n_epoch=None,
         devices=1,
@@ -377,13 +373,14 @@ def run(out_dir: Path) -> DemoResult:
         "checkpoint": checkpoint.name,
         "reparam": check,
     }
+    budget = "" if max_train_seconds is None else f" / {max_train_seconds:g} s"
     return DemoResult(
         title="DCLS ConvNeXt learns bars/crosses/rings; reparam block folds exactly",
         summary=summary,
         figures=figures,
         description=(
             f"A small ConvNeXt with DCLS depthwise mixers is trained for at most {_MAX_STEPS} "
-            f"steps / {_MAX_TRAIN_SECONDS} s on {_N_TRAIN} seeded synthetic {_SIZE}x{_SIZE} images "
+            f"steps{budget} on {_N_TRAIN} seeded synthetic {_SIZE}x{_SIZE} images "
             f"and scored on {_N_TEST} held-out ones (chance 1/3). A Dilated Reparam Block "
             "(UniRepLKNet) with warmed-up BatchNorm statistics is folded into one depthwise conv: "
             "the maximum output difference and the forward speed-up are shown."
