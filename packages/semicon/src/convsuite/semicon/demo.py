@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
 from convsuite.core_ops.demo import DemoResult
-from convsuite.core_ops.io import atomic_path
+from convsuite.core_ops.figures import save_figure
 from convsuite.semicon.data import PATTERNS, SimulationOptions, WaferMap, simulate_wafer_maps
-from convsuite.semicon.monitor import Classification, WaferMonitor
+from convsuite.semicon.figures import examples_figure
+from convsuite.semicon.monitor import WaferMonitor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the non-interactive backend)
+__all__ = ["mixed_maps", "run"]
 
 _SEED = 2026  # held out: the bundled monitor was trained on seed 7
 _PER_PATTERN = 4
@@ -65,7 +64,9 @@ def run(out_dir: Path) -> DemoResult:
     }
     shown = [*zip(known[:: _PER_PATTERN * 2], known_results[:: _PER_PATTERN * 2], strict=True)]
     shown += [*zip(mixed[:3], mixed_results[:3], strict=True)]
-    figure = _examples_figure(shown, monitor, out_dir / "wafer_examples.png")
+    figure = save_figure(
+        examples_figure(shown, monitor.threshold), out_dir / "wafer_examples.png", dpi=100
+    )
     return DemoResult(
         title="Wafer defect maps: known failure patterns and novel mixed-type maps",
         summary=summary,
@@ -77,27 +78,3 @@ def run(out_dir: Path) -> DemoResult:
             "was trained on simulated maps only."
         ),
     )
-
-
-def _examples_figure(
-    shown: list[tuple[WaferMap, Classification]], monitor: WaferMonitor, path: Path
-) -> Path:
-    columns = 4
-    rows = -(-len(shown) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.2 * rows), dpi=100)
-    for ax, (wafer, result) in zip(axes.flat, shown, strict=False):
-        image = wafer.binned(256) > 0
-        ax.imshow(image, cmap="gray_r", interpolation="nearest")
-        ax.add_patch(plt.Circle((127.5, 127.5), 128, fill=False, color="0.6", lw=0.8))
-        verdict = "NOVEL" if result.is_novel else f"{result.class_name} {result.probability:.2f}"
-        truth = wafer.label or wafer.name.split("_")[-1]
-        ax.set_title(f"{truth}\n-> {verdict}", fontsize=9, color="red" if result.is_novel else "k")
-        ax.set_axis_off()
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.set_axis_off()
-    fig.suptitle(f"threshold {monitor.threshold:.3g} (novelty score = GMM negative log-likelihood)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
