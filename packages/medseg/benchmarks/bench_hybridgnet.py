@@ -15,11 +15,10 @@ from __future__ import annotations
 import torch
 from convsuite_dev.bench import Comparison, median_seconds, print_table
 
+from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.runtime import keep_freed_memory
 from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
 from convsuite.medseg.infer import segment, segment_pixels
-from convsuite.medseg.models import HybridGNet, preset
-from convsuite.medseg.models.pixel_baseline import pixel_baseline
 
 torch.set_num_threads(2)
 BATCH = 16
@@ -29,18 +28,16 @@ TARGET_IMAGES_PER_S = 20
 def main() -> None:
     keep_freed_memory()
     torch.manual_seed(0)
-    config = preset("small")
-    net = HybridGNet(config).eval()
-    unet = pixel_baseline(len(config.organs)).eval()
+    net = create_model("hybridgnet", preset="small").eval()
+    unet = create_model("unet_baseline", preset="small").eval()
+    config = net.config
     images = [p.image for p in simulate_phantoms(BATCH, seed=0, options=PhantomOptions(size=1024))]
     batch = torch.rand(BATCH, 1, config.image_size, config.image_size)
     with torch.no_grad():
         net_s = median_seconds(lambda: net(batch), repeats=7)
         unet_s = median_seconds(lambda: unet(batch), repeats=7)
     pipeline_s = median_seconds(lambda: list(segment(net, images, batch_size=BATCH)), repeats=5)
-    unet_pipeline_s = median_seconds(
-        lambda: segment_pixels(unet, images, config.organs, config.image_size), repeats=5
-    )
+    unet_pipeline_s = median_seconds(lambda: segment_pixels(unet, images), repeats=5)
     rows = [
         Comparison(f"network, batch {BATCH}", net_s, unet_s),
         Comparison(f"pipeline 1024 px, batch {BATCH}", pipeline_s, unet_pipeline_s),

@@ -16,6 +16,7 @@ from rich.progress import track
 from rich.table import Table
 
 from convsuite.core_ops.errors import InputError
+from convsuite.medseg.data.images import default_pixel_spacing
 from convsuite.medseg.data.landmarks import ORGAN_NAMES, stack
 from convsuite.medseg.data.layout import scan_dataset
 from convsuite.medseg.data.masks import contour_to_mask
@@ -23,13 +24,6 @@ from convsuite.medseg.infer import segment, segment_pixels
 from convsuite.medseg.metrics import dice, hausdorff_mm, is_topologically_valid, landmark_mse
 from convsuite.medseg.models.hybridgnet import HybridGNet
 from convsuite.medseg.models.pixel_baseline import UNetBaseline
-
-JSRT_SPACING_AT_1024_MM = 0.35
-
-
-def default_pixel_spacing(image_width: int) -> float:
-    """mm per pixel when none is given: the JSRT field of view (1024 px at 0.35 mm) at this width."""
-    return JSRT_SPACING_AT_1024_MM * 1024 / image_width
 
 
 @dataclass

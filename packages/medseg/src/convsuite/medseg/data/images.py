@@ -18,6 +18,32 @@ from convsuite.core_ops.io import InputError, atomic_path
 JSRT_SHAPE = (2048, 2048)
 JSRT_PIXEL_SPACING_MM = 0.175
 """JSRT detector pitch; 0.35 mm at the 1024-pixel size of the landmark dataset."""
+JSRT_SPACING_AT_1024_MM = 0.35
+
+
+def default_pixel_spacing(image_width: int) -> float:
+    """mm per pixel when none is given: the JSRT field of view (1024 px at 0.35 mm) at this width."""
+    return JSRT_SPACING_AT_1024_MM * 1024 / image_width
+
+
+def check_radiograph(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Check a radiograph from its header, without decoding it; returns its (height, width).
+
+    Raises:
+        InputError: missing file, not an image, or (``.IMG``) not the JSRT size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file does not exist")
+    if path.suffix.lower() == ".img":
+        _check_jsrt_size(path)
+        return JSRT_SHAPE
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputError(path, f"is not a readable image ({error})") from None
+    return height, width
 
 
 def read_radiograph(path: str | os.PathLike[str]) -> np.ndarray:
@@ -35,13 +61,17 @@ def read_radiograph(path: str | os.PathLike[str]) -> np.ndarray:
     return image
 
 
-def _read_jsrt(path: Path) -> np.ndarray:
+def _check_jsrt_size(path: Path) -> None:
     expected = JSRT_SHAPE[0] * JSRT_SHAPE[1] * 2
     size = path.stat().st_size
     if size != expected:
         raise InputError(
             path, f"a JSRT .IMG is {expected} bytes (2048 x 2048 big-endian uint16), got {size}"
         )
+
+
+def _read_jsrt(path: Path) -> np.ndarray:
+    _check_jsrt_size(path)
     raw = np.fromfile(path, dtype=">u2").reshape(JSRT_SHAPE)
     return np.clip(1.0 - raw.astype(np.float32) / 4096.0, 0.0, 1.0)
 
