@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
+from sklearn.mixture import GaussianMixture
 
 from convsuite.core_ops import io
 from convsuite.core_ops.errors import InputError
@@ -24,7 +25,7 @@ from convsuite.semicon.metrics import (
     oscr_curve,
 )
 from convsuite.semicon.monitor import Classification, WaferMonitor
-from convsuite.semicon.openset import NoveltyDetector, msp_score
+from convsuite.semicon.openset import NoveltyDetector, mixture_log_likelihood, msp_score
 from convsuite.semicon.train import fit_monitor
 
 DIMS = 6
@@ -61,7 +62,7 @@ def _auroc(detector: NoveltyDetector, known: np.ndarray, novel: np.ndarray) -> f
 
 def test_gmm_flags_the_held_out_cluster_at_the_chosen_false_alarm_rate(features) -> None:
     detector = NoveltyDetector(max_components=5).fit(features["train"], features["val"])
-    assert detector.gmm.n_components == 3  # BIC finds the three known clusters
+    assert detector.n_fitted_components == 3  # BIC finds the three known clusters
     assert _auroc(detector, features["fresh"], features["novel"]) > 0.9
     false_alarms = float(np.mean(detector.predict(features["fresh"])))
     assert 0.025 < false_alarms < 0.085, false_alarms  # 5% promised; 3000 fresh known samples
@@ -92,6 +93,71 @@ def test_json_round_trip_reproduces_scores(features, tmp_path: Path, covariance_
     np.testing.assert_array_equal(
         NoveltyDetector.from_dict(arrays).score(probe), loaded.score(probe)
     )
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_scores_equal_scikit_learns_on_the_same_mixture(features, covariance_type) -> None:
+    """The oracle: a mixture fitted by scikit-learn scores the same through our arrays."""
+    train = features["train"] / 3.0
+    gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(train)
+    far = np.linspace(20.0, 60.0, 5)[:, None] * np.ones(DIMS)  # exp(log-density) underflows
+    probe = np.r_[features["fresh"][:200] / 3.0, features["novel"][:100] / 3.0, far]
+    expected = gmm.score_samples(probe)
+    ours = mixture_log_likelihood(
+        probe, gmm.weights_, gmm.means_, gmm.precisions_cholesky_, covariance_type
+    )
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-9)
+    assert np.isfinite(ours).all() and ours.min() < -800
+    # A detector holding those arrays (no standardisation) scores -log-likelihood.
+    state = {
+        "format": "convsuite.semicon.NoveltyDetector/1",
+        "covariance_type": covariance_type,
+        "n_components": 3,
+        "reg_covar": 1e-6,
+        "false_alarm_rate": 0.05,
+        "threshold": 1.0,
+        "seed": 0,
+        "weights": gmm.weights_,
+        "means": gmm.means_,
+        "covariances": gmm.covariances_,
+        "precisions_cholesky": gmm.precisions_cholesky_,
+        "center": np.zeros(DIMS),
+        "scale": np.ones(DIMS),
+    }
+    np.testing.assert_allclose(
+        NoveltyDetector.from_dict(state).score(probe), -expected, rtol=1e-12, atol=1e-9
+    )
+
+
+def test_a_fitted_detector_scores_as_its_own_mixture(features) -> None:
+    detector = NoveltyDetector(n_components=3, covariance_type="diag", seed=2)
+    detector.fit(features["train"])
+    state = detector.to_dict()
+    gmm = GaussianMixture(3, covariance_type="diag", reg_covar=1e-3, random_state=2)
+    standard = (features["train"] - state["center"]) / state["scale"]
+    gmm.fit(standard)
+    np.testing.assert_allclose(state["means"], gmm.means_)
+    probe = features["novel"][:50]
+    expected = -gmm.score_samples((probe - state["center"]) / state["scale"])
+    np.testing.assert_allclose(detector.score(probe), expected, rtol=1e-10)
+
+
+def test_malformed_detector_arrays_are_input_errors(features) -> None:
+    state = NoveltyDetector(n_components=2).fit(features["train"]).to_dict()
+    broken = {
+        "means must be \\(2, D\\)": {"means": state["means"][:1]},
+        "weights must have shape": {"weights": state["weights"][:1]},
+        "precisions_cholesky must have shape": {"precisions_cholesky": state["means"]},
+        "center must have shape": {"center": state["center"][:-1]},
+        "non-finite values in means": {"means": state["means"] * np.nan},
+        "weights must be positive and sum to 1": {"weights": state["weights"] * 2},
+        "Cholesky diagonals": {"precisions_cholesky": -state["precisions_cholesky"]},
+        "non-finite values in threshold": {"threshold": float("inf")},
+        "incomplete or malformed": {"covariance_type": "banana"},
+    }
+    for problem, change in broken.items():
+        with pytest.raises(InputError, match=f"novelty.json: .*{problem}"):
+            NoveltyDetector.from_dict({**state, **change}, "novelty.json")
 
 
 def test_malformed_detector_files_are_input_errors(tmp_path: Path) -> None:
