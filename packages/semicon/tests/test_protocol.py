@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
 
 from convsuite.core_ops.hub import model_config
 from convsuite.semicon.data import SimulationOptions, simulate_wafer_maps
+from convsuite.semicon.monitor import WaferMonitor
 from convsuite.semicon.protocol import holdout_protocol, summarize
 
 
-def test_each_pattern_is_novel_in_turn_for_both_methods() -> None:
-    torch.set_num_threads(1)
+@pytest.mark.slow
+def test_each_pattern_is_novel_in_turn_for_both_methods(tmp_path: Path) -> None:
     options = SimulationOptions(grid=256, defects_scale=0.05)
     patterns = ("center", "edge-ring", "random")
     train = simulate_wafer_maps(48, seed=30, options=options, patterns=patterns)
@@ -24,6 +29,7 @@ def test_each_pattern_is_novel_in_turn_for_both_methods() -> None:
         sparse_config=model_config("wafer_sparse", "tiny"),
         dense_config=model_config("wafer_dense", "tiny"),
         epochs=10,
+        out_dir=tmp_path,
         lr=5e-3,
         batch_size=8,
         logger=False,
@@ -37,7 +43,14 @@ def test_each_pattern_is_novel_in_turn_for_both_methods() -> None:
     for result in results:
         # two easy known patterns: the closed-set task is learned in ten epochs
         assert result.metrics["accuracy"] > 0.75, result
-        assert 0.0 <= result.metrics["auroc"] <= 1.0
+        # The reported AUROC is scikit-learn's on the saved monitor's novelty scores.
+        monitor = WaferMonitor.from_pretrained(tmp_path / f"{result.method}-{result.novel_pattern}")
+        scores = [r.novelty_score for r in monitor.classify(test)]
+        is_novel = [m.label == result.novel_pattern for m in test]
+        assert result.metrics["auroc"] == pytest.approx(roc_auc_score(is_novel, scores), abs=1e-6)
+    # Uniform "random" maps are unlike centre blobs and edge rings: both methods flag them.
+    assert all(r.metrics["auroc"] > 0.9 for r in results if r.novel_pattern == "random")
     summary = summarize(results)
     sparse = [r.metrics["auroc"] for r in results if r.method == "sparse"]
-    assert summary["sparse"]["auroc"] == sum(sparse) / 2
+    assert summary["sparse"]["auroc"] == pytest.approx(np.mean(sparse))
+    assert summary["sparse"]["auroc"] > 0.7  # well above chance (0.5); 0.9 on this seed
