@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from convsuite_dev.testing import execute_notebook, notebook_text
+import pytest
+from convsuite_dev.testing import assert_figures_shown, execute_notebook, notebook_text
 
 from convsuite.medseg import (
     HybridGNet,
@@ -62,6 +63,7 @@ def test_bundled_unet_baseline_segments_held_out_phantoms() -> None:
     assert np.mean(scores) > 0.9, scores
 
 
+@pytest.mark.slow
 def test_demo_compares_both_methods_clean_and_occluded(tmp_path: Path) -> None:
     result = run_demo(tmp_path)
     assert set(result.summary) == {
@@ -69,9 +71,13 @@ def test_demo_compares_both_methods_clean_and_occluded(tmp_path: Path) -> None:
     }
     assert result.summary["HybridGNet occluded"]["valid_H"] == 1.0
     assert result.summary["HybridGNet clean"]["dice_LL"] > 0.9
+    assert [f.name for f in result.figures] == ["occlusion_comparison.png"]
     assert all(f.read_bytes()[:4] == b"\x89PNG" for f in result.figures)
 
 
-def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    printed = notebook_text(execute_notebook(NOTEBOOK, tmp_path))
+@pytest.mark.slow
+def test_quickstart_notebook_runs_and_shows_its_figures(tmp_path: Path) -> None:
+    notebook = execute_notebook(NOTEBOOK, tmp_path)
+    printed = notebook_text(notebook)
     assert "Dice" in printed and "phantom" in printed.lower()
+    assert assert_figures_shown(notebook) == 1

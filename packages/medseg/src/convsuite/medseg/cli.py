@@ -246,9 +246,10 @@ def _write_result(
 
     import numpy as np
 
+    from convsuite.core_ops.figures import save_figure
     from convsuite.medseg.data.images import write_png
     from convsuite.medseg.data.landmarks import stack
-    from convsuite.medseg.figures import save_overlay
+    from convsuite.medseg.figures import overlay_figure
 
     names = _output_names(stem, organs)
     staging = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".part", dir=out))
@@ -260,13 +261,9 @@ def _write_result(
         np.save(staging / names[1], stack(result.landmarks, organs))
         for organ, name in zip(organs, names[2:-1], strict=True):
             write_png(staging / name, result.masks[organ])
-        save_overlay(
-            staging / names[-1],
-            image,
-            result.landmarks,
-            result.uncertainty,
-            title=f"{stem}  CTR {result.cardiothoracic_ratio:.2f}",
-        )
+        title = f"{stem}  CTR {result.cardiothoracic_ratio:.2f}"
+        overlay = overlay_figure(image, result.landmarks, result.uncertainty, title=title)
+        save_figure(overlay, staging / names[-1])
         for name in names:
             os.replace(staging / name, out / name)
             moved.append(out / name)

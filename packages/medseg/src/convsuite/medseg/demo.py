@@ -11,22 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-import numpy as np
-from skimage.measure import find_contours
-
 from convsuite.core_ops.demo import DemoResult
-from convsuite.core_ops.io import atomic_path
+from convsuite.core_ops.figures import save_figure
 from convsuite.medseg.data.layout import scan_dataset, write_sample
 from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
 from convsuite.medseg.evaluate import evaluate_dataset
-from convsuite.medseg.figures import ORGAN_COLOURS, draw_contours
+from convsuite.medseg.figures import comparison_figure
 from convsuite.medseg.infer import segment, segment_pixels
 from convsuite.medseg.models.hybridgnet import HybridGNet
 from convsuite.medseg.models.pixel_baseline import UNetBaseline
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the non-interactive backend)
 
 _SEED = 2026  # held out: the bundled weights were trained on seed 7
 _N = 24
@@ -38,7 +31,7 @@ _SHOWN = 3
 def run(out_dir: Path) -> DemoResult:
     """Simulate, segment with both methods, compare clean vs occluded; write figures."""
     out_dir = Path(out_dir)
-    net = HybridGNet.from_pretrained()
+    net = HybridGNet.from_pretrained("hybridgnet_small")
     baseline = UNetBaseline.from_pretrained("unet_small")
     summary: dict[str, dict[str, float]] = {}
     for condition, occlusion in (("clean", 0.0), ("occluded", _OCCLUSION)):
@@ -51,11 +44,19 @@ def run(out_dir: Path) -> DemoResult:
             summary[f"{method} {condition}"] = {
                 k: round(v, 4) for k, v in method_scores.summary().items()
             }
-    figure = _comparison_figure(net, baseline, out_dir / "phantoms" / "occluded", out_dir)
+    samples = scan_dataset(out_dir / "phantoms" / "occluded", net.config.organs)[:_SHOWN]
+    images, truths = zip(*(sample.read() for sample in samples), strict=True)
+    figure = comparison_figure(
+        images,
+        [result.landmarks for result in segment(net, images)],
+        segment_pixels(baseline, images),
+        truths,
+    )
+    figure_path = save_figure(figure, out_dir / "occlusion_comparison.png", dpi=110)
     return DemoResult(
         title="HybridGNet chest x-ray contours vs a U-Net, clean and under occlusion",
         summary=summary,
-        figures=[figure],
+        figures=[figure_path],
         description=(
             f"{_N} held-out simulated radiographs ({_SIZE} px), clean and with random patches over "
             f"{int(_OCCLUSION * 100)}% of the lung field. HybridGNet (bundled small weights) "
@@ -65,36 +66,3 @@ def run(out_dir: Path) -> DemoResult:
             "phantoms only."
         ),
     )
-
-
-def _comparison_figure(
-    net: HybridGNet, baseline: UNetBaseline, data_root: Path, out_dir: Path
-) -> Path:
-    samples = scan_dataset(data_root, net.config.organs)[:_SHOWN]
-    read = [sample.read() for sample in samples]
-    images = [image for image, _ in read]
-    predictions = list(segment(net, images))
-    pixel_masks = segment_pixels(baseline, images)
-    fig, axes = plt.subplots(2, _SHOWN, figsize=(3.2 * _SHOWN, 6.6), dpi=110)
-    for column, (image, truth) in enumerate(read):
-        draw_contours(
-            axes[0, column],
-            image,
-            predictions[column].landmarks,
-            truth=truth,
-            title="HybridGNet (dashed: truth)",
-        )
-        axes[1, column].imshow(image, cmap="gray", vmin=0, vmax=1)
-        for organ, mask in pixel_masks[column].items():
-            for outline in find_contours(np.pad(mask, 1).astype(float), 0.5):
-                axes[1, column].plot(
-                    outline[:, 1] - 1, outline[:, 0] - 1, color=ORGAN_COLOURS[organ], lw=1.0
-                )
-        axes[1, column].set_title("U-Net baseline", fontsize=9)
-        axes[1, column].set_axis_off()
-    fig.tight_layout()
-    path = out_dir / "occlusion_comparison.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
