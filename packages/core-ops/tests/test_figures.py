@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,12 @@ def test_no_pyplot_and_no_backend_choice(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "line.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_notebook_shows_the_figure_without_pyplot() -> None:
+    """IPython's formatters (fresh: no inline backend set up) render the figure as a PNG."""
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(_drawing())
+    assert data["image/png"].startswith(PNG_MAGIC)
+    assert imread(BytesIO(data["image/png"]), format="png")[..., :3].std() > 0.05

@@ -9,6 +9,7 @@ Nothing here calls ``matplotlib.use`` or touches pyplot's global state.
 from __future__ import annotations
 
 import os
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,25 @@ from convsuite.core_ops.io import atomic_path
 __all__ = ["new_figure", "save_figure"]
 
 
+class _InlineFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that Jupyter shows as a PNG when a cell ends with it.
+
+    IPython registers a PNG printer for figures only once pyplot has set up the inline backend;
+    figures made without pyplot would show as ``<Figure size ...>`` text. IPython falls back to
+    ``_repr_png_``, which renders like the inline backend does (tight bounding box).
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def new_figure(**kwargs: Any) -> Figure:
     """A figure with constrained layout; ``kwargs`` go to :class:`~matplotlib.figure.Figure`
-    (``figsize=(w, h)`` in inches, ``dpi``...)."""
+    (``figsize=(w, h)`` in inches, ``dpi``...). A notebook cell ending with it shows it inline."""
     kwargs.setdefault("layout", "constrained")
-    return Figure(**kwargs)
+    return _InlineFigure(**kwargs)
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Path:
