@@ -191,6 +191,20 @@ def test_npz_reader(tmp_path: Path, scratch_map: WaferMap) -> None:
         read_wafer_map(path)
 
 
+def test_npz_reader_reads_only_its_arrays_and_no_pickles(tmp_path: Path) -> None:
+    path = tmp_path / "probe.npz"
+    arrays = {"y": np.array([2.0]), "diameter_mm": np.float64(300), "pitch_mm": np.float64(1.0)}
+    # An unused array, even a pickled one, is never decoded.
+    np.savez(path, x=np.array([1.0]), junk=np.array([{"a": 1}], dtype=object), **arrays)
+    assert read_wafer_map(path).n_defects == 1
+    np.savez(path, x=np.array([1.0], dtype=object), **arrays)
+    with pytest.raises(InputError, match="array x holds Python objects"):
+        read_wafer_map(path)
+    np.savez(path, x=np.array([1.0]), **{**arrays, "pitch_mm": np.ones(3)})
+    with pytest.raises(InputError, match="pitch_mm must be a scalar, got 3 values"):
+        read_wafer_map(path)
+
+
 def test_read_wafer_maps_expands_folders(tmp_path: Path, scratch_map: WaferMap) -> None:
     write_wafer_csv(tmp_path / "b.csv", scratch_map)
     write_wafer_npz(tmp_path / "a.npz", scratch_map)
@@ -217,6 +231,7 @@ def test_read_wafer_maps_expands_folders(tmp_path: Path, scratch_map: WaferMap) 
         ("# diameter_mm: 300\nx,y\n1,2\n", "no pitch_mm"),
         ("# diameter_mm: 300\n# pitch_mm: 0.1\nx,y\n1,abc\n", "non-numeric values (first 'abc'"),
         ("# diameter_mm: 300\n# pitch_mm: 300000\nx,y\n1,2\n", "grid side"),
+        ("# diameter_mm: 300\n# pitch_mm: 1e-320\nx,y\n1,2\n", "= inf is outside"),
     ],
 )
 def test_bad_csv_names_file_and_problem(tmp_path: Path, text: str, problem: str) -> None:

@@ -28,6 +28,7 @@ from convsuite.core_ops.cli import (
     Seed,
     Strategy,
     guard_outputs,
+    output_stems,
     recipe_command,
     run,
     trainer_settings,
@@ -225,9 +226,14 @@ def classify(
     batch_size: BatchSize = 32,
     device: Device = "cpu",
 ) -> None:
-    """Class, probability, novelty score and novelty flag per map, streamed in batches."""
+    """Class, probability, novelty score and novelty flag per map, streamed in batches.
+
+    Each row's map_name is the file's stem; maps with the same file name in different folders
+    get their folder prefixed.
+    """
     files = _expand(maps)
     guard_outputs([_file(out, "--out")], _with_sidecars(files))
+    names = output_stems(files)  # map.csv in two folders: a_map, b_map
 
     from convsuite.core_ops.io import atomic_write
     from convsuite.core_ops.runtime import keep_freed_memory
@@ -240,8 +246,9 @@ def classify(
     with atomic_write(out) as handle, _progress() as progress:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        for result in monitor.iter_classify(_streamed(files, progress), batch_size):
-            writer.writerow(result.to_dict())
+        results = monitor.iter_classify(_streamed(files, progress), batch_size)
+        for name, result in zip(names, results, strict=True):
+            writer.writerow({**result.to_dict(), "map_name": name})
             count, novel = count + 1, novel + result.is_novel
     console.print(f"wrote {out}: {count} maps, {novel} flagged novel")
 

@@ -40,11 +40,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from convsuite.core_ops.io import InputError, atomic_write
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.io import atomic_write, check_budget
 from convsuite.semicon.data.wafer_map import WaferMap, mm_to_grid, normalize_label
 
 __all__ = [
     "HEADER_KEYS",
+    "NPZ_BUDGET",
     "read_wafer_map",
     "read_wafer_maps",
     "read_wm811k",
@@ -60,6 +62,10 @@ HEADER_KEYS = ("diameter_mm", "pitch_mm", "label")
 _SUFFIXES = (".csv", ".npz")
 _MAX_GRID_SIDE = 1 << 20
 """Largest grid side accepted from a file (a sanity limit against unit mix-ups)."""
+_NPZ_REQUIRED = ("x", "y", "diameter_mm", "pitch_mm")
+NPZ_BUDGET = 1 << 28
+"""Most bytes the arrays read from one ``.npz`` may decode to (256 MiB: 16 million defects as
+float64 x and y, every cell of a 4096 grid), checked from the ``.npy`` headers before reading."""
 
 
 # --- full-resolution defect lists ----------------------------------------------------------------
@@ -250,39 +256,67 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The arrays of a map's ``.npz``, read alone: other arrays in the archive are never decoded,
+    and the sizes the ``.npy`` headers claim are checked against :data:`NPZ_BUDGET` first."""
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single .npy array, not named arrays")
-        with archive:
-            content = {key: archive[key] for key in archive.files}
+        with zipfile.ZipFile(path) as archive:
+            members = {
+                name.removesuffix(".npy"): name
+                for name in archive.namelist()
+                if name.endswith(".npy")
+            }
+            missing = [key for key in _NPZ_REQUIRED if key not in members]
+            if missing:
+                found = ", ".join(sorted(members)) or "none"
+                raise InputError(
+                    path,
+                    f"expected arrays x, y, diameter_mm, pitch_mm; missing {', '.join(missing)}; "
+                    f"found {found}",
+                )
+            wanted = [key for key in HEADER_KEYS + ("x", "y") if key in members]
+            sizes = {key: _npy_size(path, archive, key, members[key]) for key in wanted}
+            for key in HEADER_KEYS:
+                if key in sizes and sizes[key][0] != 1:
+                    raise InputError(path, f"{key} must be a scalar, got {sizes[key][0]} values")
+            check_budget(
+                path, sum(nbytes for _, nbytes in sizes.values()), "its arrays x, y", NPZ_BUDGET
+            )
+            content = {key: _npy_read(archive, members[key]) for key in wanted}
+    except InputError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         raise InputError(path, f"is not a readable .npz file ({error})") from None
-    required = ("x", "y", "diameter_mm", "pitch_mm")
-    missing = [key for key in required if key not in content]
-    if missing:
-        found = ", ".join(sorted(content)) or "none"
-        raise InputError(
-            path,
-            f"expected arrays x, y, diameter_mm, pitch_mm; missing {', '.join(missing)}; "
-            f"found {found}",
-        )
     x, y = (np.asarray(content[key]).ravel() for key in ("x", "y"))
     if len(x) != len(y):
         raise InputError(path, f"arrays x and y differ in length ({len(x)} and {len(y)})")
     if len(x) == 0:
         raise InputError(path, "empty wafer map (no defects)")
-    header: dict[str, Any] = {}
-    for key in ("diameter_mm", "pitch_mm", "label"):
-        if key in content:
-            value = np.asarray(content[key])
-            if value.size != 1:
-                raise InputError(path, f"{key} must be a scalar, got shape {value.shape}")
-            header[key] = value.item()
+    header = {key: np.asarray(content[key]).item() for key in HEADER_KEYS if key in content}
     try:
         return x.astype(np.float64), y.astype(np.float64), header
     except (TypeError, ValueError):
         raise InputError(path, "arrays x and y must be numeric") from None
+
+
+def _npy_size(path: Path, archive: zipfile.ZipFile, key: str, member: str) -> tuple[int, int]:
+    """(values, bytes) that array ``key`` would take, from its ``.npy`` header alone."""
+    with archive.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise InputError(path, f"array {key}: .npy format {version} is not supported")
+    if dtype.hasobject:
+        raise InputError(path, f"array {key} holds Python objects (a pickle); refusing to load it")
+    values = math.prod(shape)
+    return values, values * dtype.itemsize
+
+
+def _npy_read(archive: zipfile.ZipFile, member: str) -> np.ndarray:
+    with archive.open(member) as handle:
+        return np.lib.format.read_array(handle, allow_pickle=False)
 
 
 def _positive(path: Path, header: dict[str, Any], key: str) -> float:
@@ -304,13 +338,14 @@ def _positive(path: Path, header: dict[str, Any], key: str) -> float:
 def _snap(path: Path, x: np.ndarray, y: np.ndarray, header: dict[str, Any]) -> WaferMap:
     diameter = _positive(path, header, "diameter_mm")
     pitch = _positive(path, header, "pitch_mm")
-    side = round(diameter / pitch)
-    if not 2 <= side <= _MAX_GRID_SIDE:
+    ratio = diameter / pitch  # inf for a denormal pitch such as 1e-320
+    if not (math.isfinite(ratio) and 1.5 <= ratio < _MAX_GRID_SIDE + 0.5):
         raise InputError(
             path,
-            f"grid side round(diameter_mm / pitch_mm) = {side} is outside [2, "
+            f"grid side round(diameter_mm / pitch_mm) = {ratio:.6g} is outside [2, "
             f"{_MAX_GRID_SIDE}]; are both in mm?",
         )
+    side = round(ratio)
     label = normalize_label(header.get("label"), path)
     finite = np.isfinite(x) & np.isfinite(y)
     if not finite.all():
