@@ -1,4 +1,5 @@
-"""Multidilated convolution and D2/D3 blocks: shapes, per-group dilation, receptive field, learning."""
+"""Multidilated convolution and D2/D3 blocks: shapes, per-group dilation, receptive field, learning;
+convolution factories (other paddings, HEALPix faces) and the parallel-branch form."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import torch.nn.functional as F
 from convsuite_dev.testing import assert_learns, check_layer
 from torch import nn
 
-from convsuite.core_ops.layers.multidilated import D2Block, D3Block, MultiDilatedConv2d
+from convsuite.core_ops.layers.healpix import HEALPixConv2d
+from convsuite.core_ops.layers.multidilated import (
+    D2Block,
+    D3Block,
+    MultiDilatedConv2d,
+    same_padding_conv,
+)
 
 
 def _footprint(response: torch.Tensor) -> set[tuple[int, ...]]:
@@ -138,3 +145,115 @@ def test_rejects_inconsistent_groups():
         MultiDilatedConv2d(6, 4, kernel_size=4)
     with pytest.raises(ValueError):
         D2Block(4, 2, 3, out_layers=4)
+
+
+def _circular(in_channels: int, out_channels: int, kernel_size: int, *, dilation: int, bias: bool):
+    """A convolution factory with circular padding (a torus instead of zeros)."""
+    padding = dilation * (kernel_size // 2)
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        padding=padding,
+        dilation=dilation,
+        bias=bias,
+        padding_mode="circular",
+    )
+
+
+def test_default_factory_keeps_the_state_dict_keys_and_zero_padding():
+    torch.manual_seed(0)
+    conv = MultiDilatedConv2d(6, 4, dilations=(1, 2, 4))
+    assert list(conv.state_dict()) == ["convs.0.weight", "convs.0.bias", "convs.1.weight"] + [
+        "convs.2.weight"
+    ]
+    x = torch.randn(2, 6, 9, 10)
+    reference = sum(
+        F.conv2d(part, c.weight, c.bias, padding=d, dilation=d)
+        for part, c, d in zip(x.split(2, dim=1), conv.convs, (1, 2, 4), strict=True)
+    )
+    torch.testing.assert_close(conv(x), reference)
+    made = same_padding_conv(3)(2, 3, 5, dilation=2, bias=False)
+    assert isinstance(made, nn.Conv3d) and made.padding == (4, 4, 4) and made.bias is None
+
+
+def test_factory_builds_every_branch_with_its_padding():
+    torch.manual_seed(0)
+    calls = []
+
+    def factory(*args, **kwargs):
+        calls.append((args, kwargs))
+        return _circular(*args, **kwargs)
+
+    conv = MultiDilatedConv2d(4, 3, 3, (1, 2), conv_factory=factory).eval()
+    assert calls == [
+        ((2, 3, 3), {"dilation": 1, "bias": True}),
+        ((2, 3, 3), {"dilation": 2, "bias": False}),
+    ]
+    size = 9
+    delta = torch.zeros(1, 4, size, size)
+    delta[0, 2, 0, 0] = 1.0  # the dilation-2 group, in a corner
+    with torch.no_grad():
+        response = conv(delta) - conv(torch.zeros_like(delta))
+    # circular padding: the taps that fall off the top-left corner come back at the far sides
+    expected = {(i % size, j % size) for i in (-2, 0, 2) for j in (-2, 0, 2)}
+    assert _footprint(response) == expected
+    check_layer(lambda: MultiDilatedConv2d(4, 3, 3, (1, 2), conv_factory=_circular), (2, 4, 8, 9))
+
+
+def test_parallel_branches_concatenate_convolutions_of_the_whole_input():
+    torch.manual_seed(0)
+    conv = MultiDilatedConv2d(3, 2, 3, (1, 2, 3), shared_input=True, merge="concat")
+    assert conv.out_channels == 6 and conv.in_groups is None
+    assert all(c.in_channels == 3 and c.bias is not None for c in conv.convs)
+    x = torch.randn(2, 3, 11, 12)
+    reference = torch.cat(
+        [
+            F.conv2d(x, c.weight, c.bias, padding=d, dilation=d)
+            for c, d in zip(conv.convs, (1, 2, 3), strict=True)
+        ],
+        dim=1,
+    )
+    torch.testing.assert_close(conv(x), reference)
+    summed = MultiDilatedConv2d(3, 2, 3, (1, 2), shared_input=True).eval()
+    assert summed.out_channels == 2 and summed.convs[1].bias is None
+    torch.testing.assert_close(summed(x), summed.convs[0](x) + summed.convs[1](x))
+    check_layer(
+        lambda: MultiDilatedConv2d(3, 2, 3, (1, 2), shared_input=True, merge="concat"),
+        (2, 3, 9, 10),
+    )
+
+
+def test_healpix_faces_as_the_factory():
+    """Parallel dilated branches on HEALPix face stacks (cosmo's context blocks): each branch is
+    a ``HEALPixConv2d``, padded from the neighbouring faces."""
+    torch.manual_seed(0)
+    conv = MultiDilatedConv2d(
+        4,
+        4,
+        3,
+        (1, 2, 4),
+        bias=False,
+        conv_factory=HEALPixConv2d,
+        shared_input=True,
+        merge="concat",
+    )
+    assert all(isinstance(c, HEALPixConv2d) for c in conv.convs)
+    assert [c.pad.padding for c in conv.convs] == [1, 2, 4]
+    assert list(conv.state_dict()) == [f"convs.{g}.weight" for g in range(3)]
+    faces = torch.randn(2 * 12, 4, 8, 8)
+    out = conv(faces)
+    torch.testing.assert_close(out, torch.cat([c(faces) for c in conv.convs], dim=1))
+    # the dilation-4 branch with zero padding instead: the same inside each face, not at its rim
+    zero = F.conv2d(faces, conv.convs[2].weight, padding=4, dilation=4)
+    torch.testing.assert_close(out[:, 8:, 4:-4, 4:-4], zero[..., 4:-4, 4:-4])
+    assert not torch.allclose(out[:, 8:, :4], zero[:, :, :4])
+
+
+def test_rejects_inconsistent_branches():
+    with pytest.raises(ValueError, match="shared_input"):
+        MultiDilatedConv2d(6, 4, in_groups=(3, 3), dilations=(1, 2), shared_input=True)
+    with pytest.raises(ValueError, match="shared_input"):
+        MultiDilatedConv2d(6, 4, shared_input=True)
+    with pytest.raises(ValueError, match="merge"):
+        MultiDilatedConv2d(6, 4, dilations=(1, 2), merge="mean")

@@ -19,10 +19,10 @@ import time
 import torch
 from convsuite_dev.bench import Comparison, median_seconds, print_table
 
+from convsuite.core_ops.hub import create_model, model_config
 from convsuite.cosmo.data import simulate_sky
 from convsuite.cosmo.evaluation import simulation_wiener_filter
 from convsuite.cosmo.infer import inpaint_nest
-from convsuite.core_ops.hub import create_model, model_config
 from convsuite.cosmo.model import SkyReconNet
 
 

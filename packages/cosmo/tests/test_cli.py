@@ -11,9 +11,9 @@ import torch
 from astropy.io import fits
 from typer.testing import CliRunner
 
+from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.io import save_checkpoint
 from convsuite.cosmo.cli import evaluate_app, inpaint_app, simulate_app, train_app
-from convsuite.core_ops.hub import create_model
 
 runner = CliRunner()
 NSIDE = 16

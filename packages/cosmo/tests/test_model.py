@@ -10,7 +10,7 @@ import torch
 from convsuite.core_ops.hub import create_model, list_models, list_presets, model_config
 from convsuite.core_ops.io import InputError
 from convsuite.cosmo.infer import prefill
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
+from convsuite.cosmo.model import ContextBlock, SkyReconConfig, SkyReconNet
 from convsuite.cosmo.train import SimulatedSkies, TrainingSkies, carry_over, inpainting_loss
 
 NSIDE = 16
@@ -118,7 +118,9 @@ def test_a_lower_nside_network_carries_over_and_starts_at_the_diffusive_fill() -
         torch.nn.init.normal_(conv.weight)
     bigger = create_model("skyrecon", preset="tiny").eval()
     carry_over(bigger, trained.state_dict(), NSIDE // 2, NSIDE)
-    torch.testing.assert_close(bigger.down[0].local.weight, trained.down[0].local.weight)
+    torch.testing.assert_close(
+        bigger.down[0].branches.convs[0].weight, trained.down[0].branches.convs[0].weight
+    )
     masked, observed, fill, _ = _batch([7])
     with torch.no_grad():
         out = bigger(masked, observed, fill)
@@ -141,3 +143,36 @@ def test_registry_builds_the_presets_and_refuses_unknown_ones() -> None:
         model_config("skyrecon", "tiny", bottom_nside=6)
     with pytest.raises(InputError, match="unknown SkyReconConfig keys 'depth'"):
         SkyReconConfig.from_dict({"depth": 3}, source="card.json")
+
+
+def test_context_block_loads_the_branch_names_of_the_bundled_checkpoints() -> None:
+    """Before ContextBlock was built on core-ops' MultiDilatedConv2d its branches were ``local``
+    and ``context.<i>``; state dicts in that layout load into the current names."""
+    torch.manual_seed(0)
+    block = ContextBlock(4, (2, 4)).eval()
+    current = block.state_dict()
+    assert [k for k in current if "convs" in k] == [f"branches.convs.{g}.weight" for g in range(3)]
+    renames = {"branches.convs.0.": "local.", "branches.convs.1.": "context.0."}
+    renames["branches.convs.2."] = "context.1."
+    old_layout = {}
+    for key, value in current.items():
+        for new, old in renames.items():
+            key = key.replace(new, old)
+        old_layout[key] = value
+    assert "local.weight" in old_layout and "context.1.weight" in old_layout
+    fresh = ContextBlock(4, (2, 4)).eval()
+    fresh.load_state_dict(old_layout)  # strict: every key placed, none left over
+    faces = torch.randn(12, 4, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(faces), block(faces), rtol=0, atol=0)
+    # nested in the network, by the network's own prefixes (the bundled files' layout)
+    net = create_model("skyrecon", preset="tiny")
+    nested = {
+        k.replace("down.1.branches.convs.0.", "down.1.local."): v
+        for k, v in net.state_dict().items()
+    }
+    assert "down.1.local.weight" in nested
+    loaded = create_model("skyrecon", preset="tiny")
+    loaded.load_state_dict(nested)
+    branch = loaded.down[1].branches.convs[0].weight
+    torch.testing.assert_close(branch, net.down[1].branches.convs[0].weight, rtol=0, atol=0)

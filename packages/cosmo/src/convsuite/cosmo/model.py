@@ -16,8 +16,9 @@ Ours:
   is exactly ``healpy.ud_grade`` down and nearest 2 x upsampling exactly ``ud_grade`` up.
 * :class:`ContextBlock`, the "cross-resolution contextual integration" at one resolution: a
   standard 3 x 3 branch and dilated 3 x 3 branches (dilations 2 and 4, capped by the face size)
-  in parallel, concatenated, merged by a 1 x 1 convolution, added to the input (residual),
-  with BatchNorm and GELU.
+  in parallel, concatenated (core-ops' :class:`~convsuite.core_ops.layers.MultiDilatedConv2d`
+  with HEALPix convolutions as its branches), merged by a 1 x 1 convolution, added to the input
+  (residual), with BatchNorm and GELU.
 * A U-Net over resolutions nside, nside / 2, ..., ``bottom_nside`` (default 8, a 7.3 deg pixel:
   with dilation 4 the bottom sees ~60 deg, wider than the galactic cut), one ContextBlock pair
   per level on the way down and one on the way up, skip connections by concatenation.
@@ -50,7 +51,12 @@ from torch import Tensor, nn
 
 from convsuite.core_ops.config import ModelConfig
 from convsuite.core_ops.hub import Pretrained, register_model
-from convsuite.core_ops.layers import HEALPixConv2d, faces_from_nest, nest_from_faces
+from convsuite.core_ops.layers import (
+    HEALPixConv2d,
+    MultiDilatedConv2d,
+    faces_from_nest,
+    nest_from_faces,
+)
 
 __all__ = ["ContextBlock", "SkyReconConfig", "SkyReconNet"]
 
@@ -100,6 +106,13 @@ class SkyReconConfig(ModelConfig):
 class ContextBlock(nn.Module):
     """Standard and dilated 3 x 3 HEALPix convolutions in parallel, merged, residual.
 
+    The branches are one :class:`~convsuite.core_ops.layers.MultiDilatedConv2d` (dilations 1 and
+    ``dilations``, every branch on the whole input, outputs concatenated) built with
+    :class:`~convsuite.core_ops.layers.HEALPixConv2d` as its convolution, so each branch is padded
+    from the neighbouring faces. Their weights are ``branches.convs.<g>.weight``; checkpoints
+    written before (the bundled ones) name them ``local.weight`` (g = 0) and
+    ``context.<g - 1>.weight``, and are renamed on load (:func:`_renamed_branch_keys`).
+
     Args:
         channels: C in and out.
         dilations: dilations of the context branches (each at most the Nside it will see).
@@ -110,17 +123,38 @@ class ContextBlock(nn.Module):
 
     def __init__(self, channels: int, dilations: Sequence[int]) -> None:
         super().__init__()
-        self.local = HEALPixConv2d(channels, channels, 3, bias=False)
-        self.context = nn.ModuleList(
-            HEALPixConv2d(channels, channels, 3, dilation=d, bias=False) for d in dilations
+        self.branches = MultiDilatedConv2d(
+            channels,
+            channels,
+            3,
+            dilations=(1, *dilations),
+            bias=False,
+            conv_factory=HEALPixConv2d,
+            shared_input=True,
+            merge="concat",
         )
-        merged = channels * (1 + len(self.context))
+        merged = self.branches.out_channels
         self.norm = nn.BatchNorm2d(merged)
         self.merge = nn.Conv2d(merged, channels, 1)
+        self.register_load_state_dict_pre_hook(_renamed_branch_keys)
 
     def forward(self, x: Tensor) -> Tensor:
-        branches = [self.local(x), *(conv(x) for conv in self.context)]
-        return x + self.merge(F.gelu(self.norm(torch.cat(branches, 1))))
+        return x + self.merge(F.gelu(self.norm(self.branches(x))))
+
+
+def _renamed_branch_keys(
+    module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *_: object
+) -> None:
+    """Load-time pre-hook of :class:`ContextBlock`: the branch weights of the layout before
+    ``MultiDilatedConv2d`` (``local.weight``, ``context.<i>.weight``) under their current names
+    (``branches.convs.0.weight``, ``branches.convs.<i + 1>.weight``), in place."""
+    old = prefix + "local.weight"
+    if old in state_dict:
+        state_dict[prefix + "branches.convs.0.weight"] = state_dict.pop(old)
+    context = prefix + "context."
+    for key in [k for k in state_dict if k.startswith(context)]:
+        index, rest = key.removeprefix(context).split(".", 1)
+        state_dict[f"{prefix}branches.convs.{int(index) + 1}.{rest}"] = state_dict.pop(key)
 
 
 @register_model(

@@ -3,16 +3,42 @@
 After Takahashi & Mitsufuji, "Densely connected multidilated convolutional networks for dense
 prediction tasks", CVPR 2021, and the authors' NNabla code (sony/ai-research-code, ``d3net/``).
 The paper's blocks are 2-D; ``spatial_dims`` selects 1-D or 3-D convolutions through the same code.
+A convolution factory gives the branches another padding than zeros (circular, reflect, the
+neighbouring faces of a HEALPix map), and two switches give the parallel dilated branches of
+ASPP-style context blocks (every branch sees the whole input, outputs concatenated).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
 from convsuite.core_ops.layers.factories import batch_norm_class, check_spatial_dims, conv_class
+
+__all__ = ["ConvFactory", "D2Block", "D3Block", "MultiDilatedConv2d", "same_padding_conv"]
+
+ConvFactory = Callable[..., nn.Module]
+"""``factory(in_channels, out_channels, kernel_size, dilation=d, bias=b)`` -> a convolution that
+keeps the spatial size (it pads its input itself), e.g. ``HEALPixConv2d``."""
+
+
+def same_padding_conv(spatial_dims: int = 2) -> ConvFactory:
+    """The default :data:`ConvFactory`: ``nn.Conv1d/2d/3d`` with "same" zero padding
+    ``dilation * (kernel_size // 2)``."""
+    conv = conv_class(check_spatial_dims(spatial_dims))
+
+    def make(
+        in_channels: int, out_channels: int, kernel_size: int, *, dilation: int, bias: bool
+    ) -> nn.Module:
+        padding = dilation * (kernel_size // 2)
+        return conv(
+            in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=bias
+        )
+
+    return make
 
 
 class MultiDilatedConv2d(nn.Module):
@@ -23,18 +49,34 @@ class MultiDilatedConv2d(nn.Module):
     preceding layers) and ``y = sum_g W_g *_{d_g} x_g``, a k x k convolution of group g at dilation
     ``d_g`` with "same" zero padding. One bias for the sum.
 
+    Parallel dilated branches (ASPP, context blocks) are the same layer with two switches:
+    ``shared_input=True`` convolves the whole input in every branch (``x_g = x``), and
+    ``merge="concat"`` stacks the branch outputs ``[W_0 *_{d_0} x_0, ..., W_{G-1} *_{d_{G-1}}
+    x_{G-1}]`` on the channel axis instead of summing them (each branch then has its own bias).
+    ``conv_factory`` builds each branch's convolution, padding included; its parameters are
+    the branch's own (state-dict keys ``convs.<g>.weight`` whatever the factory, as long as it
+    returns a convolution module such as ``nn.Conv2d`` or ``HEALPixConv2d``).
+
     Args:
         in_channels: C_in, the total input channels.
-        out_channels: C_out.
+        out_channels: C_out, the output channels (per branch with ``merge="concat"``).
         kernel_size: k, odd.
-        dilations: d_g per group; default ``(1, 2, 4, ..., 2^(G-1))``.
+        dilations: d_g per group; default ``(1, 2, 4, ..., 2^(G-1))``; required with
+            ``shared_input``.
         in_groups: channels per group (summing to C_in); default C_in split evenly into
-            ``len(dilations)`` groups (one group when both are omitted).
+            ``len(dilations)`` groups (one group when both are omitted). Not with
+            ``shared_input``.
         bias: add a learned bias.
-        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes.
+        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes (for the default
+            ``conv_factory``).
+        conv_factory: builds the branch convolutions (:data:`ConvFactory`); default
+            :func:`same_padding_conv` of ``spatial_dims``.
+        shared_input: every branch convolves all C_in channels.
+        merge: ``"sum"`` (the paper) or ``"concat"``.
 
     Shapes:
-        input (N, C_in, *spatial) -> output (N, C_out, *spatial), spatial sizes unchanged.
+        input (N, C_in, *spatial) -> output (N, C_out, *spatial), or (N, G * C_out, *spatial) with
+        ``merge="concat"``; spatial sizes unchanged. ``self.out_channels`` holds the count.
     """
 
     def __init__(
@@ -47,44 +89,67 @@ class MultiDilatedConv2d(nn.Module):
         bias: bool = True,
         *,
         spatial_dims: int = 2,
+        conv_factory: ConvFactory | None = None,
+        shared_input: bool = False,
+        merge: Literal["sum", "concat"] = "sum",
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
-        if in_groups is None:
-            count = len(dilations) if dilations is not None else 1
-            if in_channels % count:
-                raise ValueError(f"in_channels={in_channels} does not split into {count} groups")
-            in_groups = [in_channels // count] * count
-        if dilations is None:
-            dilations = [2**g for g in range(len(in_groups))]
-        if len(dilations) != len(in_groups) or sum(in_groups) != in_channels:
-            raise ValueError(
-                f"need one dilation per group and groups summing to in_channels={in_channels}; got "
-                f"in_groups={list(in_groups)}, dilations={list(dilations)}"
-            )
-        self.in_groups = tuple(int(c) for c in in_groups)
+        if merge not in ("sum", "concat"):
+            raise ValueError(f"merge must be 'sum' or 'concat', got {merge!r}")
+        if shared_input:
+            if dilations is None or in_groups is not None:
+                raise ValueError("shared_input takes dilations (one branch each) and no in_groups")
+            branch_inputs = [in_channels] * len(dilations)
+        else:
+            if in_groups is None:
+                count = len(dilations) if dilations is not None else 1
+                if in_channels % count:
+                    raise ValueError(
+                        f"in_channels={in_channels} does not split into {count} groups"
+                    )
+                in_groups = [in_channels // count] * count
+            if dilations is None:
+                dilations = [2**g for g in range(len(in_groups))]
+            if len(dilations) != len(in_groups) or sum(in_groups) != in_channels:
+                raise ValueError(
+                    f"need one dilation per group and groups summing to in_channels={in_channels}; "
+                    f"got in_groups={list(in_groups)}, dilations={list(dilations)}"
+                )
+            branch_inputs = [int(c) for c in in_groups]
+        self.in_groups = None if shared_input else tuple(branch_inputs)
         self.dilations = tuple(int(d) for d in dilations)
-        conv = conv_class(spatial_dims)
+        self.merge = merge
+        self.out_channels = out_channels * (len(self.dilations) if merge == "concat" else 1)
+        factory = conv_factory or same_padding_conv(spatial_dims)
         self.convs = nn.ModuleList(
-            conv(
+            factory(
                 c,
                 out_channels,
                 kernel_size,
-                padding=d * (kernel_size // 2),
                 dilation=d,
-                bias=bias and g == 0,
+                bias=bias and (merge == "concat" or g == 0),
             )
-            for g, (c, d) in enumerate(zip(self.in_groups, self.dilations, strict=True))
+            for g, (c, d) in enumerate(zip(branch_inputs, self.dilations, strict=True))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(x, self.in_groups, dim=1)
+        if self.in_groups is None:
+            parts: Sequence[torch.Tensor] = [x] * len(self.convs)
+        else:
+            parts = torch.split(x, self.in_groups, dim=1)
+        if self.merge == "concat":
+            return torch.cat([conv(p) for conv, p in zip(self.convs, parts, strict=True)], dim=1)
         out = self.convs[0](parts[0])
         for conv, part in zip(self.convs[1:], parts[1:], strict=True):
             out = out + conv(part)
         return out
+
+    def extra_repr(self) -> str:
+        groups = "shared" if self.in_groups is None else self.in_groups
+        return f"in_groups={groups}, dilations={self.dilations}, merge={self.merge!r}"
 
 
 def _norm_act_conv(spatial_dims: int, in_channels: int, conv: nn.Module) -> nn.Sequential:
