@@ -197,3 +197,12 @@ def test_importing_the_cli_imports_no_heavy_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_package_exports_resolve_lazily() -> None:
+    import convsuite.semicon as semicon
+
+    assert all(getattr(semicon, name) is not None for name in semicon.__all__)
+    assert semicon.fit_monitor.__module__ == "convsuite.semicon.train"
+    with pytest.raises(AttributeError, match="no attribute 'preset'"):
+        semicon.preset  # noqa: B018
