@@ -105,14 +105,27 @@ def test_sample_window_reads_a_linear_ramp_at_the_node() -> None:
     torch.testing.assert_close(sampled, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_forward_shapes_and_eval_is_deterministic() -> None:
-    net = HybridGNet(_tiny())
-    image = torch.rand(2, 1, 64, 64)
-    net.train()
-    out = net(image)
+def test_forward_shapes() -> None:
+    net = HybridGNet(_tiny()).train()
+    out = net(torch.rand(2, 1, 64, 64))
     assert out.landmarks.shape == (2, 120, 2) and out.positions_pooled.shape == (2, 60, 2)
-    net.eval()
-    torch.testing.assert_close(net(image).landmarks, net(image).landmarks)
+    assert out.positions_full.shape == (2, 120, 2) and out.mean.shape == (2, 64)
+
+
+def test_an_image_alone_and_inside_a_batch_gives_the_same_landmarks() -> None:
+    """Eval mode uses BatchNorm's running statistics (unlike the reference, which normalises with
+    the batch's own): an image's landmarks do not depend on the other images of its batch."""
+    net = HybridGNet.from_pretrained("hybridgnet_small")
+    generator = torch.Generator().manual_seed(5)
+    batch = torch.rand(5, 1, 256, 256, generator=generator)
+    batch[3] *= 0.3  # a darker image among them: batch statistics would move the others
+    with torch.no_grad():
+        together = net(batch).landmarks
+        alone = torch.cat([net(batch[i : i + 1]).landmarks for i in range(5)])
+        reordered = net(batch.flip(0)).landmarks.flip(0)
+    torch.testing.assert_close(alone, together, rtol=0, atol=1e-5)
+    torch.testing.assert_close(reordered, together, rtol=0, atol=1e-5)
+    assert (together[0] - together[3]).abs().max() > 1e-3  # the images do differ
 
 
 def test_loss_has_the_papers_terms() -> None:
