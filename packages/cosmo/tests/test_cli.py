@@ -1,38 +1,58 @@
-"""The command lines: simulate, inpaint (one and many maps, figures), evaluate; bad input exits 2."""
+"""The command lines: simulate, inpaint (one and many maps, figures), train, evaluate; --help.
+
+Commands run in-process through :func:`convsuite.core_ops.cli.run`, as the console scripts do.
+Bad and hostile input: ``test_hostile.py``.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import healpy as hp
 import numpy as np
 import pytest
 import torch
+import typer
 from astropy.io import fits
-from typer.testing import CliRunner
 
+from convsuite.core_ops.cli import run
 from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.io import save_checkpoint
 from convsuite.cosmo.cli import evaluate_app, inpaint_app, simulate_app, train_app
+from convsuite.cosmo.model import SkyReconNet
 
-runner = CliRunner()
 NSIDE = 16
 
 
-def _invoke(app, *args: str | Path):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+def invoke(
+    capsys: pytest.CaptureFixture[str], app: typer.Typer, *args: str | Path
+) -> tuple[int, str, str]:
+    """Run a command; (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as stop:
+        run(app, [str(a) for a in args])
+    captured = capsys.readouterr()
+    return stop.value.code, captured.out, captured.err
+
+
+def _succeed(app: typer.Typer, *args: str | Path) -> None:
+    """Run a command that must succeed (for module fixtures, which have no capsys)."""
+    with pytest.raises(SystemExit) as stop:
+        run(app, [str(a) for a in args])
+    assert stop.value.code == 0, args
 
 
 @pytest.fixture(scope="module")
 def sims(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sims")
-    result = _invoke(simulate_app, "--n", 2, "--nside", NSIDE, "--out", out)
-    assert result.exit_code == 0, result.output
+    _succeed(simulate_app, "--n", 2, "--nside", NSIDE, "--out", out)
     return out
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny network trained at NSIDE (untrained weights: it returns its diffusive fill)."""
     torch.manual_seed(0)
     net = create_model("skyrecon", preset="tiny")
     card = net.model_card("test", "none", "tests", inputs={"nside": NSIDE})
@@ -49,9 +69,10 @@ def test_simulate_writes_sky_truth_and_mask(sims: Path) -> None:
     assert np.array_equal(sky == hp.UNSEEN, mask == 0) and 0.6 < mask.mean() < 0.8
 
 
-def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path) -> None:
+def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
     out, plots = tmp_path / "filled.fits", tmp_path / "plots"
-    result = _invoke(
+    status, _, err = invoke(
+        capsys,
         inpaint_app,
         sims / "sky_0000.fits",
         "--weights",
@@ -63,7 +84,8 @@ def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path)
         "--plots",
         plots,
     )
-    assert result.exit_code == 0, result.output
+    assert status == 0, err
+    assert f"-> {out}" in err
     sky, filled = hp.read_map(sims / "sky_0000.fits"), hp.read_map(out)
     observed = sky != hp.UNSEEN
     np.testing.assert_array_equal(filled[observed], sky[observed])
@@ -76,9 +98,10 @@ def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path)
     ]
 
 
-def test_inpaint_many_maps_into_a_folder(sims: Path, weights: Path, tmp_path: Path) -> None:
+def test_inpaint_many_maps_into_a_folder(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
     maps = sorted(sims.glob("sky_*.fits"))
-    result = _invoke(
+    status, _, err = invoke(
+        capsys,
         inpaint_app,
         *maps,
         "--mask",
@@ -90,18 +113,18 @@ def test_inpaint_many_maps_into_a_folder(sims: Path, weights: Path, tmp_path: Pa
         "--mode",
         "realization",
     )
-    assert result.exit_code == 0, result.output
+    assert status == 0, err
     assert sorted(p.name for p in tmp_path.glob("*.fits")) == [
         "sky_0000_inpainted.fits",
         "sky_0001_inpainted.fits",
     ]
 
 
-def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path) -> None:
+def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "filled.fits"
     args = (sims / "sky_0001.fits", "--weights", weights, "--out", out, "--nside", NSIDE // 2)
-    result = _invoke(inpaint_app, *args)
-    assert result.exit_code == 0, result.output
+    status, _, err = invoke(capsys, inpaint_app, *args)
+    assert status == 0, err
     sky, filled = hp.read_map(sims / "sky_0001.fits"), hp.read_map(out)
     truth = hp.read_map(sims / "truth_0001.fits")
     observed = sky != hp.UNSEEN
@@ -115,51 +138,46 @@ def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path) -> 
     assert len(blocks) > 0 and not np.allclose(blocks.max(1), blocks.min(1))
 
 
-def test_rim_depth(sims: Path, weights: Path, tmp_path: Path) -> None:
+def test_rim_depth(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "filled.fits"
-    bare = _invoke(
-        inpaint_app, sims / "sky_0001.fits", "--weights", weights, "--out", out, "--rim-depth", 0
-    )
-    assert bare.exit_code == 0, bare.output
+    base = (sims / "sky_0001.fits", "--weights", weights, "--out", out)
+    assert invoke(capsys, inpaint_app, *base, "--rim-depth", 0)[0] == 0
     without_rim = hp.read_map(out)
-    deep = _invoke(
-        inpaint_app, sims / "sky_0001.fits", "--weights", weights, "--out", out, "--rim-depth", 9
-    )
-    assert deep.exit_code == 2  # beyond the filter's data radius: a usage error, output untouched
+    status, _, err = invoke(capsys, inpaint_app, *base, "--rim-depth", 9)
+    # beyond the filter's data radius: a usage error in one line, the output untouched
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "--rim-depth" in err
     np.testing.assert_array_equal(hp.read_map(out), without_rim)
-    assert (
-        _invoke(inpaint_app, sims / "sky_0001.fits", "--weights", weights, "--out", out).exit_code
-        == 0
-    )
+    assert invoke(capsys, inpaint_app, *base)[0] == 0
     assert not np.array_equal(hp.read_map(out), without_rim)  # the rim changed the fill
 
 
-def test_bad_inputs_exit_2_with_one_line_and_no_output(
-    sims: Path, weights: Path, tmp_path: Path
+def test_train_takes_the_lightning_options_and_writes_a_card(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    table = fits.BinTableHDU.from_columns([fits.Column("T", "E", array=np.ones(100))])
-    fits.HDUList([fits.PrimaryHDU(), table]).writeto(tmp_path / "bad.fits")  # 100: not 12 Nside^2
-    coarse_mask = tmp_path / "coarse_mask.fits"
-    hp.write_map(str(coarse_mask), np.ones(12 * 8**2))
-    empty_mask = tmp_path / "empty_mask.fits"
-    hp.write_map(str(empty_mask), np.zeros(12 * NSIDE**2))
-    cases = [
-        ((tmp_path / "bad.fits",), "bad.fits"),
-        ((sims / "sky_0000.fits", "--mask", coarse_mask), "--regrade-mask"),
-        ((sims / "sky_0000.fits", "--mask", empty_mask), "every pixel is masked"),
-    ]
-    for args, message in cases:
-        out = tmp_path / "result.fits"
-        result = runner.invoke(
-            inpaint_app, [*map(str, args), "--weights", str(weights), "--out", str(out)]
-        )
-        assert result.exit_code == 2, result.output
-        assert message in result.output and len(result.output.strip().splitlines()) == 1
-        assert not out.exists()
+    """One short epoch of the tiny preset at Nside 8 on the CPU, through the Lightning options;
+    the card says what the weights expect (inputs) and what they reached (metrics)."""
+    args = ["--nside", 8, "--preset", "tiny", "--epochs", 1, "--n-train", 2, "--n-val", 1]
+    args += ["--batch-size", 1, "--out", tmp_path, "--accelerator", "cpu", "--devices", "1"]
+    args += ["--strategy", "auto", "--num-nodes", 1]
+    monkeypatch.setattr(sys, "argv", ["cosmo-train", *map(str, args)])
+    status, _, err = invoke(capsys, train_app, *args)
+    assert status == 0, err
+    net = SkyReconNet.from_pretrained(tmp_path / "skyrecon.safetensors")
+    card = net.card
+    assert card.inputs["nside"] == 8 and card.inputs["unit"] == "uK_CMB"
+    assert card.inputs["beam_fwhm_arcmin"] == pytest.approx(
+        2 * hp.nside2resol(8, arcmin=True), 1e-3
+    )
+    assert {"train_seconds", "val_loss", "val_mse_prefill"} <= set(card.metrics)
+    assert "nside" not in card.metrics and card.recipe.startswith("cosmo-train --nside 8")
+    assert net.config == create_model("skyrecon", preset="tiny").config
+    status, _, err = invoke(capsys, train_app, *args[:-8], "--devices", "0,x")
+    assert status == 2 and "--devices" in err and len(err.strip().splitlines()) == 1
 
 
-def test_evaluate_prints_every_method(weights: Path) -> None:
-    result = _invoke(
+def test_evaluate_prints_every_method(weights: Path, capsys) -> None:
+    status, out, err = invoke(
+        capsys,
         evaluate_app,
         "--nside",
         NSIDE,
@@ -170,12 +188,28 @@ def test_evaluate_prints_every_method(weights: Path) -> None:
         "--methods",
         "skyrecon,diffusive,wiener",
     )
-    assert result.exit_code == 0, result.output
+    assert status == 0, err
     for name in ("skyrecon", "diffusive", "wiener", "mse_over_wiener", "cv_fraction"):
-        assert name in result.output
+        assert name in out
+    status, _, err = invoke(capsys, evaluate_app, "--nside", NSIDE, "--methods", "oracle")
+    assert status == 2 and "oracle" in err and len(err.strip().splitlines()) == 1
 
 
-def test_every_command_has_help_with_an_example() -> None:
+def test_every_command_has_help_with_an_example(capsys) -> None:
     for app in (inpaint_app, simulate_app, train_app, evaluate_app):
-        result = runner.invoke(app, ["--help"])
-        assert result.exit_code == 0 and "Example:" in result.output
+        status, out, _ = invoke(capsys, app, "--help")
+        assert status == 0 and "Example:" in out
+    _, out, _ = invoke(capsys, train_app, "--help")
+    for option in ("--accelerator", "--devices", "--strategy", "--num-nodes", "--seed"):
+        assert option in out
+
+
+def test_the_cli_module_imports_nothing_heavy() -> None:
+    """``--help`` stays fast: importing the CLI (and the package) loads no numerical library."""
+    heavy = ("torch", "lightning", "healpy", "matplotlib", "scipy", "astropy", "numpy")
+    code = (
+        "import sys, convsuite.cosmo, convsuite.cosmo.cli\n"
+        f"loaded = [m for m in {heavy!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,40 +1,49 @@
-"""convsuite-cosmo: SkyReconNet inpainting of masked full-sky CMB maps on the HEALPix faces."""
+"""convsuite-cosmo: SkyReconNet inpainting of masked full-sky CMB maps on the HEALPix faces.
 
-from convsuite.cosmo.baselines import WienerFilter, diffusive_inpaint
-from convsuite.cosmo.data import (
-    SkyMap,
-    apply_mask,
-    read_mask,
-    read_sky_map,
-    simulate_sky,
-    write_sky_map,
-)
-from convsuite.cosmo.evaluation import evaluate_methods, summarize
-from convsuite.cosmo.infer import bundled_checkpoints, inpaint, inpaint_nest, pretrained_network
-from convsuite.cosmo.local_wiener import LocalWienerFilter
-from convsuite.cosmo.metrics import cosmic_variance_fraction, hole_mse, hole_ssim, power_spectrum
-from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
+The names below load their module on first use (PEP 562), so ``import convsuite.cosmo`` (and the
+command lines' ``--help``) costs no torch, healpy or matplotlib import.
+"""
 
-__all__ = [
-    "LocalWienerFilter",
-    "SkyMap",
-    "SkyReconConfig",
-    "SkyReconNet",
-    "WienerFilter",
-    "apply_mask",
-    "bundled_checkpoints",
-    "cosmic_variance_fraction",
-    "diffusive_inpaint",
-    "evaluate_methods",
-    "hole_mse",
-    "hole_ssim",
-    "inpaint",
-    "inpaint_nest",
-    "power_spectrum",
-    "pretrained_network",
-    "read_mask",
-    "read_sky_map",
-    "simulate_sky",
-    "summarize",
-    "write_sky_map",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LocalWienerFilter": "convsuite.cosmo.local_wiener",
+    "SkyMap": "convsuite.cosmo.data",
+    "SkyReconConfig": "convsuite.cosmo.model",
+    "SkyReconNet": "convsuite.cosmo.model",
+    "WienerFilter": "convsuite.cosmo.baselines",
+    "apply_mask": "convsuite.cosmo.data",
+    "bundled_checkpoints": "convsuite.cosmo.infer",
+    "cosmic_variance_fraction": "convsuite.cosmo.metrics",
+    "diffusive_inpaint": "convsuite.cosmo.baselines",
+    "evaluate_methods": "convsuite.cosmo.evaluation",
+    "hole_mse": "convsuite.cosmo.metrics",
+    "hole_ssim": "convsuite.cosmo.metrics",
+    "inpaint": "convsuite.cosmo.infer",
+    "inpaint_nest": "convsuite.cosmo.infer",
+    "power_spectrum": "convsuite.cosmo.metrics",
+    "prefill": "convsuite.cosmo.infer",
+    "pretrained_network": "convsuite.cosmo.infer",
+    "read_mask": "convsuite.cosmo.data",
+    "read_sky_map": "convsuite.cosmo.data",
+    "simulate_sky": "convsuite.cosmo.data",
+    "summarize": "convsuite.cosmo.evaluation",
+    "write_sky_map": "convsuite.cosmo.data",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

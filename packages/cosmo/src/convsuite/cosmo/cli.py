@@ -1,39 +1,79 @@
 """Command lines: ``cosmo-inpaint``, ``cosmo-simulate``, ``cosmo-train``, ``cosmo-evaluate``.
 
-Bad input (not a HEALPix map, mask of another Nside, everything masked, a map of zeros, +-inf
-outside the mask) prints one line naming the file and exits with status 2, and no output file is
-written (outputs are written to a temporary name, then renamed).
+Each console script is a ``*_main`` function running its typer app through
+:func:`convsuite.core_ops.cli.run`: bad input (not a HEALPix map, a header claiming more pixels
+than memory allows, a mask of another Nside, everything masked, a map of zeros, +-inf or
+non-physical values outside the mask, an output that would replace an input) prints one line
+naming the file and exits with status 2, and no output file is written for it (outputs are written
+to a temporary name, then renamed). This module imports neither numpy nor torch nor healpy: each
+command imports its pipeline when it runs, so ``--help`` is fast.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
+from typing import Annotated
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import track
-from rich.table import Table
 
-from convsuite.core_ops.cli import input_error_exit
-from convsuite.core_ops.io import InputError, atomic_write
+from convsuite.core_ops.cli import (
+    Accelerator,
+    BatchSize,
+    Device,
+    Devices,
+    NumNodes,
+    Seed,
+    Strategy,
+    guard_outputs,
+    output_stems,
+    recipe_command,
+    run,
+    trainer_settings,
+)
+from convsuite.core_ops.errors import InputError
 
-__all__ = ["evaluate_app", "inpaint_app", "simulate_app", "train_app"]
+__all__ = [
+    "evaluate_app",
+    "evaluate_main",
+    "inpaint_app",
+    "inpaint_main",
+    "simulate_app",
+    "simulate_main",
+    "train_app",
+    "train_main",
+]
 
-inpaint_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-simulate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-train_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-evaluate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+_SETTINGS = {"add_completion": False, "pretty_exceptions_enable": False}
+inpaint_app = typer.Typer(**_SETTINGS)
+simulate_app = typer.Typer(**_SETTINGS)
+train_app = typer.Typer(**_SETTINGS)
+evaluate_app = typer.Typer(**_SETTINGS)
+
+_MODES = ("mean", "realization")
+_FIGURES = ("maps", "spectrum")  # <stem>_maps.png, <stem>_spectrum.png
+_WEIGHTS_HELP = (
+    "Bundled checkpoint name (skyrecon_nside128) or a .safetensors file from cosmo-train; "
+    "default: the bundled one trained at the Nside the network runs at."
+)
 
 
-def _output_path(source: Path, out: Path | None, many: bool) -> Path:
+def _map_outputs(maps: list[Path], out: Path | None) -> tuple[list[Path], list[str]]:
+    """The output file of each map, and the distinct name stems its figures use.
+
+    Beside each map without ``out``; in the folder ``out`` for several maps (names made distinct
+    by :func:`~convsuite.core_ops.cli.output_stems` when maps in different folders share a name);
+    ``out`` itself for one map unless it is a folder.
+    """
+    stems = output_stems(maps)
     if out is None:
-        return source.with_name(f"{source.stem}_inpainted.fits")
-    if many or out.is_dir():
-        return out / f"{source.stem}_inpainted.fits"
-    return out
+        return [m.with_name(f"{m.stem}_inpainted.fits") for m in maps], stems
+    if len(maps) > 1 or out.is_dir():
+        if out.exists() and not out.is_dir():
+            raise InputError(out, "is a file, but several maps need an output folder")
+        if len(maps) > 1 and out.suffix.lower() in (".fits", ".fit", ".fz"):
+            raise InputError(out, "several maps need an output folder, not a .fits file")
+        return [out / f"{stem}_inpainted.fits" for stem in stems], stems
+    return [out], stems
 
 
 @inpaint_app.command(
@@ -41,54 +81,71 @@ def _output_path(source: Path, out: Path | None, many: bool) -> Path:
     "  |  many maps: cosmo-inpaint maps/*.fits --mask mask.fits --out inpainted/"
 )
 def inpaint(
-    maps: list[Path] = typer.Argument(..., help="HEALPix FITS maps (RING or NESTED), in muK."),
-    mask: Path | None = typer.Option(None, help="FITS mask, 1 = observed (else UNSEEN/NaN)."),
-    field: int = typer.Option(0, help="Column of each map to inpaint."),
-    out: Path | None = typer.Option(None, help="Output file, or folder for many maps."),
-    plots: Path | None = typer.Option(None, help="Write Mollweide and spectrum PNGs here."),
-    truth: Path | None = typer.Option(None, help="The full sky, for residual maps and spectra."),
-    regrade_mask: bool = typer.Option(False, help="ud_grade a mask of another Nside."),
-    mode: str = typer.Option("mean", help="mean (lowest error) or realization (right power)."),
-    seed: int = typer.Option(0, help="Prior draw of --mode realization."),
-    weights: Path | None = typer.Option(None, help="Checkpoint from cosmo-train (else bundled)."),
-    nside: int | None = typer.Option(
-        None, help="Run the network at this Nside (the rim stays at the map's; default: the map's)."
-    ),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    rim_depth: int = typer.Option(
-        3,
-        min=0,
-        max=6,  # the filter's 9-pixel data radius reaches 6 steps deep
-        help="Hole pixels this near the data get the local Wiener filter (0: none).",
-    ),
+    maps: Annotated[list[Path], typer.Argument(help="HEALPix FITS maps (RING or NESTED), in muK.")],
+    mask: Annotated[
+        Path | None, typer.Option(help="FITS mask, 1 = observed (else UNSEEN/NaN).")
+    ] = None,
+    field: Annotated[int, typer.Option(min=0, help="Column of each map to inpaint.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Output file, or folder for many maps.")] = None,
+    plots: Annotated[
+        Path | None, typer.Option(help="Write Mollweide and spectrum PNGs in this folder.")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="The full sky, for residual maps and spectra.")
+    ] = None,
+    regrade_mask: Annotated[bool, typer.Option(help="ud_grade a mask of another Nside.")] = False,
+    mode: Annotated[
+        str, typer.Option(help="mean (lowest error) or realization (right power).")
+    ] = "mean",
+    seed: Seed = 0,
+    weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
+    nside: Annotated[
+        int | None,
+        typer.Option(
+            help="Run the network at this Nside (the rim stays at the map's; default: the map's)."
+        ),
+    ] = None,
+    device: Device = "cpu",
+    rim_depth: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=6,  # the filter's 9-pixel data radius reaches 6 steps deep
+            help="Hole pixels this near the data get the local Wiener filter (0: none).",
+        ),
+    ] = 3,
 ) -> None:
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
+    if mode not in _MODES:
+        raise InputError("--mode", f"must be mean or realization, got {mode!r}")
+    targets, stems = _map_outputs(maps, out)
+    if plots is not None and plots.exists() and not plots.is_dir():
+        raise InputError(plots, "is a file, but --plots needs a folder")
+    figures = [] if plots is None else [plots / f"{s}_{k}.png" for s in stems for k in _FIGURES]
+    guard_outputs([*targets, *figures], [*maps, *(p for p in (mask, truth) if p is not None)])
+
+    from rich.console import Console
+    from rich.progress import track
+
     from convsuite.cosmo.data import apply_mask, read_mask, read_sky_map, write_sky_map
-    from convsuite.cosmo.figures import plot_maps, plot_spectra
     from convsuite.cosmo.infer import inpaint_nest, pretrained_network
 
-    if mode not in ("mean", "realization"):
-        raise input_error_exit(InputError("--mode", f"must be mean or realization, got {mode}"))
-    many = len(maps) > 1
-    if many and out is not None and out.suffix == ".fits":
-        raise input_error_exit(InputError(out, "several maps need an output folder"))
-    models: dict[int, object] = {}
-    for path in track(maps, description="inpainting", disable=not many):
-        try:
-            sky = read_sky_map(path, field)
-            observed = read_mask(mask, sky.nside, regrade_mask) if mask is not None else None
-            sky = apply_mask(sky, observed)
-            true_sky = read_sky_map(truth, field) if truth is not None else None
-            if true_sky is not None and true_sky.nside != sky.nside:
-                raise InputError(truth, f"Nside {true_sky.nside} but the map has {sky.nside}")
-            run_nside = nside or sky.nside
-            if run_nside not in models:
-                models[run_nside] = pretrained_network(run_nside, weights, device)
-        except InputError as error:
-            raise input_error_exit(error) from None
-        net = models[run_nside]
+    reference = read_sky_map(truth, field) if truth is not None else None
+    networks, masks = {}, {}
+    console = Console(stderr=True, soft_wrap=True)
+    jobs = list(zip(maps, targets, stems, strict=True))
+    for path, target, stem in track(jobs, description="inpainting", disable=len(maps) < 2):
+        sky = read_sky_map(path, field)
+        if mask is not None and sky.nside not in masks:
+            masks[sky.nside] = read_mask(mask, sky.nside, regrade_mask)
+        sky = apply_mask(sky, masks.get(sky.nside))
+        if reference is not None and reference.nside != sky.nside:
+            raise InputError(truth, f"Nside {reference.nside} but {path} has Nside {sky.nside}")
+        run_nside = nside or sky.nside
+        if run_nside not in networks:
+            networks[run_nside] = pretrained_network(run_nside, weights, device)
         filled = inpaint_nest(
-            net,  # type: ignore[arg-type]
+            networks[run_nside],
             sky.values,
             sky.observed,
             mode,
@@ -96,30 +153,23 @@ def inpaint(
             rim_depth=rim_depth,
             nside=run_nside,
         )
-        target = _output_path(path, out, many)
-        target.parent.mkdir(parents=True, exist_ok=True)
         write_sky_map(sky.replace(values=filled), target, history=f"convsuite cosmo-inpaint {mode}")
         if plots is not None:
-            reference = None if true_sky is None else true_sky.values
-            plot_maps(
-                sky.values,
-                sky.observed,
-                filled,
-                plots / f"{path.stem}_maps.png",
-                reference,
-                path.stem,
-            )
-            spectra = {"inpainted": filled}
-            if reference is not None:
-                spectra["truth"] = reference
-            from convsuite.cosmo.metrics import power_spectrum
+            _plot(sky, filled, None if reference is None else reference.values, plots, stem)
+        console.print(f"{path} -> {target} (f_sky {sky.f_sky:.3f}, Nside {sky.nside})")
 
-            plot_spectra(
-                spectra,
-                plots / f"{path.stem}_spectrum.png",
-                power_spectrum(reference if reference is not None else filled),
-            )
-        Console(stderr=True).print(f"{path} -> {target} (f_sky {sky.f_sky:.3f}, Nside {sky.nside})")
+
+def _plot(sky, filled, reference, folder: Path, stem: str) -> None:
+    """Write ``<stem>_maps.png`` and ``<stem>_spectrum.png`` of one inpainted map in ``folder``."""
+    from convsuite.cosmo.figures import plot_maps, plot_spectra
+    from convsuite.cosmo.metrics import power_spectrum
+
+    plot_maps(sky.values, sky.observed, filled, folder / f"{stem}_maps.png", reference, stem)
+    spectra = (
+        {"inpainted": filled} if reference is None else {"inpainted": filled, "truth": reference}
+    )
+    base = power_spectrum(reference if reference is not None else filled)
+    plot_spectra(spectra, folder / f"{stem}_spectrum.png", base)
 
 
 @simulate_app.command(
@@ -127,19 +177,23 @@ def inpaint(
     "(then: cosmo-inpaint sims/sky_0000.fits --truth sims/truth_0000.fits --plots figs/)"
 )
 def simulate(
-    n: int = typer.Option(1, help="Number of skies."),
-    nside: int = typer.Option(128, help="HEALPix Nside."),
-    seed: int = typer.Option(0, help="First seed (sky i uses seed + i)."),
-    f_sky: float = typer.Option(0.75, help="Observed fraction of the galactic cut."),
-    out: Path = typer.Option(Path("sims"), help="Output folder."),
+    n: Annotated[int, typer.Option(min=1, help="Number of skies.")] = 1,
+    nside: Annotated[int, typer.Option(help="HEALPix Nside.")] = 128,
+    seed: Annotated[int, typer.Option(help="First seed (sky i uses seed + i).")] = 0,
+    f_sky: Annotated[float, typer.Option(help="Observed fraction of the galactic cut.")] = 0.75,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("sims"),
 ) -> None:
     """Simulate LCDM CMB skies with a galactic + point-source mask (FITS, muK, RING)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is a file, but --out needs a folder")
+
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import track
+
     from convsuite.cosmo.data import SkyMap, nside_of, simulate_sky, write_sky_map
 
-    try:
-        nside_of(12 * nside * nside, "--nside")
-    except InputError as error:
-        raise input_error_exit(error) from None
+    nside_of(12 * nside * nside, "--nside")
     for i in track(range(n), description="simulating", disable=n < 2):
         sky = simulate_sky(nside, seed + i, f_sky=f_sky)
         cards = [("COORDSYS", "G", "Galactic"), ("SIMSEED", seed + i, "simulate_sky seed")]
@@ -149,39 +203,54 @@ def simulate(
         write_sky_map(base.replace(values=sky.truth), out / f"truth_{i:04d}.fits")
         mask = base.replace(values=sky.observed.astype(np.float32), unit="", column="MASK")
         write_sky_map(mask, out / f"mask_{i:04d}.fits")
-    Console(stderr=True).print(f"wrote {n} skies (sky, truth, mask) to {out}")
+    Console(stderr=True, soft_wrap=True).print(f"wrote {n} skies (sky, truth, mask) to {out}")
 
 
 @train_app.command(
-    epilog="Example: cosmo-train --nside 128 --epochs 4 --n-train 512 --out runs/nside128"
+    epilog="Example: cosmo-train --nside 128 --epochs 4 --n-train 512 --out runs/nside128  "
+    "|  multi-GPU: cosmo-train --accelerator gpu --devices 4 --strategy ddp"
 )
 def train(
-    nside: int = typer.Option(128, help="Nside of the training skies."),
-    out: Path = typer.Option(Path("runs/skyrecon"), help="Logs and skyrecon.safetensors."),
-    preset_name: str = typer.Option("small", "--preset", help="small or tiny."),
-    epochs: int = typer.Option(4, help="Epochs."),
-    n_train: int = typer.Option(512, help="Simulated skies per epoch."),
-    n_val: int = typer.Option(16, help="Validation skies."),
-    batch_size: int = typer.Option(2, help="Skies per step."),
-    alpha: float = typer.Option(0.5, help="SSIM weight of the loss."),
-    lr: float = typer.Option(2e-3, help="Peak learning rate."),
-    seed: int = typer.Option(0, help="Seed."),
-    init: Path | None = typer.Option(None, help="Start from these weights."),
-    max_minutes: float | None = typer.Option(None, help="Stop after this many minutes."),
-    accelerator: str = typer.Option("auto", help="Lightning accelerator (cpu, gpu)."),
-    devices: str = typer.Option("auto", help="Lightning devices."),
-    workers: int = typer.Option(0, help="DataLoader workers (simulation)."),
+    nside: Annotated[int, typer.Option(help="Nside of the training skies.")] = 128,
+    out: Annotated[Path, typer.Option(help="Logs and skyrecon.safetensors.")] = Path(
+        "runs/skyrecon"
+    ),
+    preset: Annotated[str, typer.Option(help="Architecture preset: small or tiny.")] = "small",
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs.")] = 4,
+    n_train: Annotated[int, typer.Option(min=1, help="Simulated skies per epoch.")] = 512,
+    n_val: Annotated[int, typer.Option(min=1, help="Validation skies.")] = 16,
+    batch_size: BatchSize = 2,
+    alpha: Annotated[float, typer.Option(help="SSIM weight of the loss.")] = 0.5,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    seed: Seed = 0,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Start from these weights: a bundled name or a .safetensors file."),
+    ] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader workers (simulation).")] = 0,
+    accelerator: Accelerator = "auto",
+    devices: Devices = "auto",
+    strategy: Strategy = "auto",
+    num_nodes: NumNodes = 1,
 ) -> None:
-    """Train SkyReconNet on simulated skies (Lightning; DDP with --devices)."""
+    """Train SkyReconNet on simulated skies (Lightning: one CPU to multi-node DDP)."""
+    settings = trainer_settings(accelerator, devices, strategy, num_nodes)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "is a file, but --out needs a folder")
+
+    from rich.console import Console
+
     from convsuite.core_ops.hub import model_config
     from convsuite.cosmo.train import TrainingSkies, fit_skyrecon
 
+    config = model_config("skyrecon", preset)
     try:
-        config = model_config("skyrecon", preset_name)
         config.levels(nside)
     except ValueError as error:
-        raise input_error_exit(InputError("--nside/--preset", str(error))) from None
-    extra = {} if max_minutes is None else {"max_time": {"minutes": max_minutes}}
+        raise InputError("--nside", f"{error} (preset {preset})") from None
+    if max_minutes is not None:
+        settings["max_time"] = {"minutes": max_minutes}
     weights = fit_skyrecon(
         config,
         out,
@@ -195,59 +264,85 @@ def train(
         seed,
         init,
         workers,
-        recipe="cosmo-train " + " ".join(sys.argv[1:]),
-        accelerator=accelerator,
-        devices=devices,
-        **extra,
+        recipe=recipe_command(),
+        **settings,
     )
-    Console(stderr=True).print(f"wrote {weights}")
+    Console(stderr=True, soft_wrap=True).print(f"wrote {weights}")
+
+
+_EVALUATION_KEYS = (
+    "mse",
+    "mse_over_wiener",
+    "ssim",
+    "correlation",
+    "cv_fraction",
+    "cv_fraction_per_bin",
+    "seconds",
+)
 
 
 @evaluate_app.command(epilog="Example: cosmo-evaluate --nside 128 --n 3 --out eval128.json")
 def evaluate(
-    nside: int = typer.Option(128, help="Nside of the held-out skies."),
-    n: int = typer.Option(3, help="Number of held-out skies (seeds 0..n-1)."),
-    methods: str = typer.Option(
-        ",".join(("skyrecon", "skyrecon-cr", "diffusive", "wiener", "constrained")),
-        help="Comma-separated methods.",
+    nside: Annotated[int, typer.Option(help="Nside of the held-out skies.")] = 128,
+    n: Annotated[int, typer.Option(min=1, help="Number of held-out skies (seeds 0..n-1).")] = 3,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = (
+        "skyrecon,skyrecon-cr,diffusive,wiener,constrained"
     ),
-    weights: Path | None = typer.Option(None, help="Checkpoint (else bundled for --nside)."),
-    f_sky: float = typer.Option(0.75, help="Galactic cut's observed fraction."),
-    wiener_iterations: int | None = typer.Option(
-        None,
-        min=1,
-        help="CG budget of the Wiener filter and CR (default: 300 to Nside 64, 1000 above).",
-    ),
-    out: Path | None = typer.Option(None, help="Write every row as JSON here."),
+    weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
+    f_sky: Annotated[float, typer.Option(help="Galactic cut's observed fraction.")] = 0.75,
+    wiener_iterations: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="CG budget of the Wiener filter and CR (default: 300 to Nside 64, 1000 above).",
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write every row as JSON here.")] = None,
 ) -> None:
     """SkyReconNet vs diffusive inpainting, Wiener filter and constrained realization."""
-    from convsuite.cosmo.evaluation import evaluate_methods, summarize
-
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    try:
-        console = Console(stderr=True)
-        rows = evaluate_methods(
-            nside, range(n), chosen, weights, f_sky, console.log, wiener_iterations
-        )
-    except (InputError, ValueError) as error:
-        raise input_error_exit(
-            error if isinstance(error, InputError) else InputError("--methods", str(error))
-        ) from None
-    keys = (
-        "mse",
-        "mse_over_wiener",
-        "ssim",
-        "correlation",
-        "cv_fraction",
-        "cv_fraction_per_bin",
-        "seconds",
-    )
+    if out is not None and out.is_dir():
+        raise InputError(out, "is a folder, but --out needs a file name")
+
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from convsuite.core_ops.io import atomic_write
+    from convsuite.cosmo.evaluation import METHODS, evaluate_methods, summarize
+
+    unknown = sorted(set(chosen) - set(METHODS))
+    if unknown or not chosen:
+        raise InputError("--methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
+    console = Console(stderr=True, soft_wrap=True)
+    rows = evaluate_methods(nside, range(n), chosen, weights, f_sky, console.log, wiener_iterations)
     table = Table(title=f"held-out skies: Nside {nside}, f_sky {f_sky} + point sources, n = {n}")
-    for column in ("method", *keys):
+    for column in ("method", *_EVALUATION_KEYS):
         table.add_column(column, justify="left" if column == "method" else "right")
     for method, means in summarize(rows).items():
-        table.add_row(method, *(f"{means[k]:.3f}" if k in means else "-" for k in keys))
+        table.add_row(method, *(f"{means[k]:.3f}" if k in means else "-" for k in _EVALUATION_KEYS))
     Console(width=max(Console().width, 130)).print(table)
     if out is not None:
         with atomic_write(out) as handle:
             json.dump(rows, handle, indent=2)
+
+
+def inpaint_main() -> None:
+    """Console script ``cosmo-inpaint``."""
+    run(inpaint_app)
+
+
+def simulate_main() -> None:
+    """Console script ``cosmo-simulate``."""
+    run(simulate_app)
+
+
+def train_main() -> None:
+    """Console script ``cosmo-train``."""
+    run(train_app)
+
+
+def evaluate_main() -> None:
+    """Console script ``cosmo-evaluate``."""
+    run(evaluate_app)

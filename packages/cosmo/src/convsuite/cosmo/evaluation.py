@@ -11,9 +11,9 @@ average, see :mod:`convsuite.cosmo.metrics`), and the seconds each method took.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import healpy as hp
 import numpy as np
@@ -82,7 +82,7 @@ def evaluate_methods(
     nside: int,
     seeds: Iterable[int],
     methods: Sequence[str] = METHODS,
-    weights: str | Path | None = None,
+    weights: str | os.PathLike[str] | None = None,
     f_sky: float = 0.75,
     progress: Callable[[str], None] | None = None,
     wiener_iterations: int | None = None,
@@ -93,7 +93,7 @@ def evaluate_methods(
         nside: resolution of the held-out skies (seeds from 0; training used others).
         seeds: simulation seeds.
         methods: among :data:`METHODS`.
-        weights: the network's checkpoint; None: the bundled one for ``nside``.
+        weights: a bundled name or checkpoint; None: the bundled one trained at ``nside``.
         f_sky: the galactic cut's observed fraction (point sources come on top).
         progress: called with a short label before each method runs.
         wiener_iterations: CG budget of the Wiener filter and constrained realization; None:

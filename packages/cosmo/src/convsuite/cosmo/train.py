@@ -139,7 +139,9 @@ class SkyReconModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
-        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        # OneCycleLR needs 3 steps for its two phases (fewer divide by zero); a longer schedule
+        # than the run only leaves the rate higher at its end
+        steps = max(3, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=self.lr, total_steps=steps, pct_start=min(0.5, max(0.05, 2 / steps))
         )
