@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -19,51 +20,31 @@ import torch
 from PIL import Image
 
 from convsuite.core_ops.cli import run
-from convsuite.core_ops.hub import create_model, model_config
-from convsuite.core_ops.io import save_checkpoint
+from convsuite.core_ops.hub import model_config
 from convsuite.medseg import HybridGNet
 from convsuite.medseg.cli import app
 from convsuite.medseg.data.images import read_mask
 from convsuite.medseg.data.layout import scan_dataset
 from convsuite.medseg.evaluate import evaluate_dataset
 
+if TYPE_CHECKING:
+    from conftest import Medseg
+
 MEDSEG = Path(sys.executable).parent / "medseg"
-
-
-def medseg(*args: str | Path) -> int:
-    """Run ``medseg ARGS`` in this process; the exit status (0 when the command returns)."""
-    with pytest.raises(SystemExit) as exit_info:
-        run(app, [str(a) for a in args])
-    return exit_info.value.code
-
-
-def refused(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
-    """Run ``medseg ARGS``, check it exits 2 with one ``error:`` line on stderr; that line."""
-    capsys.readouterr()
-    status = medseg(*args)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and len(err) == 1 and err[0].startswith("error: "), (status, err)
-    return err[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny HybridGNet checkpoint: the files it writes are checked, not its accuracy."""
-    torch.manual_seed(0)
-    net = create_model("hybridgnet", preset="tiny")
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    card = net.model_card(recipe="test", training_data="none", intended_use="tests")
-    return save_checkpoint(net.state_dict(), path, card)
 
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("phantoms")
-    assert medseg("cxr", "simulate", "--n", 6, "--seed", 3, "--size", 96, "--out", out) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        run(app, ["cxr", "simulate", "--n", "6", "--seed", "3", "--size", "96", "--out", str(out)])
+    assert exit_info.value.code == 0
     return out
 
 
-def test_simulate_writes_the_landmark_layout_reproducibly(phantoms: Path, tmp_path: Path) -> None:
+def test_simulate_writes_the_landmark_layout_reproducibly(
+    phantoms: Path, tmp_path: Path, medseg: Medseg
+) -> None:
     samples = scan_dataset(phantoms, ("RL", "LL", "H"))
     assert len(samples) == 6
     image, landmarks = samples[0].read()
@@ -77,7 +58,7 @@ def test_simulate_writes_the_landmark_layout_reproducibly(phantoms: Path, tmp_pa
 
 
 def test_segment_writes_landmarks_masks_overlay_and_uncertainty(
-    tiny_weights: Path, phantoms: Path, tmp_path: Path
+    tiny_weights: Path, phantoms: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
     image_path = sorted((phantoms / "images").iterdir())[0]
     wide = tmp_path / "wide.png"  # a non-square input: landmarks must come back in its pixels
@@ -101,51 +82,50 @@ def test_segment_writes_landmarks_masks_overlay_and_uncertainty(
 
 
 def test_segment_refuses_a_colour_image_with_exit_2_and_writes_nothing(
-    tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_weights: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
     colour = tmp_path / "colour.png"
     rgb = np.zeros((32, 32, 3), np.uint8)
     rgb[..., 0] = 200  # a red picture, not a grey radiograph stored as RGB
     Image.fromarray(rgb).save(colour)
     out = tmp_path / "out"
-    line = refused(capsys, "cxr", "segment", colour, "--weights", tiny_weights, "--out", out)
+    line = medseg.refused("cxr", "segment", colour, "--weights", tiny_weights, "--out", out)
     assert "colour.png" in line and "colour image" in line
     assert not out.exists() or not any(out.iterdir())
 
 
 def test_segment_refuses_a_missing_checkpoint_and_a_missing_image(
-    tmp_path: Path, phantoms: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, phantoms: Path, medseg: Medseg
 ) -> None:
     image_path = sorted((phantoms / "images").iterdir())[0]
     missing = tmp_path / "no.safetensors"
-    line = refused(capsys, "cxr", "segment", image_path, "--weights", missing)
+    line = medseg.refused("cxr", "segment", image_path, "--weights", missing)
     assert "no.safetensors" in line and "does not exist" in line
-    line = refused(capsys, "cxr", "segment", tmp_path / "nothing.png", "--out", tmp_path / "o")
+    line = medseg.refused("cxr", "segment", tmp_path / "nothing.png", "--out", tmp_path / "o")
     assert "nothing.png: file does not exist" in line
-    assert "no bundled checkpoint" in refused(
-        capsys, "cxr", "segment", image_path, "--weights", "nope"
+    assert "no bundled checkpoint" in medseg.refused(
+        "cxr", "segment", image_path, "--weights", "nope"
     )
 
 
 def test_device_is_the_torch_device_and_train_takes_lightning_options(
-    tiny_weights: Path, phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_weights: Path, phantoms: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
     image_path = sorted((phantoms / "images").iterdir())[0]
     segment = ("cxr", "segment", image_path, "--weights", tiny_weights, "--out", tmp_path)
-    assert "--device: 'gpu' is not a torch device" in refused(capsys, *segment, "--device", "gpu")
-    if not torch.cuda.is_available():
-        assert "not available" in refused(capsys, *segment, "--device", "cuda")
-    line = refused(capsys, "cxr", "train", phantoms, "--device", "cpu")
+    assert "--device: 'gpu' is not a torch device" in medseg.refused(*segment, "--device", "gpu")
+    assert "cuda:99 is not available" in medseg.refused(*segment, "--device", "cuda:99")
+    line = medseg.refused("cxr", "train", phantoms, "--device", "cpu")
     assert "No such option: --device" in line  # train has --accelerator, not --device
-    line = refused(capsys, "cxr", "train", phantoms, "--devices", "two", "--out", tmp_path)
+    line = medseg.refused("cxr", "train", phantoms, "--devices", "two", "--out", tmp_path)
     assert "--devices: must be auto, a count or ids" in line
-    assert "no preset of that name" in refused(
-        capsys, "cxr", "train", phantoms, "--preset", "huge", "--out", tmp_path / "run"
+    assert "no preset of that name" in medseg.refused(
+        "cxr", "train", phantoms, "--preset", "huge", "--out", tmp_path / "run"
     )
 
 
 def test_evaluate_gives_the_figures_of_evaluate_dataset(
-    tiny_weights: Path, phantoms: Path, tmp_path: Path
+    tiny_weights: Path, phantoms: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
     summary_path = tmp_path / "summary.json"
     assert (
@@ -164,18 +144,18 @@ def test_evaluate_gives_the_figures_of_evaluate_dataset(
 
 
 def test_evaluate_refuses_a_folder_without_samples_and_an_output_over_its_data(
-    tiny_weights: Path, phantoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_weights: Path, phantoms: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
-    line = refused(capsys, "cxr", "evaluate", tmp_path, "--weights", tiny_weights)
+    line = medseg.refused("cxr", "evaluate", tmp_path, "--weights", tiny_weights)
     assert str(tmp_path.name) in line and "images/" in line
     meta = phantoms / "meta.json"
     before = meta.read_bytes()
-    line = refused(capsys, "cxr", "evaluate", phantoms, "--weights", tiny_weights, "--out", meta)
+    line = medseg.refused("cxr", "evaluate", phantoms, "--weights", tiny_weights, "--out", meta)
     assert "meta.json: is also an input" in line and meta.read_bytes() == before
 
 
 def test_train_exports_weights_with_a_model_card(
-    phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medseg: Medseg
 ) -> None:
     out = tmp_path / "run"
     args = ["cxr", "train", str(phantoms), "--preset", "tiny", "--epochs", "1"]
@@ -192,7 +172,7 @@ def test_train_exports_weights_with_a_model_card(
 
 
 def test_train_the_baseline_exports_a_unet_card(
-    phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, medseg: Medseg
 ) -> None:
     out = tmp_path / "unet"
     args = ["cxr", "train", str(phantoms), "--baseline", "--preset", "tiny", "--epochs", "1"]
@@ -208,15 +188,17 @@ def test_train_the_baseline_exports_a_unet_card(
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "segment", "evaluate"])
-def test_every_command_has_help_with_an_example(
-    command: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_every_command_has_help_with_an_example(command: str, medseg: Medseg) -> None:
     assert medseg("cxr", command, "--help") == 0
-    assert "Example: medseg cxr " + command in " ".join(capsys.readouterr().out.split())
+    assert "Example: medseg cxr " + command in " ".join(medseg.capsys.readouterr().out.split())
 
 
 def test_train_with_init_starts_from_the_given_weights(
-    tiny_weights: Path, phantoms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_weights: Path,
+    phantoms: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    medseg: Medseg,
 ) -> None:
     """With lr 0 the only change training can make is to BatchNorm's running statistics."""
     out = tmp_path / "run"

@@ -187,11 +187,12 @@ def segment_images(
 
     Outputs of IMAGE are <stem>.json, <stem>_landmarks.npy, <stem>_mask_<organ>.png and
     <stem>_overlay.png; images with the same file name in different folders get their folders in
-    <stem> (a/chest.png, b/chest.png -> a_chest, b_chest). Every input is checked before any work
-    (file, image header, size, output names: an output may not replace an input). Each image's
-    outputs appear together or not at all: should an image still fail while being read, the
-    command stops with exit status 2, the images finished before it keep their outputs, and the
-    failing one and those after it have none.
+    <stem> (a/chest.png, b/chest.png -> a_chest, b_chest). Every input is checked before any work:
+    the file, its image header, its size (at most 25 M pixels, e.g. 5000 x 5000, read from the
+    header) and its output names (an output may not replace an input). Each image's outputs appear
+    together or not at all: should an image still fail while being read, the command stops with
+    exit status 2; the images of earlier batches keep their complete outputs, the failing image, the
+    rest of its batch and the images after it have none.
     """
     stems = output_stems(images)
     _check_folder(out)
@@ -333,7 +334,12 @@ def _torch_device(text: str) -> str:
         device = torch.device(text)
     except RuntimeError as error:
         raise InputError("--device", f"{text!r} is not a torch device ({error})") from None
-    present = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    present = {
+        "cuda": lambda: (
+            torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+        ),
+        "mps": torch.backends.mps.is_available,
+    }
     if device.type in present and not present[device.type]():
         raise InputError("--device", f"{text} is not available on this machine")
     return text

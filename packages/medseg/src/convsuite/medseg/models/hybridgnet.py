@@ -60,6 +60,20 @@ class HybridGNetConfig(ModelConfig):
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
         if len(self.encoder_widths) != 6 or len(self.graph_widths) != 6:
             raise ValueError("HybridGNet has 6 encoder blocks and 6 decoder graph widths")
+        sizes = {"latents": self.latents, "k": self.k, "window": self.window}
+        sizes |= {
+            "encoder_widths": min(self.encoder_widths),
+            "graph_widths": min(self.graph_widths),
+        }
+        small = [name for name, value in sizes.items() if value < 1]
+        if small:
+            raise ValueError(f"{', '.join(small)} must be >= 1")
+        if self.image_size < 32:
+            raise ValueError(f"image_size must be at least 32, got {self.image_size}")
+        if self.window % 2 == 0:
+            raise ValueError(f"window must be odd (centred on the node), got {self.window}")
+        if self.kl_weight < 0:
+            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
         unknown = [organ for organ in self.organs if organ not in ORGAN_SIZES]
         if unknown or not self.organs:
             raise ValueError(f"organs must be some of {', '.join(ORGAN_SIZES)}, got {self.organs}")

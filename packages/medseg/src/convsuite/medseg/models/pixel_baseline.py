@@ -38,8 +38,10 @@ class UNetBaselineConfig(ModelConfig):
     num_res_units: int = 2
 
     def __post_init__(self) -> None:
-        if len(self.widths) < 2:
-            raise ValueError(f"the U-Net needs at least 2 levels, got widths {self.widths}")
+        if len(self.widths) < 2 or min(self.widths) < 1:
+            raise ValueError(f"the U-Net needs 2 or more positive widths, got {self.widths}")
+        if self.num_res_units < 0 or self.image_size < 1:
+            raise ValueError("image_size must be >= 1 and num_res_units >= 0")
         if self.image_size % 2 ** (len(self.widths) - 1):
             raise ValueError(
                 f"image_size must be a multiple of {2 ** (len(self.widths) - 1)}, "
