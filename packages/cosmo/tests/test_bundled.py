@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from convsuite_dev.testing import execute_notebook, notebook_text
 
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import create_model
@@ -14,8 +13,6 @@ from convsuite.cosmo import SkyReconNet, diffusive_inpaint, simulate_sky
 from convsuite.cosmo.demo import run as run_demo
 from convsuite.cosmo.evaluation import score
 from convsuite.cosmo.infer import bundled_checkpoints, inpaint_nest, pretrained_network
-
-NOTEBOOK = Path(__file__).parents[1] / "examples" / "quickstart.ipynb"
 
 
 def test_every_bundled_checkpoint_loads_by_name_and_serves_the_nside_of_its_card() -> None:
@@ -64,8 +61,3 @@ def test_demo_writes_figures(tmp_path: Path) -> None:
     assert [p.name for p in result.figures] == ["cosmo_maps.png", "cosmo_spectra.png"]
     assert all(p.stat().st_size > 10_000 for p in result.figures)
     assert result.summary["SkyReconNet"]["mse"] > 0
-
-
-def test_quickstart_notebook_runs(tmp_path: Path) -> None:
-    printed = notebook_text(execute_notebook(NOTEBOOK, tmp_path))
-    assert "observed pixels unchanged: True" in printed and "SkyReconNet" in printed

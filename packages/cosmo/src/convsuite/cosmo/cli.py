@@ -161,15 +161,17 @@ def inpaint(
 
 def _plot(sky, filled, reference, folder: Path, stem: str) -> None:
     """Write ``<stem>_maps.png`` and ``<stem>_spectrum.png`` of one inpainted map in ``folder``."""
+    from convsuite.core_ops.figures import save_figure
     from convsuite.cosmo.figures import plot_maps, plot_spectra
     from convsuite.cosmo.metrics import power_spectrum
 
-    plot_maps(sky.values, sky.observed, filled, folder / f"{stem}_maps.png", reference, stem)
-    spectra = (
-        {"inpainted": filled} if reference is None else {"inpainted": filled, "truth": reference}
-    )
-    base = power_spectrum(reference if reference is not None else filled)
-    plot_spectra(spectra, folder / f"{stem}_spectrum.png", base)
+    maps = plot_maps(sky.values, sky.observed, filled, reference, stem)
+    save_figure(maps, folder / f"{stem}_maps.png")
+    spectra = {"inpainted": filled}
+    if reference is not None:
+        spectra["truth"] = reference
+    band = power_spectrum(reference if reference is not None else filled)
+    save_figure(plot_spectra(spectra, band), folder / f"{stem}_spectrum.png")
 
 
 @simulate_app.command(

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from convsuite.core_ops.demo import DemoResult
+from convsuite.core_ops.figures import save_figure
 from convsuite.cosmo.baselines import diffusive_inpaint
 from convsuite.cosmo.data import simulate_sky
 from convsuite.cosmo.evaluation import score
@@ -36,18 +37,11 @@ def run(out_dir: Path) -> DemoResult:
         net, sky.masked, sky.observed, "realization", 1
     )
     filled["diffusive"] = diffusive_inpaint(sky.masked, sky.observed)
+    maps = plot_maps(sky.masked, sky.observed, filled["SkyReconNet"], sky.truth, f"Nside {nside}")
+    spectra = plot_spectra({**filled, "truth": sky.truth}, power_spectrum(sky.truth))
     figures = [
-        plot_maps(
-            sky.masked,
-            sky.observed,
-            filled["SkyReconNet"],
-            out_dir / "cosmo_maps.png",
-            sky.truth,
-            f"Nside {nside}",
-        ),
-        plot_spectra(
-            {**filled, "truth": sky.truth}, out_dir / "cosmo_spectra.png", power_spectrum(sky.truth)
-        ),
+        save_figure(maps, out_dir / "cosmo_maps.png"),
+        save_figure(spectra, out_dir / "cosmo_spectra.png"),
     ]
     summary = {name: score(values, sky) for name, values in filled.items()}
     summary["SkyReconNet"]["seconds"] = round(seconds, 2)
