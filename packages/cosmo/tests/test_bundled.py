@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import create_model
@@ -33,15 +34,16 @@ def test_every_bundled_checkpoint_loads_by_name_and_serves_the_nside_of_its_card
         pretrained_network(32)
 
 
-def test_bundled_network_beats_the_zero_fill_on_a_held_out_sky() -> None:
+def test_bundled_pipeline_beats_the_diffusive_fill_on_a_held_out_sky() -> None:
+    """The bundled Nside 64 network with its rim, against diffusive inpainting of the same held-out
+    sky (seed 5; training used seeds from 10^6): 5.5% lower hole MSE and higher SSIM there."""
     nside = min(bundled_checkpoints())
     net = pretrained_network(nside)
     sky = simulate_sky(nside, 5, f_sky=0.75)
     filled = inpaint_nest(net, sky.masked, sky.observed)
     np.testing.assert_array_equal(filled[sky.observed], sky.masked[sky.observed])
-    zero_fill = float(np.mean(sky.truth[~sky.observed] ** 2))
-    ours = score(filled, sky)
-    assert ours["mse"] < 0.7 * zero_fill and ours["correlation"] > 0.5
+    ours, diffusive = score(filled, sky), score(diffusive_inpaint(sky.masked, sky.observed), sky)
+    assert ours["mse"] < 0.97 * diffusive["mse"] and ours["ssim"] > diffusive["ssim"] + 0.02
     # the realization mode puts power back into the holes
     realization = inpaint_nest(net, sky.masked, sky.observed, "realization", seed=1)
     hole_power = np.var(realization[~sky.observed]) / np.var(sky.truth[~sky.observed])
@@ -53,11 +55,16 @@ def test_bundled_network_beats_the_zero_fill_on_a_held_out_sky() -> None:
     assert score(realization, sky)["cv_fraction"] >= max(
         0.9, score(bare_realization, sky)["cv_fraction"] + 0.1
     )
-    assert score(diffusive_inpaint(sky.masked, sky.observed), sky)["mse"] < zero_fill
 
 
-def test_demo_writes_figures(tmp_path: Path) -> None:
+def test_demo_beats_diffusion_and_writes_its_figures(tmp_path: Path) -> None:
     result = run_demo(tmp_path)
     assert [p.name for p in result.figures] == ["cosmo_maps.png", "cosmo_spectra.png"]
-    assert all(p.stat().st_size > 10_000 for p in result.figures)
-    assert result.summary["SkyReconNet"]["mse"] > 0
+    for path, size in zip(result.figures, [(1980, 408), (840, 624)], strict=True):
+        with Image.open(path) as png:  # 16.5 x 3.4 and 7 x 5.2 inches at 120 dpi
+            assert png.format == "PNG" and png.size == size
+            assert len(png.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 100  # not blank
+    summary = result.summary
+    assert summary["nside"] == 128 and 0.7 < summary["f_sky"] < 0.8
+    assert summary["SkyReconNet"]["mse"] < 0.97 * summary["diffusive"]["mse"]
+    assert summary["SkyReconNet realization"]["cv_fraction"] >= 0.9
