@@ -1,4 +1,5 @@
-"""Shared cosmo test helpers: the dense exact posterior mean the Wiener solvers are judged by."""
+"""Shared cosmo test helpers: the dense exact posterior mean the Wiener solvers are judged by, and
+the in-process runner of the command lines."""
 
 from __future__ import annotations
 
@@ -30,3 +31,19 @@ def _exact_wiener(
 def exact_wiener() -> Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]:
     """``exact_wiener(data, observed, cl, noise_sigma)``: the dense posterior mean, NESTED."""
     return _exact_wiener
+
+
+@pytest.fixture
+def invoke(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """``invoke(app, *args)``: run a command in-process through core-ops' ``run``, as the console
+    script does; returns (exit status, stdout, stderr)."""
+    from convsuite.core_ops.cli import run
+
+    def call(app: object, *args: object) -> tuple[int, str, str]:
+        capsys.readouterr()  # what the test printed before (healpy's notes on writing a file)
+        with pytest.raises(SystemExit) as stop:
+            run(app, [str(a) for a in args])  # type: ignore[arg-type]
+        captured = capsys.readouterr()
+        return stop.value.code, captured.out, captured.err
+
+    return call

@@ -26,16 +26,6 @@ from convsuite.cosmo.model import SkyReconNet
 NSIDE = 16
 
 
-def invoke(
-    capsys: pytest.CaptureFixture[str], app: typer.Typer, *args: str | Path
-) -> tuple[int, str, str]:
-    """Run a command; (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as stop:
-        run(app, [str(a) for a in args])
-    captured = capsys.readouterr()
-    return stop.value.code, captured.out, captured.err
-
-
 def _succeed(app: typer.Typer, *args: str | Path) -> None:
     """Run a command that must succeed (for module fixtures, which have no capsys)."""
     with pytest.raises(SystemExit) as stop:
@@ -69,10 +59,9 @@ def test_simulate_writes_sky_truth_and_mask(sims: Path) -> None:
     assert np.array_equal(sky == hp.UNSEEN, mask == 0) and 0.6 < mask.mean() < 0.8
 
 
-def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
+def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path, invoke) -> None:
     out, plots = tmp_path / "filled.fits", tmp_path / "plots"
     status, _, err = invoke(
-        capsys,
         inpaint_app,
         sims / "sky_0000.fits",
         "--weights",
@@ -98,10 +87,9 @@ def test_inpaint_one_map_with_figures(sims: Path, weights: Path, tmp_path: Path,
     ]
 
 
-def test_inpaint_many_maps_into_a_folder(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
+def test_inpaint_many_maps_into_a_folder(sims: Path, weights: Path, tmp_path: Path, invoke) -> None:
     maps = sorted(sims.glob("sky_*.fits"))
     status, _, err = invoke(
-        capsys,
         inpaint_app,
         *maps,
         "--mask",
@@ -120,10 +108,10 @@ def test_inpaint_many_maps_into_a_folder(sims: Path, weights: Path, tmp_path: Pa
     ]
 
 
-def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
+def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path, invoke) -> None:
     out = tmp_path / "filled.fits"
     args = (sims / "sky_0001.fits", "--weights", weights, "--out", out, "--nside", NSIDE // 2)
-    status, _, err = invoke(capsys, inpaint_app, *args)
+    status, _, err = invoke(inpaint_app, *args)
     assert status == 0, err
     sky, filled = hp.read_map(sims / "sky_0001.fits"), hp.read_map(out)
     truth = hp.read_map(sims / "truth_0001.fits")
@@ -138,21 +126,21 @@ def test_inpaint_at_another_nside(sims: Path, weights: Path, tmp_path: Path, cap
     assert len(blocks) > 0 and not np.allclose(blocks.max(1), blocks.min(1))
 
 
-def test_rim_depth(sims: Path, weights: Path, tmp_path: Path, capsys) -> None:
+def test_rim_depth(sims: Path, weights: Path, tmp_path: Path, invoke) -> None:
     out = tmp_path / "filled.fits"
     base = (sims / "sky_0001.fits", "--weights", weights, "--out", out)
-    assert invoke(capsys, inpaint_app, *base, "--rim-depth", 0)[0] == 0
+    assert invoke(inpaint_app, *base, "--rim-depth", 0)[0] == 0
     without_rim = hp.read_map(out)
-    status, _, err = invoke(capsys, inpaint_app, *base, "--rim-depth", 9)
+    status, _, err = invoke(inpaint_app, *base, "--rim-depth", 9)
     # beyond the filter's data radius: a usage error in one line, the output untouched
     assert status == 2 and len(err.strip().splitlines()) == 1 and "--rim-depth" in err
     np.testing.assert_array_equal(hp.read_map(out), without_rim)
-    assert invoke(capsys, inpaint_app, *base)[0] == 0
+    assert invoke(inpaint_app, *base)[0] == 0
     assert not np.array_equal(hp.read_map(out), without_rim)  # the rim changed the fill
 
 
 def test_train_takes_the_lightning_options_and_writes_a_card(
-    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One short epoch of the tiny preset at Nside 8 on the CPU, through the Lightning options;
     the card says what the weights expect (inputs) and what they reached (metrics)."""
@@ -160,7 +148,7 @@ def test_train_takes_the_lightning_options_and_writes_a_card(
     args += ["--batch-size", 1, "--out", tmp_path, "--accelerator", "cpu", "--devices", "1"]
     args += ["--strategy", "auto", "--num-nodes", 1]
     monkeypatch.setattr(sys, "argv", ["cosmo-train", *map(str, args)])
-    status, _, err = invoke(capsys, train_app, *args)
+    status, _, err = invoke(train_app, *args)
     assert status == 0, err
     net = SkyReconNet.from_pretrained(tmp_path / "skyrecon.safetensors")
     card = net.card
@@ -171,13 +159,12 @@ def test_train_takes_the_lightning_options_and_writes_a_card(
     assert {"train_seconds", "val_loss", "val_mse_prefill"} <= set(card.metrics)
     assert "nside" not in card.metrics and card.recipe.startswith("cosmo-train --nside 8")
     assert net.config == create_model("skyrecon", preset="tiny").config
-    status, _, err = invoke(capsys, train_app, *args[:-8], "--devices", "0,x")
+    status, _, err = invoke(train_app, *args[:-8], "--devices", "0,x")
     assert status == 2 and "--devices" in err and len(err.strip().splitlines()) == 1
 
 
-def test_evaluate_prints_every_method(weights: Path, capsys) -> None:
+def test_evaluate_prints_every_method(weights: Path, invoke) -> None:
     status, out, err = invoke(
-        capsys,
         evaluate_app,
         "--nside",
         NSIDE,
@@ -191,15 +178,15 @@ def test_evaluate_prints_every_method(weights: Path, capsys) -> None:
     assert status == 0, err
     for name in ("skyrecon", "diffusive", "wiener", "mse_over_wiener", "cv_fraction"):
         assert name in out
-    status, _, err = invoke(capsys, evaluate_app, "--nside", NSIDE, "--methods", "oracle")
+    status, _, err = invoke(evaluate_app, "--nside", NSIDE, "--methods", "oracle")
     assert status == 2 and "oracle" in err and len(err.strip().splitlines()) == 1
 
 
-def test_every_command_has_help_with_an_example(capsys) -> None:
+def test_every_command_has_help_with_an_example(invoke) -> None:
     for app in (inpaint_app, simulate_app, train_app, evaluate_app):
-        status, out, _ = invoke(capsys, app, "--help")
+        status, out, _ = invoke(app, "--help")
         assert status == 0 and "Example:" in out
-    _, out, _ = invoke(capsys, train_app, "--help")
+    _, out, _ = invoke(train_app, "--help")
     for option in ("--accelerator", "--devices", "--strategy", "--num-nodes", "--seed"):
         assert option in out
 

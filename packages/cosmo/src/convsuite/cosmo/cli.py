@@ -124,6 +124,15 @@ def inpaint(
     figures = [] if plots is None else [plots / f"{s}_{k}.png" for s in stems for k in _FIGURES]
     guard_outputs([*targets, *figures], [*maps, *(p for p in (mask, truth) if p is not None)])
 
+    from convsuite.cosmo.data import sky_map_nside
+
+    # every header first (sizes, Nside, cut-short files): a bad file among many stops the run
+    # before any output is written
+    for path in [*maps, *([truth] if truth is not None else [])]:
+        sky_map_nside(path, field)
+    if mask is not None:
+        sky_map_nside(mask)
+
     from rich.console import Console
     from rich.progress import track
 

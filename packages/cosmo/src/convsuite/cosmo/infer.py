@@ -35,7 +35,8 @@ from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import bundled_weights, list_bundled
 from convsuite.core_ops.io import ModelCard
 from convsuite.cosmo.baselines import diffusive_inpaint, relax
-from convsuite.cosmo.data.fits_io import hole_pixels
+from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
+from convsuite.cosmo.data.masks import check_observed
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
     beamed_lcdm_cl,
@@ -224,17 +225,30 @@ def inpaint(
 
     Returns:
         (12 N^2,) float32, same ordering as the input: observed pixels unchanged, holes filled.
+
+    Raises:
+        InputError: not a HEALPix map, a mask of another size or with +-inf values, or a map
+            :func:`~convsuite.cosmo.data.check_observed` refuses (+-inf outside the mask,
+            nothing observed, all zeros, |T| above 100 mK).
     """
     values = np.asarray(sky_map, dtype=np.float64)
-    native = hp.npix2nside(values.size)
+    native = nside_of(values.size, "map")
     holes = hole_pixels(values)
+    infinite = np.isinf(values)
     if mask is not None:
-        holes |= np.asarray(mask) <= 0.5
+        mask_values = np.asarray(mask, dtype=np.float64)
+        if mask_values.shape != values.shape:
+            raise InputError("mask", f"{mask_values.size} pixels, the map has {values.size}")
+        if np.isinf(mask_values).any():  # before the threshold: +inf is no "observed"
+            raise InputError("mask", "+-inf values: a mask holds 1 (observed) to 0 (masked)")
+        by_mask = mask_values > 0.5  # NaN and UNSEEN: masked
+        infinite &= by_mask
+        holes |= ~by_mask
     if not nest:
         values, holes = hp.reorder(values, r2n=True), hp.reorder(holes, r2n=True)
+        infinite = hp.reorder(infinite, r2n=True)
     observed = ~holes
-    if not observed.any():
-        raise InputError("map", "every pixel is masked: nothing to inpaint from")
+    check_observed("map", values, observed, infinite)
     target = nside or native
     net = pretrained_network(target, weights)
     filled = inpaint_nest(net, values, observed, mode, seed, rim_depth=rim_depth, nside=target)

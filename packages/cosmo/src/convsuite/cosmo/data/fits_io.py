@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +23,26 @@ import healpy as hp
 import numpy as np
 from astropy.io import fits
 
-from convsuite.core_ops.io import InputError, atomic_path
+from convsuite.core_ops.io import InputError, atomic_path, check_budget
 
-__all__ = ["SkyMap", "hole_pixels", "nside_of", "read_sky_map", "write_sky_map"]
+__all__ = [
+    "MAX_MAP_BYTES",
+    "MIN_PARTIAL_FRACTION",
+    "SkyMap",
+    "hole_pixels",
+    "nside_of",
+    "read_sky_map",
+    "sky_map_nside",
+    "write_sky_map",
+]
+
+MAX_MAP_BYTES = 4 * 2**30
+"""Default memory budget of one map's inpainting, checked from the header before reading:
+Nside 2048 fits (3.0 GiB at :data:`_BYTES_PER_PIXEL`), Nside 4096 (12 GiB) does not."""
+_BYTES_PER_PIXEL = 64  # peak memory of cosmo-inpaint per map pixel (3.1 GB measured at Nside 2048)
+MIN_PARTIAL_FRACTION = 0.01
+"""The least share of the sphere an explicit-index (partial-sky) file must hold."""
+_INDEX_COLUMNS = ("PIXEL", "PIX", "INDEX")
 
 # Header cards healpy writes itself (table layout, pixelisation): not carried over from the input.
 _LAYOUT_KEYS = {
@@ -86,18 +106,52 @@ class SkyMap:
         return dataclasses.replace(self, **changes)
 
 
-def read_sky_map(path: str | os.PathLike[str], field: int = 0) -> SkyMap:
-    """Read one field of a HEALPix FITS map, keeping what is needed to write the result back.
+@dataclass(frozen=True)
+class _Layout:
+    """What a HEALPix FITS file's header says, checked before any pixel is decoded."""
 
-    Args:
-        path: a HEALPix FITS file (RING or NESTED; implicit or explicit indexing).
-        field: the column to read (0 = the first, the temperature of a T/Q/U file).
+    nside: int
+    explicit: bool
+    column: str
+    unit: str
+    ordering: str
+    header: list[tuple[str, object, str]]
 
-    Raises:
-        InputError: the file is missing or unreadable, has no such field, is not a HEALPix pixel
-            count.
-    """
-    path = Path(path)
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Read ``path`` with astropy's and healpy's warnings held: folded into the one-line
+    :class:`InputError` when the read fails (astropy would print each on its own line through its
+    logger), issued again once it succeeds. Other errors of the FITS layer become InputErrors."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except InputError as error:
+            notes = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+            if not notes:
+                raise
+            raise InputError(
+                error.source, f"{error.problem} (warned: {'; '.join(notes)})"
+            ) from None
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=3)
+
+
+def _nside_card(path: Path, card: object) -> int:
+    try:
+        nside = int(card)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise InputError(path, f"NSIDE card is {card!r}, not an integer") from None
+    if nside < 1 or nside & (nside - 1):
+        raise InputError(path, f"NSIDE card says {nside}: not a power of 2")
+    return nside
+
+
+def _layout(path: Path, field: int, max_bytes: int) -> _Layout:
+    """The header's facts, checked: a binary table of the right size for its Nside (the file not
+    cut short, explicit pixel indices on the sphere and not too few of them), within the memory
+    budget. Reads no pixel values (only the pixel indices of an explicit-index file)."""
     if not path.is_file():
         raise InputError(path, "no such file")
     try:
@@ -105,50 +159,140 @@ def read_sky_map(path: str | os.PathLike[str], field: int = 0) -> SkyMap:
             if len(hdus) < 2 or not isinstance(hdus[1], fits.BinTableHDU):
                 raise InputError(path, "no binary table extension: not a HEALPix FITS map")
             table = hdus[1]
+            cards = table.header
             names = table.columns.names
-            explicit = str(table.header.get("INDXSCHM", "IMPLICIT")).upper() == "EXPLICIT"
-            data_names = [n for n in names if n.upper() not in ("PIXEL", "PIX", "INDEX")]
+            explicit = str(cards.get("INDXSCHM", "IMPLICIT")).upper() == "EXPLICIT"
+            data_names = [n for n in names if n.upper() not in _INDEX_COLUMNS]
             if explicit and not (0 <= field < len(data_names)):
                 raise InputError(path, f"no field {field}: the file has {len(data_names)}")
             if not explicit and not (0 <= field < len(names)):
                 raise InputError(path, f"no field {field}: the file has {len(names)} ({names})")
             column = data_names[field] if explicit else names[field]
-            unit = table.columns[column].unit or ""
-            header = [
-                (card.keyword, card.value, card.comment)
-                for card in table.header.cards
-                if card.keyword not in _LAYOUT_KEYS
-                and not card.keyword.startswith(_LAYOUT_PREFIXES)
-            ]
-            ordering = str(table.header.get("ORDERING", "RING")).strip().upper()
-            nside_card = table.header.get("NSIDE")
+            rows, width = int(cards.get("NAXIS2", 0)), int(cards.get("NAXIS1", 0))
+            needed = table.fileinfo()["datLoc"] + rows * width + int(cards.get("PCOUNT", 0))
+            if path.stat().st_size < needed:
+                raise InputError(
+                    path, f"is cut short: {path.stat().st_size} bytes, its header needs {needed}"
+                )
+            present = rows * table.columns[column].format.repeat
+            if explicit:
+                if "NSIDE" not in cards:
+                    raise InputError(
+                        path, "an explicit-index (partial-sky) file needs an NSIDE card"
+                    )
+                nside = _nside_card(path, cards["NSIDE"])
+            else:
+                nside = nside_of(present, path)
+                if "NSIDE" in cards and _nside_card(path, cards["NSIDE"]) != nside:
+                    raise InputError(
+                        path,
+                        f"NSIDE card says {cards['NSIDE']} but the file holds {present} pixels "
+                        f"(Nside {nside})",
+                    )
+            npix = 12 * nside * nside
+            what = f"inpainting a full-sky Nside {nside} map"
+            check_budget(path, npix * _BYTES_PER_PIXEL, what, max_bytes)
+            if explicit:
+                _check_explicit(path, table, present, nside)
+            layout = _Layout(
+                nside,
+                explicit,
+                column,
+                table.columns[column].unit or "",
+                str(cards.get("ORDERING", "RING")).strip().upper(),
+                [
+                    (card.keyword, card.value, card.comment)
+                    for card in cards.cards
+                    if card.keyword not in _LAYOUT_KEYS
+                    and not card.keyword.startswith(_LAYOUT_PREFIXES)
+                ],
+            )
     except InputError:
         raise
-    except OSError as error:
+    except (OSError, ValueError, KeyError) as error:  # astropy's errors for broken files
         raise InputError(path, f"not a readable FITS file ({error})") from None
-    if ordering not in ("RING", "NESTED"):
-        raise InputError(path, f"ORDERING is {ordering!r}, expected RING or NESTED")
-    try:
-        values = hp.read_map(path, field=field, nest=None, partial=explicit, dtype=None)
-    except Exception as error:  # healpy raises bare Exceptions and ValueErrors for bad layouts
-        raise InputError(path, f"not a HEALPix map ({error})") from None
+    if layout.ordering not in ("RING", "NESTED"):
+        raise InputError(path, f"ORDERING is {layout.ordering!r}, expected RING or NESTED")
+    return layout
+
+
+def _check_explicit(path: Path, table: fits.BinTableHDU, present: int, nside: int) -> None:
+    """An explicit-index file's pixels: on the sphere, and enough of it to inpaint from."""
+    npix = 12 * nside * nside
+    if present < MIN_PARTIAL_FRACTION * npix:
+        raise InputError(
+            path,
+            f"holds {present} of the {npix} pixels of an Nside {nside} sky ({present / npix:.2g}"
+            f" of it): too few to inpaint a full sky from (at least {MIN_PARTIAL_FRACTION:.0%})",
+        )
+    index = [n for n in table.columns.names if n.upper() in _INDEX_COLUMNS]
+    if not index:
+        raise InputError(path, "an explicit-index (partial-sky) file needs a PIXEL column")
+    pixels = np.asarray(table.data[index[0]])
+    if pixels.size and (pixels.min() < 0 or pixels.max() >= npix):
+        raise InputError(
+            path, f"pixel index {pixels.max()} is not on an Nside {nside} sky (0..{npix - 1})"
+        )
+
+
+def sky_map_nside(
+    path: str | os.PathLike[str], field: int = 0, max_bytes: int = MAX_MAP_BYTES
+) -> int:
+    """The Nside of a HEALPix FITS map from its header, after the checks :func:`read_sky_map`
+    makes before decoding it (for a quick look at many files before reading any).
+
+    Raises:
+        InputError: as :func:`read_sky_map`, for what the header shows.
+    """
+    path = Path(path)
+    with _reading(path):
+        return _layout(path, field, max_bytes).nside
+
+
+def read_sky_map(
+    path: str | os.PathLike[str], field: int = 0, max_bytes: int = MAX_MAP_BYTES
+) -> SkyMap:
+    """Read one field of a HEALPix FITS map, keeping what is needed to write the result back.
+
+    The header is checked before any pixel is decoded: a file cut short, an NSIDE card that does
+    not match the pixels present, explicit pixel indices off the sphere or covering less than
+    :data:`MIN_PARTIAL_FRACTION` of it, or a map whose inpainting would need more than
+    ``max_bytes`` (a 9 KB partial-sky file can claim Nside 4096) are refused at once.
+
+    Args:
+        path: a HEALPix FITS file (RING or NESTED; implicit or explicit indexing).
+        field: the column to read (0 = the first, the temperature of a T/Q/U file).
+        max_bytes: memory budget of the map's inpainting (about 64 bytes a pixel); default
+            :data:`MAX_MAP_BYTES`, enough for Nside 2048.
+
+    Raises:
+        InputError: the file is missing or unreadable, has no such field, is not a HEALPix pixel
+            count, or fails a header check above; the message is one line, with any warning
+            astropy or healpy gave on the way.
+    """
+    path = Path(path)
+    with _reading(path):
+        layout = _layout(path, field, max_bytes)
+        try:
+            values = hp.read_map(path, field=field, nest=None, partial=layout.explicit, dtype=None)
+        except Exception as error:  # healpy raises bare Exceptions and ValueErrors for bad layouts
+            raise InputError(path, f"not a HEALPix map ({error})") from None
     values = np.asarray(values, dtype=np.float64)  # native byte order from here on
-    nside = nside_of(values.size, path)
-    if nside_card is not None and int(nside_card) != nside:
-        raise InputError(path, f"NSIDE card says {int(nside_card)} but the data has Nside {nside}")
+    if values.size != 12 * layout.nside**2:
+        raise InputError(path, f"healpy read {values.size} pixels, Nside {layout.nside} has more")
     infinite = np.isinf(values)
     holes = hole_pixels(values)
-    if ordering == "RING":
+    if layout.ordering == "RING":
         values, holes = hp.reorder(values, r2n=True), hp.reorder(holes, r2n=True)
         infinite = hp.reorder(infinite, r2n=True)
     values = np.where(holes, 0.0, values).astype(np.float32)
     return SkyMap(
         values,
         ~holes,
-        ordering,
-        unit,
-        column,
-        header,
+        layout.ordering,
+        layout.unit,
+        layout.column,
+        layout.header,
         str(path),
         infinite if infinite.any() else None,
     )

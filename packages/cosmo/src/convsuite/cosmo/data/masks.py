@@ -1,4 +1,5 @@
-"""Masks from files: 1 = observed, combined with the map's own holes (UNSEEN, NaN)."""
+"""Masks from files: 1 = observed, combined with the map's own holes (UNSEEN, NaN); the checks an
+observed map must pass before it is inpainted."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import healpy as hp
 import numpy as np
 
 from convsuite.core_ops.io import InputError
-from convsuite.cosmo.data.fits_io import SkyMap, read_sky_map
+from convsuite.cosmo.data.fits_io import MAX_MAP_BYTES, SkyMap, read_sky_map
 
-__all__ = ["apply_mask", "read_mask"]
+__all__ = ["MAX_ABS_UK", "apply_mask", "check_observed", "read_mask"]
+
+MAX_ABS_UK = 1e5
+"""The largest |T| in muK (100 mK) an observed pixel may hold: CMB anisotropies are a few hundred
+muK, the brightest compact sources at arcminute pixels ~1e5; beyond, the value is not a CMB
+temperature in muK (a flag value, another unit) and would flood the fill of the holes near it."""
 
 
 def read_mask(
-    path: str | os.PathLike[str], nside: int, regrade: bool = False, field: int = 0
+    path: str | os.PathLike[str],
+    nside: int,
+    regrade: bool = False,
+    field: int = 0,
+    max_bytes: int = MAX_MAP_BYTES,
 ) -> np.ndarray:
     """A FITS mask as (12 nside^2,) bool NESTED, True where observed (value > 0.5).
 
@@ -24,11 +34,19 @@ def read_mask(
         regrade: when the mask's Nside differs, ``ud_grade`` it (a degraded pixel is observed only
             if all its sub-pixels are); False: raise.
         field: the column holding the mask.
+        max_bytes: memory budget (see :func:`~convsuite.cosmo.data.read_sky_map`).
 
     Raises:
-        InputError: unreadable, or another Nside without ``regrade``.
+        InputError: unreadable, +-inf values (a mask holds 0 to 1; finiteness is checked before
+            the threshold), or another Nside without ``regrade``.
     """
-    mask = read_sky_map(path, field)
+    mask = read_sky_map(path, field, max_bytes)
+    if mask.infinite is not None:
+        raise InputError(
+            path,
+            f"{int(mask.infinite.sum())} mask pixels are +-inf: a mask holds 1 (observed) to "
+            "0 (masked), UNSEEN or NaN where it has no data",
+        )
     observed = (mask.values > 0.5) & mask.observed
     if mask.nside != nside:
         if not regrade:
@@ -44,22 +62,50 @@ def read_mask(
     return observed
 
 
+def check_observed(
+    source: str, values: np.ndarray, observed: np.ndarray, exposed_infinite: np.ndarray | None
+) -> None:
+    """Refuse a map that cannot be inpainted.
+
+    Args:
+        source: the map's file or name, for the message.
+        values: (12 N^2,) muK, any ordering.
+        observed: (12 N^2,) bool, the pixels the fill starts from (mask applied).
+        exposed_infinite: (12 N^2,) bool, +-inf pixels the mask leaves observed; None: none.
+
+    Raises:
+        InputError: +-inf outside the mask, nothing observed, every observed pixel 0 (an empty
+            map), or an observed |T| above :data:`MAX_ABS_UK`.
+    """
+    if exposed_infinite is not None and exposed_infinite.any():
+        count = int(exposed_infinite.sum())
+        raise InputError(source, f"{count} pixels outside the mask are +-inf")
+    if not observed.any():
+        raise InputError(source, "every pixel is masked: nothing to inpaint from")
+    seen = np.asarray(values)[observed]
+    if not np.any(seen):
+        raise InputError(source, "the map is all zeros where observed")
+    wild = ~(np.abs(seen) <= MAX_ABS_UK)  # NaN counts as wild
+    if wild.any():
+        raise InputError(
+            source,
+            f"{int(wild.sum())} observed pixels have |T| above {MAX_ABS_UK / 1e3:g} mK (up to "
+            f"{np.nanmax(np.abs(seen)):.3g}): not a CMB temperature in muK; mask them or "
+            "convert the map to muK",
+        )
+
+
 def apply_mask(sky: SkyMap, observed: np.ndarray | None) -> SkyMap:
     """``sky`` with its observed pixels restricted to ``observed`` (None: the map's own holes).
 
     Raises:
-        InputError: +-inf values outside the mask, nothing observed, or every observed pixel is 0
-            (an empty map).
+        InputError: see :func:`check_observed`.
     """
-    if sky.infinite is not None:
-        exposed = sky.infinite if observed is None else sky.infinite & observed
-        if exposed.any():
-            raise InputError(sky.source, f"{int(exposed.sum())} pixels outside the mask are +-inf")
+    exposed = sky.infinite
+    if exposed is not None and observed is not None:
+        exposed = exposed & observed
     if observed is not None:
         sky = sky.replace(observed=sky.observed & observed)
         sky = sky.replace(values=np.where(sky.observed, sky.values, 0.0).astype(np.float32))
-    if not sky.observed.any():
-        raise InputError(sky.source, "every pixel is masked: nothing to inpaint from")
-    if not np.any(sky.values[sky.observed]):
-        raise InputError(sky.source, "the map is all zeros where observed")
+    check_observed(sky.source, sky.values, sky.observed, exposed)
     return sky
