@@ -214,7 +214,7 @@ def test_medseg_wheel_ships_its_weights_and_depends_on_core_ops_by_name(medseg_w
     requires = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
     core = [r for r in requires if r.name == "convsuite-core-ops"]
     assert len(core) == 1 and core[0].url is None
-    assert "medseg=convsuite.medseg.cli:app" in entry_points.replace(" ", "")
+    assert "medseg=convsuite.medseg.cli:main" in entry_points.replace(" ", "")
     assert "medseg=convsuite.medseg.demo:run" in entry_points.replace(" ", "")
 
 
@@ -237,7 +237,7 @@ def test_semicon_wheel_ships_its_monitor(tmp_path: Path) -> None:
     assert "convsuite/__init__.py" not in names
     for suffix in (".safetensors", ".json", ".novelty.json"):
         assert f"convsuite/semicon/weights/wafer_monitor_small{suffix}" in names
-    assert "wafer-monitor=convsuite.semicon.cli:app" in entry_points
+    assert "wafer-monitor=convsuite.semicon.cli:main" in entry_points
     assert "semicon=convsuite.semicon.demo:run" in entry_points
 
 

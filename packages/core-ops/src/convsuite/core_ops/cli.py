@@ -38,9 +38,9 @@ import typer
 from convsuite.core_ops.errors import InputError
 
 try:  # recent typer vendors click
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover - older typer depends on click
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 __all__ = [
     "Accelerator",
@@ -55,6 +55,7 @@ __all__ = [
     "output_stems",
     "recipe_command",
     "run",
+    "torch_device",
     "trainer_settings",
 ]
 
@@ -112,6 +113,11 @@ def run(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
         except InputError as error:
             error_line(_with_warnings(str(error), caught))
             sys.exit(2)
+        except NoArgsIsHelpError as error:  # `medseg` alone: the help, as --help gives it
+            text = error.ctx.get_help()  # typer's rich help prints itself and returns ""
+            if text:
+                print(text)
+            sys.exit(0)
         except ClickException as error:
             error_line(_with_warnings(error.format_message(), caught))
             sys.exit(2 if error.exit_code == 2 else error.exit_code)
@@ -130,6 +136,31 @@ def run(app: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
             warning.message, warning.category, warning.filename, warning.lineno, warning.file
         )
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def torch_device(text: str) -> str:
+    """``text`` if torch knows the device and this machine has it, for a ``--device`` option.
+
+    Imports torch: call it inside a command.
+
+    Raises:
+        InputError: not a torch device (``gpu``), or not present here (``cuda:3`` on a 1-GPU box).
+    """
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise InputError("--device", f"{text!r} is not a torch device ({error})") from None
+    present = {
+        "cuda": lambda: (
+            torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+        ),
+        "mps": torch.backends.mps.is_available,
+    }
+    if device.type in present and not present[device.type]():
+        raise InputError("--device", f"{text} is not available on this machine")
+    return text
 
 
 def recipe_command() -> str:

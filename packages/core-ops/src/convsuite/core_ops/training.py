@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger
 from convsuite.core_ops.io import ModelCard, save_checkpoint
 from convsuite.core_ops.runtime import keep_freed_memory
 
-__all__ = ["export_best", "make_trainer", "seed_everything"]
+__all__ = ["export_best", "load_best", "make_trainer", "seed_everything"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -157,8 +157,25 @@ def export_best(
     Raises:
         ValueError: the trainer kept no best checkpoint, or ``module`` has no ``net``.
     """
-    net = getattr(module, "net", None)
-    if not isinstance(net, torch.nn.Module):
+    best = load_best(trainer, module)
+    filled = dataclasses.replace(
+        card, metrics={**card.metrics, **{k: float(v) for k, v in (metrics or {}).items()}, **best}
+    )
+    _LOG.info("exporting %s (%s)", path, filled.metrics)
+    return save_checkpoint(module.net.state_dict(), path, filled)
+
+
+def load_best(trainer: L.Trainer, module: L.LightningModule) -> dict[str, float]:
+    """Load the best checkpoint's weights into ``module``; return ``{monitor: best value}``.
+
+    For recipes that need the best weights before they can write the card (fit a detector on the
+    trained features, score a held-out set): call this, finish, then :func:`save_checkpoint` once.
+    :func:`export_best` calls it too. The checkpoint is read with ``weights_only=True``.
+
+    Raises:
+        ValueError: the trainer kept no best checkpoint, or ``module`` has no ``net``.
+    """
+    if not isinstance(getattr(module, "net", None), torch.nn.Module):
         raise ValueError(
             f"{type(module).__name__} has no `net` submodule: convsuite LightningModules hold the "
             "network they train as `self.net`"
@@ -166,9 +183,6 @@ def export_best(
     callback = _best_checkpoint(trainer)
     checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(checkpoint["state_dict"])
-    metrics = {**card.metrics, **{k: float(v) for k, v in (metrics or {}).items()}}
-    if callback.best_model_score is not None:
-        metrics[str(callback.monitor)] = float(callback.best_model_score)
-    filled = dataclasses.replace(card, metrics=metrics)
-    _LOG.info("exporting %s (%s=%s)", callback.best_model_path, callback.monitor, metrics)
-    return save_checkpoint(net.state_dict(), path, filled)
+    if callback.best_model_score is None:
+        return {}
+    return {str(callback.monitor): float(callback.best_model_score)}

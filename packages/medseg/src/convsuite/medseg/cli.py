@@ -26,6 +26,7 @@ from convsuite.core_ops.cli import (
     output_stems,
     recipe_command,
     run,
+    torch_device,
     trainer_settings,
 )
 from convsuite.core_ops.errors import InputError
@@ -210,7 +211,7 @@ def segment_images(
     from convsuite.medseg.models.hybridgnet import HybridGNet
 
     keep_freed_memory()
-    net = HybridGNet.from_pretrained(weights, device=_torch_device(device))
+    net = HybridGNet.from_pretrained(weights, device=torch_device(device))
     organs = net.config.organs
     guard_outputs([out / name for stem in stems for name in _output_names(stem, organs)], images)
     out.mkdir(parents=True, exist_ok=True)
@@ -309,7 +310,7 @@ def evaluate(
     from convsuite.medseg.models.pixel_baseline import UNetBaseline
 
     keep_freed_memory()
-    device = _torch_device(device)
+    device = torch_device(device)
     net = HybridGNet.from_pretrained(weights, device=device)
     pixel = UNetBaseline.from_pretrained(baseline, device=device) if baseline else None
     if out is not None:
@@ -324,25 +325,6 @@ def evaluate(
     if out is not None:
         with atomic_write(out) as handle:
             json.dump(summary, handle, indent=2)
-
-
-def _torch_device(text: str) -> str:
-    """``text`` if torch knows the device and this machine has it; InputError otherwise."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except RuntimeError as error:
-        raise InputError("--device", f"{text!r} is not a torch device ({error})") from None
-    present = {
-        "cuda": lambda: (
-            torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-        ),
-        "mps": torch.backends.mps.is_available,
-    }
-    if device.type in present and not present[device.type]():
-        raise InputError("--device", f"{text} is not available on this machine")
-    return text
 
 
 def _check_folder(out: Path) -> None:

@@ -15,7 +15,6 @@ model card, detector JSON), each file written once.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import tempfile
@@ -32,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import model_config
-from convsuite.core_ops.training import export_best, make_trainer, seed_everything
+from convsuite.core_ops.io import save_checkpoint
+from convsuite.core_ops.training import load_best, make_trainer, seed_everything
 from convsuite.semicon.data import PATTERNS, WaferMap
 from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, batch_binned
 from convsuite.semicon.metrics import closed_set_accuracy, macro_f1
@@ -299,7 +299,7 @@ def fit_monitor(
             run_dir, max_epochs=epochs, monitor="val_loss", progress=progress, **trainer_kwargs
         )
         trainer.fit(module, train_loader, val_loader)
-        best_val_loss = _load_best(trainer, module)
+        best = load_best(trainer, module)  # {"val_loss": ...}
         net = module.net.eval()
         train_features, _ = _features(net, train_maps, batch_size)
         val_features, val_logits = _features(net, val_known, batch_size)
@@ -316,6 +316,7 @@ def fit_monitor(
             "val_macro_f1": macro_f1(truth, predicted),
             "val_false_alarm_rate": float(np.mean(detector.predict(val_features))),
             "train_seconds": round(time.perf_counter() - started, 1),
+            **best,
         }
         novelty = run_dir / f"{name}.novelty.json"
         card = net.model_card(
@@ -332,21 +333,11 @@ def fit_monitor(
             inputs=card_inputs(config, train_maps),
             outputs=card_outputs(net, detector),
             files={"novelty": novelty.name},
+            metrics=metrics,
         )
         detector.save(novelty)  # first: the card never names a missing file
-        export_best(trainer, module, run_dir / f"{name}.safetensors", card, metrics=metrics)
-    card = dataclasses.replace(card, metrics={**metrics, "val_loss": best_val_loss})
+        save_checkpoint(net.state_dict(), run_dir / f"{name}.safetensors", card)
     return WaferMonitor(net, detector, card)
-
-
-def _load_best(trainer: L.Trainer, module: WaferClassifierModule) -> float:
-    """Load the best epoch's weights into ``module`` (as ``export_best`` does); its val_loss."""
-    callback = trainer.checkpoint_callback
-    if callback is None or not callback.best_model_path or callback.best_model_score is None:
-        raise ValueError("training kept no best checkpoint: no validation epoch ran")
-    checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True)
-    module.load_state_dict(checkpoint["state_dict"])
-    return float(callback.best_model_score)
 
 
 def _features(

@@ -1,8 +1,6 @@
-"""One way to pick a convolution for 1, 2 or 3 spatial dimensions (after MONAI's layer factories).
-
-Module classes come from MONAI's ``Conv[Conv.CONV, spatial_dims]`` / ``Norm[Norm.BATCH,
-spatial_dims]`` factories; the functional forms (``F.conv1d/2d/3d``, ``F.max_pool*d``), which MONAI
-has no factory for, from :func:`conv_function` and :func:`max_pool_function`.
+"""One way to pick a convolution for 1, 2 or 3 spatial dimensions, after MONAI's layer factories
+(``Conv[Conv.CONV, spatial_dims]``), which are not used here: importing MONAI's layers loads its
+metrics, scikit-image and scipy (~1.7 s), and core-ops' layers must stay cheap to import.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch.nn.functional as F
-from monai.networks.layers.factories import Conv, Norm
 from torch import Tensor, nn
 
 __all__ = [
@@ -40,10 +37,10 @@ def max_pool_function(spatial_dims: int) -> Callable[..., Tensor]:
 
 
 def conv_class(spatial_dims: int) -> type[nn.Module]:
-    """``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Conv3d`` (MONAI's factory)."""
-    return Conv[Conv.CONV, check_spatial_dims(spatial_dims)]
+    """``nn.Conv1d``, ``nn.Conv2d`` or ``nn.Conv3d``."""
+    return (nn.Conv1d, nn.Conv2d, nn.Conv3d)[check_spatial_dims(spatial_dims) - 1]
 
 
 def batch_norm_class(spatial_dims: int) -> type[nn.Module]:
-    """``nn.BatchNorm1d``, ``nn.BatchNorm2d`` or ``nn.BatchNorm3d`` (MONAI's factory)."""
-    return Norm[Norm.BATCH, check_spatial_dims(spatial_dims)]
+    """``nn.BatchNorm1d``, ``nn.BatchNorm2d`` or ``nn.BatchNorm3d``."""
+    return (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[check_spatial_dims(spatial_dims) - 1]
