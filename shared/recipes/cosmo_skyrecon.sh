@@ -4,13 +4,13 @@
 # Run from the repository root after `make test` (or `make demo`) has created .venv:
 #     bash shared/recipes/cosmo_skyrecon.sh [NSIDE] [WORK_DIR]
 # The bundled checkpoints, each level started from the one below (a new top level starts at the
-# diffusive fill):
+# diffusive fill; INIT is a bundled name or a .safetensors path):
 #   Nside 64:  bash shared/recipes/cosmo_skyrecon.sh 64                      (10 min)
 #   Nside 128: EPOCHS=2 N_TRAIN=100 LR=3e-4 \
-#              INIT=packages/cosmo/src/convsuite/cosmo/weights/skyrecon_nside64.safetensors \
+#              INIT=skyrecon_nside64 \
 #              bash shared/recipes/cosmo_skyrecon.sh 128                     (6 min)
 #   Nside 256: EPOCHS=1 N_TRAIN=60 LR=3e-4 \
-#              INIT=packages/cosmo/src/convsuite/cosmo/weights/skyrecon_nside128.safetensors \
+#              INIT=skyrecon_nside128 \
 #              bash shared/recipes/cosmo_skyrecon.sh 256
 # Trains the `small` preset on skies simulated on the fly (LCDM, beam 2 pixels FWHM, 1 muK arcmin
 # noise, galactic cut f_sky 0.6-0.9 plus point sources; training seeds from 10^6, never the
