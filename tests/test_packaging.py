@@ -249,5 +249,5 @@ def test_cosmo_wheel_ships_its_checkpoint_spectrum_and_commands(tmp_path: Path) 
     assert "convsuite/cosmo/data/lcdm_tt.txt" in names
     assert any(n.startswith("convsuite/cosmo/weights/skyrecon_nside") for n in names)
     for command in ("inpaint", "simulate", "train", "evaluate"):
-        assert f"cosmo-{command}=convsuite.cosmo.cli:{command}_app" in entry_points
+        assert f"cosmo-{command}=convsuite.cosmo.cli:{command}_main" in entry_points
     assert "cosmo=convsuite.cosmo.demo:run" in entry_points

@@ -139,3 +139,24 @@ def test_tables_first_built_in_inference_mode_still_train() -> None:
     padded = HEALPixPad(3)(faces_from_nest(x).reshape(12, 1, 64, 64))
     padded.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_tables_first_built_under_export_stay_real() -> None:
+    """A first use at a new Nside inside torch.export must not cache fake index tensors."""
+    from convsuite.core_ops.layers.healpix import _border_tables, _torch_order
+
+    class FromNest(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = HEALPixConv2d(2, 3, kernel_size=3)
+
+        def forward(self, nest_maps: torch.Tensor) -> torch.Tensor:
+            return self.conv(faces_from_nest(nest_maps).transpose(1, 2).flatten(0, 1))
+
+    nside = 32  # used by no other test, so the export below builds its tables
+    net = FromNest().eval()
+    maps = torch.randn(2, 2, 12 * nside * nside)
+    exported = torch.export.export(net, (maps,))
+    tables = [_torch_order(nest_to_face_order, nside), *_border_tables(nside, 1)]
+    assert all(type(t) is torch.Tensor for t in tables)
+    torch.testing.assert_close(exported.module()(maps), net(maps))

@@ -25,12 +25,15 @@ The index tables are built once per ``(nside, padding)`` with healpy (the option
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from convsuite.core_ops.layers.arguments import as_tuple
 
@@ -85,10 +88,18 @@ def _face_to_nest_order(nside: int) -> np.ndarray:
     return inverse
 
 
+@contextlib.contextmanager
+def _real_tensors() -> Iterator[None]:
+    """Make the cached index tensors real, whatever mode the first call ran in: not inference
+    tensors (later training needs autograd), not fake tensors (a first call under
+    ``torch.export`` would otherwise cache placeholders that later eager calls get back)."""
+    with torch.inference_mode(False), unset_fake_temporarily():
+        yield
+
+
 @functools.lru_cache(maxsize=32)
 def _torch_order(table: object, nside: int) -> Tensor:
-    # cached tensors must not be inference tensors, whatever mode the first call ran in
-    with torch.inference_mode(False):
+    with _real_tensors():
         return torch.from_numpy(np.array(table(nside)))  # type: ignore[operator]
 
 
@@ -241,7 +252,7 @@ def _border_tables(nside: int, padding: int) -> tuple[Tensor, ...]:
     side = nside + 2 * padding
     destination = (positions // (side * side), (positions // side) % side, positions % side)
     source = (sources // (nside * nside), (sources // nside) % nside, sources % nside)
-    with torch.inference_mode(False):  # cached: usable later with autograd
+    with _real_tensors():
         return tuple(torch.from_numpy(np.ascontiguousarray(t)) for t in (*destination, *source))
 
 
