@@ -76,11 +76,8 @@ def _map_npz(path: Path, extra: int = 0, x_claims: int | None = None) -> Path:
     return path
 
 
-def test_npz_with_a_huge_unused_array_is_classified_in_little_memory(tmp_path: Path) -> None:
-    """The issue's case: a 2 GiB unused array took 2.3 GB; only x, y and the scalars are read."""
-    npz = _map_npz(tmp_path / "wafer.npz", extra=1 << 28)
-    assert npz.stat().st_size < 20 << 20
-    out = tmp_path / "results.csv"
+def _classify_peak_kib(npz: Path, out: Path) -> int:
+    """Peak RSS (KiB) of a fresh process classifying ``npz`` through the CLI; it must succeed."""
     code = (
         "import resource, sys\n"
         "from convsuite.core_ops.cli import run\n"
@@ -95,7 +92,23 @@ def test_npz_with_a_huge_unused_array_is_classified_in_little_memory(tmp_path: P
     )
     status, peak_kib = map(int, done.stdout.split())
     assert status == 0, done.stderr
-    assert peak_kib < 1 << 20, f"peak RSS {peak_kib / 2**20:.2f} GiB"  # < 1 GiB, all of torch
+    return peak_kib
+
+
+def test_npz_with_a_huge_unused_array_is_classified_in_little_memory(tmp_path: Path) -> None:
+    """The issue's case: a 2 GiB unused array took 2.3 GB; only x, y and the scalars are read.
+
+    Measured against the same map without the unused array, in the same conditions: the peak of
+    a process holding torch and the bundled monitor varies with the machine, the difference not.
+    """
+    plain = _map_npz(tmp_path / "plain.npz")
+    npz = _map_npz(tmp_path / "wafer.npz", extra=1 << 28)
+    assert npz.stat().st_size < 20 << 20
+    out = tmp_path / "results.csv"
+    baseline_kib = _classify_peak_kib(plain, tmp_path / "plain.csv")
+    peak_kib = _classify_peak_kib(npz, out)
+    extra_mib = (peak_kib - baseline_kib) / 1024
+    assert extra_mib < 256, f"the unused 2 GiB array cost {extra_mib:.0f} MiB"
     table = pd.read_csv(out)
     assert list(table["map_name"]) == ["wafer"] and table["class_name"].notna().all()
 

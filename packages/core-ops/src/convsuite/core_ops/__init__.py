@@ -13,8 +13,7 @@ Importing this package is cheap (no torch): the names below load on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from convsuite.core_ops.lazy import lazy_exports
 
 _LAZY = {
     "InputError": "convsuite.core_ops.errors",
@@ -30,8 +29,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'convsuite.core_ops' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -6,8 +6,7 @@ command lines' ``--help``) costs no torch, healpy or matplotlib import.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from convsuite.core_ops.lazy import lazy_exports
 
 _EXPORTS = {
     "LocalWienerFilter": "convsuite.cosmo.local_wiener",
@@ -36,14 +35,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

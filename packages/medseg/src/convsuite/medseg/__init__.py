@@ -14,8 +14,9 @@ imported on first use, so ``import convsuite.medseg`` costs nothing.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from convsuite.core_ops.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from convsuite.medseg.data.images import read_radiograph
@@ -52,15 +53,4 @@ __all__ = [
     "simulate_phantoms",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import ``name`` from its module on first access (PEP 562)."""
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

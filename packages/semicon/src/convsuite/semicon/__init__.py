@@ -16,8 +16,7 @@ use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from convsuite.core_ops.lazy import lazy_exports
 
 _LAZY = {
     "PATTERNS": "convsuite.semicon.data",
@@ -40,12 +39,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'convsuite.semicon' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
