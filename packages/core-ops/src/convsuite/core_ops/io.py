@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write",
     "check_budget",
     "load_checkpoint",
+    "read_card",
     "save_checkpoint",
 ]
 
@@ -276,11 +277,20 @@ def load_checkpoint(
         state_dict = load_file(str(path), device=str(device))
     except Exception as error:  # safetensors raises its own error types
         raise InputError(path, f"is not a readable safetensors file ({error})") from None
-    card_file = _card_path(path)
+    return state_dict, read_card(path)
+
+
+def read_card(path: str | os.PathLike[str]) -> ModelCard:
+    """The validated model card beside checkpoint ``path`` (``x.safetensors`` -> ``x.json``).
+
+    Raises:
+        InputError: the card is missing, unreadable or invalid (see :meth:`ModelCard.from_json`).
+    """
+    card_file = _card_path(Path(path))
     if not card_file.is_file():
         raise InputError(card_file, "model card is missing beside the checkpoint")
     try:
         text = card_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(card_file, f"model card is unreadable ({error})") from None
-    return state_dict, ModelCard.from_json(text, card_file)
+    return ModelCard.from_json(text, card_file)

@@ -36,7 +36,7 @@ import torch
 
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import resolve_weights
-from convsuite.core_ops.io import ModelCard, save_checkpoint
+from convsuite.core_ops.io import ModelCard, read_card, save_checkpoint
 from convsuite.core_ops.layers import SparseTensor
 from convsuite.semicon.data import WaferMap
 from convsuite.semicon.dense_baseline import DenseWaferNet, batch_binned
@@ -206,7 +206,7 @@ class WaferMonitor:
             name_or_path = Path(name_or_path) / f"{_DEFAULT_NAME}.safetensors"
         weights = resolve_weights(SparseWaferNet, name_or_path)
         card_path = weights.with_suffix(".json")
-        net = _network_class(card_path).from_pretrained(weights, device)
+        net = _network_class(weights).from_pretrained(weights, device)
         assert net.card is not None
         name = net.card.files.get(_NOVELTY)
         if name is None:
@@ -325,16 +325,12 @@ class WaferMonitor:
         )
 
 
-def _network_class(card_path: Path) -> type[SparseWaferNet] | type[DenseWaferNet]:
+def _network_class(weights: Path) -> type[SparseWaferNet] | type[DenseWaferNet]:
     """The network class a monitor's card names (the card is validated again when loading)."""
-    if not card_path.is_file():
-        raise InputError(card_path, "model card is missing beside the checkpoint")
-    try:
-        text = card_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(card_path, f"model card is unreadable ({error})") from None
-    architecture = ModelCard.from_json(text, card_path).architecture
+    architecture = read_card(weights).architecture
     if architecture not in _NETWORKS:
         known = " or ".join(_NETWORKS)
-        raise InputError(card_path, f"holds a {architecture}, not a {known} monitor")
+        raise InputError(
+            weights.with_suffix(".json"), f"holds a {architecture}, not a {known} monitor"
+        )
     return _NETWORKS[architecture]
