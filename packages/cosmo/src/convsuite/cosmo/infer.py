@@ -33,7 +33,7 @@ import torch
 
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import bundled_weights, list_bundled
-from convsuite.core_ops.io import ModelCard
+from convsuite.core_ops.io import read_card
 from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
@@ -60,9 +60,7 @@ def bundled_checkpoints() -> dict[int, str]:
     package = SkyReconNet.bundled_package
     found = {}
     for name in list_bundled(package):
-        card_path = bundled_weights(package, name).with_suffix(".json")
-        card = ModelCard.from_json(card_path.read_text(encoding="utf-8"), card_path)
-        found[card.inputs["nside"]] = name
+        found[read_card(bundled_weights(package, name)).inputs["nside"]] = name
     return dict(sorted(found.items()))
 
 
