@@ -52,6 +52,7 @@ from convsuite.core_ops.layers.sparse import (
     weight_to_spconv,
     weight_to_torch,
 )
+from convsuite.core_ops.layers.spherical import SphericalGraphConv
 
 __all__ = [
     "MIXERS",
@@ -86,6 +87,7 @@ __all__ = [
     "SparseMaxPool3d",
     "SparseReLU",
     "SparseTensor",
+    "SphericalGraphConv",
     "SubmanifoldConv2d",
     "SubmanifoldConv3d",
     "assert_reparam_equivalent",
