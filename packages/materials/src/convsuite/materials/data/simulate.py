@@ -38,13 +38,15 @@ from scipy.ndimage import gaussian_filter
 from convsuite.core_ops.errors import InputError
 from convsuite.materials.data.io import EnergyAxis
 
-__all__ = ["ANOMALY_KINDS", "AnomalySpec", "FE_L3_EV", "simulate_cube"]
+__all__ = ["ANOMALY_KINDS", "DEFAULT_ENERGY", "AnomalySpec", "FE_L3_EV", "simulate_cube"]
 
 ANOMALY_KINDS = ("normal", "shift", "l3_shift", "broadening", "intensity")
 FE_L3_EV = 708.0  # Fe2+ L3 white line; the Fe3+ one is at +1.5 eV
 FE_L2_EV = 721.0
 _FE3_OFFSET_EV = 1.5
 _GRID_EV = 0.02  # fine grid of the edge templates
+DEFAULT_ENERGY = EnergyAxis(500.0, 0.25, 1120)
+"""500-780 eV at 0.25 eV per channel: O K, Mn L2,3 and Fe L2,3."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def simulate_cube(
     shape: tuple[int, int] = (64, 64),
     seed: int = 0,
     anomalies: Sequence[AnomalySpec] = (AnomalySpec(),),
-    energy: EnergyAxis = EnergyAxis(500.0, 0.25, 1120),
+    energy: EnergyAxis = DEFAULT_ENERGY,
     second_phase: bool = True,
     drift_ev: float = 0.3,
     thickness_wedge: bool = True,

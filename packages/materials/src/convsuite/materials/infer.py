@@ -1,0 +1,257 @@
+"""The detection pipeline: preprocess -> (fine-tune) -> reconstruct -> score -> Otsu threshold.
+
+``detect(signal)`` works on any hyperspy spectrum image whose calibrated energy axis covers the
+network's range, in memory or lazy (dask): the cube is read, preprocessed and reconstructed in bands
+of rows (with context rows above and below, so the bands join seamlessly), so a cube larger than
+memory is processed chunk by chunk. By default the bundled network is first fine-tuned on the
+cube's own pixels for a time budget with the trimmed loss (a new material is the normal case);
+``fit=False`` uses the weights as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from convsuite.core_ops.errors import InputError
+from convsuite.materials.data.io import as_spectrum_image, check_window, energy_axis
+from convsuite.materials.data.preprocess import EnergyGrid, Resampler, prepare_band, scaling
+from convsuite.materials.model import EELSVAE
+from convsuite.materials.scoring import (
+    DEFAULT_WINDOW_EV,
+    otsu_threshold,
+    pearson_distance,
+    window_channels,
+)
+from convsuite.materials.train import SHARD, fit_vae
+
+__all__ = ["Detection", "detect", "detect_anomalies", "grid_of", "load_network", "reconstruct"]
+
+BAND_ROWS = 64  # rows reconstructed at a time
+CONTEXT_ROWS = 16  # rows of context above and below a band (a multiple of 4)
+FIT_PIXELS = 128  # fine-tuning reads at most a FIT_PIXELS x FIT_PIXELS region of the cube
+
+
+def grid_of(net: EELSVAE) -> EnergyGrid:
+    """The energy grid ``net`` expects."""
+    c = net.config
+    return EnergyGrid(c.energy_start_ev, c.energy_stop_ev, c.n_energy)
+
+
+def load_network(weights: str | os.PathLike[str] | None = None, device: str = "cpu") -> EELSVAE:
+    """The bundled VAE (``weights`` None), another bundled name, or a checkpoint file."""
+    return EELSVAE.from_pretrained(weights, device=device)
+
+
+@dataclass
+class Detection:
+    """What :func:`detect` found.
+
+    Attributes:
+        scores: (y, x) float32, 1 - Pearson r in the window (0 = perfect reconstruction).
+        nll: (y, x) float32 reconstruction negative log-likelihood (nats, summed over the grid).
+        mask: (y, x) bool, scores above ``threshold``.
+        threshold: Otsu's threshold of ``scores``.
+        window_ev: the scoring window, eV.
+        energies: (E,) the network's grid, eV.
+        mean_normal / mean_flagged: (E,) mean scaled spectra of normal and flagged pixels
+            (NaN when there are none).
+        fit_seconds: time spent fine-tuning (0 without).
+    """
+
+    scores: np.ndarray
+    nll: np.ndarray
+    mask: np.ndarray
+    threshold: float
+    window_ev: tuple[float, float]
+    energies: np.ndarray
+    mean_normal: np.ndarray
+    mean_flagged: np.ndarray
+    fit_seconds: float = 0.0
+
+
+def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """(N, 1, H, W, E) padded (replicate) at the bottom/right to multiples of ``multiple``."""
+    h, w = x.shape[2], x.shape[3]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = torch.nn.functional.pad(x.permute(0, 1, 4, 2, 3), (0, pw, 0, ph), mode="replicate")
+        x = x.permute(0, 1, 3, 4, 2)
+    return x, h, w
+
+
+@torch.no_grad()
+def reconstruct(net: EELSVAE, network_input: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Reconstruction logits (y, x, E) of a preprocessed (y, x, E) block, in eval mode."""
+    x = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))[None, None]
+    x, h, w = _pad_to(x.to(device), 4)
+    return net.eval()(x).logits[0, 0, :h, :w].cpu().numpy()
+
+
+def _nll(own: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Bernoulli NLL of ``own`` under ``logits``, summed over energy: (..., E) -> (...)."""
+    return (np.logaddexp(0.0, logits) - own * logits).sum(-1).astype(np.float32)
+
+
+def _fine_tune(
+    net: EELSVAE,
+    data: Any,
+    resampler: Resampler,
+    low: float,
+    high: float,
+    seconds: float,
+    seed: int,
+    progress: bool,
+) -> tuple[EELSVAE, float]:
+    """A copy of ``net`` fine-tuned on (a central region of) the cube for ``seconds``."""
+    import copy
+
+    height, width = data.shape[:2]
+    if height < 2 * SHARD or width < SHARD:
+        return net, 0.0
+    rows = min(height, FIT_PIXELS)
+    cols = min(width, FIT_PIXELS)
+    y0, x0 = (height - rows) // 2, (width - cols) // 2
+    block = data[y0 : y0 + rows, x0 : x0 + cols, resampler.first : resampler.last]
+    if not isinstance(block, np.ndarray):
+        block = block.compute()
+    cube = prepare_band(block, resampler, low, high, top=0, bottom=0).network_input
+    tuned = copy.deepcopy(net).train()
+    with tempfile.TemporaryDirectory(prefix="eels-fit-") as folder:
+        _, module, metrics = fit_vae(
+            tuned,
+            [cube],
+            folder,
+            epochs=1000,
+            shards_per_epoch=32,
+            batch_size=4,
+            lr=5e-4,
+            trim=0.15,
+            max_seconds=seconds,
+            seed=seed,
+            progress=progress,
+        )
+    return module.net.eval(), float(metrics["seconds"])
+
+
+def detect(
+    signal: Any,
+    net: EELSVAE | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW_EV,
+    fit: bool = True,
+    fit_seconds: float = 45.0,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    fit_progress: bool = False,
+    source: str = "signal",
+) -> Detection:
+    """Score every pixel of an EELS spectrum image (see the module docstring).
+
+    Args:
+        signal: a hyperspy spectrum image (y, x | energy), e.g. an ``hs.load`` result, lazy or not.
+        net: the VAE (default: the bundled one).
+        window: the scoring window, eV, inside the network's grid and the cube's axis.
+        fit: fine-tune on the cube's own pixels first (trimmed loss).
+        fit_seconds: the fine-tuning budget, seconds.
+        seed: seeds the fine-tuning.
+        device: torch device for the reconstruction.
+        progress: called with (rows done, rows) after each band.
+        fit_progress: show Lightning's progress bar while fine-tuning.
+        source: the file name for error messages.
+
+    Raises:
+        InputError: no energy axis, a window outside it or outside the network's grid, an axis
+            that does not cover the grid, an all-NaN cube.
+    """
+    signal = as_spectrum_image(signal, source)
+    axis = energy_axis(signal, source)
+    check_window(axis, window, source)
+    net = load_network() if net is None else net
+    grid = grid_of(net)
+    channels = window_channels(grid.values, window)
+    resampler = Resampler.between(axis, grid, source)
+    data = signal.data
+    low, high = scaling(data, resampler)
+    fit_seconds_used = 0.0
+    if fit and fit_seconds > 0:
+        net, fit_seconds_used = _fine_tune(
+            net, data, resampler, low, high, fit_seconds, seed, fit_progress
+        )
+    net = net.to(device).eval()
+    height, width = data.shape[:2]
+    scores = np.empty((height, width), np.float32)
+    nll = np.empty((height, width), np.float32)
+    sums = np.zeros((2, grid.size))
+    for start in range(0, height, BAND_ROWS):
+        stop = min(height, start + BAND_ROWS)
+        top, bottom = min(start, CONTEXT_ROWS), min(height - stop, CONTEXT_ROWS)
+        block = data[start - top : stop + bottom, :, resampler.first : resampler.last]
+        if not isinstance(block, np.ndarray):
+            block = block.compute()
+        prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
+        logits = reconstruct(net, prepared.network_input, device)
+        rows = slice(top, top + stop - start)
+        own = prepared.own[rows]
+        recon = 1.0 / (1.0 + np.exp(-logits[rows]))
+        scores[start:stop] = pearson_distance(own, recon, channels)
+        nll[start:stop] = _nll(own, logits[rows])
+        if progress is not None:
+            progress(stop, height)
+    threshold = otsu_threshold(scores)
+    mask = scores > threshold
+    # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
+    for start in range(0, height, BAND_ROWS):
+        stop = min(height, start + BAND_ROWS)
+        block = data[start:stop, :, resampler.first : resampler.last]
+        if not isinstance(block, np.ndarray):
+            block = block.compute()
+        own = prepare_band(block, resampler, low, high, top=0, bottom=0).own
+        flagged = mask[start:stop]
+        sums[0] += own[~flagged].sum(0)
+        sums[1] += own[flagged].sum(0)
+    counts = np.array([(~mask).sum(), mask.sum()], dtype=np.float64)[:, None]
+    means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
+    if not np.isfinite(scores).any():
+        raise InputError(source, "no pixel could be scored")
+    return Detection(
+        scores,
+        nll,
+        mask,
+        threshold,
+        (float(window[0]), float(window[1])),
+        grid.values,
+        means[0],
+        means[1],
+        fit_seconds_used,
+    )
+
+
+def detect_anomalies(signal: Any, net: EELSVAE | None = None, **options: Any) -> Any:
+    """Per-pixel anomaly scores of a spectrum image as a hyperspy ``Signal2D`` (y, x).
+
+    Works on an ``hs.load`` result in a notebook. ``options`` go to :func:`detect` (``window``,
+    ``fit``, ``fit_seconds``...). The navigation calibration is kept; ``metadata.Anomalies`` holds
+    ``mask`` (bool), ``threshold`` (Otsu), ``window_ev`` and ``nll`` (the raw reconstruction NLL map).
+    """
+    import hyperspy.api as hs
+
+    result = detect(signal, net, **options)
+    scores = hs.signals.Signal2D(result.scores)
+    for target, origin in zip(
+        scores.axes_manager.signal_axes, signal.axes_manager.navigation_axes, strict=True
+    ):
+        target.name, target.units = origin.name, origin.units
+        target.offset, target.scale = origin.offset, origin.scale
+    scores.metadata.General.title = "anomaly score (1 - Pearson r)"
+    scores.metadata.set_item("Anomalies.mask", result.mask)
+    scores.metadata.set_item("Anomalies.threshold", result.threshold)
+    scores.metadata.set_item("Anomalies.window_ev", list(result.window_ev))
+    scores.metadata.set_item("Anomalies.nll", result.nll)
+    return scores
