@@ -68,11 +68,12 @@ def _graph(n_atoms, ca, c_atoms, edges, weights, order=5):
     return spherical_adjacency(ca, local_frames(n_atoms, ca, c_atoms), edges, order, weights)
 
 
-def test_equals_dense_reference() -> None:
+@pytest.mark.parametrize("method", ["gather", "sparse"])
+def test_equals_dense_reference(method: str) -> None:
     torch.manual_seed(0)
     n_atoms, ca, c_atoms, edges, weights = _toy_molecule()
     graph = _graph(n_atoms, ca, c_atoms, edges, weights)
-    layer = SphericalGraphConv(7, 5, order=5, activation=nn.ELU()).double()
+    layer = SphericalGraphConv(7, 5, order=5, activation=nn.ELU(), method=method).double()
     h = torch.randn(30, 7, dtype=torch.float64)
     torch.testing.assert_close(layer(h, graph), layer.reference(h, graph), rtol=1e-10, atol=1e-10)
     # The reference itself against explicit per-edge sums.
@@ -92,13 +93,14 @@ def test_equals_dense_reference() -> None:
     torch.testing.assert_close(out[i], row)
 
 
-def test_rigid_motion_invariance() -> None:
+@pytest.mark.parametrize("method", ["gather", "sparse"])
+def test_rigid_motion_invariance(method: str) -> None:
     torch.manual_seed(0)
     # A float32 network on float64 coordinates, as the protein pipeline feeds it (gemmi reads
     # float64); float32 coordinates 50 Å from the origin are rounded to 4e-6 Å, which alone moves
     # l = 4 harmonics by ~1e-5.
     n_atoms, ca, c_atoms, edges, weights = _toy_molecule()
-    layer = SphericalGraphConv(7, 5, order=5, activation=nn.ELU())
+    layer = SphericalGraphConv(7, 5, order=5, activation=nn.ELU(), method=method)
     h = torch.randn(30, 7)
     before = layer(h, _graph(n_atoms, ca, c_atoms, edges, weights))
     rotation = torch.from_numpy(Rotation.random(random_state=3).as_matrix())
@@ -113,11 +115,12 @@ def test_rigid_motion_invariance() -> None:
     assert (layer(h, _graph(*mirrored, edges, weights)) - before).abs().max() > 1e-3
 
 
-def test_gradcheck_float64() -> None:
+@pytest.mark.parametrize("method", ["gather", "sparse"])
+def test_gradcheck_float64(method: str) -> None:
     torch.manual_seed(0)
     n_atoms, ca, c_atoms, edges, weights = _toy_molecule(n=8)
     graph = _graph(n_atoms, ca, c_atoms, edges, weights, order=3)
-    layer = SphericalGraphConv(3, 2, order=3, activation=nn.ELU()).double()
+    layer = SphericalGraphConv(3, 2, order=3, activation=nn.ELU(), method=method).double()
     h = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
     names = [name for name, _ in layer.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_(True) for p in layer.parameters())

@@ -12,15 +12,18 @@ optional edge weight (the contact area of S-GCN_r, 1 otherwise). Local frames co
 points per node (for residues: N, C-alpha, C; origin at C-alpha), so the filters turn with the
 molecule and the output is invariant to rotating and translating the whole structure.
 
-The fast path stacks the ``S_k`` into one sparse ``(K*N, N)`` matrix (one sparse-dense product,
-then one dense matmul with the ``(K*C_in, C_out)`` weights); :func:`spherical_conv_reference` is the
-slow, obvious dense version the tests and the benchmark compare against.
+Two paths compute ``S_k H`` for all k at once, then one dense matmul with the ``(K*C_in, C_out)``
+weights: ``"gather"`` (default) keeps ``S`` as padded neighbour lists, a gather and a batched
+matmul; ``"sparse"`` stacks the ``S_k`` into one sparse ``(K*N, N)`` matrix for ``torch.sparse.mm``
+(about 4x slower on a CPU at protein sizes: torch's COO/CSR kernels). :func:`spherical_conv_reference`
+is the slow, obvious dense version the tests and the benchmark compare against.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -108,26 +111,54 @@ def local_frames(n: torch.Tensor, ca: torch.Tensor, c: torch.Tensor) -> torch.Te
 class SphericalGraph:
     """The filters' support: the ``S_k`` of a graph (or a batch of graphs, block-diagonal).
 
+    Kept as padded neighbour lists (each row of ``S`` has at most D entries), which makes
+    ``S_k H`` one gather and one batched matmul; :attr:`stacked` gives the same ``S`` as a sparse
+    matrix.
+
     Attributes:
-        stacked: sparse COO ``(K*N, N)``: rows ``k*N + i`` hold ``S_k[i, :]``.
-        num_nodes: N.
+        neighbours: (N, D) int64, neighbour ``d`` of node ``i`` (padding points at node 0).
+        harmonics: (N, D, K) ``w_ij Y_k(u_ij)`` of those neighbours; zero on padding.
         order: L (K = L**2).
     """
 
-    stacked: torch.Tensor
-    num_nodes: int
+    neighbours: torch.Tensor
+    harmonics: torch.Tensor
     order: int
+
+    @property
+    def num_nodes(self) -> int:
+        return self.neighbours.shape[0]
 
     @property
     def num_kernels(self) -> int:
         return self.order * self.order
 
+    @property
+    def stacked(self) -> torch.Tensor:
+        """Sparse COO ``(K*N, N)``: rows ``k*N + i`` hold ``S_k[i, :]`` (coalesced)."""
+        n, d, k = self.harmonics.shape
+        rows = (
+            torch.arange(k, device=self.neighbours.device)[None, None, :] * n
+            + torch.arange(n, device=self.neighbours.device)[:, None, None]
+        )
+        cols = self.neighbours[:, :, None].expand(n, d, k)
+        return torch.sparse_coo_tensor(
+            torch.stack([rows.expand(n, d, k).reshape(-1), cols.reshape(-1)]),
+            self.harmonics.reshape(-1),
+            (k * n, n),
+            check_invariants=False,
+        ).coalesce()
+
     def to_dense(self) -> torch.Tensor:
         """(K, N, N) dense ``S`` (for references and tests)."""
-        return self.stacked.to_dense().reshape(self.num_kernels, self.num_nodes, self.num_nodes)
+        n, k = self.num_nodes, self.num_kernels
+        dense = torch.zeros(n, n, k, dtype=self.harmonics.dtype, device=self.harmonics.device)
+        rows = torch.arange(n, device=dense.device)[:, None].expand_as(self.neighbours)
+        dense.index_put_((rows, self.neighbours), self.harmonics, accumulate=True)
+        return dense.permute(2, 0, 1)
 
-    def to(self, *args, **kwargs) -> SphericalGraph:
-        return SphericalGraph(self.stacked.to(*args, **kwargs), self.num_nodes, self.order)
+    def to(self, device: str | torch.device) -> SphericalGraph:
+        return SphericalGraph(self.neighbours.to(device), self.harmonics.to(device), self.order)
 
 
 def spherical_adjacency(
@@ -142,13 +173,13 @@ def spherical_adjacency(
     Args:
         positions: (N, 3) node positions (C-alpha), Å.
         frames: (N, 3, 3) local frames from :func:`local_frames`.
-        edge_index: (2, E) int64, rows (centre i, neighbour j); self-loops are dropped (the
-            centre's own term is ``H W_0``).
+        edge_index: (2, E) int64, rows (centre i, neighbour j), each pair at most once;
+            self-loops are dropped (the centre's own term is ``H W_0``).
         order: L.
         edge_weight: (E,) weights ``w_ij`` (contact areas for S-GCN_r) or None for 1.
 
     Returns:
-        the :class:`SphericalGraph`, coalesced, in the positions' dtype.
+        the :class:`SphericalGraph`, in the positions' dtype.
     """
     centre, neighbour = edge_index
     keep = centre != neighbour
@@ -161,14 +192,21 @@ def spherical_adjacency(
     values = real_spherical_harmonics(local, order)  # (E, K)
     if edge_weight is not None:
         values = values * edge_weight[keep].double()[:, None]
-    values = values.to(positions.dtype)
-    n, k = positions.shape[0], order * order
-    rows = (torch.arange(k, device=positions.device)[None, :] * n + centre[:, None]).reshape(-1)
-    cols = neighbour[:, None].expand(-1, k).reshape(-1)
-    stacked = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values.reshape(-1), (k * n, n), check_invariants=False
-    ).coalesce()
-    return SphericalGraph(stacked, n, order)
+    # Padded neighbour lists: edges sorted by centre, slot = rank among the centre's edges.
+    n = positions.shape[0]
+    degree = torch.bincount(centre, minlength=n)
+    width = int(degree.max()) if centre.numel() else 0
+    sort = torch.argsort(centre, stable=True)
+    centre, neighbour, values = centre[sort], neighbour[sort], values[sort]
+    slot = (
+        torch.arange(centre.numel(), device=centre.device)
+        - (torch.cumsum(degree, 0) - degree)[centre]
+    )
+    neighbours = torch.zeros(n, width, dtype=torch.long, device=positions.device)
+    neighbours[centre, slot] = neighbour
+    harmonics = torch.zeros(n, width, order * order, dtype=torch.float64, device=positions.device)
+    harmonics[centre, slot] = values
+    return SphericalGraph(neighbours, harmonics.to(positions.dtype), order)
 
 
 def spherical_conv_reference(
@@ -199,6 +237,9 @@ class SphericalGraphConv(nn.Module):
         order: L, the spherical-harmonic order (K = L**2 filters per neighbourhood; paper: 5).
         bias: add a learned bias.
         activation: a module applied to the output (``nn.ELU()`` in the paper) or None.
+        method: ``"gather"`` (padded neighbour lists, one batched matmul: the fast path on a CPU)
+            or ``"sparse"`` (``torch.sparse.mm`` with the stacked ``(K*N, N)`` matrix, about 4x
+            slower on a CPU at protein sizes); both equal the dense reference.
 
     Shapes:
         ``forward(h, graph)``: h (N, C_in), graph a :class:`SphericalGraph` of N nodes and order L
@@ -214,10 +255,14 @@ class SphericalGraphConv(nn.Module):
         order: int = 5,
         bias: bool = True,
         activation: nn.Module | None = None,
+        method: Literal["gather", "sparse"] = "gather",
     ) -> None:
         super().__init__()
         if order < 1:
             raise ValueError(f"order L must be >= 1, got {order}")
+        if method not in ("gather", "sparse"):
+            raise ValueError(f"method must be 'gather' or 'sparse', got {method!r}")
+        self.method = method
         self.in_channels, self.out_channels, self.order = in_channels, out_channels, order
         self.weight0 = nn.Parameter(torch.empty(in_channels, out_channels))
         self.weight = nn.Parameter(torch.empty(order * order, in_channels, out_channels))
@@ -242,9 +287,12 @@ class SphericalGraphConv(nn.Module):
                 f"{self.order}, h has {h.shape[0]} nodes"
             )
         n, k = h.shape[0], self.order * self.order
-        stacked = graph.stacked.to(h.dtype)
-        neighbours = torch.sparse.mm(stacked, h)  # (K*N, C_in): S_k H stacked over k
-        neighbours = neighbours.reshape(k, n, self.in_channels).permute(1, 0, 2)
+        if self.method == "gather":  # (N, K, D) @ (N, D, C_in): row i of every S_k H at once
+            harmonics = graph.harmonics.to(h.dtype).transpose(1, 2)
+            neighbours = torch.bmm(harmonics, h[graph.neighbours])
+        else:  # (K*N, C_in): S_k H stacked over k
+            neighbours = torch.sparse.mm(graph.stacked.to(h.dtype), h)
+            neighbours = neighbours.reshape(k, n, self.in_channels).permute(1, 0, 2)
         out = h @ self.weight0 + neighbours.reshape(n, k * self.in_channels) @ self.weight.reshape(
             k * self.in_channels, self.out_channels
         )
@@ -260,4 +308,4 @@ class SphericalGraphConv(nn.Module):
         return out if self.activation is None else self.activation(out)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, order={self.order}"
+        return f"{self.in_channels}, {self.out_channels}, order={self.order}, method={self.method}"
