@@ -9,8 +9,21 @@ from __future__ import annotations
 from convsuite.core_ops.lazy import lazy_exports
 
 _EXPORTS = {
+    "GCNConfig": "convsuite.proteins.model",
+    "GCNQualityNet": "convsuite.proteins.model",
+    "ModelQualityAssessor": "convsuite.proteins.infer",
     "Protein": "convsuite.proteins.data",
+    "QualityScore": "convsuite.proteins.infer",
+    "SGCNConfig": "convsuite.proteins.model",
+    "SGCNQualityNet": "convsuite.proteins.model",
+    "assessment_metrics": "convsuite.proteins.metrics",
+    "build_decoy_set": "convsuite.proteins.data.decoyset",
+    "build_graph": "convsuite.proteins.data",
+    "load_network": "convsuite.proteins.infer",
+    "make_decoys": "convsuite.proteins.data.decoys",
     "read_structure": "convsuite.proteins.data",
+    "residue_lddt": "convsuite.proteins.data",
+    "write_bfactors": "convsuite.proteins.data",
     "write_structure": "convsuite.proteins.data",
 }
 

@@ -11,7 +11,7 @@ from convsuite.core_ops.figures import new_figure
 from convsuite.proteins.data.decoyset import DecoySet
 from convsuite.proteins.metrics import pearson
 
-__all__ = ["plot_correlations", "plot_residue_scores"]
+__all__ = ["plot_correlations", "plot_residue_scores", "plot_structure_quality"]
 
 
 def plot_correlations(decoys: DecoySet, predictions: Mapping[str, Sequence[np.ndarray]]) -> Figure:
@@ -58,4 +58,34 @@ def plot_residue_scores(
     axis.set_ylabel("quality (1 = correct)")
     axis.set_ylim(0, 1.05)
     axis.legend(loc="lower left")
+    return figure
+
+
+def plot_structure_quality(
+    ca: np.ndarray, predicted: np.ndarray, true: np.ndarray | None = None, title: str = ""
+) -> Figure:
+    """The C-alpha trace seen along its smallest principal axis, coloured by predicted quality
+    (and, beside it, by the true lDDT): red is wrong, blue is right.
+
+    Args:
+        ca: (R, 3) C-alpha coordinates, Å.
+        predicted, true: (R,) scores in [0, 1].
+    """
+    centred = ca - ca.mean(axis=0)
+    axes_3d = np.linalg.svd(centred, full_matrices=False)[2]
+    xy = centred @ axes_3d[:2].T
+    panels = [("predicted (S-GCN)", predicted)] + (
+        [("true lDDT", true)] if true is not None else []
+    )
+    figure = new_figure(figsize=(4.2 * len(panels), 4.2))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, (label, values) in zip(axes, panels, strict=True):
+        axis.plot(xy[:, 0], xy[:, 1], color="0.7", linewidth=1, zorder=1)
+        points = axis.scatter(
+            xy[:, 0], xy[:, 1], c=values, cmap="RdYlBu", vmin=0, vmax=1, s=28, zorder=2
+        )
+        axis.set_title(f"{title} {label}".strip())
+        axis.set_aspect("equal")
+        axis.set_xlabel("Å")
+    figure.colorbar(points, ax=list(axes), shrink=0.8, label="quality (1 = correct)")
     return figure

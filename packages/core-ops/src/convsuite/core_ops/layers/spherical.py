@@ -15,7 +15,7 @@ molecule and the output is invariant to rotating and translating the whole struc
 Two paths compute ``S_k H`` for all k at once, then one dense matmul with the ``(K*C_in, C_out)``
 weights: ``"gather"`` (default) keeps ``S`` as padded neighbour lists, a gather and a batched
 matmul; ``"sparse"`` stacks the ``S_k`` into one sparse ``(K*N, N)`` matrix for ``torch.sparse.mm``
-(about 4x slower on a CPU at protein sizes: torch's COO/CSR kernels). :func:`spherical_conv_reference`
+(4-20x slower on a CPU at protein sizes: torch's COO/CSR kernels). :func:`spherical_conv_reference`
 is the slow, obvious dense version the tests and the benchmark compare against.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -133,9 +134,10 @@ class SphericalGraph:
     def num_kernels(self) -> int:
         return self.order * self.order
 
-    @property
+    @cached_property
     def stacked(self) -> torch.Tensor:
-        """Sparse COO ``(K*N, N)``: rows ``k*N + i`` hold ``S_k[i, :]`` (coalesced)."""
+        """Sparse COO ``(K*N, N)``: rows ``k*N + i`` hold ``S_k[i, :]`` (coalesced; built once, on
+        first use, and shared by every layer given this graph)."""
         n, d, k = self.harmonics.shape
         rows = (
             torch.arange(k, device=self.neighbours.device)[None, None, :] * n
@@ -238,7 +240,7 @@ class SphericalGraphConv(nn.Module):
         bias: add a learned bias.
         activation: a module applied to the output (``nn.ELU()`` in the paper) or None.
         method: ``"gather"`` (padded neighbour lists, one batched matmul: the fast path on a CPU)
-            or ``"sparse"`` (``torch.sparse.mm`` with the stacked ``(K*N, N)`` matrix, about 4x
+            or ``"sparse"`` (``torch.sparse.mm`` with the stacked ``(K*N, N)`` matrix, 4-20x
             slower on a CPU at protein sizes); both equal the dense reference.
 
     Shapes:
