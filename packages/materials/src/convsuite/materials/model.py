@@ -24,6 +24,7 @@ channel, which is identically zero; that is not copied.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -69,8 +70,7 @@ class EELSVAEConfig(ModelConfig):
         return (self.energy_stop_ev - self.energy_start_ev) / (self.n_energy - 1)
 
 
-@dataclass
-class VAEOutput:
+class VAEOutput(NamedTuple):
     """What :meth:`EELSVAE.forward` returns.
 
     Attributes:
@@ -127,13 +127,17 @@ class EELSVAE(Pretrained, nn.Module):
         decoder: list[nn.Module] = []
         for i, (kernel, stride) in enumerate(_LAYERS):
             padding = tuple(k // 2 for k in kernel)
-            encoder += [nn.Conv3d(widths[i], widths[i + 1], kernel, stride, padding), nn.SiLU()]
+            encoder += [
+                nn.Conv3d(widths[i], widths[i + 1], kernel, stride, padding),
+                nn.BatchNorm3d(widths[i + 1]),
+                nn.SiLU(),
+            ]
             output_padding = tuple(s - 1 for s in stride)
             decoder = [
                 nn.ConvTranspose3d(
                     widths[i + 1], widths[i], kernel, stride, padding, output_padding
                 ),
-                *([nn.SiLU()] if decoder else []),
+                *([nn.BatchNorm3d(widths[i]), nn.SiLU()] if decoder else []),
                 *decoder,
             ]
         self.encoder = nn.Sequential(*encoder)
@@ -141,7 +145,9 @@ class EELSVAE(Pretrained, nn.Module):
         top = config.channels[-1]
         self.to_latent = nn.Conv3d(top, 2 * config.latent_dim, (1, 1, pooled))
         self.from_latent = nn.Sequential(
-            nn.ConvTranspose3d(config.latent_dim, top, (1, 1, pooled)), nn.SiLU()
+            nn.ConvTranspose3d(config.latent_dim, top, (1, 1, pooled)),
+            nn.BatchNorm3d(top),
+            nn.SiLU(),
         )
         self.decoder = nn.Sequential(*decoder)
 

@@ -176,3 +176,51 @@ def fit_vae(
     best = load_best(trainer, module)
     module.net.eval()
     return trainer, module, {**best, "seconds": seconds}
+
+
+def bulk_cubes(
+    grid_start: float, grid_stop: float, n_energy: int, count: int, size: int, seed: int
+) -> list[np.ndarray]:
+    """``count`` simulated defect-free cubes (size x size), preprocessed onto the grid.
+
+    Seeds ``seed``, ``seed + 1``, ...; every normal variation of the simulator is on (second
+    phase, mixed valence, thickness wedge, drift).
+    """
+    from convsuite.materials.data.io import energy_axis
+    from convsuite.materials.data.preprocess import EnergyGrid, prepare
+    from convsuite.materials.data.simulate import simulate_cube
+
+    grid = EnergyGrid(grid_start, grid_stop, n_energy)
+    cubes = []
+    for k in range(count):
+        cube = simulate_cube((size, size), seed=seed + k, anomalies=())
+        cubes.append(prepare(cube.data, energy_axis(cube), grid).network_input)
+    return cubes
+
+
+def save_network(
+    net: EELSVAE, path: str | os.PathLike[str], recipe: str, training_data: str, metrics: dict
+) -> Path:
+    """Write ``net`` as safetensors with its model card (grid in ``inputs``)."""
+    from convsuite.core_ops.io import save_checkpoint
+
+    c = net.config
+    card = net.model_card(
+        recipe=recipe,
+        training_data=training_data,
+        intended_use=(
+            "Flagging pixels of EELS spectrum images whose Fe L2,3 near-edge structure departs "
+            "from the bulk (edge shifts >= 1.5 eV, white-line changes) after fine-tuning on the "
+            "cube (eels-anomaly detect) or on a bulk region (eels-anomaly fit). Trained on "
+            "simulated Fe/Mn oxide cubes only: not a phase classifier, not quantitative."
+        ),
+        inputs={
+            "energy_ev": [c.energy_start_ev, c.energy_stop_ev],
+            "n_energy": c.n_energy,
+            "scaling": "1-99 percentile of the cube",
+            "shard": SHARD,
+        },
+        outputs={"logits": "Bernoulli logits of the [0, 1] spectrum per pixel"},
+        metrics=metrics,
+    )
+    return save_checkpoint(net.state_dict(), path, card)
