@@ -7,7 +7,7 @@
 #     bash shared/recipes/proteins_sgcn.sh [WORK_DIR]
 # Natives: the PDB files of the `mdanalysistests` package (a recipe dependency only, installed
 # below without its MDAnalysis dependency), split in packages/proteins/src/convsuite/proteins/
-# data/natives.txt (35 train, 5 val, 10 test; the test natives are never seen in training).
+# data/natives.txt (40 train, 5 val, 10 test; the test natives are never seen in training).
 # Decoys: hinge motions, register shifts, fragment moves and coordinate noise at graded levels,
 # relaxed by OpenMM restrained minimization; targets: per-residue lDDT against the native.
 # One thread (OMP_NUM_THREADS=1, torch.set_num_threads via OMP). Time and figures: README.md and
@@ -16,7 +16,7 @@ set -euo pipefail
 WORK=${1:-recipe-proteins}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/proteins/src/convsuite/proteins/weights
-PER_NATIVE=${PER_NATIVE:-24}
+PER_NATIVE=${PER_NATIVE:-32}
 EPOCHS=${EPOCHS:-20}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p "$WORK"
