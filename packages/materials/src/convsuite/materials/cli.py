@@ -343,3 +343,7 @@ def evaluate(
 def main() -> None:
     """The ``eels-anomaly`` console script."""
     run(app)
+
+
+if __name__ == "__main__":
+    main()
