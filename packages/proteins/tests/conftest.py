@@ -10,6 +10,19 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread in each test (the root conftest restores the count after every test): the
+    test machines share two cores, and an OpenMP thread spinning while another process holds the
+    other core makes small-graph training up to 100x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def example_pdb() -> Path:
     return Path(str(resources.files("convsuite.proteins.data") / "examples" / "2cviA.pdb.gz"))

@@ -81,7 +81,7 @@ def test_learns_residue_quality(example, name: str) -> None:
     net = create_model(name, preset="tiny")
     module = QualityModule(net, lr=1e-2, weight_decay=0.0)
     optimizer = module.configure_optimizers()
-    for _ in range(25):
+    for _ in range(15):
         for batch in decoy_loader(train, 5, shuffle=True):
             optimizer.zero_grad()
             module._loss(batch)[0].backward()
