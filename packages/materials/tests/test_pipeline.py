@@ -72,7 +72,7 @@ def test_bands_and_lazy_cubes_give_the_same_scores(monkeypatch) -> None:
     torch.manual_seed(0)
     net = EELSVAE(model_config("eels_vae", "tiny")).eval()
     whole = detect(cube, net, fit=False)
-    monkeypatch.setattr(infer, "BAND_ROWS", 8)
+    monkeypatch.setattr(infer, "LAZY_BAND_ROWS", 8)
     monkeypatch.setattr(infer, "CONTEXT_ROWS", 16)
     banded = detect(cube.as_lazy(), net, fit=False)
     np.testing.assert_allclose(banded.scores, whole.scores, atol=2e-3)

@@ -331,7 +331,15 @@ def evaluate(
         )
     figure = plot_evaluation(results)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"shifts": results["shifts"], "normal_only_flagged": results["normal_only"]}
+    pearson = {
+        name: {"normal_mean": float(normal.mean()), "anomalous_mean": float(anomalous.mean())}
+        for name, (normal, anomalous) in results["histograms"].items()
+    }
+    report = {
+        "shifts": results["shifts"],
+        "normal_only_flagged": results["normal_only"],
+        "pearson_at_2ev": pearson,
+    }
     with atomic_write(out / "evaluation.json") as handle:
         json.dump(report, handle, indent=2)
     save_figure(figure, out / "evaluation.png")

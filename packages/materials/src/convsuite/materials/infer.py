@@ -33,7 +33,8 @@ from convsuite.materials.train import SHARD, fit_vae
 
 __all__ = ["Detection", "detect", "detect_anomalies", "grid_of", "load_network", "reconstruct"]
 
-BAND_ROWS = 64  # rows reconstructed at a time
+BAND_ROWS = 64  # rows reconstructed at a time (in memory)
+LAZY_BAND_ROWS = 16  # ... for a lazy cube: its memory stays a small fraction of the cube's
 CONTEXT_ROWS = 16  # rows of context above and below a band (a multiple of 4)
 FIT_PIXELS = 128  # fine-tuning reads at most a FIT_PIXELS x FIT_PIXELS region of the cube
 
@@ -186,11 +187,12 @@ def detect(
         )
     net = net.to(device).eval()
     height, width = data.shape[:2]
+    band_rows = BAND_ROWS if isinstance(data, np.ndarray) else LAZY_BAND_ROWS
     scores = np.empty((height, width), np.float32)
     nll = np.empty((height, width), np.float32)
     sums = np.zeros((2, grid.size))
-    for start in range(0, height, BAND_ROWS):
-        stop = min(height, start + BAND_ROWS)
+    for start in range(0, height, band_rows):
+        stop = min(height, start + band_rows)
         top, bottom = min(start, CONTEXT_ROWS), min(height - stop, CONTEXT_ROWS)
         block = data[start - top : stop + bottom, :, resampler.first : resampler.last]
         if not isinstance(block, np.ndarray):
@@ -207,8 +209,8 @@ def detect(
     threshold = otsu_threshold(scores)
     mask = scores > threshold
     # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
-    for start in range(0, height, BAND_ROWS):
-        stop = min(height, start + BAND_ROWS)
+    for start in range(0, height, band_rows):
+        stop = min(height, start + band_rows)
         block = data[start:stop, :, resampler.first : resampler.last]
         if not isinstance(block, np.ndarray):
             block = block.compute()

@@ -1,0 +1,18 @@
+"""The demo runs with the bundled weights, writes its figures and beats PCA-3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo(tmp_path: Path) -> None:
+    from convsuite.materials.demo import run
+
+    result = run(tmp_path)
+    assert [p.name for p in result.figures] == ["materials_maps.png", "materials_spectra.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures)
+    assert result.summary["VAE"]["f1"] > result.summary["PCA-3"]["f1"]
+    assert result.summary["VAE"]["f1"] > 0.8
