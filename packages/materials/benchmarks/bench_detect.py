@@ -78,7 +78,9 @@ def main() -> None:
 
     def pca3() -> None:
         own = prepare(cube.data, energy_axis(cube), grid).own
-        scores = pearson_distance(own, pca_reconstruction(own, 3), window_channels(grid.values, (690, 730)))
+        scores = pearson_distance(
+            own, pca_reconstruction(own, 3), window_channels(grid.values, (690, 730))
+        )
         otsu_threshold(scores)
 
     vae_s = median_seconds(ours, repeats=3, warmup=0)

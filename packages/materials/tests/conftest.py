@@ -12,6 +12,17 @@ import pytest
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """One torch thread: the CPUs are shared, and oversubscribed threads train many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def small_cube():
     """A 24 x 24 simulated cube with 30 single-pixel 3 eV Fe L edge shifts (seed 1)."""
