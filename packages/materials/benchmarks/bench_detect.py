@@ -58,7 +58,7 @@ def _cube():
 def main() -> None:
     from convsuite.core_ops.hub import model_config  # noqa: F401  (torch import outside timing)
     from convsuite.materials.baselines import pca_reconstruction
-    from convsuite.materials.data import energy_axis, write_signal
+    from convsuite.materials.data import energy_axis
     from convsuite.materials.data.preprocess import prepare
     from convsuite.materials.infer import detect, grid_of, load_network
     from convsuite.materials.scoring import otsu_threshold, pearson_distance, window_channels
@@ -92,12 +92,18 @@ def main() -> None:
     )
     print(f"VAE scoring {vae_s:.1f} s (target <= 60 s): {'yes' if vae_s <= 60 else 'NO'}")
 
+    _lazy_memory(cube)
+
+
+def _lazy_memory(cube) -> None:
+    """Write ``cube`` as a chunked .zspy, score it lazily in a fresh process, print its memory."""
+    from convsuite.materials.data import write_signal
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "big.zspy"
         lazy = cube.as_lazy()
         lazy.data = lazy.data.rechunk((32, SIDE, CHANNELS))
         write_signal(lazy, path)
-        del cube, lazy
         result = subprocess.run(
             [sys.executable, "-c", _LAZY_RUN, str(path)], capture_output=True, text=True, check=True
         )
