@@ -4,7 +4,7 @@ the memory a lazy cube takes.
 1. A 256 x 256 x 1600 cube (420 MB float32; a simulated 64 x 64 cube tiled 4 x 4) scored in memory:
    median seconds against the 60 s target, beside the PCA-3 baseline (hyperspy decomposition and
    scoring of the same preprocessed cube).
-2. The same cube written as a chunked .zspy and scored lazily (dask) in a fresh process: the peak
+2. The same cube written as a chunked .hspy and scored lazily (dask) in a fresh process: the peak
    resident memory the scoring added (above the process after imports) against the cube's size;
    the target is a cube 4x larger than the memory given, i.e. an increase under a quarter of it.
 
@@ -96,22 +96,22 @@ def main() -> None:
 
 
 def _lazy_memory(cube) -> None:
-    """Write ``cube`` as a chunked .zspy, score it lazily in a fresh process, print its memory."""
+    """Write ``cube`` as a chunked .hspy, score it lazily in a fresh process, print its memory."""
     from convsuite.materials.data import write_signal
 
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "big.zspy"
+        path = Path(folder) / "big.hspy"
         lazy = cube.as_lazy()
         lazy.data = lazy.data.rechunk((32, SIDE, CHANNELS))
         write_signal(lazy, path)
         result = subprocess.run(
             [sys.executable, "-c", _LAZY_RUN, str(path)], capture_output=True, text=True, check=True
         )
-        before_kb, after_kb, seconds = result.stdout.split()
+        before_kb, after_kb, seconds = result.stdout.strip().splitlines()[-1].split()
     cube_mib = SIDE * SIDE * CHANNELS * 4 / 2**20
     added = (int(after_kb) - int(before_kb)) / 1024
     print(
-        f"lazy .zspy: scored in {float(seconds):.1f} s; peak memory added {added:.0f} MiB for a "
+        f"lazy .hspy: scored in {float(seconds):.1f} s; peak memory added {added:.0f} MiB for a "
         f"{cube_mib:.0f} MiB cube (ratio {cube_mib / max(added, 1):.1f}x; target >= 4x): "
         f"{'yes' if cube_mib / max(added, 1) >= 4 else 'NO'}"
     )

@@ -117,3 +117,26 @@ def test_help_has_examples_and_imports_no_torch() -> None:
             check=True,
         ).stdout
         assert "Example: eels-anomaly" in shown
+
+
+def test_fit_trains_on_a_bulk_region(invoke, tiny_weights: Path, tmp_path: Path) -> None:
+    from convsuite.materials.data import EnergyAxis, simulate_cube, write_signal
+    from convsuite.materials.infer import load_network
+
+    cube = write_signal(
+        simulate_cube((56, 32), seed=9, anomalies=(), energy=EnergyAxis(650, 0.5, 240)),
+        tmp_path / "bulk.hspy",
+    )
+    out = tmp_path / "mine.safetensors"
+    region = ("--bulk-region", 0, 0, 56, 32)
+    status, stdout, stderr = invoke(
+        "fit", cube, *region, "--out", out, "--weights", tiny_weights, "--epochs", 1
+    )
+    assert status == 0, stderr
+    net = load_network(out)
+    assert net.card.training_data.endswith("bulk region (0, 0, 56, 32)")
+    assert "held-out loss" in stdout
+    assert "not inside" in _refused(
+        invoke, "fit", cube, "--bulk-region", 0, 0, 90, 32, "--out", tmp_path / "x.safetensors"
+    )
+    assert not (tmp_path / "x.safetensors").exists()

@@ -262,7 +262,7 @@ def train(
 
 @app.command(epilog="Example: eels-anomaly simulate --seed 3 --out cube.hspy --shift 2 --count 500")
 def simulate(
-    out: Annotated[Path, typer.Option(help="Cube to write (.hspy or .zspy).")],
+    out: Annotated[Path, typer.Option(help="Cube to write (.hspy).")],
     seed: Seed = 0,
     size: Annotated[int, typer.Option(min=4, help="Pixels per side.")] = 64,
     kind: Annotated[str, typer.Option(help="shift, l3_shift, broadening or intensity.")] = "shift",
@@ -274,8 +274,8 @@ def simulate(
 ) -> None:
     """Write a simulated Fe/Mn oxide spectrum image with its ground-truth mask in metadata."""
     _quiet()
-    if out.suffix not in (".hspy", ".zspy"):
-        raise InputError(out, "simulated cubes are written as .hspy or .zspy")
+    if out.suffix != ".hspy":
+        raise InputError(out, "simulated cubes are written as .hspy")
     from convsuite.materials.data import AnomalySpec, simulate_cube, write_signal
 
     anomalies = [AnomalySpec(kind, shift, count, cluster)] if count else []

@@ -181,7 +181,7 @@ def as_spectrum_image(signal: Any, source: str | os.PathLike[str] = "signal") ->
 
 
 def write_signal(signal: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a hyperspy signal to ``path`` (format from the suffix: .hspy, .zspy) atomically."""
+    """Write a hyperspy signal to one file ``path`` (format from the suffix: .hspy) atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
         final = tmp.with_name(tmp.name.removesuffix(".part") + path.suffix)
