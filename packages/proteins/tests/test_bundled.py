@@ -19,7 +19,8 @@ def test_bundled_weights_load() -> None:
     gcn = create_model("protein_gcn", pretrained="gcn_decoys")
     assert isinstance(sgcn, SGCNQualityNet) and isinstance(gcn, GCNQualityNet)
     assert not sgcn.training and sgcn.card.metrics["val_global_pearson"] > 0.8
-    assert sgcn.config == type(sgcn.config)()  # the paper's S-GCN(5)
+    assert sgcn.config == type(sgcn.config)(contact_weighting=True)  # S-GCN_r(5)
+    assert gcn.config.contact_weighting
 
 
 def test_example_is_held_out() -> None:
