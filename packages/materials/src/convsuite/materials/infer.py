@@ -35,7 +35,8 @@ __all__ = ["Detection", "detect", "detect_anomalies", "grid_of", "load_network",
 
 BAND_ROWS = 64  # rows reconstructed at a time (in memory)
 LAZY_BAND_ROWS = 16  # ... for a lazy cube: its memory stays a small fraction of the cube's
-CONTEXT_ROWS = 16  # rows of context above and below a band (a multiple of 4)
+CONTEXT_ROWS = 16  # rows (and columns) of context around a band or tile (a multiple of 4)
+TILE_COLUMNS = 64  # columns the network reconstructs at a time
 FIT_PIXELS = 128  # fine-tuning reads at most a FIT_PIXELS x FIT_PIXELS region of the cube
 
 
@@ -89,10 +90,22 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
 
 @torch.no_grad()
 def reconstruct(net: EELSVAE, network_input: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Reconstruction logits (y, x, E) of a preprocessed (y, x, E) block, in eval mode."""
-    x = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))[None, None]
-    x, h, w = _pad_to(x.to(device), 4)
-    return net.eval()(x).logits[0, 0, :h, :w].cpu().numpy()
+    """Reconstruction logits (y, x, E) of a preprocessed (y, x, E) block, in eval mode.
+
+    Runs on tiles of ``TILE_COLUMNS`` columns with ``CONTEXT_ROWS`` columns of context on each
+    side, so the network's activations stay small for wide maps.
+    """
+    net = net.eval()
+    width = network_input.shape[1]
+    logits = np.empty(network_input.shape, np.float32)
+    for start in range(0, width, TILE_COLUMNS):
+        stop = min(width, start + TILE_COLUMNS)
+        left, right = min(start, CONTEXT_ROWS), min(width - stop, CONTEXT_ROWS)
+        tile = np.ascontiguousarray(network_input[:, start - left : stop + right], np.float32)
+        x, h, w = _pad_to(torch.from_numpy(tile)[None, None].to(device), 4)
+        out = net(x).logits[0, 0, :h, :w].cpu().numpy()
+        logits[:, start:stop] = out[:, left : left + stop - start]
+    return logits
 
 
 def _nll(own: np.ndarray, logits: np.ndarray) -> np.ndarray:
@@ -171,6 +184,31 @@ def detect(
         InputError: no energy axis, a window outside it or outside the network's grid, an axis
             that does not cover the grid, an all-NaN cube.
     """
+    if isinstance(getattr(signal, "data", None), np.ndarray):
+        return _detect(
+            signal, net, window, fit, fit_seconds, seed, device, progress, fit_progress, source
+        )
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):  # a lazy cube: one chunk in memory at a time
+        return _detect(
+            signal, net, window, fit, fit_seconds, seed, device, progress, fit_progress, source
+        )
+
+
+def _detect(
+    signal: Any,
+    net: EELSVAE | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW_EV,
+    fit: bool = True,
+    fit_seconds: float = 45.0,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    fit_progress: bool = False,
+    source: str = "signal",
+) -> Detection:
+    """:func:`detect` without the scheduler choice."""
     signal = as_spectrum_image(signal, source)
     axis = energy_axis(signal, source)
     check_window(axis, window, source)
@@ -194,9 +232,7 @@ def detect(
     for start in range(0, height, band_rows):
         stop = min(height, start + band_rows)
         top, bottom = min(start, CONTEXT_ROWS), min(height - stop, CONTEXT_ROWS)
-        block = data[start - top : stop + bottom, :, resampler.first : resampler.last]
-        if not isinstance(block, np.ndarray):
-            block = block.compute()
+        block = np.asarray(data[start - top : stop + bottom, :, resampler.first : resampler.last])
         prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
         logits = reconstruct(net, prepared.network_input, device)
         rows = slice(top, top + stop - start)
@@ -211,9 +247,7 @@ def detect(
     # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
     for start in range(0, height, band_rows):
         stop = min(height, start + band_rows)
-        block = data[start:stop, :, resampler.first : resampler.last]
-        if not isinstance(block, np.ndarray):
-            block = block.compute()
+        block = np.asarray(data[start:stop, :, resampler.first : resampler.last])
         own = prepare_band(block, resampler, low, high, top=0, bottom=0).own
         flagged = mask[start:stop]
         sums[0] += own[~flagged].sum(0)

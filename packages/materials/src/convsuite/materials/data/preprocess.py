@@ -96,9 +96,18 @@ def scaling(data, resampler: Resampler, max_pixels: int = 4096) -> tuple[float, 
     """
     height, width = data.shape[:2]
     step = max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
-    sample = data[::step, ::step, resampler.first : resampler.last]
-    if not isinstance(sample, np.ndarray):
-        sample = sample.compute()
+    if isinstance(data, np.ndarray):
+        sample = data[::step, ::step, resampler.first : resampler.last]
+    else:  # one band of rows at a time, so a lazy cube is never read whole at once
+        band = max(step, (64 // step) * step)
+        sample = np.concatenate(
+            [
+                np.asarray(
+                    data[start : start + band : step, ::step, resampler.first : resampler.last]
+                )
+                for start in range(0, height, band)
+            ]
+        )
     values = resampler(_clean(sample))
     low, high = (float(v) for v in np.percentile(values, PERCENTILES))
     if not high > low:
