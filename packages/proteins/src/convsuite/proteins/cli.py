@@ -215,7 +215,7 @@ def train(
 
 @app.command(
     epilog="Example: protein-qa evaluate --data test.npz --weights sgcn_decoys "
-    "--weights gcn_decoys --out evaluation.json --figures figures/"
+    "--weights gcn_decoys --structures test_pdb/ --out evaluation.json --figures figures/"
 )
 def evaluate(
     data: Annotated[Path, typer.Option(help="Decoy set from protein-qa decoys (held out).")],
@@ -224,6 +224,13 @@ def evaluate(
         list[str] | None, typer.Option(help=_WEIGHTS_HELP + " Repeat to compare.")
     ] = None,
     figures: Annotated[Path | None, typer.Option(help="Folder for the figures (PNG).")] = None,
+    structures: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the decoys' PDB files (protein-qa decoys --write-pdb): adds VoroMQA "
+            "when voronota-voromqa is on PATH."
+        ),
+    ] = None,
     device: Device = "cpu",
 ) -> None:
     """Per-target Pearson/Spearman of residue scores, global correlation, z-score, top-1 loss."""
@@ -236,7 +243,7 @@ def evaluate(
     guard_outputs([out], [data])
     decoy_set = load_decoy_set(data)
     results, predictions = evaluate_methods(
-        decoy_set, weights or ["sgcn_decoys", "gcn_decoys"], torch_device(device)
+        decoy_set, weights or ["sgcn_decoys", "gcn_decoys"], torch_device(device), structures
     )
     if figures is not None:
         save_figure(

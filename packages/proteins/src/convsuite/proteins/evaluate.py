@@ -1,23 +1,30 @@
 """Evaluation of quality networks on held-out decoy sets, against simple baselines.
 
-Methods: each network given (bundled name or checkpoint), and the burial baseline (the residue's
-buriedness feature as its score: buried residues are more often right). VoroMQA
-(``voronota-voromqa``) needs the binary and the structure files; it is reported as not run when
-the binary is not on PATH (the case on the machines this package is built on).
+Methods: each network given (bundled name or checkpoint), the burial baseline (the residue's
+buriedness feature as its score: buried residues are more often right) and VoroMQA
+(``voronota-voromqa``, its own global score and smoothed residue scores). VoroMQA needs the decoys'
+structure files (``protein-qa decoys --write-pdb DIR``: ``DIR/<native stem>_<decoy|native>.pdb``)
+and the binary on PATH; without either it is reported as not run, with the reason.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from convsuite.core_ops.errors import InputError
 from convsuite.proteins.data.decoyset import DecoySet
+from convsuite.proteins.data.structure import read_structure
+from convsuite.proteins.data.voromqa import BINARY, residue_scores_of, run_voromqa
 from convsuite.proteins.infer import load_network, predict_graphs
 from convsuite.proteins.metrics import assessment_metrics
 
-__all__ = ["evaluate_methods", "format_table"]
+__all__ = ["decoy_structure_path", "evaluate_methods", "format_table", "voromqa_predictions"]
 
 _COLUMNS = (
     ("residue_pearson_per_model", "res r/model"),
@@ -34,13 +41,59 @@ def _label(name: str) -> str:
     return name.rsplit("/", 1)[-1].removesuffix(".safetensors")
 
 
+def decoy_structure_path(structures: str | os.PathLike[str], name: str) -> Path:
+    """The file ``protein-qa decoys --write-pdb`` wrote for decoy ``name`` (``<native>#<label>``)."""
+    native, label = name.split("#", 1)
+    return Path(structures) / f"{native.split('.')[0]}_{label}.pdb"
+
+
+def voromqa_predictions(
+    decoys: DecoySet, structures: str | os.PathLike[str], progress: bool | None = None
+) -> tuple[list[np.ndarray], list[float]]:
+    """VoroMQA's (R_i,) residue scores, aligned with each decoy's graph, and its global scores.
+
+    Raises:
+        InputError: the binary is not on PATH, a structure file is missing or fails, or its
+            residues are not the graph's.
+    """
+    from rich.progress import track
+
+    show = sys.stderr.isatty() if progress is None else progress
+    residues, globals_ = [], []
+    for name, graph in track(
+        list(zip(decoys.names, decoys.graphs, strict=True)),
+        description="voromqa",
+        disable=not show,
+        transient=True,
+    ):
+        path = decoy_structure_path(structures, name)
+        if not path.exists():
+            raise InputError(path, f"missing: the structure of decoy {name} (decoys --write-pdb)")
+        protein = read_structure(path)
+        if protein.num_residues != graph.num_residues:
+            raise InputError(
+                path, f"has {protein.num_residues} residues, the decoy set {graph.num_residues}"
+            )
+        scores = run_voromqa(path)
+        residues.append(residue_scores_of(scores, protein))
+        globals_.append(scores.global_score)
+    return residues, globals_
+
+
 def evaluate_methods(
-    decoys: DecoySet, weights: Sequence[str], device: str = "cpu"
+    decoys: DecoySet,
+    weights: Sequence[str],
+    device: str = "cpu",
+    structures: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[np.ndarray]]]:
     """Metrics (see :func:`~convsuite.proteins.metrics.assessment_metrics`) of every method.
 
+    Args:
+        structures: folder of the decoys' PDB files (``protein-qa decoys --write-pdb``), for
+            VoroMQA; None: VoroMQA not run.
+
     Returns:
-        method -> metrics (plus ``"voromqa"`` -> a note when not run), and method -> per-residue
+        method -> metrics (``"voromqa"`` -> a note when not run), and method -> per-residue
         predictions of each model.
     """
     predictions: dict[str, list[np.ndarray]] = {}
@@ -52,8 +105,17 @@ def evaluate_methods(
         method: assessment_metrics(values, decoys.targets, decoys.natives)
         for method, values in predictions.items()
     }
-    if shutil.which("voronota-voromqa") is None:
-        results["voromqa"] = {"note": "not run: voronota-voromqa is not on PATH"}  # type: ignore[dict-item]
+    if structures is None:
+        note = "not run: no structure files (protein-qa decoys --write-pdb, evaluate --structures)"
+        results["voromqa"] = {"note": note}  # type: ignore[dict-item]
+    elif shutil.which(BINARY) is None:
+        results["voromqa"] = {"note": f"not run: {BINARY} is not on PATH"}  # type: ignore[dict-item]
+    else:
+        residues, globals_ = voromqa_predictions(decoys, structures)
+        predictions["voromqa"] = residues
+        results["voromqa"] = assessment_metrics(
+            residues, decoys.targets, decoys.natives, global_predicted=globals_
+        )
     return results, predictions
 
 

@@ -30,7 +30,10 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def assessment_metrics(
-    predicted: Sequence[np.ndarray], true: Sequence[np.ndarray], targets: Sequence[str]
+    predicted: Sequence[np.ndarray],
+    true: Sequence[np.ndarray],
+    targets: Sequence[str],
+    global_predicted: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Local and global agreement of predicted with true per-residue scores.
 
@@ -38,6 +41,8 @@ def assessment_metrics(
         predicted: (R_i,) predicted residue scores of each model.
         true: (R_i,) true residue scores (lDDT) of each model.
         targets: the target (native) each model belongs to.
+        global_predicted: each model's predicted global score when the method gives its own
+            (VoroMQA's is atom-weighted); default the mean of its residue scores.
 
     Returns:
         ``residue_pearson_per_model`` (mean over models), ``residue_pearson_per_target`` and
@@ -48,7 +53,11 @@ def assessment_metrics(
         top-ranked model's true score among its target's models), both means over targets.
     """
     targets = np.asarray(targets)
-    global_pred = np.array([np.nanmean(p) for p in predicted])
+    global_pred = (
+        np.array([np.nanmean(p) for p in predicted])
+        if global_predicted is None
+        else np.asarray(global_predicted, dtype=float)
+    )
     global_true = np.array([np.nanmean(t) for t in true])
     per_target: dict[str, list[float]] = {
         k: []

@@ -40,6 +40,7 @@ __all__ = [
     "build_graph",
     "residue_contacts",
     "voronota_contacts",
+    "voronota_residue",
 ]
 
 NUM_FEATURES = 23
@@ -146,7 +147,7 @@ def voronota_contacts(protein: Protein) -> tuple[np.ndarray, np.ndarray]:
         fields = line.split()  # annotated: atom1 atom2 area distance ...
         if len(fields) < 3:
             continue
-        ends = [_voronota_residue(field) for field in fields[:2]]
+        ends = [voronota_residue(field) for field in fields[:2]]
         if None in ends or ends[0] == ends[1]:
             continue
         i, j = index.get(ends[0]), index.get(ends[1])  # type: ignore[arg-type]
@@ -159,7 +160,7 @@ def voronota_contacts(protein: Protein) -> tuple[np.ndarray, np.ndarray]:
     return edges, np.asarray([areas[k] for k in keys])
 
 
-def _voronota_residue(annotation: str) -> tuple[str, int, str] | None:
+def voronota_residue(annotation: str) -> tuple[str, int, str] | None:
     """(chain, resnum, icode) from a voronota atom annotation ``c<A>r<12>i<B>a<...>R<ALA>A<CA>``."""
     parts: dict[str, str] = {}
     for key in ("c", "r", "i"):
