@@ -32,6 +32,7 @@ from torch import nn
 from convsuite.core_ops.config import ModelConfig
 from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers.spherical import (
+    SphericalGraph,
     SphericalGraphConv,
     local_frames,
     spherical_adjacency,
@@ -45,6 +46,7 @@ __all__ = [
     "MeanGraphConv",
     "SGCNConfig",
     "SGCNQualityNet",
+    "TensorQualityNet",
 ]
 
 
@@ -132,16 +134,43 @@ class _QualityNet(nn.Module):
         self.act = nn.ELU()
         self.dropout = nn.Dropout(config.dropout)
 
-    def support(self, batch: GraphBatch) -> tuple:
+    def support(self, batch: GraphBatch) -> tuple[torch.Tensor, ...]:
+        """The graph as the tensors the convolutions need (see :meth:`scores`)."""
         raise NotImplementedError
+
+    def conv_inputs(self, support: tuple[torch.Tensor, ...]) -> tuple:
+        """What each convolution takes besides ``h``, from :meth:`support`'s tensors."""
+        return support
+
+    def scores(self, features: torch.Tensor, *support: torch.Tensor) -> torch.Tensor:
+        """Per-residue scores (N,) from features (N, C) and :meth:`support`'s tensors."""
+        conv_inputs = self.conv_inputs(support)
+        h = features
+        for conv, norm in zip(self.convs[:-1], self.norms, strict=True):
+            h = self.dropout(self.act(norm(conv(h, *conv_inputs))))
+        return torch.sigmoid(self.convs[-1](h, *conv_inputs)).squeeze(-1)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         """Per-residue scores (N,) in [0, 1] (1 = correct) of the residues of ``batch``."""
-        support = self.support(batch)
-        h = batch.features
-        for conv, norm in zip(self.convs[:-1], self.norms, strict=True):
-            h = self.dropout(self.act(norm(conv(h, *support))))
-        return torch.sigmoid(self.convs[-1](h, *support)).squeeze(-1)
+        return self.scores(batch.features, *self.support(batch))
+
+
+class TensorQualityNet(nn.Module):
+    """A quality network on plain tensors, the form ``torch.export`` captures.
+
+    ``forward(features, *support)`` with ``support = net.support(batch)`` returns ``net(batch)``:
+    for S-GCN the padded neighbour lists (N, D) int64 and their weighted harmonics (N, D, L**2)
+    (built outside: :func:`~convsuite.core_ops.layers.spherical.spherical_adjacency` sizes D from
+    the data, which ``torch.export`` cannot trace), for the GCN the contacts (2, E) and their
+    weights (E,), so the GCN exported this way is the whole network.
+    """
+
+    def __init__(self, net: _QualityNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, features: torch.Tensor, *support: torch.Tensor) -> torch.Tensor:
+        return self.net.scores(features, *support)
 
 
 @register_model(
@@ -172,13 +201,17 @@ class SGCNQualityNet(Pretrained, _QualityNet):
         ]
         super().__init__(config, convs)
 
-    def support(self, batch: GraphBatch) -> tuple:
+    def support(self, batch: GraphBatch) -> tuple[torch.Tensor, ...]:
+        """(N, D) neighbour lists and (N, D, L**2) their weighted harmonics (a SphericalGraph)."""
         backbone = batch.backbone
         frames = local_frames(backbone[:, 0], backbone[:, 1], backbone[:, 2])
         weight = batch.edge_weight if self.config.contact_weighting else None
-        return (
-            spherical_adjacency(backbone[:, 1], frames, batch.edges, self.config.order, weight),
-        )
+        graph = spherical_adjacency(backbone[:, 1], frames, batch.edges, self.config.order, weight)
+        return graph.neighbours, graph.harmonics
+
+    def conv_inputs(self, support: tuple[torch.Tensor, ...]) -> tuple:
+        neighbours, harmonics = support
+        return (SphericalGraph(neighbours, harmonics, self.config.order),)
 
 
 @register_model(
@@ -201,7 +234,8 @@ class GCNQualityNet(Pretrained, _QualityNet):
         convs = [MeanGraphConv(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
         super().__init__(config, convs)
 
-    def support(self, batch: GraphBatch) -> tuple:
+    def support(self, batch: GraphBatch) -> tuple[torch.Tensor, ...]:
+        """(2, E) contacts and (E,) their weights (contact areas, or ones)."""
         if self.config.contact_weighting:
             return batch.edges, batch.edge_weight
         return batch.edges, torch.ones(batch.edges.shape[1], device=batch.edges.device)
