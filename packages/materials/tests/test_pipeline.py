@@ -108,3 +108,14 @@ def test_refusals_name_the_problem(single_pixel_cube) -> None:
     with pytest.raises(InputError, match="does not cover"):
         detect(short, net, fit=False)
     assert energy_axis(short).stop == pytest.approx(749.5)
+
+
+@pytest.mark.parametrize("axis", [EnergyAxis(650.0, 0.25, 480), EnergyAxis(601.3, 0.37, 500)])
+def test_bundled_weights_work_on_any_calibration(axis: EnergyAxis) -> None:
+    """The bundled network, without fine-tuning, finds 3 eV shifts on cubes of other offsets and
+    dispersions than it was trained on (resampled from the calibrated axis)."""
+    from convsuite.materials.infer import load_network
+
+    cube = simulate_cube((48, 48), seed=21, anomalies=[AnomalySpec("shift", 3.0, 60)], energy=axis)
+    found = detect(cube, load_network(), fit=False)
+    assert classification(found.scores, found.mask, cube.metadata.Anomalies.mask)["f1"] > 0.9
