@@ -15,7 +15,8 @@ Here, by default (pure Python, no binary):
   maximal ASA (Tien et al. 2013), clipped to [0, 1.5].
 
 When the ``voronota`` binary is on PATH, :func:`voronota_contacts` gives the reference's Voronoi
-contact areas instead (``contacts="voronota"``); that path is untested here (no binary).
+contact areas instead (``contacts="voronota"``; tried by hand with Voronota 1.22, not in the tests:
+CI machines lack the binary). The default stays ``"atoms"`` (the bundled weights' contacts).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def residue_contacts(
 def voronota_contacts(protein: Protein) -> tuple[np.ndarray, np.ndarray]:
     """Residue-residue Voronoi contact areas from the ``voronota`` binary (Å^2).
 
-    Untested here: the binary is not installed on the machines this package is developed on.
+    Not covered by the tests (CI machines lack the binary) beyond its refusal without it.
 
     Raises:
         InputError: ``voronota`` is not on PATH or failed on the structure.
