@@ -57,8 +57,8 @@ def _quiet() -> None:
     """hyperspy logs import notes and reader errors; the CLI reports errors in one line."""
     logging.getLogger("hyperspy").setLevel(logging.CRITICAL)
     logging.getLogger("rsciio").setLevel(logging.CRITICAL)
-    logging.getLogger("lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    for name in ("lightning", "lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _bar():
