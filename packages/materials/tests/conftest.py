@@ -12,9 +12,10 @@ import pytest
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def one_thread():
-    """One torch thread: the CPUs are shared, and oversubscribed threads train many times slower."""
+    """One torch thread in every test (imports on the way may reset it): the CPUs are shared, and
+    oversubscribed threads train many times slower."""
     import torch
 
     threads = torch.get_num_threads()
