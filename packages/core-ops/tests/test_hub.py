@@ -354,3 +354,17 @@ def test_list_models_finds_every_declared_domain_model() -> None:
     assert installed <= set(models)
     for name in installed:
         assert list_presets(name), name
+
+
+def test_a_broken_entry_point_does_not_hide_the_other_models(monkeypatch) -> None:
+    """A half-installed package's model module is skipped with a warning naming it."""
+    from importlib.metadata import EntryPoint
+
+    import convsuite.core_ops.hub as hub
+
+    real = hub.entry_points(group=hub.MODEL_ENTRY_POINT_GROUP)
+    broken = EntryPoint("ghost", "convsuite.no_such_package.model", hub.MODEL_ENTRY_POINT_GROUP)
+    monkeypatch.setattr(hub, "entry_points", lambda group: [*real, broken])
+    with pytest.warns(UserWarning, match="ghost"):
+        names = hub.list_models()
+    assert "skyrecon" in names and "ghost" not in names

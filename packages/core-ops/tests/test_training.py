@@ -192,3 +192,15 @@ def test_atomic_write_gives_the_permissions_of_a_plainly_created_file(tmp_path) 
     with atomic_write(atomic) as handle:
         handle.write("x")
     assert atomic.stat().st_mode == plain.stat().st_mode
+
+
+def test_make_trainer_without_any_progress_bar(tmp_path) -> None:
+    """progress=None: no bar callback at all (a library fine-tuning inside another command)."""
+    from lightning.pytorch.callbacks.progress import ProgressBar
+
+    from convsuite.core_ops.training import make_trainer
+
+    quiet = make_trainer(tmp_path, max_epochs=1, progress=None)
+    loud = make_trainer(tmp_path, max_epochs=1, progress=False)
+    assert not any(isinstance(c, ProgressBar) for c in quiet.callbacks)
+    assert any(isinstance(c, ProgressBar) for c in loud.callbacks)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -225,10 +226,20 @@ def register_model(
 
 
 def _discover() -> None:
-    """Import every module listed under the ``convsuite.models`` entry points (they register)."""
+    """Import every module listed under the ``convsuite.models`` entry points (they register).
+
+    A package whose module fails to import (half installed, a missing dependency) is skipped with a
+    warning naming it, so the other packages' models stay usable.
+    """
     for entry in entry_points(group=MODEL_ENTRY_POINT_GROUP):
-        if entry.name not in _MODELS:
+        if entry.name in _MODELS:
+            continue
+        try:
             entry.load()
+        except ImportError as error:
+            warnings.warn(
+                f"model {entry.name!r} ({entry.value}) is unavailable: {error}", stacklevel=3
+            )
 
 
 def _entry(name: str) -> ModelEntry:

@@ -59,7 +59,7 @@ def make_trainer(
     precision: str = "32-true",
     monitor: str = "val_loss",
     mode: str = "min",
-    progress: bool = True,
+    progress: bool | None = True,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A Lightning ``Trainer`` writing its best checkpoint and CSV metrics under ``out_dir``.
@@ -84,7 +84,8 @@ def make_trainer(
         precision: ``"32-true"``, ``"bf16-mixed"``, ``"16-mixed"``...
         monitor: the logged metric that picks the best checkpoint.
         mode: ``"min"`` or ``"max"`` for ``monitor``.
-        progress: rich progress bar when True, plain tqdm bar otherwise.
+        progress: rich progress bar when True, a plain tqdm bar when False, no bar at all when
+            None (a library fine-tuning inside another command).
         **trainer_kwargs: any other ``L.Trainer`` argument (e.g. ``max_time``,
             ``log_every_n_steps``); these override the defaults above.
     """
@@ -99,7 +100,7 @@ def make_trainer(
         save_top_k=1,
         auto_insert_metric_name=False,
     )
-    bar = RichProgressBar() if progress else TQDMProgressBar(refresh_rate=50)
+    bars = {True: [RichProgressBar()], False: [TQDMProgressBar(refresh_rate=50)], None: []}
     settings: dict[str, Any] = {
         "default_root_dir": out_dir,
         "max_epochs": max_epochs,
@@ -111,11 +112,12 @@ def make_trainer(
         "precision": precision,
         "logger": CSVLogger(out_dir, name="csv"),
         "num_sanity_val_steps": 0,
-        "enable_model_summary": progress,
+        "enable_model_summary": bool(progress),
         "log_every_n_steps": 1,
     }
     settings.update(trainer_kwargs)
-    callbacks = [checkpoint, bar, *settings.pop("callbacks", [])]
+    settings.setdefault("enable_progress_bar", progress is not None)
+    callbacks = [checkpoint, *bars[progress], *settings.pop("callbacks", [])]
     return L.Trainer(callbacks=callbacks, **settings)
 
 

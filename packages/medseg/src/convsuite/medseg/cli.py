@@ -104,7 +104,7 @@ def simulate(
     }
     with atomic_write(out / "meta.json") as handle:
         json.dump(meta, handle, indent=2)
-    Console(stderr=True).print(f"wrote {n} phantoms to {out}")
+    Console(stderr=True, soft_wrap=True).print(f"wrote {n} phantoms to {out}")
 
 
 @cxr.command(
@@ -163,7 +163,7 @@ def train(
         result = train_pixel_baseline(data_root, **common)
     else:
         result = train_hybridgnet(data_root, lr=lr, **common)
-    Console(stderr=True).print(
+    Console(stderr=True, soft_wrap=True).print(
         f"wrote {result.weights} in {result.seconds:.0f} s: {result.metrics}"
     )
 
@@ -225,7 +225,7 @@ def segment_images(
             for stem, image, result in zip(stems[chunk], pictures, results, strict=True):
                 _write_result(out, stem, image, result, organs)
                 progress.advance(task)
-    Console(stderr=True).print(f"wrote results for {len(images)} image(s) to {out}")
+    Console(stderr=True, soft_wrap=True).print(f"wrote results for {len(images)} image(s) to {out}")
 
 
 def _output_names(stem: str, organs: tuple[str, ...]) -> list[str]:

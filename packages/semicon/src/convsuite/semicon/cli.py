@@ -46,7 +46,7 @@ app = typer.Typer(
     help="Wafer defect-map monitor: known failure patterns and novelty detection.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 _MAP_SUFFIXES = (".csv", ".npz")
 Model = Annotated[
