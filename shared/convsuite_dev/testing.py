@@ -139,3 +139,19 @@ def assert_figures_shown(notebook) -> int:
         kinds = [kind for out in cell.get("outputs", []) for kind in out.get("data", {})]
         assert "image/png" in kinds, f"cell drew no inline PNG: {cell.source[:80]!r}"
     return len(tagged)
+
+
+def run_cli(app, args, capsys) -> tuple[int, str, str]:
+    """Run typer ``app`` with ``args`` through core-ops' ``run``, as its console script does.
+
+    Returns (exit status, stdout, stderr) of this call (``capsys`` is read before and after).
+    """
+    import pytest
+
+    from convsuite.core_ops.cli import run
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        run(app, [str(a) for a in args])
+    captured = capsys.readouterr()
+    return stop.value.code, captured.out, captured.err

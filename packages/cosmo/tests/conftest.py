@@ -8,6 +8,7 @@ from collections.abc import Callable
 import healpy as hp
 import numpy as np
 import pytest
+from convsuite_dev.testing import run_cli
 from numpy.polynomial.legendre import legval
 
 
@@ -37,13 +38,4 @@ def exact_wiener() -> Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.n
 def invoke(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """``invoke(app, *args)``: run a command in-process through core-ops' ``run``, as the console
     script does; returns (exit status, stdout, stderr)."""
-    from convsuite.core_ops.cli import run
-
-    def call(app: object, *args: object) -> tuple[int, str, str]:
-        capsys.readouterr()  # what the test printed before (healpy's notes on writing a file)
-        with pytest.raises(SystemExit) as stop:
-            run(app, [str(a) for a in args])  # type: ignore[arg-type]
-        captured = capsys.readouterr()
-        return stop.value.code, captured.out, captured.err
-
-    return call
+    return lambda app, *args: run_cli(app, args, capsys)

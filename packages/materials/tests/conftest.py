@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from convsuite_dev.testing import run_cli
 
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 
@@ -48,14 +49,6 @@ def small_cube_file(small_cube, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def invoke(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """``invoke(*args)``: run ``eels-anomaly`` in-process through core-ops' ``run``; returns
     (exit status, stdout, stderr)."""
-    from convsuite.core_ops.cli import run
     from convsuite.materials.cli import app
 
-    def call(*args: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as stop:
-            run(app, [str(a) for a in args])
-        captured = capsys.readouterr()
-        return stop.value.code, captured.out, captured.err
-
-    return call
+    return lambda *args: run_cli(app, args, capsys)

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from convsuite_dev.testing import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -39,14 +40,6 @@ def example(example_pdb: Path):
 def invoke(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
     """``invoke(*args)``: run ``protein-qa`` in-process through core-ops' ``run``; returns
     (exit status, stdout, stderr)."""
-    from convsuite.core_ops.cli import run
     from convsuite.proteins.cli import app
 
-    def call(*args: object) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as stop:
-            run(app, [str(a) for a in args])
-        captured = capsys.readouterr()
-        return stop.value.code, captured.out, captured.err
-
-    return call
+    return lambda *args: run_cli(app, args, capsys)
