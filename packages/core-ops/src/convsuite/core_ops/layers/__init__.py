@@ -1,5 +1,6 @@
 """Convolution layers. Each accelerated layer keeps a plain reference path that tests compare against."""
 
+from convsuite.core_ops.layers.asymmetric import DilatedBranch, InceptionDilatedBlock
 from convsuite.core_ops.layers.complex import (
     ComplexBatchNorm2d,
     ComplexConv2d,
@@ -63,6 +64,7 @@ __all__ = [
     "D2Block",
     "D3Block",
     "DCLSConv1d",
+    "DilatedBranch",
     "DCLSConv2d",
     "DCLSConv3d",
     "DilatedReparamConv2d",
@@ -70,6 +72,7 @@ __all__ = [
     "FFTConv2d",
     "HEALPixConv2d",
     "HEALPixPad",
+    "InceptionDilatedBlock",
     "ModReLU",
     "MultiDilatedConv2d",
     "NodeResample",
