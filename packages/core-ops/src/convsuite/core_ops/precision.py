@@ -1,0 +1,245 @@
+"""Inference precision: float32, or bfloat16 matrix products through oneDNN where they pay.
+
+Recent x86 CPUs (AVX512-BF16, AMX) multiply bfloat16 matrices several times faster than float32
+(this project's CPU: about 2,100 vs 250 GFLOP/s for a 2048x2048 GEMM on 2 threads), but
+``torch.autocast`` gains little there: it converts every input and weight on every call and runs
+convolutions in torch's default NCHW layout, which oneDNN's bf16 kernels do not favour. This module
+converts a model once instead:
+
+- every *dense* convolution (``nn.Conv1d/2d/3d``, ``nn.ConvTranspose2d/3d`` whose forward is
+  torch's own, at least :data:`MIN_GROUP_CHANNELS` input and output channels per group) and every
+  ``nn.Linear`` keeps its weights in bfloat16, 2-D/3-D kernels in channels-last layout; its input is
+  cast to bfloat16 (channels-last) on the way in and its output back to the input's dtype on the way
+  out, so the model's interface stays float32 and every other layer runs as before;
+- a batch norm that directly follows a plain convolution inside an ``nn.Sequential`` is folded
+  into the convolution's weights (one pass over the activations fewer);
+- depthwise and thin convolutions (memory-bound: no gain from bf16 units), FFT convolutions
+  (:class:`~convsuite.core_ops.layers.FFTConv2d` and the dispatcher compute their transforms in
+  float32 inside; bf16 has no CPU FFT), norms, activations, graph and sparse layers stay float32.
+
+Use, in a domain package::
+
+    from convsuite.core_ops.precision import inference_mode, prepare_for_inference
+
+    model = prepare_for_inference(model, precision)  # "fp32" or "bf16"; model.eval() included
+    with inference_mode(precision):
+        y = model(x)  # x and y float32 either way
+
+and in its CLI the shared option ``convsuite.core_ops.cli.Precision`` (``--precision fp32|bf16``).
+
+A model prepared for bf16 is for inference only: its state dict holds bfloat16 weights and no
+folded batch norms; load a fresh model to train or to go back to float32. Code that reads a
+converted layer's ``weight`` and calls a functional convolution itself (bypassing the layer's
+forward) sees a bfloat16 weight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Iterator
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from convsuite.core_ops.runtime import keep_freed_memory
+
+__all__ = [
+    "MIN_GROUP_CHANNELS",
+    "PRECISIONS",
+    "PrecisionName",
+    "bf16_layers",
+    "check_precision",
+    "fold_batch_norms",
+    "inference_mode",
+    "prepare_for_inference",
+]
+
+_LOG = logging.getLogger(__name__)
+
+PrecisionName = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+# Convolutions with fewer channels per group than this stay float32: they are memory-bound, so
+# bf16 units do not speed them up and the casts around them would cost more than they save.
+MIN_GROUP_CHANNELS = 8
+
+_DENSE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+_MARK = "_convsuite_precision"
+
+
+def check_precision(precision: str) -> PrecisionName:
+    """``precision`` if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def _is_plain(module: nn.Module) -> bool:
+    """True for a conv/linear layer whose forward is torch's own (not an FFT or other subclass)."""
+    base = next((cls for cls in _DENSE if isinstance(module, cls)), None)
+    if base is None:
+        return False
+    kind = type(module)
+    return kind.forward is base.forward and getattr(kind, "_conv_forward", None) is getattr(
+        base, "_conv_forward", None
+    )
+
+
+def _is_dense(module: nn.Module) -> bool:
+    """True for a plain conv/linear layer wide enough for bf16 to pay."""
+    if not _is_plain(module):
+        return False
+    if isinstance(module, nn.Linear):
+        return True
+    groups = module.groups
+    return (
+        module.in_channels // groups >= MIN_GROUP_CHANNELS
+        and module.out_channels // groups >= MIN_GROUP_CHANNELS
+    )
+
+
+def _memory_format(dims: int) -> torch.memory_format:
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(dims, torch.contiguous_format)
+
+
+def _cast_input(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the first input to bfloat16 (channels-last for 2-D/3-D feature maps)."""
+    x = args[0]
+    module._convsuite_return_dtype = x.dtype  # type: ignore[assignment]
+    if isinstance(module, nn.Linear):
+        return (x.to(torch.bfloat16), *args[1:])
+    return (x.to(torch.bfloat16, memory_format=_memory_format(x.dim())), *args[1:])
+
+
+def _cast_output(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+    """Forward hook: the output back to the dtype the layer was called with."""
+    return output.to(module._convsuite_return_dtype)
+
+
+def fold_batch_norms(module: nn.Module) -> int:
+    """Fold each eval-mode batch norm that directly follows a plain conv in an ``nn.Sequential``.
+
+    ``conv -> bn`` becomes ``conv' -> Identity`` with ``w' = w * g / sqrt(var + eps)`` per output
+    channel and ``b' = (b - mean) * g / sqrt(var + eps) + beta``: the same function in eval mode.
+    Transposed convolutions and norms without running statistics are left alone. Returns the
+    number of norms folded.
+    """
+    folded = 0
+    for parent in module.modules():
+        if not isinstance(parent, nn.Sequential):
+            continue
+        names = list(parent._modules)
+        for first, second in zip(names, names[1:], strict=False):
+            conv, norm = parent._modules[first], parent._modules[second]
+            if not (
+                isinstance(conv, nn.Conv1d | nn.Conv2d | nn.Conv3d)
+                and _is_plain(conv)
+                and isinstance(norm, nn.modules.batchnorm._BatchNorm)
+                and norm.running_mean is not None
+                and norm.num_features == conv.out_channels
+                and conv.weight.dtype in (torch.float32, torch.float64)
+            ):
+                continue
+            with torch.no_grad():
+                scale = torch.rsqrt(norm.running_var + norm.eps)
+                if norm.weight is not None:
+                    scale = scale * norm.weight
+                shift = -norm.running_mean * scale
+                if norm.bias is not None:
+                    shift = shift + norm.bias
+                if conv.bias is not None:
+                    shift = shift + conv.bias * scale
+                conv.weight.mul_(scale.reshape(-1, *([1] * (conv.weight.dim() - 1))))
+                conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)
+            parent._modules[second] = nn.Identity()
+            folded += 1
+    return folded
+
+
+def bf16_layers(module: nn.Module) -> list[str]:
+    """Names of the layers that :func:`prepare_for_inference` converted to bfloat16."""
+    return [name for name, sub in module.named_modules() if getattr(sub, _MARK, None) == "bf16"]
+
+
+def prepare_for_inference(module: nn.Module, precision: str = "fp32") -> nn.Module:
+    """Put ``module`` in eval mode and, for ``"bf16"``, convert its dense layers (see the module doc).
+
+    Args:
+        module: any ``nn.Module``; converted in place.
+        precision: ``"fp32"`` (only ``eval()``: outputs unchanged) or ``"bf16"``.
+
+    Returns:
+        ``module``, for chaining. Calling it again with the same precision changes nothing.
+
+    Raises:
+        ValueError: unknown precision, or ``"fp32"`` asked of a model already converted to bf16.
+    """
+    check_precision(precision)
+    module.eval()
+    converted = bf16_layers(module)
+    if precision == "fp32":
+        if converted:
+            raise ValueError(
+                f"model was prepared for bf16 ({len(converted)} layers); load it again for fp32"
+            )
+        return module
+    if converted:
+        return module
+    fold_batch_norms(module)
+    for sub in module.modules():
+        if not _is_dense(sub):
+            continue
+        sub.to(torch.bfloat16)
+        weight = sub.weight
+        weight.data = weight.data.contiguous(memory_format=_memory_format(weight.dim()))
+        sub.register_forward_pre_hook(_cast_input)
+        sub.register_forward_hook(_cast_output)
+        setattr(sub, _MARK, "bf16")
+    _LOG.debug("bf16 inference: %d dense layers converted", len(bf16_layers(module)))
+    return module
+
+
+@functools.cache
+def _bf16_native() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16/AMX), not emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@functools.cache
+def _prepare_process() -> None:
+    """Once per process: keep freed memory (large temporaries are reused, not page-faulted)."""
+    if keep_freed_memory():
+        _LOG.info("convsuite: glibc now keeps freed memory for reuse (runtime.keep_freed_memory)")
+
+
+@contextlib.contextmanager
+def inference_mode(precision: str = "fp32") -> Iterator[None]:
+    """``torch.inference_mode()`` for running a model prepared by :func:`prepare_for_inference`.
+
+    Also, once per process, applies :func:`~convsuite.core_ops.runtime.keep_freed_memory` (one
+    log line), and for ``"bf16"`` on a CPU without native bf16 units logs a warning that it will
+    be slower than float32.
+
+    Raises:
+        ValueError: unknown precision.
+    """
+    check_precision(precision)
+    _prepare_process()
+    if precision == "bf16" and not _bf16_native():
+        _warn_emulated()
+    with torch.inference_mode():
+        yield
+
+
+@functools.cache
+def _warn_emulated() -> None:
+    _LOG.warning("this CPU has no native bf16 units: --precision bf16 will be slower than fp32")

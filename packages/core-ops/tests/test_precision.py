@@ -1,0 +1,123 @@
+"""precision.py: bf16 inference stays close to float32; what is converted and what is not."""
+
+from __future__ import annotations
+
+import copy
+from typing import get_args
+
+import pytest
+import torch
+import typer
+from torch import nn
+from typer.testing import CliRunner
+
+from convsuite.core_ops.cli import Precision
+from convsuite.core_ops.layers import FFTConv2d
+from convsuite.core_ops.precision import (
+    PRECISIONS,
+    bf16_layers,
+    fold_batch_norms,
+    inference_mode,
+    prepare_for_inference,
+)
+
+
+def small_net() -> nn.Module:
+    """A conv net with every kind of layer the conversion treats differently."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),  # thin input: stays float32, its norm folded
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),  # dense: bf16, its norm folded
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 5, padding=2, groups=32),  # depthwise: float32
+        FFTConv2d(32, 32, 7, padding=3, groups=32),  # FFT: float32 inside
+        nn.ConvTranspose2d(32, 16, 2, stride=2),  # dense transposed: bf16
+        nn.GELU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),  # bf16
+    )
+    # Non-trivial running statistics, so folding is tested on something that could go wrong.
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def test_bf16_output_close_to_fp32() -> None:
+    reference = small_net()
+    x = torch.randn(4, 3, 24, 24)
+    with inference_mode("fp32"):
+        expected = prepare_for_inference(reference, "fp32")(x)
+    model = prepare_for_inference(small_net(), "bf16")
+    with inference_mode("bf16"):
+        got = model(x)
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    error = (got - expected).abs().max() / expected.abs().max()
+    assert 0 < error < 2e-2  # bf16 keeps 8 bits of mantissa: close, and not bit-identical
+
+
+def test_which_layers_are_converted() -> None:
+    model = prepare_for_inference(small_net(), "bf16")
+    assert bf16_layers(model) == ["3", "8", "12"]
+    assert model[3].weight.dtype == torch.bfloat16
+    assert model[3].weight.is_contiguous(memory_format=torch.channels_last)
+    assert isinstance(model[1], nn.Identity) and isinstance(model[4], nn.Identity)  # folded
+    for kept in (0, 6, 7):
+        assert model[kept].weight.dtype == torch.float32
+    assert not model.training
+
+
+def test_fold_batch_norms_is_exact_in_eval_mode() -> None:
+    model = small_net().double()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    expected = model(x)
+    assert fold_batch_norms(model) == 2
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_prepare_is_idempotent_deepcopies_and_refuses_going_back() -> None:
+    x = torch.randn(2, 3, 16, 16)
+    model = prepare_for_inference(small_net(), "bf16")
+    with inference_mode("bf16"):
+        once = model(x)
+        again = prepare_for_inference(model, "bf16")(x)
+        copied = copy.deepcopy(model)(x)
+    torch.testing.assert_close(again, once)
+    torch.testing.assert_close(copied, once)
+    with pytest.raises(ValueError, match="prepared for bf16"):
+        prepare_for_inference(model, "fp32")
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        prepare_for_inference(small_net(), "fp16")
+    with pytest.raises(ValueError, match="fp32, bf16"), inference_mode("int8"):
+        pass
+
+
+def test_inference_mode_disables_autograd() -> None:
+    with inference_mode("bf16"):
+        y = nn.Linear(4, 4)(torch.randn(2, 4))
+    assert not y.requires_grad and torch.is_inference(y)
+
+
+def test_cli_option_accepts_the_precisions_and_refuses_others() -> None:
+    app = typer.Typer(add_completion=False)
+
+    @app.command()
+    def infer(precision: Precision = "fp32") -> None:
+        print(precision)
+
+    runner = CliRunner()
+    assert set(get_args(get_args(Precision)[0])) == set(PRECISIONS)
+    assert runner.invoke(app, []).output.strip() == "fp32"
+    assert runner.invoke(app, ["--precision", "bf16"]).output.strip() == "bf16"
+    refused = runner.invoke(app, ["--precision", "fp16"])
+    assert refused.exit_code == 2
