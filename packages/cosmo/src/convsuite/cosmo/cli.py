@@ -239,6 +239,13 @@ def train(
         typer.Option(help="Start from these weights: a bundled name or a .safetensors file."),
     ] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes.")] = None,
+    prior_family: Annotated[
+        str,
+        typer.Option(
+            help="wide: each sky's beam (5-60'), amplitude (+-20%), tilt (n_s 0.92-1.00) and "
+            "noise (0-30 muK') drawn (the bundled weights); lcdm: LCDM, 2-pixel beam, 1 muK'."
+        ),
+    ] = "wide",
     workers: Annotated[int, typer.Option(min=0, help="DataLoader workers (simulation).")] = 0,
     accelerator: Accelerator = "auto",
     devices: Devices = "auto",
@@ -246,6 +253,8 @@ def train(
     num_nodes: NumNodes = 1,
 ) -> None:
     """Train SkyReconNet on simulated skies (Lightning: one CPU to multi-node DDP)."""
+    if prior_family not in ("wide", "lcdm"):
+        raise InputError("--prior-family", f"must be wide or lcdm, got {prior_family!r}")
     settings = trainer_settings(accelerator, devices, strategy, num_nodes)
     if out.exists() and not out.is_dir():
         raise InputError(out, "is a file, but --out needs a folder")
@@ -253,6 +262,7 @@ def train(
     from rich.console import Console
 
     from convsuite.core_ops.hub import model_config
+    from convsuite.cosmo.data import TRAINING_FAMILY
     from convsuite.cosmo.train import TrainingSkies, fit_skyrecon
 
     config = model_config("skyrecon", preset)
@@ -265,7 +275,7 @@ def train(
     weights = fit_skyrecon(
         config,
         out,
-        TrainingSkies(nside=nside),
+        TrainingSkies(nside=nside, family=TRAINING_FAMILY if prior_family == "wide" else None),
         n_train,
         n_val,
         epochs,

@@ -71,12 +71,17 @@ class SkyReconConfig(ModelConfig):
         bottom_nside: the coarsest level's Nside.
         dilations: the context branches' dilations (each capped at a quarter of the face side).
         scale_uk: input/output scale in muK (maps are divided by it).
+        adaptive_scale: divide each map by the RMS of its observed pixels instead (at least
+            ``scale_uk / 1000``): the network sees every sky in units of its own amplitude, the
+            conditioning that lets one network serve skies of any amplitude and any unit (issue
+            13); False for checkpoints trained before it.
     """
 
     widths: tuple[int, ...] = (64, 48, 32, 24, 16, 12)
     bottom_nside: int = 8
     dilations: tuple[int, ...] = (2, 4)
     scale_uk: float = 100.0
+    adaptive_scale: bool = False
 
     def __post_init__(self) -> None:
         for name in ("widths", "dilations"):
@@ -161,9 +166,11 @@ def _renamed_branch_keys(
     "skyrecon",
     presets={
         # The bundled weights, Nside up to 256 (levels 8..256). The paper gives no layer table.
-        "small": SkyReconConfig(),
+        "small": SkyReconConfig(adaptive_scale=True),
         # Tests: Nside up to 32 on 3 levels (8, 16, 32).
-        "tiny": SkyReconConfig(widths=(16, 12, 8), bottom_nside=8, dilations=(2,)),
+        "tiny": SkyReconConfig(
+            widths=(16, 12, 8), bottom_nside=8, dilations=(2,), adaptive_scale=True
+        ),
     },
 )
 class SkyReconNet(Pretrained, nn.Module):
@@ -234,6 +241,17 @@ class SkyReconNet(Pretrained, nn.Module):
             h = self.up[level](self.fuse[level - 1](torch.cat([skips.pop(), h], 1)))
         return self.exit[top](h)
 
+    def scale(self, masked: Tensor, observed: Tensor) -> Tensor:
+        """(B, 1) muK the maps are divided by: ``scale_uk``, or with ``adaptive_scale`` the RMS of
+        each map's observed pixels (mean removed; at least ``scale_uk / 1000``)."""
+        fixed = torch.full_like(masked[:, :1], self.config.scale_uk)
+        if not self.config.adaptive_scale:
+            return fixed
+        count = observed.sum(1, keepdim=True).clamp_min(1)
+        mean = (masked * observed).sum(1, keepdim=True) / count
+        variance = (((masked - mean) * observed) ** 2).sum(1, keepdim=True) / count
+        return variance.sqrt().clamp_min(self.config.scale_uk / 1000)
+
     def forward(self, masked: Tensor, observed: Tensor, fill: Tensor) -> Tensor:
         """Fill the holes of NESTED maps.
 
@@ -249,7 +267,7 @@ class SkyReconNet(Pretrained, nn.Module):
         observed = observed.to(masked.dtype)
         masked = torch.nan_to_num(masked) * observed
         fill = fill.to(masked.dtype)
-        scale = self.config.scale_uk
+        scale = self.scale(masked, observed)
         faces = faces_from_nest(torch.stack([masked / scale, observed, fill / scale], 1))
         n = faces.shape[-1]
         stack = faces.transpose(1, 2).reshape(-1, 3, n, n)  # (B * 12, 3, n, n)

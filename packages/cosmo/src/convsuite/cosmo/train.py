@@ -1,11 +1,13 @@
 """Training SkyReconNet with Lightning on simulated skies, and :func:`fit_skyrecon`, the recipe.
 
 Every training example is drawn on the fly from its seed (:func:`convsuite.cosmo.data.simulate_sky`:
-an LCDM sky, beam, white noise, a galactic cut with f_sky drawn in 0.6-0.9 and point sources),
-so an epoch is ``n_maps`` fresh-looking skies and a run needs no data on disk. The loss is the
-paper's ``alpha (1 - SSIM) + (1 - alpha) MSE``, both over the holes only (observed pixels are
-passed through and carry no error); MSE in units of ``scale_uk^2``, SSIM on the faces with
-``data_range`` 800 muK.
+an LCDM sky, beam, white noise, a galactic cut with f_sky drawn in 0.6-0.9 and point sources;
+with a :class:`~convsuite.cosmo.data.PriorFamily` each sky its own amplitude, tilt, beam and noise
+drawn from it), so an epoch is ``n_maps`` fresh-looking skies and a run needs no data on disk. The
+loss is the paper's ``alpha (1 - SSIM) + (1 - alpha) MSE``, both over the holes only (observed
+pixels are passed through and carry no error); MSE in units of the network's scale squared (per
+map with ``adaptive_scale``: every sky weighs the same), SSIM on the faces with ``data_range``
+800 muK.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
-from convsuite.cosmo.data import DEFAULT_NOISE_UK_ARCMIN, default_fwhm_arcmin, simulate_sky
+from convsuite.cosmo.data import (
+    DEFAULT_NOISE_UK_ARCMIN,
+    PriorFamily,
+    default_fwhm_arcmin,
+    simulate_sky,
+)
 from convsuite.cosmo.infer import prefill
 from convsuite.cosmo.metrics import hole_ssim
 from convsuite.cosmo.model import SkyReconConfig, SkyReconNet
@@ -38,11 +45,36 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainingSkies:
-    """What the simulator draws for training (see :func:`convsuite.cosmo.data.simulate_sky`)."""
+    """What the simulator draws for training (see :func:`convsuite.cosmo.data.simulate_sky`).
+
+    ``family``: each sky's prior drawn from it (its noise range replaces ``noise_uk_arcmin``);
+    None: LCDM, the Nside's default beam and ``noise_uk_arcmin`` for every sky.
+    """
 
     nside: int = 128
     f_sky: tuple[float, float] = (0.6, 0.9)
     noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN
+    family: PriorFamily | None = None
+
+    def describe(self) -> str:
+        """The skies in words (model card)."""
+        if self.family is None:
+            prior = (
+                f"LCDM (Planck 2018), beam 2 pixels FWHM, {self.noise_uk_arcmin} muK arcmin "
+                "white noise"
+            )
+        else:
+            f = self.family
+            prior = (
+                f"LCDM (Planck 2018) x amplitude {f.amplitude[0]}-{f.amplitude[1]}, tilt n_s "
+                f"{f.n_s[0]}-{f.n_s[1]}, beam {f.fwhm_arcmin[0]}-{f.fwhm_arcmin[1]} arcmin FWHM, "
+                f"{f.noise_uk_arcmin[0]}-{f.noise_uk_arcmin[1]} muK arcmin white noise (drawn "
+                "per sky)"
+            )
+        return (
+            f"simulate_sky at Nside {self.nside}: {prior}, galactic cut f_sky "
+            f"{self.f_sky[0]}-{self.f_sky[1]} plus point sources"
+        )
 
 
 class SimulatedSkies(Dataset):
@@ -62,11 +94,13 @@ class SimulatedSkies(Dataset):
         return self.n_maps
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        seed, family = self.first_seed + i, self.skies.family
         sky = simulate_sky(
             self.skies.nside,
-            self.first_seed + i,
+            seed,
             f_sky=self.skies.f_sky,
             noise_uk_arcmin=self.skies.noise_uk_arcmin,
+            prior=None if family is None else family.draw(seed),
         )
         return (
             torch.from_numpy(sky.masked),
@@ -81,9 +115,11 @@ def inpainting_loss(
     truth: torch.Tensor,
     observed: torch.Tensor,
     alpha: float,
-    scale_uk: float,
+    scale_uk: float | torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``alpha (1 - SSIM) + (1 - alpha) MSE`` over the holes; returns (loss, mse, ssim) means."""
+    """``alpha (1 - SSIM) + (1 - alpha) MSE`` over the holes; returns (loss, mse, ssim) means.
+
+    ``scale_uk``: muK, a number or (B, 1) per map (:meth:`SkyReconNet.scale`)."""
     holes = ~observed.bool()
     error = ((prediction - truth) / scale_uk) ** 2
     mse = (error * holes).sum() / holes.sum().clamp_min(1)
@@ -118,7 +154,7 @@ class SkyReconModule(L.LightningModule):
         masked, observed, fill, truth = batch
         prediction = self.net(masked, observed, fill)
         loss, mse, ssim = inpainting_loss(
-            prediction, truth, observed, self.alpha, self.net.config.scale_uk
+            prediction, truth, observed, self.alpha, self.net.scale(masked, observed)
         )
         size = len(masked)
         self.log(f"{stage}_loss", loss, batch_size=size, prog_bar=True)
@@ -131,8 +167,9 @@ class SkyReconModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], _: int) -> None:
         self._step(batch, "val")
-        _, observed, fill, truth = batch  # what the network adds: its pre-fill's error alone
-        prefill_mse = inpainting_loss(fill, truth, observed, 0.0, self.net.config.scale_uk)[1]
+        masked, observed, fill, truth = batch  # what the network adds: its pre-fill's error alone
+        scale = self.net.scale(masked, observed)
+        prefill_mse = inpainting_loss(fill, truth, observed, 0.0, scale)[1]
         self.log("val_mse_prefill", prefill_mse, batch_size=len(fill))
 
     def configure_optimizers(self) -> dict:
@@ -223,18 +260,14 @@ def fit_skyrecon(
     trainer = make_trainer(out_dir, max_epochs=epochs, progress=progress, **trainer_kwargs)
     trainer.fit(module, DataLoader(train, shuffle=True, **loader), DataLoader(val, **loader))
     metrics = {"train_seconds": round(time.perf_counter() - started, 1)}
-    if "val_mse_prefill" in trainer.callback_metrics:
-        metrics["val_mse_prefill"] = float(trainer.callback_metrics["val_mse_prefill"])
+    for key in ("val_mse", "val_mse_prefill"):  # the network's hole MSE and its pre-fill's
+        if key in trainer.callback_metrics:
+            metrics[key] = float(trainer.callback_metrics[key])
     card = module.net.model_card(
         recipe=recipe
         or f"fit_skyrecon(nside={skies.nside}, n_train={n_train}, epochs={epochs}, "
         f"batch_size={batch_size}, alpha={alpha}, lr={lr}, seed={seed}, init={init})",
-        training_data=(
-            f"simulate_sky: LCDM (Planck 2018) skies at Nside {skies.nside}, beam 2 pixels "
-            f"FWHM, {skies.noise_uk_arcmin} muK arcmin white noise, galactic cut "
-            f"f_sky {skies.f_sky[0]}-{skies.f_sky[1]} plus point sources; "
-            f"{n_train} skies per epoch"
-        ),
+        training_data=f"{skies.describe()}; {n_train} skies per epoch",
         intended_use=(
             f"Inpainting masked CMB temperature maps at Nside {skies.nside} (galactic cut and "
             "point sources) whose statistics resemble the training skies. Trained on simulations "
@@ -244,8 +277,12 @@ def fit_skyrecon(
             "nside": skies.nside,
             "ordering": "NESTED",
             "unit": "uK_CMB",
-            "beam_fwhm_arcmin": round(default_fwhm_arcmin(skies.nside), 2),
-            "noise_uk_arcmin": skies.noise_uk_arcmin,
+            "beam_fwhm_arcmin": round(default_fwhm_arcmin(skies.nside), 2)
+            if skies.family is None
+            else list(skies.family.fwhm_arcmin),
+            "noise_uk_arcmin": skies.noise_uk_arcmin
+            if skies.family is None
+            else list(skies.family.noise_uk_arcmin),
             "mask": f"galactic cut (f_sky {skies.f_sky[0]}-{skies.f_sky[1]}) plus point sources",
         },
         outputs={

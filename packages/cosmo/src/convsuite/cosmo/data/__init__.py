@@ -13,6 +13,11 @@ from convsuite.cosmo.data.fits_io import (
 from convsuite.cosmo.data.masks import MAX_ABS_UK, apply_mask, check_observed, read_mask
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
+    LCDM_N_S,
+    TARGET_PRIORS,
+    TRAINING_FAMILY,
+    PriorFamily,
+    SkyPrior,
     SkySimulation,
     beamed_lcdm_cl,
     default_fwhm_arcmin,
@@ -28,6 +33,11 @@ from convsuite.cosmo.data.simulate import (
 
 __all__ = [
     "DEFAULT_NOISE_UK_ARCMIN",
+    "LCDM_N_S",
+    "TARGET_PRIORS",
+    "TRAINING_FAMILY",
+    "PriorFamily",
+    "SkyPrior",
     "MAX_ABS_UK",
     "MAX_MAP_BYTES",
     "MIN_PARTIAL_FRACTION",

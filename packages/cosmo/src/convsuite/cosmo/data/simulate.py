@@ -12,6 +12,13 @@ galactic latitude and ``g`` a smooth unit-variance random field (ell <~ 20), so 
 that always covers the galactic plane, its edges wandering in latitude; the threshold is the
 quantile giving the requested f_sky.
 Point sources: discs of radius 5-30 arcmin at random positions over the whole sky.
+
+Priors. :class:`SkyPrior` is one sky's statistics: the LCDM spectrum scaled in amplitude and tilted,
+a Gaussian beam and white noise; :class:`PriorFamily` draws them from ranges (the bundled networks
+are trained on :data:`TRAINING_FAMILY`, beam 5-60 arcmin, amplitude +-20%, n_s 0.92-1.00, noise
+0-30 muK arcmin). The tilt multiplies C_ell by ``(ell / 700) ** (n_s - 0.9649)``: a change of the
+primordial tilt approximated at the pivot ``k = 0.05 / Mpc`` (``ell ~ 700`` at the 14 Gpc distance
+to last scattering), not a Boltzmann solve (camb, the optional extra, for that).
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_NOISE_UK_ARCMIN",
+    "LCDM_N_S",
+    "TARGET_PRIORS",
+    "TRAINING_FAMILY",
+    "PriorFamily",
+    "SkyPrior",
     "SkySimulation",
     "beamed_lcdm_cl",
     "default_fwhm_arcmin",
@@ -94,6 +106,89 @@ def beamed_lcdm_cl(nside: int, fwhm_arcmin: float | None = None) -> np.ndarray:
     return lcdm_cl(3 * nside - 1) * _beam(nside, fwhm_arcmin) ** 2
 
 
+LCDM_N_S = 0.9649  # the shipped table's scalar tilt (Planck 2018)
+_TILT_PIVOT_ELL = 700.0
+
+
+@dataclass(frozen=True)
+class SkyPrior:
+    """The statistics of a Gaussian sky: tilted, scaled LCDM, Gaussian beam, white noise.
+
+    Attributes:
+        amplitude: factor on C_ell (1.15: +15%).
+        n_s: scalar tilt; C_ell gets ``(ell / 700) ** (n_s - LCDM_N_S)`` (module docstring).
+        fwhm_arcmin: beam FWHM; None: :func:`default_fwhm_arcmin` of the map's Nside; 0: none.
+        noise_uk_arcmin: white noise (muK arcmin).
+    """
+
+    amplitude: float = 1.0
+    n_s: float = LCDM_N_S
+    fwhm_arcmin: float | None = None
+    noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN
+
+    def sky_cl(self, lmax: int) -> np.ndarray:
+        """(lmax + 1,) C_ell of the sky before the beam, muK^2."""
+        ell = np.maximum(np.arange(lmax + 1), 1)
+        tilt = (ell / _TILT_PIVOT_ELL) ** (self.n_s - LCDM_N_S)
+        return self.amplitude * lcdm_cl(lmax) * tilt
+
+    def signal_cl(self, nside: int) -> np.ndarray:
+        """(3 nside,) C_ell b_ell^2 in muK^2: the sky seen through the beam."""
+        return self.sky_cl(3 * nside - 1) * _beam(nside, self.fwhm_arcmin) ** 2
+
+    def total_cl(self, nside: int) -> np.ndarray:
+        """(3 nside,) the observed map's C_ell: beamed sky plus the white noise's flat spectrum
+        (``(noise in muK rad)^2``; C_0 = C_1 = 0)."""
+        noise = np.full(3 * nside, np.radians(self.noise_uk_arcmin / 60.0) ** 2)
+        noise[:2] = 0.0
+        return self.signal_cl(nside) + noise
+
+    def describe(self) -> str:
+        """A short label, e.g. "A 1.15, n_s 0.94, beam 30', noise 5 muK'"."""
+        beam = "2 px" if self.fwhm_arcmin is None else f"{self.fwhm_arcmin:g}'"
+        return (
+            f"A {self.amplitude:g}, n_s {self.n_s:g}, beam {beam}, "
+            f"noise {self.noise_uk_arcmin:g} muK'"
+        )
+
+
+@dataclass(frozen=True)
+class PriorFamily:
+    """Ranges :class:`SkyPrior` are drawn from (uniform in each; a beam list is drawn from).
+
+    Attributes:
+        amplitude, n_s, noise_uk_arcmin: (low, high) ranges.
+        fwhm_arcmin: (low, high) beam FWHM range in arcmin.
+    """
+
+    amplitude: tuple[float, float] = (0.8, 1.2)
+    n_s: tuple[float, float] = (0.92, 1.00)
+    fwhm_arcmin: tuple[float, float] = (5.0, 60.0)
+    noise_uk_arcmin: tuple[float, float] = (0.0, 30.0)
+
+    def draw(self, seed: int) -> SkyPrior:
+        """The prior of sky ``seed`` (same seed, same prior)."""
+        rng = np.random.default_rng([seed, 2])
+        return SkyPrior(
+            amplitude=float(rng.uniform(*self.amplitude)),
+            n_s=float(rng.uniform(*self.n_s)),
+            fwhm_arcmin=float(rng.uniform(*self.fwhm_arcmin)),
+            noise_uk_arcmin=float(rng.uniform(*self.noise_uk_arcmin)),
+        )
+
+
+TRAINING_FAMILY = PriorFamily()
+"""The priors the bundled networks are trained on (issue 13): beam 5-60', A +-20%, n_s 0.92-1.00,
+noise 0-30 muK arcmin."""
+
+TARGET_PRIORS = tuple(
+    SkyPrior(amplitude=1.15, n_s=0.94, fwhm_arcmin=fwhm, noise_uk_arcmin=5.0) for fwhm in (30, 60)
+)
+"""The held-out priors of issue 13's targets (``cosmo-evaluate --prior-family target``): beams 30'
+and 60', n_s 0.94, amplitude +15%, 5 muK arcmin noise; not the default prior of the skies the
+pipeline assumed before it measured the map."""
+
+
 def pixel_noise_sigma(nside: int, noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN) -> float:
     """White-noise standard deviation per pixel, muK, of a ``noise_uk_arcmin`` map."""
     return noise_uk_arcmin / hp.nside2resol(nside, arcmin=True)
@@ -105,6 +200,7 @@ def simulate_cmb(
     fwhm_arcmin: float | None = None,
     noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
     cl: np.ndarray | None = None,
+    prior: SkyPrior | None = None,
 ) -> np.ndarray:
     """A Gaussian CMB temperature sky, (12 nside^2,) float32 muK, NESTED.
 
@@ -114,8 +210,15 @@ def simulate_cmb(
         fwhm_arcmin: Gaussian beam FWHM; None: :func:`default_fwhm_arcmin`; 0: no beam.
         noise_uk_arcmin: white-noise level (muK arcmin; per pixel it is this over the pixel side).
         cl: C_ell in muK^2 from ell = 0 (at least ``3 nside``); None: :func:`lcdm_cl`.
+        prior: when given, its spectrum, beam and noise replace the three arguments above.
     """
     lmax = 3 * nside - 1
+    if prior is not None:
+        cl, fwhm_arcmin, noise_uk_arcmin = (
+            prior.sky_cl(lmax),
+            prior.fwhm_arcmin,
+            prior.noise_uk_arcmin,
+        )
     cl = lcdm_cl(lmax) if cl is None else np.asarray(cl, dtype=np.float64)[: lmax + 1]
     if cl.size < lmax + 1:
         raise ValueError(f"cl must reach ell = {lmax} for Nside {nside}, got {cl.size} values")
@@ -200,6 +303,7 @@ def simulate_sky(
     sources: int | None = None,
     fwhm_arcmin: float | None = None,
     noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
+    prior: SkyPrior | None = None,
 ) -> SkySimulation:
     """A CMB sky and a mask from one seed.
 
@@ -208,10 +312,10 @@ def simulate_sky(
         seed: same seed, same sky and mask.
         f_sky: the galactic cut's observed fraction, or a (low, high) range to draw it from.
         sources: point-source holes; None: 300 x (nside / 256), at least 20.
-        fwhm_arcmin, noise_uk_arcmin: as :func:`simulate_cmb`.
+        fwhm_arcmin, noise_uk_arcmin, prior: as :func:`simulate_cmb`.
     """
     rng = np.random.default_rng([seed, 1])
     fraction = float(rng.uniform(*f_sky)) if isinstance(f_sky, tuple) else float(f_sky)
     count = max(20, round(300 * nside / 256)) if sources is None else sources
-    truth = simulate_cmb(nside, seed, fwhm_arcmin, noise_uk_arcmin)
+    truth = simulate_cmb(nside, seed, fwhm_arcmin, noise_uk_arcmin, prior=prior)
     return SkySimulation(truth, simulate_mask(nside, seed + 7919, fraction, count), seed)
