@@ -424,3 +424,46 @@ def test_strided_and_3d_forward_match_spconv() -> None:
         theirs3.bias.copy_(ours3.bias)
     out3 = theirs3(spconv.SparseConvTensor(v.feats, v.coords.int(), list(v.spatial_shape), 2))
     torch.testing.assert_close(ours3(v).feats, out3.features, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride,shape", [(16, (70, 90)), (4, (24, 20)), (3, (10, 11))])
+def test_window_stem_one_channel_matches_dense_strided_conv(stride, shape) -> None:
+    """kernel == stride with one input channel (a wafer-map stem): the embedding-bag path, on
+    shuffled sites, partial windows at the far edge, power-of-two and other strides."""
+    x = _random_sites(shape, channels=1, density=0.05, seed=4)
+    order = torch.randperm(x.coords.shape[0], generator=torch.Generator().manual_seed(5))
+    x = SparseTensor(x.coords[order], x.feats[order], x.spatial_shape, x.batch_size)
+    torch.manual_seed(0)
+    layer = SparseConv2d(1, 5, stride, stride).double()
+    y = layer(x)
+    reference = sparse_conv_reference(x, layer.weight, layer.bias, stride, stride, False)
+    assert torch.equal(y.coords, reference.coords) and y.spatial_shape == reference.spatial_shape
+    torch.testing.assert_close(y.feats, reference.feats, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(y.feats)
+    args = (x.feats, layer.weight, layer.bias)
+    ours = _grads(
+        lambda f, w, b: sparse_conv(x.replace_feats(f), w, b, stride, stride).feats,
+        *args,
+        grad_out=grad_out,
+    )
+    dense = _grads(
+        lambda f, w, b: (
+            sparse_conv_reference(x.replace_feats(f), w, b, stride, stride, False).feats
+        ),
+        *args,
+        grad_out=grad_out,
+    )
+    for got, want in zip(ours, dense, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # The same output sites (and shared cache) as a max pool with that window.
+    assert SparseMaxPool2d(stride, stride)(x)._cache is y._cache
+
+
+def test_window_paths_refuse_duplicate_sites() -> None:
+    duplicated = SparseTensor(
+        torch.tensor([[0, 2, 2], [0, 1, 1], [0, 2, 2]]), torch.zeros(3, 2), (4, 4)
+    )
+    with pytest.raises(ValueError, match="duplicate"):
+        SparseConv2d(1, 3)(duplicated.replace_feats(torch.zeros(3, 1)))
+    with pytest.raises(ValueError, match="duplicate"):
+        SparseConv2d(2, 3)(duplicated)

@@ -29,6 +29,8 @@ from convsuite.core_ops.layers.sparse.rulebook import (
     Rulebook,
     downsample_rulebook,
     submanifold_rulebook,
+    window_map,
+    window_rulebook,
 )
 from convsuite.core_ops.layers.sparse.tensor import SparseTensor
 
@@ -190,12 +192,38 @@ def sparse_conv(
 
     Returns:
         (M, C_out) features on the M output sites of the ``(S - kernel) // stride + 1`` grid.
+        With ``kernel == stride`` the rulebook comes from :func:`window_rulebook` (no (K, M)
+        table), and one input channel is computed as an embedding bag (:func:`_window_embedding`).
     """
     dims = x.spatial_dims
     kernel, step = as_tuple(kernel_size, dims, "kernel_size"), as_tuple(stride, dims, "stride")
     _check_weight(x, weight, kernel)
-    out, rulebook, _ = downsample_rulebook(x, kernel, step)
+    if kernel == step:
+        if weight.shape[1] == 1:
+            return _window_embedding(x, weight, bias, step)
+        out, rulebook = window_rulebook(x, step)
+    else:
+        out, rulebook, _ = downsample_rulebook(x, kernel, step)
     return out.replace_feats(_SparseConvFunction.apply(x.feats, weight, bias, rulebook))
+
+
+def _window_embedding(
+    x: SparseTensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, ...]
+) -> SparseTensor:
+    """A ``kernel == stride`` convolution of one-channel features as an embedding bag.
+
+    Output ``o`` is ``sum_i feats_i * weight[tap_i]`` over the sites ``i`` in its window: one
+    gather of (N, C_out) weight rows and one ``index_add`` (autograd differentiates both), with no
+    per-tap GEMMs (a stem with K = 256 taps and one input channel would run 256 tiny ones).
+    """
+    windows = window_map(x, stride)
+    feats = x.feats if windows.sources is None else x.feats.index_select(0, windows.sources)
+    values = weight[:, 0, :].index_select(0, windows.taps) * feats
+    out = values.new_zeros(windows.out.coords.shape[0], weight.shape[2])
+    out = out.index_add(0, windows.out_rows, values)
+    if bias is not None:
+        out = out + bias
+    return windows.out.replace_feats(out)
 
 
 def sparse_max_pool(x: SparseTensor, kernel_size: IntOrSeq, stride: IntOrSeq) -> SparseTensor:

@@ -145,7 +145,9 @@ class SparseConv2d(_StridedConvNd):
     Args:
         in_channels: C_in.
         out_channels: C_out.
-        kernel_size: window, int or (kH, kW); any size >= 1 (kernel == stride is the fast case).
+        kernel_size: window, int or (kH, kW); any size >= 1. kernel == stride is the fast case
+            (no (K, M) table; one input channel runs as an embedding bag, e.g. a wafer-map stem
+            reading a full-resolution map through 16 x 16 windows).
         stride: int or (sH, sW).
         bias: add a learned bias.
 

@@ -10,7 +10,8 @@ the runs after the middle are their mirror images, filled by one scatter; the mi
 from the site itself. No Python loop touches individual sites.
 
 Strided layers: with kernel == stride each site's window and tap are column arithmetic (shifts and
-masks for powers of two); ``torch.unique`` numbers the output sites in raster order.
+masks for powers of two); ``torch.unique`` numbers the output sites in raster order
+(:func:`window_map`), and one sort of the pairs makes the rulebook, with no (K, M) table.
 
 Rulebooks are cached in ``SparseTensor._cache``, a dict that every tensor on the same sites shares,
 so each resolution of a network builds its rulebook once per input.
@@ -29,7 +30,14 @@ from torch import Tensor
 
 from convsuite.core_ops.layers.sparse.tensor import SparseTensor
 
-__all__ = ["Rulebook", "downsample_rulebook", "submanifold_rulebook"]
+__all__ = [
+    "Rulebook",
+    "WindowMap",
+    "downsample_rulebook",
+    "submanifold_rulebook",
+    "window_map",
+    "window_rulebook",
+]
 
 # Keys are int64; keep headroom so that key + offset never overflows.
 _MAX_KEY = 1 << 62
@@ -322,6 +330,113 @@ def submanifold_rulebook(x: SparseTensor, kernel_size: tuple[int, ...]) -> Ruleb
     return x._cache[entry]
 
 
+@dataclass
+class WindowMap:
+    """Where each input site lands in a ``kernel == stride`` downsampling (non-overlapping windows).
+
+    Attributes:
+        out: the (M, 1 + D) output sites in raster order, (M, 0) features, a cache of its own.
+        out_rows: (N',) the output row of each used input site.
+        taps: (N',) its position in the window, row-major over the window (first axis slowest).
+        sources: (N',) the used input rows, or None when every input row is used, in order
+            (sites in a partial window at the grid's far edge are dropped, as by a dense conv).
+    """
+
+    out: SparseTensor
+    out_rows: Tensor
+    taps: Tensor
+    sources: Tensor | None
+
+
+def _check_unique_sites(x: SparseTensor) -> None:
+    """Raise on duplicate coordinate rows: one O(N) compare when the rows are in raster order."""
+    if ("unique",) in x._cache or x.coords.shape[0] < 2:
+        return
+    if math.prod([max(x.batch_size, 1), *x.spatial_shape]) >= _MAX_KEY:
+        raise ValueError(f"grid {[x.batch_size, *x.spatial_shape]} is too large for int64 keys")
+    keys = _linear_keys(x.coords, x.spatial_shape)
+    if not bool((keys[1:] > keys[:-1]).all()):
+        keys = torch.sort(keys).values
+        if bool((keys[1:] == keys[:-1]).any()):
+            raise ValueError("coords has duplicate rows: each active site must appear once")
+    x._cache[("unique",)] = True
+
+
+def window_map(x: SparseTensor, stride: tuple[int, ...]) -> WindowMap:
+    """The :class:`WindowMap` of a ``kernel == stride`` downsampling, cached on ``x``.
+
+    Column arithmetic (shifts and masks for powers of two) and one ``torch.unique`` over the N
+    window keys: O(N log N) whatever the window volume K (no (K, M) table).
+    """
+    entry = ("window", stride)
+    if entry in x._cache:
+        return x._cache[entry]
+    out_shape = tuple(s // k for s, k in zip(x.spatial_shape, stride, strict=True))
+    if min(out_shape) < 1:
+        raise ValueError(f"spatial_shape {x.spatial_shape} is smaller than kernel {stride}")
+    _check_unique_sites(x)
+    out_keys, taps, inside = x.coords[:, 0], None, None
+    for axis, (k, size) in enumerate(zip(stride, out_shape, strict=True)):
+        column = x.coords[:, 1 + axis]
+        if k & (k - 1) == 0:  # power of two: shift and mask
+            cell, offset = column >> (k.bit_length() - 1), column & (k - 1)
+        else:
+            cell = torch.div(column, k, rounding_mode="floor")
+            offset = column - cell * k
+        if x.spatial_shape[axis] % k:  # a partial window at the far edge is dropped
+            fits = cell < size
+            inside = fits if inside is None else inside & fits
+        out_keys = out_keys * size + cell
+        taps = offset if taps is None else taps * k + offset
+    assert taps is not None
+    sources = None
+    if inside is not None and not bool(inside.all()):
+        sources = inside.nonzero()[:, 0]
+        out_keys, taps = out_keys[sources], taps[sources]
+    unique_keys, out_rows = torch.unique(out_keys, sorted=True, return_inverse=True)
+    m = unique_keys.numel()
+    out = SparseTensor._trusted(
+        _decode_keys(unique_keys, out_shape), x.feats.new_zeros(m, 0), out_shape, x.batch_size, {}
+    )
+    x._cache[entry] = WindowMap(out, out_rows, taps, sources)
+    return x._cache[entry]
+
+
+def window_rulebook(x: SparseTensor, stride: tuple[int, ...]) -> tuple[SparseTensor, Rulebook]:
+    """Output sites and :class:`Rulebook` of a ``kernel == stride`` convolution, cached on ``x``.
+
+    From :func:`window_map` and one sort of the N pair keys (tap, output row): no (K, M) table;
+    every input feeds at most one pair.
+    """
+    entry = ("window rulebook", stride)
+    if entry not in x._cache:
+        windows = window_map(x, stride)
+        rulebook = _window_rulebook(windows, x.coords.shape[0], math.prod(stride))
+        x._cache[entry] = (windows.out, rulebook)
+    return x._cache[entry]
+
+
+def _window_rulebook(windows: WindowMap, n_in: int, volume: int) -> Rulebook:
+    m, device = windows.out.coords.shape[0], windows.taps.device
+    order = torch.argsort(windows.taps * max(m, 1) + windows.out_rows)
+    inputs = order if windows.sources is None else windows.sources.index_select(0, order)
+    outputs = windows.out_rows.index_select(0, order)
+    pair_taps = windows.taps.index_select(0, order)
+    ends = torch.cumsum(torch.bincount(pair_taps, minlength=volume), 0).tolist()
+    taps = [t for t in range(volume) if ends[t] > (ends[t - 1] if t else 0)]
+    bounds = [0] + [ends[t] for t in taps]
+    to_outputs = to_inputs = None
+    pairs = inputs.numel()
+    if pairs >= max(CSR_MIN_PAIRS, 1):
+        numbered = torch.arange(pairs, device=device)
+        by_output = torch.argsort(outputs * volume + pair_taps)
+        to_outputs = (_csr_pointers(torch.bincount(outputs, minlength=m)), by_output)
+        pointers = _csr_pointers(torch.bincount(inputs, minlength=n_in))
+        by_input = torch.empty_like(inputs).scatter_(0, pointers.index_select(0, inputs), numbered)
+        to_inputs = (pointers, by_input)
+    return Rulebook(n_in, m, -1, taps, bounds, inputs, outputs, to_outputs, to_inputs)
+
+
 def downsample_rulebook(
     x: SparseTensor, kernel_size: tuple[int, ...], stride: tuple[int, ...]
 ) -> tuple[SparseTensor, Rulebook, Tensor]:
@@ -347,45 +462,35 @@ def downsample_rulebook(
         raise ValueError(f"spatial_shape {x.spatial_shape} is smaller than kernel {kernel_size}")
     device, n = x.coords.device, x.coords.shape[0]
     volume = math.prod(kernel_size)
-    rows: Tensor | None = None
     if kernel_size == stride:  # each site feeds one window: column arithmetic, no search
-        out_keys, taps, inside = x.coords[:, 0], None, None
-        for axis, (k, size) in enumerate(zip(kernel_size, out_shape, strict=True)):
-            column = x.coords[:, 1 + axis]
-            if k & (k - 1) == 0:  # power of two: shift and mask
-                cell, offset = column >> (k.bit_length() - 1), column & (k - 1)
-            else:
-                cell = torch.div(column, k, rounding_mode="floor")
-                offset = column - cell * k
-            if x.spatial_shape[axis] % k:  # a partial window at the far edge is dropped
-                fits = cell < size
-                inside = fits if inside is None else inside & fits
-            out_keys = out_keys * size + cell
-            taps = offset if taps is None else taps * k + offset
-        assert taps is not None
-        if inside is not None and not bool(inside.all()):
-            rows = inside.nonzero()[:, 0]
-            out_keys, taps = out_keys[rows], taps[rows]
-    else:
-        grid = x.coords[:, 1:]
-        step = torch.tensor(stride, device=device)
-        window = torch.stack(
-            torch.meshgrid(*(torch.arange(k, device=device) for k in kernel_size), indexing="ij"),
-            -1,
-        ).reshape(-1, len(kernel_size))
-        start = grid[:, None, :] - window  # (N, K, D): window origins o * stride
-        cell = torch.div(start, step, rounding_mode="floor")
-        limit = torch.tensor(out_shape, device=device)
-        fits = ((cell * step == start) & (cell >= 0) & (cell < limit)).all(-1)
-        rows, taps = fits.nonzero().unbind(1)
-        out_keys = _linear_keys(torch.cat([x.coords[rows, :1], cell[rows, taps]], 1), out_shape)
+        windows = window_map(x, stride)
+        out, rulebook = window_rulebook(x, stride)
+        m = out.coords.shape[0]
+        table = torch.full((volume, m), n, dtype=torch.int64, device=device)  # tap-major
+        sources = windows.sources
+        if sources is None:
+            sources = torch.arange(n, device=device)
+        table.view(-1).scatter_(0, windows.taps * m + windows.out_rows, sources)
+        x._cache[entry] = (out, rulebook, table)
+        return x._cache[entry]
+    grid = x.coords[:, 1:]
+    step = torch.tensor(stride, device=device)
+    window = torch.stack(
+        torch.meshgrid(*(torch.arange(k, device=device) for k in kernel_size), indexing="ij"),
+        -1,
+    ).reshape(-1, len(kernel_size))
+    start = grid[:, None, :] - window  # (N, K, D): window origins o * stride
+    cell = torch.div(start, step, rounding_mode="floor")
+    limit = torch.tensor(out_shape, device=device)
+    fits = ((cell * step == start) & (cell >= 0) & (cell < limit)).all(-1)
+    rows, taps = fits.nonzero().unbind(1)
+    out_keys = _linear_keys(torch.cat([x.coords[rows, :1], cell[rows, taps]], 1), out_shape)
     unique_keys, out_rows = torch.unique(out_keys, sorted=True, return_inverse=True)
     m = unique_keys.numel()
     table = torch.full((volume, m), n, dtype=torch.int64, device=device)  # tap-major
-    sources = torch.arange(n, device=device) if rows is None else rows
-    table.view(-1).scatter_(0, taps * m + out_rows, sources)
+    table.view(-1).scatter_(0, taps * m + out_rows, rows)
     rulebook = _pairs(table, table != n, n, list(range(volume)), -1, True)
-    if rulebook.num_pairs != sources.numel():  # two sites claimed one (output, tap) slot
+    if rulebook.num_pairs != rows.numel():  # two sites claimed one (output, tap) slot
         raise ValueError("coords has duplicate rows: each active site must appear once")
     out = SparseTensor._trusted(
         _decode_keys(unique_keys, out_shape), x.feats.new_zeros(m, 0), out_shape, x.batch_size, {}
