@@ -18,8 +18,14 @@ Two ways to fill the holes:
   training range); the rim gets ``s' + K (d - s')``, K the local Wiener filter. The right power in
   the holes, about twice the mean's error.
 
-Both use the training prior (LCDM, the Nside's default beam, 1 muK arcmin white noise): the rim
-through its covariance, the realization through its draw; use them on maps like those.
+Both use a prior for the map (:class:`~convsuite.cosmo.spectrum.MapPrior`): by default measured
+from its observed pixels (:func:`~convsuite.cosmo.spectrum.measured_prior`, MASTER), so the rim's
+covariance and the realization's draw follow the map's beam, noise and cosmology, not the
+training skies'; or given (:func:`~convsuite.cosmo.spectrum.given_prior`: a spectrum file, a beam,
+a noise level, or the old fixed LCDM prior).
+
+``net=None`` runs the pipeline with the network's diffusive pre-fill in its place (same rim, same
+draw): what the network adds is the difference (README, "the network's own share").
 """
 
 from __future__ import annotations
@@ -37,16 +43,19 @@ from convsuite.core_ops.io import read_card
 from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
-from convsuite.cosmo.data.simulate import (
-    DEFAULT_NOISE_UK_ARCMIN,
-    beamed_lcdm_cl,
-    pixel_noise_sigma,
-    simulate_cmb,
-)
+from convsuite.cosmo.data.simulate import simulate_cmb
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
 from convsuite.cosmo.model import SkyReconNet
+from convsuite.cosmo.spectrum import MapPrior, measured_prior
 
-__all__ = ["bundled_checkpoints", "inpaint", "inpaint_nest", "prefill", "pretrained_network"]
+__all__ = [
+    "bundled_checkpoints",
+    "inpaint",
+    "inpaint_nest",
+    "network_nside",
+    "prefill",
+    "pretrained_network",
+]
 
 _MODES = ("mean", "realization")
 _BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
@@ -62,6 +71,13 @@ def bundled_checkpoints() -> dict[int, str]:
     for name in list_bundled(package):
         found[read_card(bundled_weights(package, name)).inputs["nside"]] = name
     return dict(sorted(found.items()))
+
+
+def network_nside(nside: int) -> int:
+    """The bundled checkpoint's Nside a map of ``nside`` runs through: its own when bundled, else
+    the nearest in log2 (the larger on a tie): Nside 2048 runs through 256, 32 through 64."""
+    bundled = list(bundled_checkpoints())
+    return min(bundled, key=lambda n: (abs(math.log2(n / nside)), -n))
 
 
 def pretrained_network(
@@ -109,9 +125,11 @@ def prefill(masked: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return diffusive_inpaint(values.astype(np.float64), observed, _PREFILL_SWEEPS)
 
 
-def _predict(net: SkyReconNet, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    device = next(net.parameters()).device
+def _predict(net: SkyReconNet | None, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
     fill = prefill(data, observed)
+    if net is None:
+        return fill
+    device = next(net.parameters()).device
     with torch.inference_mode():
         masked = torch.from_numpy(np.asarray(data, dtype=np.float32))[None].to(device)
         mask = torch.from_numpy(np.asarray(observed, dtype=bool))[None].to(device)
@@ -119,12 +137,12 @@ def _predict(net: SkyReconNet, data: np.ndarray, observed: np.ndarray) -> np.nda
 
 
 def inpaint_nest(
-    net: SkyReconNet,
+    net: SkyReconNet | None,
     data: np.ndarray,
     observed: np.ndarray,
     mode: str = "mean",
     seed: int = 0,
-    noise_uk_arcmin: float = DEFAULT_NOISE_UK_ARCMIN,
+    prior: MapPrior | None = None,
     rim_depth: int = 3,
     nside: int | None = None,
 ) -> np.ndarray:
@@ -137,12 +155,13 @@ def inpaint_nest(
     ``ud_grade``'s blocks would put steps into the holes). Observed pixels keep their values.
 
     Args:
-        net: a trained network.
+        net: a trained network; None: its diffusive pre-fill in its place.
         data: (12 N^2,) muK NESTED (hole values ignored).
         observed: (12 N^2,) bool NESTED.
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
-        noise_uk_arcmin: white noise of the prior (the training skies': 1 muK arcmin).
+        prior: the map's prior (rim covariance, realization draw); None: measured from ``data``
+            (:func:`~convsuite.cosmo.spectrum.measured_prior`).
         rim_depth: hole pixels this many neighbour steps from the data are filled by the local
             Wiener filter; 0: the network fills every hole pixel.
         nside: the resolution the network runs at; None: the map's.
@@ -155,9 +174,8 @@ def inpaint_nest(
     observed = np.asarray(observed, dtype=bool)
     data = np.where(observed, data, 0.0)
     native = hp.npix2nside(data.size)
-    rim = LocalWienerFilter(
-        observed, beamed_lcdm_cl(native), pixel_noise_sigma(native, noise_uk_arcmin), rim_depth
-    )
+    prior = prior or measured_prior(data, observed)
+    rim = LocalWienerFilter(observed, prior.signal_cl, prior.noise_sigma, rim_depth)
     known = observed.copy()
     known[rim.rim] = True
 
@@ -169,12 +187,15 @@ def inpaint_nest(
 
     if mode == "mean":
         return estimate(data).astype(np.float32)
-    prior = simulate_cmb(native, seed, noise_uk_arcmin=noise_uk_arcmin).astype(np.float64)
-    correction = estimate(np.where(observed, data - prior, 0.0) / math.sqrt(2.0)) * math.sqrt(2.0)
-    return np.where(observed, data, prior + correction).astype(np.float32)
+    noise = prior.noise_sigma * hp.nside2resol(native, arcmin=True)  # muK arcmin
+    draw = simulate_cmb(native, seed, 0.0, noise, prior.signal_cl).astype(np.float64)
+    correction = estimate(np.where(observed, data - draw, 0.0) / math.sqrt(2.0)) * math.sqrt(2.0)
+    return np.where(observed, data, draw + correction).astype(np.float32)
 
 
-def _fill_at(net: SkyReconNet, nside: int, values: np.ndarray, known: np.ndarray) -> np.ndarray:
+def _fill_at(
+    net: SkyReconNet | None, nside: int, values: np.ndarray, known: np.ndarray
+) -> np.ndarray:
     """The network's fill at ``nside``, brought to the map's Nside N harmonically, and blended
     into the known pixels (hole values; the known ones are returned unchanged).
 
@@ -206,20 +227,23 @@ def inpaint(
     seed: int = 0,
     weights: str | os.PathLike[str] | None = None,
     rim_depth: int = 3,
+    prior: MapPrior | None = None,
 ) -> np.ndarray:
     """Inpaint a HEALPix map (a numpy array, as from ``healpy.read_map``).
 
     Args:
         sky_map: (12 N^2,) map in muK, RING unless ``nest``; UNSEEN and NaN pixels are holes.
         mask: (12 N^2,) 1 = observed, same ordering; None: only UNSEEN/NaN are holes.
-        nside: the resolution to run the network at; None: the map's own (see
-            :func:`inpaint_nest` for another).
+        nside: the resolution to run the network at; None: the map's own when a bundled
+            checkpoint serves it (or ``weights`` is given), else the nearest bundled one
+            (:func:`network_nside`; see :func:`inpaint_nest` for another Nside).
         nest: the ordering of ``sky_map`` and ``mask`` (and of the result).
         mode: "mean" or "realization" (module docstring).
         seed: the prior draw of ``mode="realization"``.
         weights: a bundled name or a checkpoint from ``cosmo-train``; None: the bundled one
             trained at ``nside``.
         rim_depth: the local Wiener filter's rim (module docstring); 0: the network alone.
+        prior: the map's prior; None: measured from its observed pixels.
 
     Returns:
         (12 N^2,) float32, same ordering as the input: observed pixels unchanged, holes filled.
@@ -247,7 +271,7 @@ def inpaint(
         infinite = hp.reorder(infinite, r2n=True)
     observed = ~holes
     check_observed("map", values, observed, infinite)
-    target = nside or native
+    target = nside or (native if weights is not None else network_nside(native))
     net = pretrained_network(target, weights)
-    filled = inpaint_nest(net, values, observed, mode, seed, rim_depth=rim_depth, nside=target)
+    filled = inpaint_nest(net, values, observed, mode, seed, prior, rim_depth, target)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)

@@ -1,0 +1,404 @@
+"""The observed map's power spectrum, measured from its observed pixels (MASTER), and the prior
+the pipeline builds from it.
+
+Why. The rim's local Wiener filter and the realization's prior draw need the spectrum of the map
+being inpainted: beam, pixel window, noise and cosmology all shape it. A prior fixed at training
+time (LCDM, a 2-pixel beam, 1 muK arcmin) put 1.2-1.4x the truth's power at ell > 250 into the
+holes of a map with a 1 degree beam. So by default the pipeline measures the total spectrum (signal
+x beam^2 x pixel window^2, plus noise: everything the map holds) from the map itself.
+
+How (Hivon et al. 2002, "MASTER", ApJ 567, 2):
+
+* The mask is apodized: observed pixels within :data:`APODIZATION_STEPS` neighbour steps of a hole
+  get a weight ``sin^2(pi d / (2 (steps + 1)))`` (C2-like taper in steps, ``d`` the step distance),
+  so the window's spectrum falls fast and little power leaks from the peak into the damping tail.
+* Pseudo-C_ell: ``anafast`` of the weighted map (monopole and dipole of the observed pixels
+  removed first). Its expectation is ``M C``, with the mode-coupling matrix
+  ``M_l1l2 = (2 l2 + 1) / (4 pi) sum_l3 (2 l3 + 1) W_l3 (l1 l2 l3; 0 0 0)^2``, ``W`` the weight
+  map's spectrum. The Wigner 3j symbols come from their two-term recursion in ``l3`` (below),
+  vectorized over every (l1, l2) pair.
+* Binned (:data:`BIN_WIDTH` ells from ell = 2, ``D_ell = l (l + 1) C_ell / 2 pi`` flat within a
+  bin) and inverted: ``C_b = (P M Q)^-1 P pseudo``; smoothed back to every ell by interpolating
+  ``log D_b`` linearly between bin centres.
+* Above :data:`MAX_COUPLED_ELL` (maps of Nside > 256) the coupling is left out: the pseudo-C_ell
+  over the weight's mean square (the kernel's width is far below the bins there). Maps above
+  Nside 512 are measured on the map degraded to Nside 512 (an ``anafast`` at Nside 2048 alone takes
+  40 s here) up to ell = 1535, and continued above by the LCDM shape times the ratio measured at
+  the top: the damping tail of the beam and the noise floor above ell = 1535 are not measured.
+
+No pixel window is applied anywhere (``healpy.pixwin`` downloads its tables): the measured spectrum
+holds the map's own pixel window, and the simulator's skies have none.
+
+Overrides: a spectrum file (:func:`read_cl`: healpy ``write_cl`` FITS or two text columns
+``ell C_ell``), or LCDM with a given beam and noise (:class:`~convsuite.cosmo.data.SkyPrior`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import healpy as hp
+import numpy as np
+from scipy.special import gammaln
+
+from convsuite.core_ops.io import InputError
+from convsuite.cosmo.data.simulate import (
+    DEFAULT_NOISE_UK_ARCMIN,
+    SkyPrior,
+    lcdm_cl,
+    pixel_noise_sigma,
+)
+from convsuite.cosmo.local_wiener import hole_depth
+
+__all__ = [
+    "APODIZATION_STEPS",
+    "BIN_WIDTH",
+    "MAX_COUPLED_ELL",
+    "MapPrior",
+    "SpectrumEstimate",
+    "apodized_weights",
+    "bin_edges",
+    "coupling_matrix",
+    "estimate_spectrum",
+    "given_prior",
+    "measured_prior",
+    "read_cl",
+    "wigner3j_squared_000",
+]
+
+APODIZATION_STEPS = 4
+BIN_WIDTH = 10
+MAX_COUPLED_ELL = 767  # 3 x 256 - 1: the coupling matrix costs ~ lmax^3 / 6 (1 s at 767)
+_MAX_MEASURED_NSIDE = 512
+
+
+def wigner3j_squared_000(l1: np.ndarray, l2: np.ndarray, l3: np.ndarray) -> np.ndarray:
+    """``(l1 l2 l3; 0 0 0)^2`` for integer arrays (broadcast), by the recursion of
+    :func:`coupling_matrix` started at ``l3 = |l1 - l2|``: a reference for tests and small cases.
+    Zero where the triangle rule or the parity (``l1 + l2 + l3`` even) fails."""
+    l1, l2, l3 = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in (l1, l2, l3)))
+    low, high = np.minimum(l1, l2), np.maximum(l1, l2)
+    value = _start_value(low, high)
+    steps = (l3 - (high - low)) // 2
+    valid = (l3 >= high - low) & (l3 <= high + low) & ((l1 + l2 + l3) % 2 == 0)
+    j = high.astype(np.float64)  # J = (l1 + l2 + l3) / 2 at l3 = high - low
+    for k in range(int(steps.max(initial=0))):
+        moving = k < steps
+        value = np.where(moving, value * _ratio(j, low, high, k), value)
+        j = j + moving
+    return np.where(valid, value, 0.0)
+
+
+def _start_value(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``(low high high - low; 0 0 0)^2`` (closed form, J = high):
+    ``(2 high - 2 low)! (2 low)! / (2 high + 1)! x (high! / ((high - low)! low!))^2``."""
+    return np.exp(
+        gammaln(2 * (high - low) + 1)
+        + gammaln(2 * low + 1)
+        - gammaln(2 * high + 2)
+        + 2 * (gammaln(high + 1) - gammaln(high - low + 1) - gammaln(low + 1))
+    )
+
+
+def _ratio(j: np.ndarray, low: np.ndarray, high: np.ndarray, k: int) -> np.ndarray:
+    """``(l1 l2 l3 + 2; 000)^2 / (l1 l2 l3; 000)^2`` at ``J = (l1 + l2 + l3) / 2``:
+    ``(2x + 1)(2y + 1) z (J + 1) / ((x + 1)(y + 1)(2z - 1)(2J + 3))``, x = J - l1, y = J - l2,
+    z = J - l3 (from the closed form of the symbol; z = low - k at step k)."""
+    x, y, z = j - low, j - high, low - k
+    return (2 * x + 1) * (2 * y + 1) * z * (j + 1) / ((x + 1) * (y + 1) * (2 * z - 1) * (2 * j + 3))
+
+
+def coupling_matrix(window_cl: np.ndarray, lmax: int) -> np.ndarray:
+    """MASTER's mode-coupling matrix: ``<pseudo C_l1> = sum_l2 M[l1, l2] C_l2``.
+
+    Args:
+        window_cl: (>= 1,) the weight map's spectrum W_ell (``anafast`` of the weights); ells
+            beyond its length count as 0.
+        lmax: the largest l1 and l2.
+
+    Returns:
+        (lmax + 1, lmax + 1) float64. Full sky (``W_0 = 4 pi``, nothing else) gives the identity.
+
+    The sum over l3 runs the recursion of :func:`wigner3j_squared_000` for every pair
+    ``l1 <= l2`` at once, pairs dropping out as their l3 leaves the triangle or W's range.
+    """
+    w = np.zeros(2 * lmax + 2)
+    size = min(len(window_cl), w.size)
+    w[:size] = (2 * np.arange(size) + 1) * np.asarray(window_cl[:size], float) / (4 * np.pi)
+    low, high = np.triu_indices(lmax + 1)
+    gap = high - low  # l3 starts here
+    steps = np.minimum(low, (size - 1 - gap) // 2) + 1  # l3 = gap + 2k, k < steps
+    order = np.argsort(-steps, kind="stable")
+    low, high, gap, steps = low[order], high[order], gap[order], steps[order]
+    alive = np.searchsorted(-steps, -np.arange(1, int(steps.max(initial=0)) + 1), side="right")
+    # _ratio factorised into tables: with x = gap + k, y = k, z = low - k, J = high + k it is
+    # a(gap + k) b(k) c(low - k) d(high + k); a table sliced at k is indexed by gap, high, and
+    # (reversed) by low, so each step gathers from views and allocates nothing
+    n = np.arange(2 * lmax + 4, dtype=np.float64)
+    a, d = (2 * n + 1) / (n + 1), (n + 1) / (2 * n + 3)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c_reversed = (n / (2 * n - 1))[::-1].copy()
+    mirrored = n.size - 1 - low
+    value = _start_value(low, high)
+    total = np.zeros(low.size)
+    buffer, factor = np.empty(low.size), np.empty(low.size)
+    for k, count in enumerate(alive):
+        part = slice(0, count)
+        np.take(w[2 * k :], gap[part], out=buffer[part])
+        buffer[part] *= value[part]
+        total[part] += buffer[part]
+        np.take(a[k:], gap[part], out=factor[part])
+        np.take(d[k:], high[part], out=buffer[part])
+        factor[part] *= buffer[part]
+        np.take(c_reversed[k:], mirrored[part], out=buffer[part])
+        factor[part] *= buffer[part]
+        value[part] *= factor[part] * ((2 * k + 1) / (k + 1))
+    symmetric = np.zeros((lmax + 1, lmax + 1))
+    symmetric[low, high] = total
+    symmetric[high, low] = total
+    return symmetric * (2 * np.arange(lmax + 1) + 1)[None, :]
+
+
+def apodized_weights(observed: np.ndarray, steps: int = APODIZATION_STEPS) -> np.ndarray:
+    """(12 nside^2,) float64 NESTED weights: 0 in holes, ``sin^2(pi d / (2 (steps + 1)))`` at
+    ``d <= steps`` neighbour steps from the nearest hole, 1 beyond."""
+    observed = np.asarray(observed, dtype=bool)
+    distance = hole_depth(~observed, steps).astype(np.float64)  # steps from the holes
+    return np.where(observed, np.sin(np.pi * distance / (2 * (steps + 1))) ** 2, 0.0)
+
+
+def bin_edges(lmax: int, width: int = BIN_WIDTH) -> np.ndarray:
+    """Bin edges from ell = 2 by ``width`` (the last bin ends at ``lmax + 1``)."""
+    edges = np.arange(2, lmax + 2, width)
+    return np.append(edges, lmax + 1) if edges[-1] != lmax + 1 else edges
+
+
+@dataclass(frozen=True)
+class SpectrumEstimate:
+    """The measured total spectrum of a map.
+
+    Attributes:
+        cl: (3 nside,) C_ell in muK^2 for every ell (binned, smoothed; C_0 = C_1 = 0).
+        ell_bins: (nbins,) bin centres.
+        cl_bins: (nbins,) the binned, coupling-corrected estimate, muK^2.
+        pseudo_cl: (3 nside,) the weighted map's ``anafast`` (before the correction).
+    """
+
+    cl: np.ndarray
+    ell_bins: np.ndarray
+    cl_bins: np.ndarray
+    pseudo_cl: np.ndarray
+
+
+def _binning(edges: np.ndarray, lmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """P (bins x ells): the mean of D_ell over a bin; Q (ells x bins): C_ell of a flat D_b."""
+    ell = np.arange(lmax + 1)
+    d_factor = ell * (ell + 1) / (2 * np.pi)
+    p = np.zeros((edges.size - 1, lmax + 1))
+    q = np.zeros((lmax + 1, edges.size - 1))
+    for b, (start, stop) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        p[b, start:stop] = d_factor[start:stop] / (stop - start)
+        q[start:stop, b] = 1.0 / d_factor[start:stop]
+    return p, q
+
+
+def estimate_spectrum(
+    values: np.ndarray, observed: np.ndarray, steps: int = APODIZATION_STEPS
+) -> SpectrumEstimate:
+    """Measure a NESTED map's total power spectrum from its observed pixels (module docstring).
+
+    Args:
+        values: (12 nside^2,) muK NESTED (hole values ignored).
+        observed: (12 nside^2,) bool NESTED.
+        steps: apodization width in neighbour steps.
+
+    Returns:
+        The estimate for ell = 0..3 nside - 1.
+    """
+    observed = np.asarray(observed, dtype=bool)
+    nside = hp.npix2nside(observed.size)
+    if nside > _MAX_MEASURED_NSIDE:
+        return _estimate_degraded(values, observed, steps)
+    lmax = 3 * nside - 1
+    cleaned = _without_dipole(np.asarray(values, dtype=np.float64), observed)
+    weights = apodized_weights(observed, steps)
+    weighted = hp.reorder(weights * np.where(observed, cleaned, 0.0), n2r=True)
+    pseudo = hp.anafast(weighted, lmax=lmax, iter=1)
+    window = hp.anafast(hp.reorder(weights, n2r=True), lmax=lmax, iter=1)
+    edges = bin_edges(lmax)
+    p, q = _binning(edges, lmax)
+    coupled = min(lmax, MAX_COUPLED_ELL)
+    matrix = np.zeros((lmax + 1, lmax + 1))
+    matrix[: coupled + 1, : coupled + 1] = coupling_matrix(window, coupled)
+    beyond = np.arange(coupled + 1, lmax + 1)
+    matrix[beyond, beyond] = np.mean(weights**2)
+    d_bins = np.linalg.solve(p @ matrix @ q, p @ pseudo)
+    centres = 0.5 * (edges[:-1] + edges[1:] - 1)
+    return SpectrumEstimate(
+        _smoothed(centres, d_bins, lmax), centres, _cl_of(centres, d_bins), pseudo
+    )
+
+
+def _without_dipole(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``values`` less the monopole and dipole fitted (least squares) to the observed pixels."""
+    nside = hp.npix2nside(values.size)
+    pixels = np.flatnonzero(observed)
+    design = np.column_stack([np.ones(pixels.size), *hp.pix2vec(nside, pixels, nest=True)])
+    coefficients = np.linalg.lstsq(design, values[pixels], rcond=None)[0]
+    cleaned = np.zeros_like(values)
+    cleaned[pixels] = values[pixels] - design @ coefficients
+    return cleaned
+
+
+def _cl_of(ell: np.ndarray, d: np.ndarray) -> np.ndarray:
+    return d * 2 * np.pi / np.maximum(ell * (ell + 1), 1e-30)
+
+
+def _smoothed(centres: np.ndarray, d_bins: np.ndarray, lmax: int) -> np.ndarray:
+    """(lmax + 1,) C_ell from binned D_b: log D interpolated linearly between bin centres
+    (constant beyond the first and last), negative bins raised to 1e-12 of the largest."""
+    ell = np.arange(lmax + 1)
+    floor = 1e-12 * max(float(np.abs(d_bins).max()), 1e-30)
+    cl = _cl_of(ell, np.exp(np.interp(ell, centres, np.log(np.maximum(d_bins, floor)))))
+    cl[:2] = 0.0
+    return cl
+
+
+def _estimate_degraded(values: np.ndarray, observed: np.ndarray, steps: int) -> SpectrumEstimate:
+    """Above Nside 512: measured at Nside 512 (a coarse pixel counts when all its sub-pixels are
+    observed; its value their mean), continued above ell = 1535 by LCDM times the ratio of the
+    last 5 bins to it (module docstring)."""
+    nside = hp.npix2nside(observed.size)
+    coarse_observed = (
+        hp.ud_grade(observed.astype(np.float64), _MAX_MEASURED_NSIDE, order_in="NESTED",
+                    order_out="NESTED") > 1.0 - 1e-6
+    )  # fmt: skip
+    coarse = hp.ud_grade(
+        np.where(observed, values, 0.0).astype(np.float64),
+        _MAX_MEASURED_NSIDE,
+        order_in="NESTED",
+        order_out="NESTED",
+    )
+    measured = estimate_spectrum(coarse, coarse_observed, steps)
+    lmax, top = 3 * nside - 1, measured.cl.size - 1
+    shape = lcdm_cl(lmax)
+    tail = measured.cl_bins[-5:] / np.maximum(
+        lcdm_cl(top)[measured.ell_bins[-5:].astype(int)], 1e-30
+    )
+    cl = np.concatenate([measured.cl, shape[top + 1 :] * float(np.median(tail))])
+    pseudo = np.concatenate([measured.pseudo_cl, np.zeros(lmax - top)])
+    return SpectrumEstimate(cl, measured.ell_bins, measured.cl_bins, pseudo)
+
+
+def read_cl(path: str | os.PathLike[str], nside: int) -> np.ndarray:
+    """A spectrum file as (3 nside,) C_ell in muK^2 (the map's unit squared).
+
+    Args:
+        path: a healpy ``write_cl`` FITS file (its first column, TT, from ell = 0), or a text
+            file of two columns ``ell C_ell`` (``#`` comments; missing ells interpolated).
+        nside: the map's resolution: the file must reach ell = 3 nside - 1.
+
+    Raises:
+        InputError: unreadable, negative or non-finite values, or too short.
+    """
+    path = Path(path)
+    lmax = 3 * nside - 1
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    if path.suffix.lower() in (".fits", ".fit", ".fz"):
+        try:
+            cl = np.asarray(hp.read_cl(str(path)), dtype=np.float64)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise InputError(path, f"not a healpy write_cl FITS file ({error})") from None
+        cl = cl[0] if cl.ndim == 2 else cl
+    else:
+        try:
+            table = np.loadtxt(path, ndmin=2)
+        except ValueError as error:
+            raise InputError(path, f"not a two-column text table ell C_ell ({error})") from None
+        if table.shape[1] != 2:
+            raise InputError(path, f"{table.shape[1]} columns, expected two: ell C_ell")
+        ell, values = table[:, 0], table[:, 1]
+        if ell.max(initial=-1) < lmax:
+            raise InputError(path, f"reaches ell = {ell.max():g}; Nside {nside} needs {lmax}")
+        cl = np.interp(np.arange(lmax + 1), ell, values)
+    if cl.size < lmax + 1:
+        raise InputError(path, f"reaches ell = {cl.size - 1}; Nside {nside} needs {lmax}")
+    cl = cl[: lmax + 1]
+    if not np.all(np.isfinite(cl)) or (cl < 0).any():
+        raise InputError(path, "C_ell must be finite and >= 0")
+    return cl
+
+
+@dataclass(frozen=True)
+class MapPrior:
+    """The Gaussian prior the pipeline fills a map's holes with: signal spectrum plus white noise.
+
+    Attributes:
+        signal_cl: (3 nside,) C_ell of the map's signal in muK^2, beam and pixel window included.
+        noise_sigma: white noise per pixel, muK.
+        source: how it was made ("measured", "LCDM, beam 30', noise 5 muK'", a file name).
+        estimate: the measurement, when measured (for plots).
+    """
+
+    signal_cl: np.ndarray
+    noise_sigma: float
+    source: str
+    estimate: SpectrumEstimate | None = None
+
+    def total_cl(self) -> np.ndarray:
+        """(3 nside,) signal plus the noise's flat spectrum ``sigma^2 4 pi / npix``."""
+        nside = self.signal_cl.size // 3
+        return self.signal_cl + self.noise_sigma**2 * 4 * np.pi / (12 * nside**2)
+
+
+def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
+    """The prior measured from the map (:func:`estimate_spectrum`): the estimate's lowest
+    value over ell >= 2 is taken as white noise (a flat floor), the rest as signal. Separating it
+    gives the local Wiener filter a diagonal (a band-limited spectrum alone makes the pixel
+    covariance singular) and the realization pixel noise like the map's."""
+    estimate = estimate_spectrum(values, observed)
+    nside = hp.npix2nside(np.asarray(observed).size)
+    floor = float(estimate.cl[2:].min())
+    signal = np.maximum(estimate.cl - floor, 0.0)
+    signal[:2] = 0.0
+    return MapPrior(
+        signal, float(np.sqrt(floor * 12 * nside**2 / (4 * np.pi))), "measured", estimate
+    )
+
+
+def given_prior(
+    nside: int,
+    cl: np.ndarray | None = None,
+    fwhm_arcmin: float | None = None,
+    noise_uk_arcmin: float | None = None,
+    source: str = "",
+) -> MapPrior:
+    """A prior from what the user gives instead of measuring it.
+
+    Args:
+        nside: the map's resolution.
+        cl: (>= 3 nside,) the sky's C_ell in muK^2 (e.g. :func:`read_cl`); None: the shipped LCDM.
+        fwhm_arcmin: Gaussian beam applied to ``cl``; None: none with ``cl`` (it is taken as the
+            map's beamed spectrum), the Nside's default (2 pixels) with LCDM.
+        noise_uk_arcmin: white noise; None: 0 with ``cl``, the default 1 muK arcmin with LCDM.
+        source: a label (the file name); default: the parameters.
+    """
+    if cl is None:
+        fwhm = fwhm_arcmin  # None: SkyPrior's default beam
+        noise = DEFAULT_NOISE_UK_ARCMIN if noise_uk_arcmin is None else noise_uk_arcmin
+        signal = SkyPrior(fwhm_arcmin=fwhm, noise_uk_arcmin=noise).signal_cl(nside)
+    else:
+        fwhm = 0.0 if fwhm_arcmin is None else fwhm_arcmin
+        noise = 0.0 if noise_uk_arcmin is None else noise_uk_arcmin
+        beam = hp.gauss_beam(np.radians(fwhm / 60.0), lmax=3 * nside - 1)
+        signal = np.asarray(cl, dtype=np.float64)[: 3 * nside] * beam**2
+    label = source or ("LCDM" if cl is None else "C_ell")
+    beam_label = "2 px" if fwhm is None else f"{fwhm:g}'"
+    return MapPrior(
+        signal,
+        pixel_noise_sigma(nside, noise),
+        f"{label}, beam {beam_label}, noise {noise:g} muK arcmin",
+    )
