@@ -1,0 +1,155 @@
+"""The ``aec`` command line: ``enhance``, ``simulate``, ``train``, ``evaluate``.
+
+Runs through :func:`convsuite.core_ops.cli.run`: bad input (a missing or unreadable WAV, stereo
+where mono is needed, empty or all-zero signals, microphone and far end differing in length by more
+than a second, an output that would replace an input) prints one ``error:`` line and exits with
+status 2, and no output file is written. Clipping and resampling are warnings. This module imports
+neither numpy nor torch: each command imports its pipeline when it runs, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from convsuite.core_ops.cli import (
+    Accelerator,
+    BatchSize,
+    Device,
+    Devices,
+    NumNodes,
+    Seed,
+    Strategy,
+    guard_outputs,
+    recipe_command,
+    run,
+    torch_device,
+    trainer_settings,
+)
+from convsuite.core_ops.errors import InputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Acoustic echo cancellation and noise suppression with a complex-valued D3Net.",
+)
+_WEIGHTS_HELP = "Bundled weights name (d3aec_small) or a .safetensors file from `aec train`."
+
+
+@app.command(
+    epilog="Example: aec enhance mic.wav farend.wav -o near.wav --stream",
+)
+def enhance(
+    mic: Annotated[Path, typer.Argument(help="Microphone recording (mono WAV).")],
+    farend: Annotated[Path, typer.Argument(help="Far-end reference (mono WAV).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output WAV (near-end speech).")],
+    stream: Annotated[
+        bool, typer.Option(help="Process hop by hop (16 ms) as a real-time call would.")
+    ] = False,
+    delay_ms: Annotated[
+        float | None,
+        typer.Option(help="Far-end to microphone delay; default: estimated by GCC-PHAT."),
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
+    device: Device = "cpu",
+) -> None:
+    """Remove echo and noise from MIC given the far-end signal FAREND (16 kHz; others resampled)."""
+    guard_outputs([out], [mic, farend])
+    device = torch_device(device)
+    from convsuite.audio.data.wav import check_pair, read_wav, write_wav
+    from convsuite.audio.infer import EchoCanceller, estimate_delay
+
+    mic_signal, far_signal = check_pair(read_wav(mic), read_wav(farend), mic, farend)
+    canceller = EchoCanceller.from_pretrained(weights, device)
+    delay = estimate_delay(mic_signal, far_signal) if delay_ms is None else int(delay_ms * 16)
+    if stream:
+        import numpy as np
+
+        streamer = canceller.stream(delay)
+        hop = 256
+        parts = [
+            streamer.process(mic_signal[i : i + hop], far_signal[i : i + hop])
+            for i in range(0, mic_signal.size, hop)
+        ]
+        near = np.concatenate([*parts, streamer.flush()])
+    else:
+        near = canceller.process(mic_signal, far_signal, delay=delay)
+    write_wav(out, near)
+    typer.echo(f"{out}: {near.size / 16000:.2f} s, far-end delay {delay / 16:.0f} ms", err=True)
+
+
+@app.command(epilog="Example: aec simulate --seed 0 --count 12 --out calls/")
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the AEC-Challenge layout.")],
+    seed: Seed = 0,
+    count: Annotated[int, typer.Option(min=1, help="Calls (rotating fst, nst, dt).")] = 6,
+    seconds: Annotated[float, typer.Option(min=1.0, max=60.0, help="Call length.")] = 6.0,
+    split: Annotated[str, typer.Option(help="train or test (held-out draws).")] = "test",
+) -> None:
+    """Write simulated calls in the AEC-Challenge synthetic layout (with meta.csv)."""
+    if split not in ("train", "test"):
+        raise InputError("--split", f"must be train or test, got {split!r}")
+    from convsuite.audio.data.challenge import write_challenge_set
+
+    meta = write_challenge_set(out, seed=seed, count=count, seconds=seconds, split=split)
+    typer.echo(f"{out}: {count} calls ({meta})", err=True)
+
+
+@app.command(
+    epilog="Example: aec train --out runs/aec --weights runs/aec/d3aec.safetensors --preset small"
+)
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints, metrics.csv).")],
+    weights: Annotated[Path, typer.Option(help="Weights file to write (.safetensors).")],
+    preset: Annotated[str, typer.Option(help="paper (354K parameters), small or tiny.")] = "small",
+    calls: Annotated[int, typer.Option(min=1, help="Simulated calls per epoch.")] = 512,
+    seconds: Annotated[float, typer.Option(min=1.0, help="Call length.")] = 2.0,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    lr: Annotated[float, typer.Option(min=0.0)] = 2e-3,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop fitting after this long.")] = None,
+    steps_per_epoch: Annotated[
+        int | None, typer.Option(min=1, help="Batches per epoch (drawn from the calls).")
+    ] = None,
+    batch_size: BatchSize = 4,
+    seed: Seed = 0,
+    accelerator: Accelerator = "cpu",
+    devices: Devices = "auto",
+    strategy: Strategy = "auto",
+    num_nodes: NumNodes = 1,
+) -> None:
+    """Train the D3Net echo canceller on simulated calls; write weights + model card."""
+    if weights.suffix != ".safetensors":
+        raise InputError(weights, "weights are written as .safetensors")
+    settings = trainer_settings(accelerator, devices, strategy, num_nodes)
+    import sys
+
+    from convsuite.audio.train import train_network
+    from convsuite.core_ops.hub import model_config
+
+    path = train_network(
+        out,
+        weights,
+        recipe_command(),
+        model_config("d3aec", preset),
+        train_calls=calls,
+        seconds=seconds,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        max_minutes=max_minutes,
+        steps_per_epoch=steps_per_epoch,
+        progress=sys.stderr.isatty(),
+        **settings,
+    )
+    typer.echo(f"{path}", err=True)
+
+
+def main() -> None:
+    """Console script ``aec``."""
+    run(app)

@@ -1,0 +1,1 @@
+"""Audio data: WAV files (soundfile), the AEC-Challenge synthetic layout, and the call simulator."""

@@ -1,0 +1,180 @@
+"""The inference pipeline: delay alignment, STFT, the network, inverse STFT; offline and streaming.
+
+``EchoCanceller.from_pretrained().process(mic, far)`` is the offline path (used by ``aec
+enhance``); ``EchoCanceller.stream(delay)`` gives a :class:`StreamingAEC` that takes the call hop
+by hop (256 samples = 16 ms) and returns the same samples as the offline path, 32 ms later.
+
+Delay: the far-end signal is shifted by a delay found with GCC-PHAT (Knapp & Carter 1976) between
+the microphone and far-end signals, searched over 0-600 ms, less a 5 ms margin so that the shifted
+far end never leads the echo. Offline, the whole recording is used for the estimate; a stream
+takes the delay as an argument (from a previous call on the same device, or 0: the causal network
+still sees 1.5 s of far-end past for the paper preset, 1 s for the small preset).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from convsuite.audio.data.wav import SAMPLE_RATE, check_pair
+from convsuite.audio.model import D3AEC
+from convsuite.audio.stft import HOP, N_FFT, istft, stft
+
+__all__ = ["EchoCanceller", "StreamingAEC", "align_far", "estimate_delay"]
+
+_CHUNK_FRAMES = 256  # frames per network call offline (bounded memory for long calls)
+
+
+def estimate_delay(
+    mic: np.ndarray, far: np.ndarray, max_delay_s: float = 0.6, margin_s: float = 0.005
+) -> int:
+    """Far-end to microphone delay in samples by GCC-PHAT, less ``margin_s``, at least 0.
+
+    Args:
+        mic, far: (samples,) at 16 kHz.
+        max_delay_s: longest delay searched.
+        margin_s: subtracted from the peak lag so the aligned far end does not lead the echo.
+    """
+    n = mic.size + far.size
+    size = 1 << (n - 1).bit_length()
+    cross = np.fft.rfft(mic, size) * np.conj(np.fft.rfft(far, size))
+    correlation = np.fft.irfft(cross / (np.abs(cross) + 1e-12), size)
+    lags = min(int(max_delay_s * SAMPLE_RATE), mic.size - 1)
+    peak = int(np.argmax(correlation[: lags + 1]))
+    return max(peak - int(margin_s * SAMPLE_RATE), 0)
+
+
+def align_far(far: np.ndarray, delay: int) -> np.ndarray:
+    """``far`` delayed by ``delay`` samples (zeros first), same length."""
+    if delay <= 0:
+        return far
+    return np.concatenate([np.zeros(delay, dtype=far.dtype), far[: far.size - delay]])
+
+
+def _pseudo(spec: torch.Tensor) -> torch.Tensor:
+    """(T, F) complex -> (1, 2, T, F) real (real, imaginary)."""
+    return torch.stack([spec.real, spec.imag]).unsqueeze(0)
+
+
+class EchoCanceller:
+    """Removes echo and noise from a microphone signal given the far-end reference.
+
+    Args:
+        network: a :class:`D3AEC` (eval mode is set here).
+        device: torch device.
+    """
+
+    def __init__(self, network: D3AEC, device: str = "cpu") -> None:
+        self.network = network.to(device).eval()
+        self.device = device
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike[str] | None = None, device: str = "cpu"
+    ) -> EchoCanceller:
+        """Bundled weights (default ``d3aec_small``) or a checkpoint from ``aec train``."""
+        return cls(D3AEC.from_pretrained(name_or_path, device), device)
+
+    @torch.no_grad()
+    def process(self, mic: np.ndarray, far: np.ndarray, delay: int | None = None) -> np.ndarray:
+        """Near-end speech estimate (samples,) float32 from ``mic`` and ``far`` (16 kHz).
+
+        Args:
+            mic: microphone signal (samples,).
+            far: far-end reference, cut or zero-padded to the microphone's length.
+            delay: far-end to microphone delay in samples; None estimates it (GCC-PHAT).
+
+        Raises:
+            InputError: see :func:`convsuite.audio.data.wav.check_pair`.
+        """
+        mic, far = check_pair(mic, far)
+        delay = estimate_delay(mic, far) if delay is None else int(delay)
+        far = align_far(far, delay)
+        mic_spec = stft(torch.from_numpy(mic).to(self.device))
+        far_spec = stft(torch.from_numpy(far).to(self.device))
+        net = self.network
+        if net.config.causal:  # chunks through the streaming state: equal to one call
+            net.streaming(True)
+            try:
+                parts = [
+                    net(_pseudo(mic_spec[i : i + _CHUNK_FRAMES]), _pseudo(far_spec[i : i + _CHUNK_FRAMES]))[0]
+                    for i in range(0, mic_spec.shape[0], _CHUNK_FRAMES)
+                ]
+            finally:
+                net.streaming(False)
+            near = torch.cat(parts, dim=2)
+        else:
+            near = net(_pseudo(mic_spec), _pseudo(far_spec))[0]
+        spec = torch.complex(near[0, 0], near[0, 1])
+        return istft(spec, mic.size).cpu().numpy().astype(np.float32)
+
+    def stream(self, delay: int = 0) -> StreamingAEC:
+        """A :class:`StreamingAEC` on this network (the network is switched to streaming)."""
+        return StreamingAEC(self.network, delay=delay, device=self.device)
+
+
+class StreamingAEC:
+    """Frame-by-frame echo cancellation: feed hops of audio, get enhanced audio back.
+
+    Call :meth:`process` with any number of microphone and far-end samples (equal counts); it
+    returns every output sample complete so far. :meth:`flush` ends the stream and returns the
+    rest. The concatenated outputs equal :meth:`EchoCanceller.process` with the same ``delay``.
+    Each output sample leaves 512 samples (32 ms) after it entered: one hop of buffering plus the
+    half window of overlap-add.
+
+    Args:
+        network: a causal :class:`D3AEC`; it is put in streaming mode (one stream at a time).
+        delay: far-end to microphone delay in samples (the far end is delayed by it).
+        device: torch device.
+    """
+
+    def __init__(self, network: D3AEC, delay: int = 0, device: str = "cpu") -> None:
+        self.network = network.to(device).eval().streaming(True)
+        self.device = device
+        self.window = torch.hann_window(N_FFT, periodic=True, device=device)
+        self._mic = np.zeros(N_FFT - HOP, dtype=np.float32)  # unframed samples, history first
+        self._far = np.zeros(N_FFT - HOP + max(int(delay), 0), dtype=np.float32)
+        self._tail = torch.zeros(N_FFT - HOP, device=device)
+        self._received = 0
+        self._emitted = -HOP  # the first hop out is the pre-roll before the stream started
+
+    @torch.no_grad()
+    def _frame(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+        frames = torch.from_numpy(np.stack([mic, far])).to(self.device) * self.window
+        spec = torch.fft.rfft(frames, dim=-1)  # (2, F)
+        pseudo = torch.stack([spec.real, spec.imag], dim=1)[:, :, None, :]  # (2, 2, 1, F)
+        near = self.network(pseudo[:1], pseudo[1:])[0]
+        out = torch.fft.irfft(torch.complex(near[0, 0, 0], near[0, 1, 0]), n=N_FFT)
+        hop = self._tail + out[:HOP]
+        self._tail = out[HOP:]
+        return hop.cpu().numpy()
+
+    def process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+        """Feed (samples,) microphone and far-end audio; return the completed output samples."""
+        mic = np.asarray(mic, dtype=np.float32).ravel()
+        far = np.asarray(far, dtype=np.float32).ravel()
+        if mic.size != far.size:
+            raise ValueError(f"mic and far chunks differ in length ({mic.size} vs {far.size})")
+        self._received += mic.size
+        self._mic = np.concatenate([self._mic, mic])
+        self._far = np.concatenate([self._far, far])
+        out = []
+        while self._mic.size >= N_FFT:
+            out.append(self._frame(self._mic[:N_FFT], self._far[:N_FFT]))
+            self._mic, self._far = self._mic[HOP:], self._far[HOP:]
+        return self._emit(np.concatenate(out) if out else np.zeros(0, dtype=np.float32))
+
+    def _emit(self, samples: np.ndarray) -> np.ndarray:
+        skip = max(-self._emitted, 0)
+        self._emitted += samples.size
+        return samples[skip:].astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the remaining output samples (zeros are fed to complete the frames)."""
+        missing = self._received - max(self._emitted, 0)
+        pad = (-(self._mic.size - (N_FFT - HOP))) % HOP + HOP
+        out = self.process(np.zeros(pad, dtype=np.float32), np.zeros(pad, dtype=np.float32))
+        self.network.streaming(True)  # a later stream starts from silence
+        return out[:missing]

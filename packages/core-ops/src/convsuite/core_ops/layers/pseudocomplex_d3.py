@@ -1,0 +1,308 @@
+"""Pseudo-complex multidilated convolution and D2 / D3 blocks, with a causal (streaming) mode.
+
+The pseudo-complex extension of D3Net used by Watcharasupat et al., "End-to-End Complex-Valued
+Multidilated Convolutional Neural Network for Joint Acoustic Echo Cancellation and Noise
+Suppression", ICASSP 2022 (arXiv 2110.00745): the blocks of :mod:`.multidilated` (Takahashi &
+Mitsufuji, CVPR 2021) with every convolution replaced by the complex convolution of
+:class:`~convsuite.core_ops.layers.complex.PseudoComplexConv2d` (Trabelsi et al., ICLR 2018),
+on time-frequency maps ``(N, 2C, T, F)`` laid out as [real channels..., imaginary channels...].
+
+Normalization and activation act on the real and imaginary channels separately (BatchNorm2d over
+the 2C real channels, then ReLU on both parts: CReLU), so they are per-frame in eval mode.
+
+Causal mode (``causal=True``): the time axis (dim 2) is padded on the past side only, so output
+frame t depends on input frames <= t; the frequency axis keeps "same" zero padding. In streaming
+mode (:func:`set_streaming`) each causal convolution keeps the last ``(k_t - 1) * d_t`` input
+frames it saw in a buffer and pads with them instead of zeros, so feeding a sequence chunk by
+chunk (one frame at a time included) gives the same output as one offline call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convsuite.core_ops.layers.complex import PseudoComplexConv2d
+
+__all__ = [
+    "CausalPseudoComplexConv2d",
+    "PseudoComplexD2Block",
+    "PseudoComplexD3Block",
+    "PseudoComplexMultiDilatedConv2d",
+    "pseudo_cat",
+    "pseudo_split",
+    "set_streaming",
+]
+
+
+def pseudo_cat(parts: Sequence[Tensor]) -> Tensor:
+    """Concatenate pseudo-complex tensors (N, 2C_i, ...) on the complex channel axis.
+
+    The result (N, 2 sum C_i, ...) keeps the layout [all real channels..., all imag channels...]
+    (a plain ``torch.cat`` on dim 1 would interleave the parts' real and imaginary halves).
+    """
+    n, _, *spatial = parts[0].shape
+    halves = [p.reshape(n, 2, p.shape[1] // 2, *spatial) for p in parts]
+    joined = torch.cat(halves, dim=2)
+    return joined.reshape(n, joined.shape[1] * joined.shape[2], *spatial)
+
+
+def pseudo_split(x: Tensor, sizes: Sequence[int]) -> list[Tensor]:
+    """Split (N, 2C, ...) into pseudo-complex parts of ``sizes`` complex channels each."""
+    n, channels, *spatial = x.shape
+    halves = x.reshape(n, 2, channels // 2, *spatial).split(list(sizes), dim=2)
+    return [h.reshape(n, 2 * h.shape[2], *spatial) for h in halves]
+
+
+class CausalPseudoComplexConv2d(nn.Module):
+    """Pseudo-complex 2-D convolution over (time, frequency), causal in time when asked.
+
+    Input (N, 2 C_in, T, F) real [real..., imag...] -> output (N, 2 C_out, T, F), same layout.
+    Frequency: "same" zero padding ``d_f * (k_f // 2)``. Time: with ``causal`` the input is padded
+    with ``(k_t - 1) * d_t`` frames on the past side (zeros offline, the previous frames in
+    streaming mode), else "same" zero padding. Parameters are those of the wrapped
+    :class:`PseudoComplexConv2d` (keys ``conv.weight_real`` ...).
+
+    Args:
+        in_channels, out_channels: complex channel counts.
+        kernel_size: (k_t, k_f) or one odd int for both.
+        dilation: (d_t, d_f) or one int for both.
+        bias: complex bias.
+        causal: past-only padding in time (see above).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int] = 3,
+        dilation: int | tuple[int, int] = 1,
+        bias: bool = True,
+        *,
+        causal: bool = True,
+    ) -> None:
+        super().__init__()
+        k_t, k_f = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        d_t, d_f = (dilation, dilation) if isinstance(dilation, int) else dilation
+        if k_f % 2 == 0 or (not causal and k_t % 2 == 0):
+            raise ValueError(f"'same' padding needs odd kernel sizes, got {(k_t, k_f)}")
+        self.causal = causal
+        self.time_padding = (k_t - 1) * d_t if causal else 0
+        time_same = 0 if causal else d_t * (k_t // 2)
+        self.conv = PseudoComplexConv2d(
+            in_channels,
+            out_channels,
+            (k_t, k_f),
+            padding=(time_same, d_f * (k_f // 2)),
+            dilation=(d_t, d_f),
+            bias=bias,
+        )
+        self.out_channels = out_channels
+        self.streaming = False
+        self.register_buffer("history", None, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 2 C_in, T, F) -> (N, 2 C_out, T, F)."""
+        pad = self.time_padding
+        if pad:
+            if self.streaming:
+                history = self.history
+                if history is None or history.shape[0] != x.shape[0]:
+                    history = x.new_zeros(x.shape[0], x.shape[1], pad, x.shape[3])
+                x = torch.cat([history, x], dim=2)
+                self.history = x[:, :, -pad:].detach()
+            else:
+                x = F.pad(x, (0, 0, pad, 0))
+        return self.conv(x)
+
+    def extra_repr(self) -> str:
+        return f"causal={self.causal}, time_padding={self.time_padding}"
+
+
+def set_streaming(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every causal convolution in ``module`` to (or out of) streaming mode; clear history.
+
+    Call it again with ``True`` to start a new stream. Returns ``module``.
+    """
+    for layer in module.modules():
+        if isinstance(layer, CausalPseudoComplexConv2d):
+            layer.streaming = enabled
+            layer.history = None
+    return module
+
+
+class PseudoComplexMultiDilatedConv2d(nn.Module):
+    """Multidilated convolution (Takahashi & Mitsufuji, CVPR 2021, Sec. 3) in pseudo-complex form.
+
+    ``y = sum_g W_g *_{d_g} x_g``: complex group g of the input is convolved at dilation ``d_g``
+    (in time and frequency) by a complex kernel; one complex bias for the sum.
+    Input (N, 2 sum(in_groups), T, F) -> (N, 2 C_out, T, F).
+
+    Args:
+        in_groups: complex channels per group.
+        out_channels: C_out, complex.
+        kernel_size: k, odd (k x k kernels).
+        dilations: d_g per group; default ``2^g``.
+        causal: causal in time (see :class:`CausalPseudoComplexConv2d`).
+    """
+
+    def __init__(
+        self,
+        in_groups: Sequence[int],
+        out_channels: int,
+        kernel_size: int = 3,
+        dilations: Sequence[int] | None = None,
+        *,
+        causal: bool = True,
+    ) -> None:
+        super().__init__()
+        dilations = [2**g for g in range(len(in_groups))] if dilations is None else dilations
+        if len(dilations) != len(in_groups):
+            raise ValueError(f"need one dilation per group, got {in_groups} and {dilations}")
+        self.in_groups = tuple(int(c) for c in in_groups)
+        self.dilations = tuple(int(d) for d in dilations)
+        self.out_channels = out_channels
+        self.convs = nn.ModuleList(
+            CausalPseudoComplexConv2d(c, out_channels, kernel_size, d, bias=(g == 0), causal=causal)
+            for g, (c, d) in enumerate(zip(self.in_groups, self.dilations, strict=True))
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        parts = pseudo_split(x, self.in_groups) if len(self.in_groups) > 1 else [x]
+        out = self.convs[0](parts[0])
+        for conv, part in zip(self.convs[1:], parts[1:], strict=True):
+            out = out + conv(part)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"in_groups={self.in_groups}, dilations={self.dilations}"
+
+
+class _NormActConv(nn.Sequential):
+    """BN (per real channel) -> ReLU (CReLU on the pairs) -> pseudo-complex convolution."""
+
+    def __init__(self, in_channels: int, conv: nn.Module) -> None:
+        super().__init__(nn.BatchNorm2d(2 * in_channels), nn.ReLU(), conv)
+
+
+class PseudoComplexD2Block(nn.Module):
+    """D2 block (Takahashi & Mitsufuji, CVPR 2021, Fig. 1a) with pseudo-complex convolutions.
+
+    Layer l receives ``[x, y_0, ..., y_{l-1}]`` and applies BN -> ReLU ->
+    :class:`PseudoComplexMultiDilatedConv2d` with ``growth_rate`` complex outputs, the block input
+    at dilation 1 and ``y_i`` at ``2^(i+1)``. Output: the last ``out_layers`` layers' outputs (as
+    :class:`~convsuite.core_ops.layers.multidilated.D2Block`). In causal mode the receptive field
+    reaches ``(k - 1) (2^L - 1)`` frames into the past and none into the future.
+
+    Args:
+        in_channels: C_in, complex.
+        growth_rate: g, complex channels each layer adds.
+        num_layers: L.
+        kernel_size: k, odd.
+        out_layers: m; None for all L.
+        bottleneck_channels: a BN -> ReLU -> 1x1 pseudo-complex conv to this width first, when
+            narrower than C_in.
+        causal: causal in time.
+
+    Shapes:
+        (N, 2 C_in, T, F) -> (N, 2 m g, T, F); ``self.out_channels == m * g`` (complex).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        num_layers: int,
+        kernel_size: int = 3,
+        out_layers: int | None = None,
+        bottleneck_channels: int | None = None,
+        *,
+        causal: bool = True,
+    ) -> None:
+        super().__init__()
+        out_layers = num_layers if out_layers is None else out_layers
+        if not 1 <= out_layers <= num_layers:
+            raise ValueError(f"out_layers must be in 1..{num_layers}, got {out_layers}")
+        self.out_layers = out_layers
+        self.out_channels = out_layers * growth_rate
+        self.bottleneck: nn.Module | None = None
+        if bottleneck_channels is not None and bottleneck_channels < in_channels:
+            conv = CausalPseudoComplexConv2d(in_channels, bottleneck_channels, 1, causal=causal)
+            self.bottleneck = _NormActConv(in_channels, conv)
+            in_channels = bottleneck_channels
+        layers = []
+        for layer in range(num_layers):
+            groups = [in_channels] + [growth_rate] * layer
+            conv = PseudoComplexMultiDilatedConv2d(groups, growth_rate, kernel_size, causal=causal)
+            layers.append(_NormActConv(sum(groups), conv))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.bottleneck is not None:
+            x = self.bottleneck(x)
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(pseudo_cat(features)))
+        return pseudo_cat(features[-self.out_layers :])
+
+
+class PseudoComplexD3Block(nn.Module):
+    """D3 block (Takahashi & Mitsufuji, CVPR 2021, Sec. 3) of :class:`PseudoComplexD2Block`.
+
+    D2 block b receives ``[x, z_0, ..., z_{b-1}]`` (bottlenecked to ``bottleneck_factor * g``
+    complex channels when wider); output ``[x, z_0, ..., z_{B-1}]``, ``C_in + B m g`` complex
+    channels, as :class:`~convsuite.core_ops.layers.multidilated.D3Block`.
+
+    Args:
+        in_channels: C_in, complex.
+        growth_rate: g.
+        num_layers: L per D2 block.
+        num_blocks: B.
+        kernel_size: k, odd.
+        out_layers: m per D2 block; None for all L.
+        bottleneck_factor: bottleneck width in units of g; None for none.
+        causal: causal in time.
+
+    Shapes:
+        (N, 2 C_in, T, F) -> (N, 2 (C_in + B m g), T, F); ``self.out_channels`` (complex).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        num_layers: int,
+        num_blocks: int,
+        kernel_size: int = 3,
+        out_layers: int | None = None,
+        bottleneck_factor: int | None = 4,
+        *,
+        causal: bool = True,
+    ) -> None:
+        super().__init__()
+        bottleneck = None if bottleneck_factor is None else bottleneck_factor * growth_rate
+        blocks = []
+        channels = in_channels
+        for _ in range(num_blocks):
+            block = PseudoComplexD2Block(
+                channels,
+                growth_rate,
+                num_layers,
+                kernel_size,
+                out_layers,
+                bottleneck,
+                causal=causal,
+            )
+            blocks.append(block)
+            channels += block.out_channels
+        self.blocks = nn.ModuleList(blocks)
+        self.out_channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = [x]
+        for block in self.blocks:
+            features.append(block(pseudo_cat(features)))
+        return pseudo_cat(features)
