@@ -78,31 +78,73 @@ def _map_outputs(maps: list[Path], out: Path | None) -> tuple[list[Path], list[s
 
 @inpaint_app.command(
     epilog="Example: cosmo-inpaint sky.fits --mask mask.fits --out sky_inpainted.fits --plots figs/"
-    "  |  many maps: cosmo-inpaint maps/*.fits --mask mask.fits --out inpainted/"
+    "  |  Planck layout: cosmo-inpaint map.fits --field I_STOKES --mask-field TMASK --mode "
+    "realization  |  many maps: cosmo-inpaint maps/*.fits --mask mask.fits --out inpainted/"
 )
 def inpaint(
-    maps: Annotated[list[Path], typer.Argument(help="HEALPix FITS maps (RING or NESTED), in muK.")],
+    maps: Annotated[
+        list[Path],
+        typer.Argument(help="HEALPix FITS maps (RING or NESTED; unit from TUNIT, else --unit)."),
+    ],
     mask: Annotated[
         Path | None, typer.Option(help="FITS mask, 1 = observed (else UNSEEN/NaN).")
     ] = None,
-    field: Annotated[int, typer.Option(min=0, help="Column of each map to inpaint.")] = 0,
+    mask_field: Annotated[
+        str | None,
+        typer.Option(
+            help="The mask's column (name or index); without --mask, a column of the map's own "
+            "file (e.g. TMASK)."
+        ),
+    ] = None,
+    field: Annotated[
+        str, typer.Option(help="Column of each map to inpaint (index or name, e.g. I_STOKES).")
+    ] = "0",
+    unit: Annotated[
+        str | None,
+        typer.Option(help="The maps' unit when TUNIT is missing or wrong (K_CMB, mK_CMB, uK_CMB)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output file, or folder for many maps.")] = None,
     plots: Annotated[
         Path | None, typer.Option(help="Write Mollweide and spectrum PNGs in this folder.")
     ] = None,
     truth: Annotated[
-        Path | None, typer.Option(help="The full sky, for residual maps and spectra.")
+        Path | None,
+        typer.Option(
+            help="The full sky, for residual maps and spectra (its first column when --field "
+            "is a name)."
+        ),
     ] = None,
     regrade_mask: Annotated[bool, typer.Option(help="ud_grade a mask of another Nside.")] = False,
     mode: Annotated[
         str, typer.Option(help="mean (lowest error) or realization (right power).")
     ] = "mean",
+    prior: Annotated[
+        str,
+        typer.Option(
+            help="auto: the map's spectrum measured from its observed pixels (MASTER); lcdm: "
+            "LCDM with --beam-fwhm (default 2 pixels) and --noise-uk-arcmin (default 1)."
+        ),
+    ] = "auto",
+    cl: Annotated[
+        Path | None,
+        typer.Option(
+            help="The sky's C_ell (healpy write_cl FITS or text 'ell C_ell', map unit^2) "
+            "instead of measuring it; beamed by --beam-fwhm if given."
+        ),
+    ] = None,
+    beam_fwhm: Annotated[
+        float | None, typer.Option(min=0, help="Beam FWHM in arcmin for the given prior.")
+    ] = None,
+    noise_uk_arcmin: Annotated[
+        float | None, typer.Option(min=0, help="White noise in muK arcmin for the given prior.")
+    ] = None,
     seed: Seed = 0,
     weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
     nside: Annotated[
         int | None,
         typer.Option(
-            help="Run the network at this Nside (the rim stays at the map's; default: the map's)."
+            help="Run the network at this Nside (the rim stays at the map's; default: the map's, "
+            "or the nearest bundled one)."
         ),
     ] = None,
     device: Device = "cpu",
@@ -118,58 +160,123 @@ def inpaint(
     """Fill the masked pixels of full-sky CMB temperature maps with SkyReconNet."""
     if mode not in _MODES:
         raise InputError("--mode", f"must be mean or realization, got {mode!r}")
+    if prior not in ("auto", "lcdm"):
+        raise InputError("--prior", f"must be auto or lcdm, got {prior!r}")
     targets, stems = _map_outputs(maps, out)
     if plots is not None and plots.exists() and not plots.is_dir():
         raise InputError(plots, "is a file, but --plots needs a folder")
     figures = [] if plots is None else [plots / f"{s}_{k}.png" for s in stems for k in _FIGURES]
-    guard_outputs([*targets, *figures], [*maps, *(p for p in (mask, truth) if p is not None)])
+    inputs = [*maps, *(p for p in (mask, truth, cl) if p is not None)]
+    guard_outputs([*targets, *figures], inputs)
 
     from convsuite.cosmo.data import sky_map_nside
+    from convsuite.cosmo.data.units import uk_per_unit
 
+    override = None if unit is None else uk_per_unit(unit, "--unit")
     # every header first (sizes, Nside, cut-short files): a bad file among many stops the run
     # before any output is written
-    for path in [*maps, *([truth] if truth is not None else [])]:
+    truth_field = field if field.strip().isdigit() else "0"
+    for path in maps:
         sky_map_nside(path, field)
+    if truth is not None:
+        sky_map_nside(truth, truth_field)
     if mask is not None:
-        sky_map_nside(mask)
+        sky_map_nside(mask, mask_field or 0)
+    elif mask_field is not None:
+        for path in maps:
+            sky_map_nside(path, mask_field)
 
+    import numpy as np
     from rich.console import Console
     from rich.progress import track
 
-    from convsuite.cosmo.data import apply_mask, read_mask, read_sky_map, write_sky_map
-    from convsuite.cosmo.infer import inpaint_nest, pretrained_network
+    from convsuite.cosmo.data import apply_mask, read_mask, write_sky_map
+    from convsuite.cosmo.infer import inpaint_nest, network_nside, pretrained_network
 
-    reference = read_sky_map(truth, field) if truth is not None else None
+    reference = None
+    if truth is not None:
+        truth_map, truth_factor = _read_unit(truth, truth_field, override)
+        reference = truth_map.replace(values=truth_map.values * np.float32(truth_factor))
     networks, masks = {}, {}
     console = Console(stderr=True, soft_wrap=True)
     jobs = list(zip(maps, targets, stems, strict=True))
     for path, target, stem in track(jobs, description="inpainting", disable=len(maps) < 2):
-        sky = read_sky_map(path, field)
+        raw, factor = _read_unit(path, field, override)
+        sky = raw.replace(values=(raw.values.astype(np.float64) * factor).astype(np.float32))
         if mask is not None and sky.nside not in masks:
-            masks[sky.nside] = read_mask(mask, sky.nside, regrade_mask)
-        sky = apply_mask(sky, masks.get(sky.nside))
+            masks[sky.nside] = read_mask(mask, sky.nside, regrade_mask, mask_field or 0)
+        own_mask = (
+            read_mask(path, sky.nside, field=mask_field) if mask is None and mask_field else None
+        )
+        sky = apply_mask(sky, masks.get(sky.nside) if mask is not None else own_mask)
         if reference is not None and reference.nside != sky.nside:
             raise InputError(truth, f"Nside {reference.nside} but {path} has Nside {sky.nside}")
-        run_nside = nside or sky.nside
+        run_nside = nside or (sky.nside if weights is not None else network_nside(sky.nside))
+        if run_nside != sky.nside and nside is None:
+            console.print(
+                f"{path}: no bundled checkpoint at Nside {sky.nside}: the network runs at the "
+                f"nearest, Nside {run_nside} (the rim and the prior stay at {sky.nside}; --nside "
+                "to choose)"
+            )
         if run_nside not in networks:
             networks[run_nside] = pretrained_network(run_nside, weights, device)
+        map_prior = _prior(sky, factor, prior, cl, beam_fwhm, noise_uk_arcmin)
         filled = inpaint_nest(
             networks[run_nside],
             sky.values,
             sky.observed,
             mode,
             seed,
+            map_prior,
             rim_depth=rim_depth,
             nside=run_nside,
         )
-        write_sky_map(sky.replace(values=filled), target, history=f"convsuite cosmo-inpaint {mode}")
+        # observed pixels exactly as read; the holes back in the map's unit
+        values = np.where(sky.observed, raw.values, filled / factor).astype(np.float32)
+        written = sky.replace(values=values)
+        if not sky.unit and unit is not None:
+            written = written.replace(unit=unit)
+        write_sky_map(
+            written, target, history=f"convsuite cosmo-inpaint {mode} prior {map_prior.source}"
+        )
         if plots is not None:
-            _plot(sky, filled, None if reference is None else reference.values, plots, stem)
-        console.print(f"{path} -> {target} (f_sky {sky.f_sky:.3f}, Nside {sky.nside})")
+            truth_uk = None if reference is None else reference.values
+            _plot(sky, filled, truth_uk, map_prior, plots, stem)
+        console.print(
+            f"{path} -> {target} (f_sky {sky.f_sky:.3f}, Nside {sky.nside}, unit "
+            f"{sky.unit or unit or 'muK (assumed)'}, prior {map_prior.source})"
+        )
 
 
-def _plot(sky, filled, reference, folder: Path, stem: str) -> None:
-    """Write ``<stem>_maps.png`` and ``<stem>_spectrum.png`` of one inpainted map in ``folder``."""
+def _read_unit(path: Path, field: str, override: float | None):
+    """One map as read (its unit) and the factor from its unit to muK: ``--unit``'s when given,
+    else TUNIT's; a map with neither is muK, unless its observed RMS is implausible for it
+    (refused, naming --unit)."""
+    from convsuite.cosmo.data import read_sky_map
+    from convsuite.cosmo.data.units import check_plausible_uk, uk_per_unit
+
+    sky = read_sky_map(path, field)
+    if override is not None:
+        return sky, override
+    if sky.unit.strip():
+        return sky, uk_per_unit(sky.unit, path)
+    check_plausible_uk(path, sky.values, sky.observed)
+    return sky, 1.0
+
+
+def _prior(sky, factor: float, prior: str, cl: Path | None, beam, noise):
+    """The map's prior: measured (``--prior auto`` and nothing given), or given."""
+    from convsuite.cosmo.spectrum import given_prior, measured_prior, read_cl
+
+    if prior == "auto" and cl is None and beam is None and noise is None:
+        return measured_prior(sky.values, sky.observed)
+    spectrum = None if cl is None else read_cl(cl, sky.nside) * factor**2
+    return given_prior(sky.nside, spectrum, beam, noise, "" if cl is None else cl.name)
+
+
+def _plot(sky, filled, reference, map_prior, folder: Path, stem: str) -> None:
+    """Write ``<stem>_maps.png`` and ``<stem>_spectrum.png`` of one inpainted map in ``folder``:
+    the spectra of the output (and the truth) beside the prior's (the measured estimate)."""
     from convsuite.core_ops.figures import save_figure
     from convsuite.cosmo.figures import plot_maps, plot_spectra
     from convsuite.cosmo.metrics import power_spectrum
@@ -180,21 +287,37 @@ def _plot(sky, filled, reference, folder: Path, stem: str) -> None:
     if reference is not None:
         spectra["truth"] = reference
     band = power_spectrum(reference if reference is not None else filled)
-    save_figure(plot_spectra(spectra, band), folder / f"{stem}_spectrum.png")
+    curves = {f"prior ({map_prior.source})": map_prior.total_cl()}
+    save_figure(plot_spectra(spectra, band, curves=curves), folder / f"{stem}_spectrum.png")
 
 
 @simulate_app.command(
     epilog="Example: cosmo-simulate --n 3 --nside 128 --seed 0 --out sims/  "
-    "(then: cosmo-inpaint sims/sky_0000.fits --truth sims/truth_0000.fits --plots figs/)"
+    "(then: cosmo-inpaint sims/sky_0000.fits --truth sims/truth_0000.fits --plots figs/)  |  "
+    "another sky: --beam-fwhm 60 --n-s 0.94 --amplitude 1.15 --noise-uk-arcmin 5  |  "
+    "Planck PR3 layout (K_CMB, NESTED, I/Q/U/TMASK/PMASK, a mask file): --planck-layout"
 )
 def simulate(
     n: Annotated[int, typer.Option(min=1, help="Number of skies.")] = 1,
     nside: Annotated[int, typer.Option(help="HEALPix Nside.")] = 128,
     seed: Annotated[int, typer.Option(help="First seed (sky i uses seed + i).")] = 0,
     f_sky: Annotated[float, typer.Option(help="Observed fraction of the galactic cut.")] = 0.75,
+    beam_fwhm: Annotated[
+        float | None, typer.Option(min=0, help="Beam FWHM, arcmin (default: 2 pixels).")
+    ] = None,
+    noise_uk_arcmin: Annotated[float, typer.Option(min=0, help="White noise, muK arcmin.")] = 1.0,
+    amplitude: Annotated[float, typer.Option(min=0, help="Factor on the LCDM C_ell.")] = 1.0,
+    n_s: Annotated[float, typer.Option(help="Scalar tilt (LCDM: 0.9649).")] = 0.9649,
+    planck_layout: Annotated[
+        bool,
+        typer.Option(
+            help="Also write planck_<i>.fits (K_CMB, NESTED, I_STOKES Q_STOKES U_STOKES TMASK "
+            "PMASK) and planck_mask_<i>.fits (GAL060, GAL070, CMB_COMMON)."
+        ),
+    ] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("sims"),
 ) -> None:
-    """Simulate LCDM CMB skies with a galactic + point-source mask (FITS, muK, RING)."""
+    """Simulate CMB skies with a galactic + point-source mask (FITS, muK, RING)."""
     if out.exists() and not out.is_dir():
         raise InputError(out, "is a file, but --out needs a folder")
 
@@ -202,11 +325,13 @@ def simulate(
     from rich.console import Console
     from rich.progress import track
 
-    from convsuite.cosmo.data import SkyMap, nside_of, simulate_sky, write_sky_map
+    from convsuite.cosmo.data import SkyMap, SkyPrior, nside_of, simulate_sky, write_sky_map
+    from convsuite.cosmo.data.planck import write_planck_layout
 
     nside_of(12 * nside * nside, "--nside")
+    prior = SkyPrior(amplitude, n_s, beam_fwhm, noise_uk_arcmin)
     for i in track(range(n), description="simulating", disable=n < 2):
-        sky = simulate_sky(nside, seed + i, f_sky=f_sky)
+        sky = simulate_sky(nside, seed + i, f_sky=f_sky, prior=prior)
         cards = [("COORDSYS", "G", "Galactic"), ("SIMSEED", seed + i, "simulate_sky seed")]
         data = np.where(sky.observed, sky.truth, np.float32(-1.6375e30))
         base = SkyMap(data, sky.observed, "RING", "uK_CMB", "TEMPERATURE", cards, "sim")
@@ -214,7 +339,14 @@ def simulate(
         write_sky_map(base.replace(values=sky.truth), out / f"truth_{i:04d}.fits")
         mask = base.replace(values=sky.observed.astype(np.float32), unit="", column="MASK")
         write_sky_map(mask, out / f"mask_{i:04d}.fits")
-    Console(stderr=True, soft_wrap=True).print(f"wrote {n} skies (sky, truth, mask) to {out}")
+        if planck_layout:
+            write_planck_layout(
+                sky, out / f"planck_{i:04d}.fits", out / f"planck_mask_{i:04d}.fits"
+            )
+    Console(stderr=True, soft_wrap=True).print(
+        f"wrote {n} skies (sky, truth, mask{', planck, planck_mask' if planck_layout else ''}) "
+        f"to {out} ({prior.describe()})"
+    )
 
 
 @train_app.command(

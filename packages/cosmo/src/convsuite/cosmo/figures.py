@@ -80,6 +80,7 @@ def plot_spectra(
     spectra: dict[str, np.ndarray],
     reference: np.ndarray | None = None,
     delta_ell: int = 10,
+    curves: dict[str, np.ndarray] | None = None,
 ) -> Figure:
     """D_ell = l (l + 1) C_l / 2 pi of each full-sky NESTED map, binned; cosmic-variance band
     around ``reference`` (the truth's C_ell, or the input's when no truth is known), and below,
@@ -91,6 +92,8 @@ def plot_spectra(
         reference: (3 N,) C_ell in muK^2 (:func:`~convsuite.cosmo.metrics.power_spectrum`) that
             gives the band and the ratio; None: neither.
         delta_ell: bin width in ell.
+        curves: name -> (3 N,) C_ell in muK^2 drawn dashed as they are (e.g. the prior the
+            pipeline measured from the map, :class:`~convsuite.cosmo.spectrum.MapPrior`).
     """
     rows = 2 if reference is not None else 1
     figure = new_figure(figsize=(7, 3.0 + 2.2 * (rows - 1)))
@@ -112,6 +115,11 @@ def plot_spectra(
         line = top.plot(ell, ell * (ell + 1) / (2 * np.pi) * binned, label=name, lw=1.2)[0]
         if reference is not None:
             axes[1].plot(ell, binned / cl, lw=1.0, color=line.get_color())
+    for name, cl_curve in (curves or {}).items():
+        ell, binned = binned_spectrum(np.asarray(cl_curve, dtype=np.float64), delta_ell)
+        line = top.plot(ell, ell * (ell + 1) / (2 * np.pi) * binned, "--", label=name, lw=1.2)[0]
+        if reference is not None:
+            axes[1].plot(ell, binned / cl, "--", lw=1.0, color=line.get_color())
     axes[-1].set_xlabel(r"$\ell$")
     top.set_ylabel(r"$D_\ell$ [$\mu$K$^2$]")
     top.legend(fontsize=8)

@@ -80,6 +80,8 @@ class SkyMap:
         source: the file it came from (error messages), or a name.
         infinite: (12 nside^2,) bool NESTED, the +-inf pixels (holes too, but an error unless a
             mask covers them: see :func:`convsuite.cosmo.data.apply_mask`); None: none.
+        columns: every column of the file (a Planck map's I_STOKES, Q_STOKES, U_STOKES, TMASK,
+            PMASK): with more than one, :func:`write_sky_map` copies the others from ``source``.
     """
 
     values: np.ndarray
@@ -90,6 +92,7 @@ class SkyMap:
     header: list[tuple[str, object, str]] = field(default_factory=list)
     source: str = "map"
     infinite: np.ndarray | None = None
+    columns: tuple[str, ...] = ()
 
     @property
     def nside(self) -> int:
@@ -112,6 +115,8 @@ class _Layout:
 
     nside: int
     explicit: bool
+    index: int
+    columns: tuple[str, ...]
     column: str
     unit: str
     ordering: str
@@ -148,7 +153,20 @@ def _nside_card(path: Path, card: object) -> int:
     return nside
 
 
-def _layout(path: Path, field: int, max_bytes: int) -> _Layout:
+def _column_index(path: Path, field: int | str, names: list[str]) -> int:
+    """The index of ``field`` (an index, or a column name, case-insensitive) among ``names``."""
+    if isinstance(field, str) and not field.strip().lstrip("-").isdigit():
+        upper = [n.upper() for n in names]
+        if field.strip().upper() not in upper:
+            raise InputError(path, f"no column {field!r}: the file has {names}")
+        return upper.index(field.strip().upper())
+    index = int(field)
+    if not 0 <= index < len(names):
+        raise InputError(path, f"no field {index}: the file has {len(names)} ({names})")
+    return index
+
+
+def _layout(path: Path, field: int | str, max_bytes: int) -> _Layout:
     """The header's facts, checked: a binary table of the right size for its Nside (the file not
     cut short, explicit pixel indices on the sphere and not too few of them), within the memory
     budget. Reads no pixel values (only the pixel indices of an explicit-index file)."""
@@ -163,11 +181,8 @@ def _layout(path: Path, field: int, max_bytes: int) -> _Layout:
             names = table.columns.names
             explicit = str(cards.get("INDXSCHM", "IMPLICIT")).upper() == "EXPLICIT"
             data_names = [n for n in names if n.upper() not in _INDEX_COLUMNS]
-            if explicit and not (0 <= field < len(data_names)):
-                raise InputError(path, f"no field {field}: the file has {len(data_names)}")
-            if not explicit and not (0 <= field < len(names)):
-                raise InputError(path, f"no field {field}: the file has {len(names)} ({names})")
-            column = data_names[field] if explicit else names[field]
+            index = _column_index(path, field, data_names if explicit else list(names))
+            column = data_names[index] if explicit else names[index]
             rows, width = int(cards.get("NAXIS2", 0)), int(cards.get("NAXIS1", 0))
             needed = table.fileinfo()["datLoc"] + rows * width + int(cards.get("PCOUNT", 0))
             if path.stat().st_size < needed:
@@ -197,6 +212,8 @@ def _layout(path: Path, field: int, max_bytes: int) -> _Layout:
             layout = _Layout(
                 nside,
                 explicit,
+                index,
+                tuple(names),
                 column,
                 table.columns[column].unit or "",
                 str(cards.get("ORDERING", "RING")).strip().upper(),
@@ -236,7 +253,7 @@ def _check_explicit(path: Path, table: fits.BinTableHDU, present: int, nside: in
 
 
 def sky_map_nside(
-    path: str | os.PathLike[str], field: int = 0, max_bytes: int = MAX_MAP_BYTES
+    path: str | os.PathLike[str], field: int | str = 0, max_bytes: int = MAX_MAP_BYTES
 ) -> int:
     """The Nside of a HEALPix FITS map from its header, after the checks :func:`read_sky_map`
     makes before decoding it (for a quick look at many files before reading any).
@@ -250,7 +267,7 @@ def sky_map_nside(
 
 
 def read_sky_map(
-    path: str | os.PathLike[str], field: int = 0, max_bytes: int = MAX_MAP_BYTES
+    path: str | os.PathLike[str], field: int | str = 0, max_bytes: int = MAX_MAP_BYTES
 ) -> SkyMap:
     """Read one field of a HEALPix FITS map, keeping what is needed to write the result back.
 
@@ -261,7 +278,8 @@ def read_sky_map(
 
     Args:
         path: a HEALPix FITS file (RING or NESTED; implicit or explicit indexing).
-        field: the column to read (0 = the first, the temperature of a T/Q/U file).
+        field: the column to read: its index (0 = the first, the temperature of a T/Q/U file)
+            or its name (TTYPE, e.g. "I_STOKES", "TMASK"; any case).
         max_bytes: memory budget of the map's inpainting (about 64 bytes a pixel); default
             :data:`MAX_MAP_BYTES`, enough for Nside 2048.
 
@@ -274,7 +292,9 @@ def read_sky_map(
     with _reading(path):
         layout = _layout(path, field, max_bytes)
         try:
-            values = hp.read_map(path, field=field, nest=None, partial=layout.explicit, dtype=None)
+            values = hp.read_map(
+                path, field=layout.index, nest=None, partial=layout.explicit, dtype=None
+            )
         except Exception as error:  # healpy raises bare Exceptions and ValueErrors for bad layouts
             raise InputError(path, f"not a HEALPix map ({error})") from None
     values = np.asarray(values, dtype=np.float64)  # native byte order from here on
@@ -295,6 +315,7 @@ def read_sky_map(
         layout.header,
         str(path),
         infinite if infinite.any() else None,
+        () if layout.explicit else layout.columns,
     )
 
 
@@ -302,12 +323,16 @@ def write_sky_map(sky: SkyMap, path: str | os.PathLike[str], history: str = "") 
     """Write ``sky.values`` as a full-sky HEALPix FITS map, atomically, the way it was read.
 
     Ordering, column name, unit and the input's non-layout header cards are those of ``sky``;
-    ``history`` adds a HISTORY card. Every pixel is written (nothing UNSEEN).
+    ``history`` adds a HISTORY card. Every pixel is written (nothing UNSEEN). A map read from a
+    file of several columns is written as that file with its column replaced, the other columns
+    (and headers) copied unchanged.
     """
     values = np.asarray(sky.values, dtype=np.float32)
     nest = sky.ordering == "NESTED"
     if not nest:
         values = hp.reorder(values, n2r=True)
+    if len(sky.columns) > 1:
+        return _write_replacing_column(sky, values, Path(path), history)
     extra = [(key, value, comment) for key, value, comment in sky.header]
     if history:
         extra.append(("HISTORY", history, ""))
@@ -323,4 +348,28 @@ def write_sky_map(sky: SkyMap, path: str | os.PathLike[str], history: str = "") 
             extra_header=[(k, v) if not c else (k, v, c) for k, v, c in extra],
             overwrite=True,
         )
+    return path
+
+
+def _write_replacing_column(sky: SkyMap, values: np.ndarray, path: Path, history: str) -> Path:
+    """``sky.source`` with ``sky.column`` replaced by ``values`` (the file's ordering, float32);
+    the other columns are streamed from the input (memory-mapped), not decoded."""
+    with fits.open(sky.source, memmap=True) as hdus, atomic_path(path) as tmp:
+        table = hdus[1]
+        columns = []
+        for column in table.columns:
+            if column.name == sky.column:
+                repeat = column.format.repeat
+                data = values.reshape(-1, repeat) if repeat > 1 else values
+                column = fits.Column(
+                    name=column.name,
+                    format=f"{repeat}E" if repeat > 1 else "E",
+                    unit=column.unit,
+                    array=data,
+                )
+            columns.append(column)
+        out = fits.BinTableHDU.from_columns(columns, header=table.header.copy())
+        if history:
+            out.header.add_history(history)
+        fits.HDUList([hdus[0].copy(), out]).writeto(tmp, overwrite=True)
     return path

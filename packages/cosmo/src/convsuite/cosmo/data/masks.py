@@ -23,7 +23,7 @@ def read_mask(
     path: str | os.PathLike[str],
     nside: int,
     regrade: bool = False,
-    field: int = 0,
+    field: int | str = 0,
     max_bytes: int = MAX_MAP_BYTES,
 ) -> np.ndarray:
     """A FITS mask as (12 nside^2,) bool NESTED, True where observed (value > 0.5).
@@ -33,7 +33,7 @@ def read_mask(
         nside: the map's resolution.
         regrade: when the mask's Nside differs, ``ud_grade`` it (a degraded pixel is observed only
             if all its sub-pixels are); False: raise.
-        field: the column holding the mask.
+        field: the column holding the mask (index or name, e.g. "TMASK").
         max_bytes: memory budget (see :func:`~convsuite.cosmo.data.read_sky_map`).
 
     Raises:
