@@ -255,10 +255,25 @@ def test_bad_files(tmp_path: Path) -> None:
 
 
 def test_writer_refuses_maps_it_cannot_store(tmp_path: Path) -> None:
-    wafer = WaferMap.from_coordinates([[1, 1]], (8, 10), 30.0, 300.0)
-    with pytest.raises(ValueError, match="grid must be square"):
+    wafer = WaferMap.from_coordinates([[1, 1]], (8, 8), 30.0, 300.0)  # 300 / 30 = 10 cells
+    with pytest.raises(ValueError, match="longer side must be round"):
         write_wafer_csv(tmp_path / "w.csv", wafer)
     assert not list(tmp_path.iterdir())
+
+
+def test_die_grids_that_are_not_square_round_trip(tmp_path: Path) -> None:
+    """A WM-811K die map's H x W grid is kept (grid_rows, grid_cols), its dies exactly."""
+    wafer = WaferMap.from_coordinates([[0, 5], [4, 0], [7, 9]], (8, 10), 30.0, 300.0, "loc", "w")
+    for write, suffix in ((write_wafer_csv, ".csv"), (write_wafer_npz, ".npz")):
+        assert read_wafer_map(write(tmp_path / f"w{suffix}", wafer)) == wafer
+    (tmp_path / "x.csv").write_text("# diameter_mm: 300\n# pitch_mm: 30\n# grid_rows: 8\nx,y\n0,0\n")
+    with pytest.raises(InputError, match="grid_rows and grid_cols go together"):
+        read_wafer_map(tmp_path / "x.csv")
+    (tmp_path / "y.csv").write_text(
+        "# diameter_mm: 300\n# pitch_mm: 30\n# grid_rows: 8\n# grid_cols: 9\nx,y\n0,0\n"
+    )
+    with pytest.raises(InputError, match=r"grid 8 x 9 does not fit diameter / pitch = 10"):
+        read_wafer_map(tmp_path / "y.csv")
 
 
 # --- WM-811K -------------------------------------------------------------------------------------

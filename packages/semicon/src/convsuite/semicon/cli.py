@@ -58,7 +58,11 @@ Model = Annotated[
     ),
 ]
 Preset = Annotated[
-    str, typer.Option(help="Network preset: base, small or tiny (dense: small, tiny).")
+    str,
+    typer.Option(
+        help="Network preset: auto (die for die-level maps such as WM-811K, else small), base, "
+        "small, die or tiny (dense: small, die, tiny)."
+    ),
 ]
 
 
@@ -75,6 +79,12 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
     """
     files: list[Path] = []
     for path in paths:
+        if path.suffix.lower() == ".pkl" and not path.is_dir():
+            raise InputError(
+                path,
+                "is a pickle (WM-811K?): convert it once with `wafer-monitor convert "
+                f"{path} --out DIR --trust-pickle`, then read DIR/train, DIR/test",
+            )
         if path.is_dir():
             files += sorted(p for p in path.iterdir() if p.suffix.lower() in _MAP_SUFFIXES)
         elif path.exists():
@@ -131,20 +141,88 @@ def _streamed(files: list[Path], progress: Progress) -> Iterator[WaferMap]:
         progress.advance(task)
 
 
-@app.command(epilog="Example: wafer-monitor simulate --n 500 --seed 7 --out maps/")
+@app.command(
+    epilog="Example: wafer-monitor simulate --n 500 --seed 7 --out maps/ (die maps as WM-811K: "
+    "--grid 52 --defects-scale 0.05; novel patterns: --novel)"
+)
 def simulate(
     out: Annotated[Path, typer.Option(help="Folder for one CSV per map.")],
     n: Annotated[int, typer.Option(min=1, help="Number of maps (patterns balanced).")] = 500,
     seed: Seed = 7,
-    grid: Annotated[int, typer.Option(min=8, help="Grid side in cells (full resolution).")] = 4096,
+    grid: Annotated[
+        int, typer.Option(min=8, help="Grid side in cells (4096: full resolution; ~50: dies).")
+    ] = 4096,
+    defects_scale: Annotated[
+        float,
+        typer.Option(min=0.0, help="Multiplies every defect count (0.05 for die-level maps)."),
+    ] = 1.0,
+    novel: Annotated[
+        bool,
+        typer.Option(help="Unlabelled maps of patterns no class draws (spiral, reticle, ...)."),
+    ] = False,
 ) -> None:
-    """Simulate full-resolution wafer defect maps, one labelled CSV per map."""
+    """Simulate wafer defect maps, one CSV per map (labelled unless --novel)."""
     from convsuite.semicon.data import SimulationOptions, iter_simulated, write_wafer_csv
+    from convsuite.semicon.data.novel import simulate_novel_maps
 
     _folder(out, "--out")
-    for wafer in iter_simulated(n, seed, SimulationOptions(grid=grid)):
+    options = SimulationOptions(grid=grid, defects_scale=defects_scale)
+    maps = simulate_novel_maps(n, seed, options) if novel else iter_simulated(n, seed, options)
+    for wafer in maps:
         write_wafer_csv(out / f"{wafer.name}.csv", wafer)
     console.print(f"wrote {n} maps to {out}")
+
+
+@app.command(
+    epilog="Example: wafer-monitor convert LSWMD.pkl --out wm811k/ --trust-pickle "
+    "(then: wafer-monitor train wm811k/train --out model/)"
+)
+def convert(
+    pickle_file: Annotated[Path, typer.Argument(help="WM-811K's LSWMD.pkl (a pandas pickle).")],
+    out: Annotated[Path, typer.Option(help="Folder for train/, test/ and index.csv.")],
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle", help="Required: unpickling runs code from the file; trust it."
+        ),
+    ] = False,
+    unlabelled: Annotated[
+        bool, typer.Option(help="Also convert the maps without a failureType (unlabelled/).")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many maps.", show_default=False)
+    ] = None,
+) -> None:
+    """Turn WM-811K's pickle into .npz die maps, once; every other command reads those.
+
+    Keeps the label, lotName, waferIndex, trianTestLabel (train/ or test/ folder), dieSize and
+    the die grid; index.csv lists them. The only command that unpickles: --trust-pickle says the
+    file is trusted.
+    """
+    if not pickle_file.is_file():
+        raise InputError(pickle_file, "file does not exist")
+    _folder(out, "--out")
+    guard_outputs([out / "index.csv"], [pickle_file])
+    if not trust_pickle:
+        raise InputError(
+            pickle_file,
+            "unpickling runs code from the file: pass --trust-pickle if you trust it",
+        )
+
+    from convsuite.semicon.data.convert import convert_wm811k
+
+    with _progress() as progress:
+        task = progress.add_task("converting", total=None)
+        counts = convert_wm811k(
+            pickle_file,
+            out,
+            trust_pickle=True,
+            labelled_only=not unlabelled,
+            limit=limit,
+            on_map=lambda _: progress.advance(task),
+        )
+    written = ", ".join(f"{folder}/ {n}" for folder, n in sorted(counts.items())) or "no maps"
+    console.print(f"wrote {sum(counts.values())} maps to {out} ({written}) and {out}/index.csv")
 
 
 @app.command(epilog="Example: wafer-monitor train maps/ --holdout donut,scratch --out model/")
@@ -164,7 +242,7 @@ def train(
     val_fraction: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of maps that set the threshold.")
     ] = 0.2,
-    preset: Preset = "small",
+    preset: Preset = "auto",
     dense: Annotated[
         bool, typer.Option(help="Train the binned 64x64 dense baseline instead.")
     ] = False,
@@ -185,22 +263,20 @@ def train(
     outputs = [out / f"{name}{suffix}" for suffix in (".safetensors", ".json", ".novelty.json")]
     guard_outputs(outputs, _with_sidecars(files))
 
-    import numpy as np
-
     from convsuite.core_ops.hub import model_config
     from convsuite.core_ops.runtime import keep_freed_memory
     from convsuite.semicon.data import read_wafer_maps
     from convsuite.semicon.train import fit_monitor
 
-    config = model_config("wafer_dense" if dense else "wafer_sparse", preset)
     labelled = [m for m in read_wafer_maps(files) if m.label not in held_out]
     if any(m.label is None for m in labelled):
         raise InputError(maps, "training needs labelled maps (a `# label:` header)")
     keep_freed_memory()
-    order = np.random.default_rng(seed).permutation(len(labelled))
-    n_val = max(1, round(val_fraction * len(labelled)))
-    val = [labelled[i] for i in order[:n_val]]
-    train_maps = [labelled[i] for i in order[n_val:]]
+    config = model_config(
+        "wafer_dense" if dense else "wafer_sparse", _auto_preset(preset, _die_level(labelled))
+    )
+    train_maps, val = _split(labelled, val_fraction, seed)
+    console.print(_scale_line(labelled, getattr(config, "grid", getattr(config, "bins", 0))))
     monitor = fit_monitor(
         train_maps,
         val,
@@ -280,14 +356,19 @@ def evaluate(
     keep_freed_memory()
     monitor = WaferMonitor.from_pretrained(model, device)
     labelled = list(read_wafer_maps(files))
+    grid = getattr(monitor.net.config, "grid", getattr(monitor.net.config, "bins", 0))
+    scale = _scale_line(labelled, grid)
+    console.print(scale)
     results = monitor.classify(labelled, batch_size)
     report = monitor.evaluate(labelled, results=results)
+    report["die_level"] = float(_die_level(labelled))
+    report["network_grid"] = float(grid)
     truth = [m.label for m in labelled]
     save_figure(confusion_matrix_figure(truth, results, monitor.classes), figures / names[0])
     save_figure(novelty_histogram_figure(truth, results, monitor), figures / names[1])
     with atomic_write(figures / names[2]) as handle:
         json.dump(report, handle, indent=2)
-    table = Table(title=f"{maps} ({len(labelled)} maps)")
+    table = Table(title=f"{maps} ({len(labelled)} maps; {scale})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in report.items():
@@ -297,18 +378,36 @@ def evaluate(
 
 @app.command(
     epilog="Example: wafer-monitor protocol --holdout donut,scratch,edge-loc --epochs 10 "
-    "--out protocol.json"
+    "--seeds 3 --out protocol.json (or on converted WM-811K maps: --maps wm811k/)"
 )
 def protocol(
     holdout: Annotated[
         str, typer.Option(help="Patterns to hold out in turn; default: all nine.")
     ] = "",
+    maps: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with train/ and test/ folders of labelled maps (e.g. from `convert`); "
+            "default: simulated maps.",
+            show_default=False,
+        ),
+    ] = None,
     n_train: Annotated[int, typer.Option(min=2, help="Simulated training maps (seed 7).")] = 540,
     n_val: Annotated[int, typer.Option(min=1, help="Simulated validation maps (seed 8).")] = 180,
     n_test: Annotated[int, typer.Option(min=1, help="Simulated test maps (seed 2026).")] = 270,
+    n_novel: Annotated[
+        int, typer.Option(min=0, help="Simulated maps of novel patterns (seed 99; 0: none).")
+    ] = 90,
     grid: Annotated[int, typer.Option(min=8, help="Grid side in cells.")] = 4096,
-    preset: Annotated[str, typer.Option(help="Preset of both networks: small or tiny.")] = "small",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Preset of both networks: auto (die for die maps, else small), small, die or tiny."
+        ),
+    ] = "auto",
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of every training run.")] = 10,
+    seeds: Annotated[int, typer.Option(min=1, help="Repeat every run with seeds 0..N-1.")] = 1,
+    batch_size: BatchSize = 16,
     out: Annotated[Path | None, typer.Option(help="Write every run's figures here (JSON).")] = None,
     accelerator: Accelerator = "auto",
     devices: Devices = "auto",
@@ -319,39 +418,112 @@ def protocol(
     settings = trainer_settings(accelerator, devices, strategy, num_nodes)
     if out is not None:
         _file(out, "--out")
+        inputs = [] if maps is None else _with_sidecars(_expand([maps / "train", maps / "test"]))
+        guard_outputs([out], inputs)
+
+    import numpy as np
 
     from convsuite.core_ops.hub import model_config
     from convsuite.core_ops.io import atomic_write
     from convsuite.core_ops.runtime import keep_freed_memory
     from convsuite.semicon.data import PATTERNS, SimulationOptions, simulate_wafer_maps
+    from convsuite.semicon.data.novel import simulate_novel_maps
     from convsuite.semicon.protocol import holdout_protocol, summarize
 
-    patterns = _patterns(holdout) or PATTERNS
-    sparse_config = model_config("wafer_sparse", preset)
-    dense_config = model_config("wafer_dense", preset)
     keep_freed_memory()
-    options = SimulationOptions(grid=grid)
+    if maps is None:
+        options = SimulationOptions(grid=grid)
+        train_maps = simulate_wafer_maps(n_train, 7, options)
+        val_maps = simulate_wafer_maps(n_val, 8, options)
+        test_maps = simulate_wafer_maps(n_test, 2026, options)
+        source = f"simulated, grid {grid}"
+    else:
+        train_maps, val_maps = _split(_labelled(maps / "train"), 0.2, 0)
+        test_maps = _labelled(maps / "test")
+        source = f"{maps}"
+    die_level = _die_level(train_maps)
+    if n_novel:
+        side = int(np.median([max(m.grid_shape) for m in train_maps]))
+        scale = 0.05 if die_level else 1.0
+        novel_maps = simulate_novel_maps(n_novel, 99, SimulationOptions(side, defects_scale=scale))
+    else:
+        novel_maps = []
+    preset = _auto_preset(preset, die_level)
+    held_out = _patterns(holdout) or tuple(
+        p for p in PATTERNS if any(m.label == p for m in train_maps)
+    )
+    console.print(_scale_line(train_maps, model_config("wafer_sparse", preset).grid))
     results = holdout_protocol(
-        simulate_wafer_maps(n_train, 7, options),
-        simulate_wafer_maps(n_val, 8, options),
-        simulate_wafer_maps(n_test, 2026, options),
-        patterns=patterns,
-        sparse_config=sparse_config,
-        dense_config=dense_config,
+        train_maps,
+        val_maps,
+        test_maps,
+        patterns=held_out,
+        sparse_config=model_config("wafer_sparse", preset),
+        dense_config=model_config("wafer_dense", preset),
         epochs=epochs,
+        seeds=range(seeds),
+        novel_maps=novel_maps,
+        batch_size=batch_size,
         logger=False,
         **settings,
     )
-    keys = ("accuracy", "macro_f1", "auroc", "oscr", "false_alarm_rate", "msp_auroc")
-    table = Table(title=f"open-set protocol, {n_test} test maps, grid {grid}")
-    for column in ("method", "novel", *keys):
+    keys = ("accuracy", "auroc", "oscr", "false_alarm_rate", "msp_auroc")
+    keys += ("novel_set_auroc", "novel_set_detection_at_5") if novel_maps else ()
+    table = Table(title=f"open-set protocol, {len(test_maps)} test maps ({source}), {preset}")
+    for column in ("method", "novel", "seed", *keys):
         table.add_column(column, justify="left" if column in ("method", "novel") else "right")
     for result in results:
         values = [f"{result.metrics.get(k, float('nan')):.3f}" for k in keys]
-        table.add_row(result.method, result.novel_pattern, *values)
+        table.add_row(result.method, result.novel_pattern, str(result.seed), *values)
     for method, means in summarize(results).items():
-        table.add_row(method, "mean", *(f"{means.get(k, float('nan')):.3f}" for k in keys))
+        cells = [f"{means.get(k, float('nan')):.3f}±{means.get(k + '_sd', 0.0):.3f}" for k in keys]
+        table.add_row(method, "mean", "all", *cells)
     Console().print(table)
     if out is not None:
         with atomic_write(out) as handle:
             json.dump([dataclasses.asdict(r) for r in results], handle, indent=2)
+
+
+def _labelled(folder: Path) -> list[WaferMap]:
+    from convsuite.semicon.data import read_wafer_maps
+
+    maps = list(read_wafer_maps(_expand([folder])))
+    unlabelled = next((m for m in maps if m.label is None), None)
+    if unlabelled is not None:
+        raise InputError(folder / unlabelled.name, "needs a label (training and evaluation)")
+    return maps
+
+
+def _split(
+    maps: Sequence[WaferMap], val_fraction: float, seed: int
+) -> tuple[list[WaferMap], list[WaferMap]]:
+    """(train, validation): a seeded random ``val_fraction`` of the maps (at least one)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(maps))
+    n_val = max(1, round(val_fraction * len(maps)))
+    return [maps[i] for i in order[n_val:]], [maps[i] for i in order[:n_val]]
+
+
+def _die_level(maps: Sequence[WaferMap]) -> bool:
+    """Whether the maps are die maps (median pitch >= 1 mm, as WM-811K), not defect lists."""
+    import numpy as np
+
+    from convsuite.semicon.train import DIE_PITCH_MM
+
+    return bool(maps) and float(np.median([m.pitch_mm for m in maps])) >= DIE_PITCH_MM
+
+
+def _auto_preset(preset: str, die_level: bool) -> str:
+    """``auto`` -> ``die`` for die maps, ``small`` otherwise; other names as given."""
+    if preset == "auto":
+        return "die" if die_level else "small"
+    return preset
+
+
+def _scale_line(maps: Sequence[WaferMap], grid: int) -> str:
+    """What scale the maps are and what grid the network reads them on."""
+    sides = sorted(max(m.grid_shape) for m in maps) or [0]
+    kind = "die-level maps" if _die_level(maps) else "full-resolution maps"
+    span = f"{sides[0]}" if sides[0] == sides[-1] else f"{sides[0]}-{sides[-1]}"
+    return f"input: {kind} ({span} cells across), resampled to the network's {grid} grid"

@@ -90,6 +90,7 @@ def _symmetry(image: Tensor, transform: int) -> Tensor:
 
 _PRESETS: dict[str, DenseWaferConfig] = {
     "small": DenseWaferConfig(),
+    "die": DenseWaferConfig(bins=32, widths=(16, 32, 48), feature_dim=32),  # die maps (WM-811K)
     "tiny": DenseWaferConfig(bins=32, widths=(8, 16, 24), feature_dim=16),
 }
 
@@ -132,6 +133,7 @@ class DenseWaferNet(Pretrained, nn.Module):
             previous = width
         self.body = nn.Sequential(*layers)
         self.project = nn.Sequential(nn.Linear(previous, config.feature_dim), nn.ReLU())
+        self.n_features = config.feature_dim
         self.head = nn.Linear(config.feature_dim, config.n_classes)
 
     def features(self, x: Tensor) -> Tensor:

@@ -99,9 +99,12 @@ class WaferNetConfig(ModelConfig):
     feature_dim: int = 64
     head: Literal["pool", "flatten"] = "pool"
     pooled_stages: int = 1
+    coarse_bins: int = 0
+    coarse_widths: tuple[int, ...] = (16, 32, 48)
+    shape_profile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("widths", "blocks", "strides", "classes"):
+        for name in ("widths", "blocks", "strides", "classes", "coarse_widths"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         stages = len(self.widths)
         if stages == 0 or len(self.blocks) != stages or len(self.strides) != stages:
@@ -125,6 +128,15 @@ class WaferNetConfig(ModelConfig):
             raise ValueError(f"pooled_stages must be in [1, {stages}], got {self.pooled_stages}")
         if self.feature_dim < 1:
             raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
+        if self.coarse_bins:
+            levels = 2 ** (len(self.coarse_widths) - 1)
+            if not self.coarse_widths or min(self.coarse_widths) < 1:
+                raise ValueError(f"coarse_widths must be >= 1 each, got {self.coarse_widths}")
+            if self.coarse_bins < 0 or self.grid % self.coarse_bins or self.coarse_bins % levels:
+                raise ValueError(
+                    f"coarse_bins {self.coarse_bins} must divide grid {self.grid} and be "
+                    f"divisible by 2^(len(coarse_widths) - 1) = {levels}"
+                )
 
     @property
     def n_classes(self) -> int:
@@ -191,6 +203,109 @@ class WindowStem(SparseConv2d):
         return SparseTensor(cells, out, (out_h, out_w), x.batch_size)
 
 
+def binned_log_counts(x: SparseTensor, bins: int) -> Tensor:
+    """(B, 1, bins, bins) ``log1p`` of the summed features per bin of a one-channel map.
+
+    With one feature (1.0) per defective cell this is the binned image of
+    :meth:`WaferMap.binned` (counts) under ``log1p``, as the dense baseline's input, built from
+    the network's own input (so augmentations apply to it too). ``bins`` must divide the grid.
+    """
+    height, width = x.spatial_shape
+    cell_h, cell_w = height // bins, width // bins
+    batch, rows, cols = x.coords.unbind(1)
+    index = (batch * bins + rows // cell_h) * bins + cols // cell_w
+    counts = x.feats.new_zeros(x.batch_size * bins * bins)
+    counts = counts.index_add(0, index, x.feats[:, 0])
+    return torch.log1p(counts).view(x.batch_size, 1, bins, bins)
+
+
+class ShapeProfile(nn.Module):
+    """Radial and angular pooling of the map: where on the wafer the defects are (no parameters).
+
+    Per map, from the defective cells of the (G, G) input (the wafer a disk of radius G / 2 about
+    the grid centre): ``log(f + 1e-4)`` of the defective fraction ``f`` of each of ``rings``
+    equal-width rings (a centre blob, a donut, an edge ring: the radial profile), for each of
+    ``groups`` wider rings ``log1p`` of the coefficient of variation of the counts over
+    ``sectors`` angular sectors (an edge ring is even, an edge blob is not), and ``log(f + 1e-4)``
+    of the whole wafer. Invariant to the 8 symmetries of the square (the augmentations): the
+    sectors are 360 / ``sectors`` degrees wide, a divisor of 45, with edges off the axes and
+    diagonals.
+
+    Shapes:
+        (N, 1) features on (B, G, G) -> (B, rings + groups + 1) float32.
+    """
+
+    def __init__(self, rings: int = 8, sectors: int = 8, groups: int = 4) -> None:
+        super().__init__()
+        if sectors % 8 or rings < 1 or groups < 1:
+            raise ValueError(f"need sectors a multiple of 8, rings and groups >= 1: {sectors}")
+        self.rings, self.sectors, self.groups = rings, sectors, groups
+        self.out_features = rings + groups + 1
+
+    def forward(self, x: SparseTensor) -> Tensor:
+        height, width = x.spatial_shape
+        radius = min(height, width) / 2.0
+        batch = x.coords[:, 0]
+        dy = x.coords[:, 1].double() + 0.5 - height / 2.0
+        dx = x.coords[:, 2].double() + 0.5 - width / 2.0
+        r = torch.hypot(dx, dy) / radius
+        ones = torch.ones_like(r)
+
+        def counts(index: Tensor, size: int) -> Tensor:
+            out = r.new_zeros(x.batch_size * size).index_add(0, batch * size + index, ones)
+            return out.view(x.batch_size, size)
+
+        ring = (r * self.rings).long().clamp(max=self.rings - 1)
+        edges = torch.arange(self.rings + 1, dtype=torch.float64) / self.rings
+        ring_cells = math.pi * radius**2 * (edges[1:] ** 2 - edges[:-1] ** 2)
+        radial = torch.log(counts(ring, self.rings) / ring_cells + 1e-4)
+        group = (r * self.groups).long().clamp(max=self.groups - 1)
+        # Sector edges at half-sector angles: never on a diagonal, where cell centres lie
+        # (|dx| = |dy|) and a transpose would move a centre across an edge.
+        turns = (torch.atan2(dy, dx) / (2 * math.pi) + 0.5 / self.sectors) % 1.0
+        sector = (turns * self.sectors).long().clamp(max=self.sectors - 1)
+        per_sector = counts(group * self.sectors + sector, self.groups * self.sectors)
+        per_sector = per_sector.view(x.batch_size, self.groups, self.sectors)
+        unevenness = torch.log1p(per_sector.std(-1) / (per_sector.mean(-1) + 1.0))
+        total = counts(torch.zeros_like(ring), 1) / (math.pi * radius**2)
+        return torch.cat([radial, unevenness, torch.log(total + 1e-4)], 1).float()
+
+
+class CoarseView(nn.Module):
+    """The global shape of the map: a small dense CNN on its binned ``log1p`` counts.
+
+    ``bins`` x ``bins`` image (:func:`binned_log_counts`) -> per stage [3 x 3 conv + BN + ReLU]
+    x 2, a 2 x 2 max pool between stages -> [average, max] global pools (B, 2 widths[-1]).
+
+    Args:
+        bins: side of the binned image (must divide the input grid).
+        widths: channels of each stage.
+    """
+
+    def __init__(self, bins: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        self.bins = bins
+        layers: list[nn.Module] = []
+        previous = 1
+        for index, width in enumerate(widths):
+            if index:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                previous = width
+        self.body = nn.Sequential(*layers)
+        self.out_features = 2 * previous
+
+    def forward(self, x: SparseTensor) -> Tensor:
+        """(N, 1) features on (B, G, G) -> (B, 2 widths[-1])."""
+        maps = self.body(binned_log_counts(x, self.bins))
+        return torch.cat([maps.mean((-2, -1)), maps.amax((-2, -1))], 1)
+
+
 _PRESETS: dict[str, WaferNetConfig] = {
     # Submanifold 3 x 3 at full resolution (the paper's point), then 4096 -> 512 -> 64 -> 16 -> 4.
     # Not for CPU streams: the full-resolution layer and the 8 x 8 strided ones cost most.
@@ -206,6 +321,17 @@ _PRESETS: dict[str, WaferNetConfig] = {
         strides=(16, 4, 4, 4),
         feature_dim=64,
         pooled_stages=3,
+    ),
+    # Die maps (WM-811K, 25-212 dies across): a 64 grid (a die covers the cells under it), a
+    # submanifold 3 x 3 at that pitch, then 16 -> 4; the shape profile (radial/angular pooling).
+    "die": WaferNetConfig(
+        grid=64,
+        widths=(16, 32, 48),
+        blocks=(1, 1, 1),
+        strides=(1, 4, 4),
+        feature_dim=32,
+        pooled_stages=3,
+        shape_profile=True,
     ),
     # Tests: a 256 grid -> 64 -> 16 -> 4.
     "tiny": WaferNetConfig(
@@ -268,8 +394,15 @@ class SparseWaferNet(Pretrained, nn.Module):
             pooled = 2 * sum(config.widths[-config.pooled_stages :])
         else:
             pooled = previous * config.final_grid**2
+        self.coarse = (
+            CoarseView(config.coarse_bins, config.coarse_widths) if config.coarse_bins else None
+        )
+        if self.coarse is not None:
+            pooled += self.coarse.out_features
         self.project = nn.Sequential(nn.Linear(pooled, config.feature_dim), nn.ReLU())
-        self.head = nn.Linear(config.feature_dim, config.n_classes)
+        self.profile = ShapeProfile() if config.shape_profile else None
+        self.n_features = config.feature_dim + (self.profile.out_features if self.profile else 0)
+        self.head = nn.Linear(self.n_features, config.n_classes)
 
     def _check(self, x: SparseTensor) -> None:
         if not isinstance(x, SparseTensor):
@@ -299,10 +432,18 @@ class SparseWaferNet(Pretrained, nn.Module):
         return torch.cat(pools, 1)
 
     def features(self, x: SparseTensor) -> Tensor:
-        """Penultimate features (B, feature_dim): pooled (or flattened) stages, Linear, ReLU."""
+        """Penultimate features (B, feature_dim): pooled (or flattened) stages and the coarse
+        view's pools (with ``coarse_bins``), Linear, ReLU."""
         if self.config.head == "flatten":
-            return self.project(self.forward_features(x).to_dense().flatten(1))
-        return self.project(self.pooled_features(x))
+            pooled = self.forward_features(x).to_dense().flatten(1)
+        else:
+            pooled = self.pooled_features(x)
+        if self.coarse is not None:
+            pooled = torch.cat([pooled, self.coarse(x)], 1)
+        features = self.project(pooled)
+        if self.profile is not None:
+            features = torch.cat([features, self.profile(x)], 1)
+        return features
 
     def forward_head(self, features: Tensor) -> Tensor:
         """(B, feature_dim) features -> (B, n_classes) logits."""
@@ -323,9 +464,12 @@ def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
     """The map's defective cells on a ``grid`` x ``grid`` square, sorted by (row, col).
 
     A map whose grid is ``grid`` x ``grid`` keeps its cells. Otherwise the map is centred in a
-    square of side ``max(H, W)`` (as :meth:`WaferMap.binned`) and each cell centre is scaled to
-    the new grid; cells that land together merge. The network was trained at one pitch: maps from
-    another inspection resolution are accepted but less faithful.
+    square of side ``max(H, W)`` (as :meth:`WaferMap.binned`) and resampled with its pitch carried
+    through: on a finer grid than ``grid`` each cell centre is scaled to the new grid (cells that
+    land together merge); on a coarser one (a WM-811K die map on a 64 grid) each cell, a die,
+    becomes the block of grid cells it covers, so a failed die stays a filled square, not a dot.
+    The network was trained at one pitch: maps from another resolution are accepted but less
+    faithful.
 
     Args:
         wafer: the map.
@@ -343,8 +487,11 @@ def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
     if (height, width) != (grid, grid):
         side = max(height, width)
         offset = np.array([(side - height) / 2.0, (side - width) / 2.0])
-        scaled = np.floor((coords + offset + 0.5) * (grid / side)).astype(np.int64)
-        coords = np.clip(scaled, 0, grid - 1)
+        if side < grid:  # coarser cells (dies): each covers every grid cell under it
+            coords = _cover(coords + offset, grid / side, grid)
+        else:
+            scaled = np.floor((coords + offset + 0.5) * (grid / side)).astype(np.int64)
+            coords = np.clip(scaled, 0, grid - 1)
         merge = True
     if transform:
         if not 0 <= transform < _DIHEDRAL:
@@ -359,6 +506,21 @@ def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
         flat = np.unique(coords[:, 0] * grid + coords[:, 1])
         coords = np.stack([flat // grid, flat % grid], 1)
     return coords
+
+
+def _cover(cells: np.ndarray, scale: float, grid: int) -> np.ndarray:
+    """The ``grid`` cells that the squares of (N, 2) float ``cells`` cover, at ``scale`` > 1
+    grid cells per cell: (M, 2) int64, in blocks of ``floor(scale)`` or ``ceil(scale)`` per side."""
+    start = np.clip(np.round(cells * scale).astype(np.int64), 0, grid)
+    stop = np.clip(np.round((cells + 1.0) * scale).astype(np.int64), 0, grid)
+    span = int(math.ceil(scale)) + 1
+    steps = np.arange(span)
+    rows = start[:, :1] + steps[None]  # (N, span) candidate rows, kept where < stop
+    cols = start[:, 1:] + steps[None]
+    keep = (rows < stop[:, :1])[:, :, None] & (cols < stop[:, 1:])[:, None, :]
+    rows = np.broadcast_to(rows[:, :, None], keep.shape)[keep]
+    cols = np.broadcast_to(cols[:, None, :], keep.shape)[keep]
+    return np.stack([rows, cols], 1)
 
 
 def batch_wafer_maps(

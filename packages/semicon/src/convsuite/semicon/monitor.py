@@ -213,11 +213,11 @@ class WaferMonitor:
             raise InputError(card_path, "model card names no novelty detector file (files.novelty)")
         novelty = weights.parent / name
         detector = NoveltyDetector.load(novelty)
-        if detector.n_features != net.config.feature_dim:
+        if detector.n_features != net.n_features:
             raise InputError(
                 novelty,
                 f"detector is for {detector.n_features} features, the network gives "
-                f"{net.config.feature_dim}",
+                f"{net.n_features}",
             )
         return cls(net, detector, net.card)
 
@@ -250,10 +250,10 @@ class WaferMonitor:
     # -- inference --------------------------------------------------------------------------------
 
     def features(self, maps: Iterable[WaferMap], batch_size: int = 16) -> np.ndarray:
-        """(N, feature_dim) penultimate features of the maps."""
+        """(N, n_features) penultimate features of the maps."""
         parts = [f for _, f, _ in predict_batches(self.net, maps, batch_size)]
         if not parts:
-            return np.zeros((0, self.net.config.feature_dim), dtype=np.float32)
+            return np.zeros((0, self.net.n_features), dtype=np.float32)
         return np.concatenate(parts)
 
     def iter_classify(

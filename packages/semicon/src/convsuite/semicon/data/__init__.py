@@ -2,6 +2,8 @@
 
 from convsuite.semicon.data.readers import (
     HEADER_KEYS,
+    WM811KRecord,
+    iter_wm811k,
     read_wafer_map,
     read_wafer_maps,
     read_wm811k,
@@ -29,6 +31,7 @@ from convsuite.semicon.data.wafer_map import (
 __all__ = [
     "HEADER_KEYS",
     "PATTERNS",
+    "WM811KRecord",
     "WM811K_LABELS",
     "WM811K_PREVALENCE",
     "SimulationOptions",
@@ -36,6 +39,7 @@ __all__ = [
     "grid_to_mm",
     "in_disk",
     "iter_simulated",
+    "iter_wm811k",
     "mm_to_grid",
     "normalize_label",
     "read_wafer_map",

@@ -34,6 +34,7 @@ import os
 import pickle
 import zipfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ from convsuite.semicon.data.wafer_map import WaferMap, mm_to_grid, normalize_lab
 __all__ = [
     "HEADER_KEYS",
     "NPZ_BUDGET",
+    "WM811KRecord",
+    "iter_wm811k",
     "read_wafer_map",
     "read_wafer_maps",
     "read_wm811k",
@@ -56,8 +59,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HEADER_KEYS = ("diameter_mm", "pitch_mm", "label")
-"""Keys of the ``# key: value`` CSV header, the JSON sidecar and the ``.npz`` scalars."""
+HEADER_KEYS = ("diameter_mm", "pitch_mm", "label", "grid_rows", "grid_cols")
+"""Keys of the ``# key: value`` CSV header, the JSON sidecar and the ``.npz`` scalars.
+``grid_rows`` and ``grid_cols`` (optional, together) give a grid that is not the square of side
+``round(diameter / pitch)``: a WM-811K die map's H x W dies."""
 
 _SUFFIXES = (".csv", ".npz")
 _MAX_GRID_SIDE = 1 << 20
@@ -153,6 +158,8 @@ def write_wafer_npz(path: str | os.PathLike[str], wafer_map: WaferMap) -> Path:
     }
     if wafer_map.label is not None:
         arrays["label"] = np.str_(wafer_map.label)
+    if not _square(wafer_map):
+        arrays["grid_rows"], arrays["grid_cols"] = (np.int64(n) for n in wafer_map.grid_shape)
     with atomic_write(path, "wb") as handle:
         np.savez_compressed(handle, **arrays)
     return path
@@ -160,18 +167,25 @@ def write_wafer_npz(path: str | os.PathLike[str], wafer_map: WaferMap) -> Path:
 
 def _check_writable(path: Path, wafer_map: WaferMap) -> None:
     height, width = wafer_map.grid_shape
-    side = round(wafer_map.diameter_mm / wafer_map.pitch_mm)
-    if height != width or height != side:
+    if round(wafer_map.diameter_mm / wafer_map.pitch_mm) != max(height, width):
         raise ValueError(
-            f"{path}: a defect list stores only diameter and pitch, so the grid must be square "
-            f"with side round(diameter / pitch) = {side}; this map's grid is {height} x {width}"
+            f"{path}: a defect list stores diameter and pitch, so the grid's longer side must be "
+            f"round(diameter / pitch) = {round(wafer_map.diameter_mm / wafer_map.pitch_mm)}; "
+            f"this map's grid is {height} x {width}"
         )
+
+
+def _square(wafer_map: WaferMap) -> bool:
+    height, width = wafer_map.grid_shape
+    return height == width
 
 
 def _header(wafer_map: WaferMap) -> dict[str, str]:
     header = {"diameter_mm": repr(wafer_map.diameter_mm), "pitch_mm": repr(wafer_map.pitch_mm)}
     if wafer_map.label is not None:
         header["label"] = wafer_map.label
+    if not _square(wafer_map):
+        header["grid_rows"], header["grid_cols"] = map(str, wafer_map.grid_shape)
     return header
 
 
@@ -346,6 +360,7 @@ def _snap(path: Path, x: np.ndarray, y: np.ndarray, header: dict[str, Any]) -> W
             f"{_MAX_GRID_SIDE}]; are both in mm?",
         )
     side = round(ratio)
+    shape = _grid_shape(path, header, side)
     label = normalize_label(header.get("label"), path)
     finite = np.isfinite(x) & np.isfinite(y)
     if not finite.all():
@@ -366,10 +381,29 @@ def _snap(path: Path, x: np.ndarray, y: np.ndarray, header: dict[str, Any]) -> W
             f"{int(outside.sum())} of {len(x)} defects lie outside the wafer "
             f"(radius {radius:g} mm; largest distance {np.hypot(x, y).max():g} mm)",
         )
-    coords = mm_to_grid(xy, (side, side), pitch)
+    coords = mm_to_grid(xy, shape, pitch)
     return WaferMap.from_coordinates(
-        coords, (side, side), pitch, diameter, label=label, name=path.stem, source=path
+        coords, shape, pitch, diameter, label=label, name=path.stem, source=path
     )
+
+
+def _grid_shape(path: Path, header: dict[str, Any], side: int) -> tuple[int, int]:
+    """(side, side), or the header's ``grid_rows`` x ``grid_cols`` (longer side ``side``)."""
+    given = [key for key in ("grid_rows", "grid_cols") if key in header]
+    if not given:
+        return side, side
+    if len(given) == 1:
+        raise InputError(path, "grid_rows and grid_cols go together; only one is given")
+    try:
+        rows, cols = (int(str(header[key]).strip()) for key in ("grid_rows", "grid_cols"))
+    except ValueError:
+        raise InputError(path, "grid_rows and grid_cols must be whole numbers") from None
+    if max(rows, cols) != side or min(rows, cols) < 1:
+        raise InputError(
+            path,
+            f"grid {rows} x {cols} does not fit diameter / pitch = {side} cells (its longer side)",
+        )
+    return rows, cols
 
 
 # --- WM-811K -------------------------------------------------------------------------------------
@@ -442,26 +476,57 @@ def _wm811k_label(value: Any) -> str | None:
     return text or None
 
 
-def _wm811k_name(row: Any, index: Any) -> str:
-    lot = getattr(row, "lotName", None)
-    wafer = getattr(row, "waferIndex", None)
-    if isinstance(lot, str) and lot and wafer is not None and np.isfinite(wafer):
-        return f"{lot}_w{int(wafer):02d}"
+def _wm811k_name(lot: str | None, wafer: int | None, index: Any) -> str:
+    if lot and wafer is not None:
+        return f"{lot}_w{wafer:02d}"
     return f"wm811k_{index}"
 
 
-def read_wm811k(
+def _finite_int(value: Any) -> int | None:
+    """``waferIndex``-like values (floats in LSWMD) -> int; None when missing or NaN."""
+    try:
+        number = float(np.asarray(value).ravel()[0]) if np.ndim(value) else float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return int(number) if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class WM811KRecord:
+    """One row of ``LSWMD.pkl``: the die map and the columns kept beside it.
+
+    Attributes:
+        map: the fail dies as a :class:`WaferMap` on the (H, W) die grid.
+        row: the DataFrame's index value (its row label).
+        lot: ``lotName`` (``""`` when absent).
+        wafer_index: ``waferIndex`` (None when absent).
+        split: ``trianTestLabel`` (sic): ``"Training"``, ``"Test"`` or ``""`` (unlabelled).
+        die_size: ``dieSize``, dies on the wafer (NaN when absent).
+        failure_type: ``failureType`` as spelled in the file (``"Edge-Ring"``; ``""`` when empty).
+    """
+
+    map: WaferMap
+    row: Any
+    lot: str
+    wafer_index: int | None
+    split: str
+    die_size: float
+    failure_type: str
+
+
+def iter_wm811k(
     path: str | os.PathLike[str],
     labelled_only: bool = True,
     limit: int | None = None,
     diameter_mm: float = 300.0,
-) -> Iterator[WaferMap]:
-    """Read the WM-811K die maps of ``LSWMD.pkl`` (or a pickle of the same structure).
+) -> Iterator[WM811KRecord]:
+    """Read ``LSWMD.pkl`` (or a pickle of the same structure) row by row, with its columns.
 
     Dies are the grid cells: a map of shape (H, W) has ``pitch = diameter_mm / max(H, W)``, and its
     defects are the fail dies (value 2). Labels become :data:`PATTERNS` names (``Edge-Ring`` ->
     ``edge-ring``, ``none`` -> ``none``). Names are ``<lotName>_w<waferIndex>`` when those columns
     exist, else ``wm811k_<row index>``. A wafer without fail dies gives a map with no defects.
+    ``lotName``, ``waferIndex``, ``trianTestLabel`` and ``dieSize`` are optional columns.
 
     Args:
         path: the pickle. Unpickling runs code from the file: use only files you trust.
@@ -470,7 +535,7 @@ def read_wm811k(
         diameter_mm: wafer diameter; WM-811K does not record it (300 mm assumed).
 
     Yields:
-        One :class:`WaferMap` per row, in file order.
+        One :class:`WM811KRecord` per row, in file order.
 
     Raises:
         InputError: unreadable pickle, not a DataFrame, missing columns, a map that is not 2-D or
@@ -494,16 +559,45 @@ def read_wm811k(
             raise InputError(where, f"waferMap must be a 2-D die array, got shape {die_map.shape}")
         if not np.isin(die_map, (0, 1, 2)).all():
             raise InputError(where, "waferMap values must be 0 (no die), 1 (pass) or 2 (fail)")
+        lot = getattr(row, "lotName", None)
+        lot = lot.strip() if isinstance(lot, str) else ""
+        wafer = _finite_int(getattr(row, "waferIndex", None))
+        die_size = _finite_int(getattr(row, "dieSize", None))
         height, width = die_map.shape
-        yield WaferMap.from_coordinates(
+        wafer_map = WaferMap.from_coordinates(
             np.argwhere(die_map == 2),
             (height, width),
             diameter_mm / max(height, width),
             diameter_mm,
             label=label,
-            name=_wm811k_name(row, index),
+            name=_wm811k_name(lot, wafer, index),
             source=where,
+        )
+        yield WM811KRecord(
+            map=wafer_map,
+            row=index,
+            lot=lot,
+            wafer_index=wafer,
+            split=_wm811k_label(getattr(row, "trianTestLabel", None)) or "",
+            die_size=float("nan") if die_size is None else float(die_size),
+            failure_type=raw_label or "",
         )
         produced += 1
         if limit is not None and produced >= limit:
             return
+
+
+def read_wm811k(
+    path: str | os.PathLike[str],
+    labelled_only: bool = True,
+    limit: int | None = None,
+    diameter_mm: float = 300.0,
+) -> Iterator[WaferMap]:
+    """The die maps of ``LSWMD.pkl``, one :class:`WaferMap` per row (see :func:`iter_wm811k`,
+    which also gives the lot, wafer index, train/test split and die count).
+
+    Raises:
+        InputError: as :func:`iter_wm811k`.
+    """
+    for record in iter_wm811k(path, labelled_only, limit, diameter_mm):
+        yield record.map
