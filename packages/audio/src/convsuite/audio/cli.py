@@ -150,6 +150,71 @@ def train(
     typer.echo(f"{path}", err=True)
 
 
+@app.command(epilog="Example: aec simulate --seed 0 --out calls/ && aec evaluate calls/ --out report/")
+def evaluate(
+    folder: Annotated[Path, typer.Argument(help="AEC-Challenge synthetic folder (meta.csv).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for evaluation.md/json and spectrogram PNGs.")
+    ],
+    weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
+    aecmos: Annotated[bool, typer.Option(help="Also score AECMOS (speechmos).")] = True,
+    figures: Annotated[int, typer.Option(min=0, help="Spectrogram PNGs: first N calls.")] = 3,
+    device: Device = "cpu",
+) -> None:
+    """Metrics table of ours vs NLMS, SpeexDSP and (when installed) WebRTC AEC3, per scenario."""
+    guard_outputs([out], [folder])
+    device = torch_device(device)
+    import json
+
+    from convsuite.audio.baselines import available_baselines
+    from convsuite.audio.data.challenge import read_challenge_set
+    from convsuite.audio.evaluate import OURS, evaluate_calls, format_table, summarize
+    from convsuite.audio.figures import spectrograms_figure
+    from convsuite.audio.infer import EchoCanceller
+    from convsuite.core_ops.figures import save_figure
+    from convsuite.core_ops.io import atomic_write
+
+    calls = read_challenge_set(folder)
+    canceller = EchoCanceller.from_pretrained(weights, device)
+    baselines = available_baselines()
+    notes = []
+    if "AEC3" not in baselines:
+        notes.append(
+            "WebRTC AEC3: not installed here (pip install 'convsuite-audio[baselines]'; it "
+            "compiles from source), so its rows are absent."
+        )
+    try:
+        import pesq  # noqa: F401
+    except ImportError:
+        notes.append("PESQ-WB: the pesq package is not installed, so PESQ is absent.")
+    results = evaluate_calls(calls, canceller, baselines, aecmos, keep_outputs=figures > 0)
+    summary = summarize(results)
+    table = format_table(summary, notes)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "evaluation.md") as handle:
+        handle.write(table)
+    record = {
+        "summary": summary,
+        "calls": [
+            {"fileid": r.fileid, "scenario": r.scenario, "delay_ms": r.delay_ms, "scores": r.scores}
+            for r in results
+        ],
+        "weights": weights or "d3aec_small (bundled)",
+        "notes": notes,
+    }
+    with atomic_write(out / "evaluation.json") as handle:
+        handle.write(json.dumps(record, indent=2, allow_nan=True) + "\n")
+    for call, result in list(zip(calls, results, strict=True))[:figures]:
+        panels = {"microphone": call.mic, "far end": call.far}
+        panels.update(result.outputs)
+        if call.near is not None and call.scenario != "fst":
+            panels["near-end speech (target)"] = call.near
+        figure = spectrograms_figure(panels, f"call {call.fileid} ({call.scenario})")
+        save_figure(figure, out / f"call{call.fileid}_{call.scenario}_spectrograms.png")
+    typer.echo(table)
+    typer.echo(f"{out}: {len(calls)} calls scored ({OURS} vs {', '.join(baselines)})", err=True)
+
+
 def main() -> None:
     """Console script ``aec``."""
     run(app)
