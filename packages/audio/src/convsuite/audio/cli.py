@@ -150,7 +150,9 @@ def train(
     typer.echo(f"{path}", err=True)
 
 
-@app.command(epilog="Example: aec simulate --seed 0 --out calls/ && aec evaluate calls/ --out report/")
+@app.command(
+    epilog="Example: aec simulate --seed 0 --out calls/ && aec evaluate calls/ --out report/"
+)
 def evaluate(
     folder: Annotated[Path, typer.Argument(help="AEC-Challenge synthetic folder (meta.csv).")],
     out: Annotated[

@@ -55,7 +55,9 @@ def _score(call: ChallengeCall, output: np.ndarray, with_aecmos: bool) -> dict[s
         scores["stoi"] = stoi(call.near, output)
         scores["si_sdr_db"] = si_sdr_db(call.near, output)
     if with_aecmos:
-        scores["aecmos_echo"], scores["aecmos_deg"] = aecmos(call.far, call.mic, output, call.scenario)
+        scores["aecmos_echo"], scores["aecmos_deg"] = aecmos(
+            call.far, call.mic, output, call.scenario
+        )
     return scores
 
 
@@ -129,6 +131,8 @@ def format_table(summary: dict[str, dict[str, dict[str, float]]], notes: Sequenc
                 for m in ("erle_db", "pesq_wb", "stoi", "si_sdr_db", "aecmos_echo", "aecmos_deg")
             ]
             rtf = f"{v['rtf']:.3f}"
-            lines.append(f"| {scenario} | {method} | {int(v['calls'])} | {' | '.join(cells)} | {rtf} |")
+            lines.append(
+                f"| {scenario} | {method} | {int(v['calls'])} | {' | '.join(cells)} | {rtf} |"
+            )
     lines.extend(f"\n{note}" for note in notes)
     return "\n".join(lines) + "\n"

@@ -99,7 +99,10 @@ class EchoCanceller:
             net.streaming(True)
             try:
                 parts = [
-                    net(_pseudo(mic_spec[i : i + _CHUNK_FRAMES]), _pseudo(far_spec[i : i + _CHUNK_FRAMES]))[0]
+                    net(
+                        _pseudo(mic_spec[i : i + _CHUNK_FRAMES]),
+                        _pseudo(far_spec[i : i + _CHUNK_FRAMES]),
+                    )[0]
                     for i in range(0, mic_spec.shape[0], _CHUNK_FRAMES)
                 ]
             finally:

@@ -59,7 +59,9 @@ def pesq_wb(reference: np.ndarray, degraded: np.ndarray) -> float:
     except ImportError:
         return math.nan
     try:
-        return float(pesq(SAMPLE_RATE, reference.astype(np.float32), degraded.astype(np.float32), "wb"))
+        return float(
+            pesq(SAMPLE_RATE, reference.astype(np.float32), degraded.astype(np.float32), "wb")
+        )
     except PesqError:  # no utterance detected, and similar
         return math.nan
 

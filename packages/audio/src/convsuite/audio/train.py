@@ -31,13 +31,17 @@ __all__ = ["AECModule", "SimulatedCalls", "spectral_loss", "train_network"]
 _VALIDATION_SEED = 10_000_000  # validation calls: train-split seeds far from the training ones
 
 
-def spectral_loss(estimate: Tensor, target: Tensor, power: float = 0.3, alpha: float = 0.3) -> Tensor:
+def spectral_loss(
+    estimate: Tensor, target: Tensor, power: float = 0.3, alpha: float = 0.3
+) -> Tensor:
     """Compressed complex + magnitude spectral loss of pseudo-complex (N, 2, T, F) spectra."""
     est, ref = compress(estimate, power), compress(target, power)
     complex_term = (est - ref).pow(2).mean()
+
     def magnitude(x: Tensor) -> Tensor:
         real, imag = x.chunk(2, dim=1)
         return (real * real + imag * imag + 1e-8).sqrt()
+
     magnitude_term = (magnitude(est) - magnitude(ref)).pow(2).mean()
     return alpha * complex_term + (1 - alpha) * magnitude_term
 
@@ -58,8 +62,16 @@ class SimulatedCalls(Dataset):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         call = simulate_call(self.seed + index, self.seconds, split=self.split)
         far = align_far(call.far, estimate_delay(call.mic, call.far))
-        arrays = {"mic": call.mic, "far": far, "near": call.near, "echo_free": call.near + call.noise}
-        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in arrays.items()}
+        arrays = {
+            "mic": call.mic,
+            "far": far,
+            "near": call.near,
+            "echo_free": call.near + call.noise,
+        }
+        return {
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+            for k, v in arrays.items()
+        }
 
 
 def _pseudo(signal: Tensor) -> Tensor:
@@ -134,8 +146,12 @@ def train_network(
     """
     seed_everything(seed)
     module = AECModule(preset_config, lr=lr)
-    train = DataLoader(SimulatedCalls(train_calls, seed, seconds), batch_size=batch_size, shuffle=True)
-    val = DataLoader(SimulatedCalls(val_calls, _VALIDATION_SEED + seed, seconds), batch_size=batch_size)
+    train = DataLoader(
+        SimulatedCalls(train_calls, seed, seconds), batch_size=batch_size, shuffle=True
+    )
+    val = DataLoader(
+        SimulatedCalls(val_calls, _VALIDATION_SEED + seed, seconds), batch_size=batch_size
+    )
     limit = None if max_minutes is None else {"minutes": max_minutes}
     trainer = make_trainer(
         out_dir,

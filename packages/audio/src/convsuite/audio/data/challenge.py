@@ -117,32 +117,51 @@ def write_challenge_set(
     Call i uses seed ``seed + i``. Returns a one-line summary (calls per scenario).
     """
     root = Path(root)
-    columns = ["fileid", "scenario", "ser", "is_nearend_noisy", "is_farend_nonlinear", "snr_db",
-               "delay_ms", "rt60_s", "rir", "time_varying", "noise", "split", "seed"]
+    columns = [
+        "fileid",
+        "scenario",
+        "ser",
+        "is_nearend_noisy",
+        "is_farend_nonlinear",
+        "snr_db",
+        "delay_ms",
+        "rt60_s",
+        "rir",
+        "time_varying",
+        "noise",
+        "split",
+        "seed",
+    ]
     rows = []
     for i in range(count):
         scenario = SCENARIOS[i % len(SCENARIOS)]
         call = simulate_call(seed + i, seconds, scenario=scenario, split=split)  # type: ignore[arg-type]
         fileid = str(i)
-        for kind, signal in (("far", call.far), ("echo", call.echo), ("near", call.near),
-                             ("mic", call.mic)):
+        for kind, signal in (
+            ("far", call.far),
+            ("echo", call.echo),
+            ("near", call.near),
+            ("mic", call.mic),
+        ):
             write_wav(_path(root, kind, fileid), signal)
         meta = call.meta
-        rows.append({
-            "fileid": fileid,
-            "scenario": scenario,
-            "ser": "" if meta["ser_db"] is None else f"{meta['ser_db']:.2f}",
-            "is_nearend_noisy": int(meta["noise"] != "none"),
-            "is_farend_nonlinear": int(meta["nonlinearity"] != "linear"),
-            "snr_db": "" if meta["snr_db"] is None else f"{meta['snr_db']:.2f}",
-            "delay_ms": f"{meta['delay_ms']:.1f}",
-            "rt60_s": f"{meta['rt60_s']:.3f}",
-            "rir": meta["rir"],
-            "time_varying": int(meta["time_varying"]),
-            "noise": meta["noise"],
-            "split": split,
-            "seed": seed + i,
-        })
+        rows.append(
+            {
+                "fileid": fileid,
+                "scenario": scenario,
+                "ser": "" if meta["ser_db"] is None else f"{meta['ser_db']:.2f}",
+                "is_nearend_noisy": int(meta["noise"] != "none"),
+                "is_farend_nonlinear": int(meta["nonlinearity"] != "linear"),
+                "snr_db": "" if meta["snr_db"] is None else f"{meta['snr_db']:.2f}",
+                "delay_ms": f"{meta['delay_ms']:.1f}",
+                "rt60_s": f"{meta['rt60_s']:.3f}",
+                "rir": meta["rir"],
+                "time_varying": int(meta["time_varying"]),
+                "noise": meta["noise"],
+                "split": split,
+                "seed": seed + i,
+            }
+        )
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

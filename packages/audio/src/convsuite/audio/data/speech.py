@@ -156,7 +156,9 @@ def synthesize_speech(
     b_fric, a_fric = butter(2, [2500, 7000], btype="band", fs=SAMPLE_RATE)
     noise = lfilter(b_fric, a_fric, rng.standard_normal(length)) * fricative
     tract = tract / (np.sqrt(np.mean(tract[voiced > 0] ** 2)) + 1e-12)
-    noise = noise / (np.sqrt(np.mean(noise[fricative > 0] ** 2)) + 1e-12) if fricative.any() else noise
+    noise = (
+        noise / (np.sqrt(np.mean(noise[fricative > 0] ** 2)) + 1e-12) if fricative.any() else noise
+    )
     speech = tract + 0.3 * noise
     speech = 0.05 * speech / (np.sqrt(np.mean(speech[envelope > 0] ** 2)) + 1e-12)
     return speech[:n].astype(np.float32)
