@@ -266,7 +266,9 @@ def test_die_grids_that_are_not_square_round_trip(tmp_path: Path) -> None:
     wafer = WaferMap.from_coordinates([[0, 5], [4, 0], [7, 9]], (8, 10), 30.0, 300.0, "loc", "w")
     for write, suffix in ((write_wafer_csv, ".csv"), (write_wafer_npz, ".npz")):
         assert read_wafer_map(write(tmp_path / f"w{suffix}", wafer)) == wafer
-    (tmp_path / "x.csv").write_text("# diameter_mm: 300\n# pitch_mm: 30\n# grid_rows: 8\nx,y\n0,0\n")
+    (tmp_path / "x.csv").write_text(
+        "# diameter_mm: 300\n# pitch_mm: 30\n# grid_rows: 8\nx,y\n0,0\n"
+    )
     with pytest.raises(InputError, match="grid_rows and grid_cols go together"):
         read_wafer_map(tmp_path / "x.csv")
     (tmp_path / "y.csv").write_text(

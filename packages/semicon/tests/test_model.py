@@ -14,13 +14,13 @@ from convsuite_dev.testing import assert_learns
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import create_model, list_presets, model_config
 from convsuite.core_ops.layers import SparseConv2d, SparseTensor
-from convsuite.semicon.data import SimulationOptions, WaferMap, simulate_wafer_maps
+from convsuite.semicon.data import PATTERNS, SimulationOptions, WaferMap, simulate_wafer_maps
 from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, batch_binned
 from convsuite.semicon.dense_baseline import _symmetry as dense_symmetry
 from convsuite.semicon.model import (
+    ShapeProfile,
     SparseWaferNet,
     WaferNetConfig,
-    WindowStem,
     batch_wafer_maps,
     wafer_coords,
 )
@@ -92,21 +92,47 @@ def test_features_do_not_depend_on_site_order_or_batch_neighbours(maps, head) ->
     torch.testing.assert_close(alone[0], reference[3], rtol=1e-5, atol=1e-5)
 
 
-def test_window_stem_matches_core_ops_strided_conv(maps: list[WaferMap]) -> None:
+def _window_stem(
+    x: SparseTensor, weight: torch.Tensor, stride: int, bias: torch.Tensor | None = None
+) -> SparseTensor:
+    """The input layer semicon had before core-ops computed it (WindowStem): one
+    ``torch.unique`` over the window keys and one ``index_add`` of the tap weights."""
+    shift, mask = stride.bit_length() - 1, stride - 1
+    out_h, out_w = x.spatial_shape[0] // stride, x.spatial_shape[1] // stride
+    batch, rows, cols = x.coords.unbind(1)
+    keys = (batch * out_h + (rows >> shift)) * out_w + (cols >> shift)
+    taps = ((rows & mask) << shift) | (cols & mask)
+    unique_keys, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    values = weight[:, 0, :].index_select(0, taps) * x.feats
+    out = values.new_zeros(unique_keys.numel(), weight.shape[2]).index_add(0, inverse, values)
+    if bias is not None:
+        out = out + bias
+    cells = torch.stack(
+        [unique_keys // (out_h * out_w), (unique_keys // out_w) % out_h, unique_keys % out_w], 1
+    )
+    return SparseTensor(cells, out, (out_h, out_w), x.batch_size)
+
+
+def test_input_layer_is_core_ops_k_equals_s_conv_with_window_stem_outputs(
+    maps: list[WaferMap],
+) -> None:
+    """The ``small`` input layer is core-ops' strided conv; it gives WindowStem's outputs exactly
+    (so weights trained with WindowStem load and behave unchanged)."""
+    net = create_model("wafer_sparse", preset="small", classes=PATTERNS)
+    entry = net.stages[0][0][0]
+    assert type(entry) is SparseConv2d and entry.stride == (16, 16)
+    full = simulate_wafer_maps(2, seed=3, options=SimulationOptions(grid=4096))
+    x = batch_wafer_maps(full, 4096)
+    with torch.no_grad():
+        fast, old = entry(x), _window_stem(x, entry.weight, 16)
+    assert torch.equal(fast.coords, old.coords) and torch.equal(fast.feats, old.feats)
     torch.manual_seed(0)
-    stem = WindowStem(6, 8, bias=True)
+    layer = SparseConv2d(1, 6, 8, 8)
     x = batch_wafer_maps(maps[:3], GRID)
     x = x.replace_feats(torch.rand(len(x.coords), 1) + 0.5)  # any one-channel features
-    fast, slow = stem(x), stem.reference(x)
-    assert torch.equal(fast.coords, slow.coords)
-    assert fast.spatial_shape == slow.spatial_shape == (32, 32)
-    torch.testing.assert_close(fast.feats, slow.feats, rtol=1e-5, atol=1e-5)
-    (grad_fast,) = torch.autograd.grad(fast.feats.square().sum(), stem.weight)
-    (grad_slow,) = torch.autograd.grad(slow.feats.square().sum(), stem.weight)
-    torch.testing.assert_close(grad_fast, grad_slow, rtol=1e-4, atol=1e-4)
-    # Its weights load into the reference layer: same parameters, same layout.
-    plain = SparseConv2d(1, 6, 8, 8)
-    plain.load_state_dict(stem.state_dict())
+    fast, old = layer(x), _window_stem(x, layer.weight, 8, layer.bias)
+    assert torch.equal(fast.coords, old.coords)
+    torch.testing.assert_close(fast.feats, old.feats, rtol=0, atol=0)
 
 
 def test_empty_map_and_other_grids() -> None:
@@ -142,15 +168,15 @@ def test_symmetries(maps: list[WaferMap]) -> None:
 
 
 def test_registry_builds_both_networks_from_their_presets() -> None:
-    assert list_presets("wafer_sparse") == ["base", "small", "tiny"]
-    assert list_presets("wafer_dense") == ["small", "tiny"]
+    assert list_presets("wafer_sparse") == ["base", "small", "die", "tiny"]
+    assert list_presets("wafer_dense") == ["small", "die", "tiny"]
     sparse = create_model("wafer_sparse", preset="tiny")
     assert isinstance(sparse, SparseWaferNet) and sparse.config.grid == 256
     assert create_model("wafer_sparse").config == model_config("wafer_sparse", "small")
     dense = create_model("wafer_dense", preset="tiny", classes=EASY)
     assert isinstance(dense, DenseWaferNet) and dense.config.bins == 32
     assert dense.head.out_features == len(EASY)
-    with pytest.raises(InputError, match="presets: base, small, tiny"):
+    with pytest.raises(InputError, match="presets: base, small, die, tiny"):
         create_model("wafer_sparse", preset="huge")
 
 
@@ -224,3 +250,46 @@ def test_dense_baseline_learns() -> None:
     with pytest.raises(ValueError, match="batch_binned"):
         net(torch.zeros(2, 1, 64, 64))
     assert config.replace(bins=64).bins == 64
+
+
+def test_shape_profile_says_where_the_defects_are(maps: list[WaferMap]) -> None:
+    """Radial profile, angular unevenness, total density; invariant to the augmentations."""
+    full = simulate_wafer_maps(3, 11, SimulationOptions(grid=1024), ("center", "edge-ring", "loc"))
+    x = batch_wafer_maps(full, 1024)
+    profile = ShapeProfile()(x)
+    assert profile.shape == (3, ShapeProfile().out_features) == (3, 13)
+    center, ring, loc = profile
+    assert center[0] > center[7] + 2 and ring[7] > ring[0] + 2  # densest ring: inner vs rim
+    assert loc[8:12].max() > ring[8:12].max() + 0.3  # a blob is uneven around, a ring is not
+    for t in range(8):
+        moved = ShapeProfile()(batch_wafer_maps(full, 1024, [t] * 3))
+        torch.testing.assert_close(moved, profile, rtol=1e-5, atol=1e-5)
+    # ring densities from the defects' radii by hand
+    radii = full[0].radii()
+    inner = np.sum(radii < 1 / 8) / (np.pi * (1024 / 2) ** 2 / 64)
+    assert float(center[0]) == pytest.approx(np.log(inner + 1e-4), rel=1e-4)
+    # in the network: features are the projection and the profile; the head reads both
+    net = create_model("wafer_sparse", preset="tiny", classes=EASY, shape_profile=True).eval()
+    x = batch_wafer_maps(maps[:2], GRID)
+    with torch.no_grad():
+        features = net.features(x)
+    assert net.n_features == features.shape[1] == net.config.feature_dim + 13
+    torch.testing.assert_close(features[:, -13:], ShapeProfile()(x))
+    assert net.head.in_features == net.n_features
+
+
+def test_die_maps_cover_the_grid_cells_under_each_die() -> None:
+    dies = WaferMap.from_coordinates([[12, 12], [0, 12]], (25, 27), 300 / 27, 300.0)
+    coords = wafer_coords(dies, 64)
+    # 64 / 27 = 2.37 cells per die; the 25 rows sit one die down in the 27-die square: die
+    # (12, 12) spans rows 13-14 x 2.37 = 30.8-33.2 -> 31, 32 and columns 28.4-30.8 -> 28-30
+    expected = {(r, c) for r in (31, 32) for c in (28, 29, 30)}
+    expected |= {(r, c) for r in (2, 3, 4) for c in (28, 29, 30)}  # die (0, 12): rows 2.4-4.7
+    assert set(map(tuple, coords.tolist())) == expected
+    net = create_model("wafer_sparse", preset="die", classes=EASY).eval()
+    assert net.config.grid == 64 and net.config.shape_profile
+    with torch.no_grad():
+        assert net(batch_wafer_maps([dies], 64)).shape == (1, len(EASY))
+    # the 4096 network refuses die maps in one line instead of making ~6,700 sites per die
+    with pytest.raises(InputError, match="too coarse for a network on a 4096 grid"):
+        wafer_coords(dies, 4096)

@@ -12,14 +12,17 @@ Ours (the paper's layer recipe is not followed): the stage layout below, strided
 convolutions as the downsampling (a stride of 4 is two 2x downsamplings in one step), average and
 max global pooling of the last stages concatenated (several scales, for the novelty
 detector), a Linear + ReLU projection to ``feature_dim`` before the linear
-head (a compact latent vector for the Gaussian mixture), and the :class:`WindowStem` input layer.
+head (a compact latent vector for the Gaussian mixture), a strided ``k = s`` input layer on windows
+of the full-resolution map, and (``shape_profile``) a radial/angular pooling of the map appended to
+the learned features: global shape for the novelty detector (see :class:`ShapeProfile`).
 
 Layout, for ``strides = (s_0, ..., s_{S-1})`` and ``widths = (w_0, ..., w_{S-1})``::
 
     input    one feature (1.0) per defective cell on the G x G grid
     stage 0  s_0 == 1: SubmanifoldConv(1 -> w_0, 3) + BN + ReLU at full resolution
-             s_0 > 1:  WindowStem(w_0, s_0) + BN + ReLU: a learned s_0 x s_0 window of the
-                       full-resolution map (= SparseConv(1 -> w_0, k = s = s_0)), to G / s_0
+             s_0 > 1:  SparseConv(1 -> w_0, k = s = s_0) + BN + ReLU: a learned s_0 x s_0
+                       window of the full-resolution map (core-ops computes it with one
+                       input channel as an embedding bag), to G / s_0
              then blocks[0] x [SubmanifoldConv(w_0 -> w_0, 3) + BN + ReLU]
     stage i  SparseConv(w_{i-1} -> w_i, k = s = s_i) + BN + ReLU, then blocks[i] x
              [SubmanifoldConv(w_i -> w_i, 3) + BN + ReLU], on G / (s_0 ... s_i)
@@ -32,7 +35,7 @@ of its sites down to a 256 grid, and only then shrinks fast (~3k sites at 64, ~2
 cost is in the first layers, and the presets differ there. ``base`` keeps a submanifold layer at
 full resolution (the paper's premise: neighbouring defects seen at the inspection pitch), ~20
 maps/s at 20k defects per map on one (shared) CPU core. ``small`` reads 16 x 16 windows of the
-full-resolution map in one :class:`WindowStem` (each window position has its own weights, so this
+full-resolution map in one strided k = s layer (each window position has its own weights, so this
 is not a binning) and runs 3 x 3 blocks only on the 16 and 4 grids: ~100 maps/s (batches of 8-16).
 The last grid is 4 x 4 cells in both, where a 3 x 3 submanifold convolution sees most of the wafer:
 there the network learns where on the wafer a pattern lies (centre, ring, edge).
@@ -50,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from convsuite.core_ops.config import ModelConfig
+from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers import (
     SparseBatchNorm,
@@ -64,7 +68,6 @@ from convsuite.semicon.data import PATTERNS, WaferMap
 __all__ = [
     "SparseWaferNet",
     "WaferNetConfig",
-    "WindowStem",
     "batch_wafer_maps",
     "wafer_coords",
 ]
@@ -99,12 +102,10 @@ class WaferNetConfig(ModelConfig):
     feature_dim: int = 64
     head: Literal["pool", "flatten"] = "pool"
     pooled_stages: int = 1
-    coarse_bins: int = 0
-    coarse_widths: tuple[int, ...] = (16, 32, 48)
     shape_profile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("widths", "blocks", "strides", "classes", "coarse_widths"):
+        for name in ("widths", "blocks", "strides", "classes"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         stages = len(self.widths)
         if stages == 0 or len(self.blocks) != stages or len(self.strides) != stages:
@@ -128,15 +129,6 @@ class WaferNetConfig(ModelConfig):
             raise ValueError(f"pooled_stages must be in [1, {stages}], got {self.pooled_stages}")
         if self.feature_dim < 1:
             raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
-        if self.coarse_bins:
-            levels = 2 ** (len(self.coarse_widths) - 1)
-            if not self.coarse_widths or min(self.coarse_widths) < 1:
-                raise ValueError(f"coarse_widths must be >= 1 each, got {self.coarse_widths}")
-            if self.coarse_bins < 0 or self.grid % self.coarse_bins or self.coarse_bins % levels:
-                raise ValueError(
-                    f"coarse_bins {self.coarse_bins} must divide grid {self.grid} and be "
-                    f"divisible by 2^(len(coarse_widths) - 1) = {levels}"
-                )
 
     @property
     def n_classes(self) -> int:
@@ -147,76 +139,6 @@ class WaferNetConfig(ModelConfig):
     def final_grid(self) -> int:
         """Side of the last stage's grid."""
         return self.grid // math.prod(self.strides)
-
-
-class WindowStem(SparseConv2d):
-    """The input layer: a ``k = s`` strided sparse convolution of one-channel maps, computed fast.
-
-    The same parameters and the same result as ``SparseConv2d(1, out_channels, stride, stride)``
-    (the reference, :meth:`reference`): output cell ``o`` is ``sum_i feats_i * weight[tap_i]``
-    over the defects ``i`` in its ``stride`` x ``stride`` window, ``tap_i`` the defect's position
-    in the window, each position having its own learned vector. It reads the full-resolution map
-    (it is not a binning: a binning gives every position the same weight). With one input channel
-    this is an embedding bag: one ``torch.unique`` over the window keys and one ``index_add_``,
-    with no per-tap rulebook (core-ops builds a (K, M) table, costly for K = 256 taps).
-
-    Args:
-        out_channels: C_out.
-        stride: window side and stride, a power of two.
-        bias: add a learned bias.
-
-    Shapes:
-        input (N, 1) on (B, H, W) -> output (M, C_out) on (B, H // stride, W // stride), sites in
-        raster order (as the reference); weight (stride * stride, 1, C_out).
-    """
-
-    def __init__(self, out_channels: int, stride: int, bias: bool = False) -> None:
-        if stride < 2 or stride & (stride - 1):
-            raise ValueError(f"stride must be a power of two >= 2, got {stride}")
-        super().__init__(1, out_channels, stride, stride, bias)
-
-    def reference(self, x: SparseTensor) -> SparseTensor:
-        """The core-ops strided convolution with these weights (slow for large windows)."""
-        return super().forward(x)
-
-    def forward(self, x: SparseTensor) -> SparseTensor:
-        if not isinstance(x, SparseTensor) or x.spatial_dims != 2 or x.feats.shape[1] != 1:
-            raise ValueError(f"WindowStem takes (N, 1) features on a 2-D grid, got {x!r}")
-        stride = self.stride[0]
-        height, width = x.spatial_shape
-        if height % stride or width % stride:
-            return self.reference(x)
-        shift, mask = stride.bit_length() - 1, stride - 1
-        out_h, out_w = height // stride, width // stride
-        batch, rows, cols = x.coords.unbind(1)
-        keys = (batch * out_h + (rows >> shift)) * out_w + (cols >> shift)
-        taps = ((rows & mask) << shift) | (cols & mask)
-        unique_keys, inverse = torch.unique(keys, sorted=True, return_inverse=True)
-        values = self.weight[:, 0, :].index_select(0, taps) * x.feats
-        out = values.new_zeros(unique_keys.numel(), self.out_channels)
-        out = out.index_add(0, inverse, values)
-        if self.bias is not None:
-            out = out + self.bias
-        cells = torch.stack(
-            [unique_keys // (out_h * out_w), (unique_keys // out_w) % out_h, unique_keys % out_w], 1
-        )
-        return SparseTensor(cells, out, (out_h, out_w), x.batch_size)
-
-
-def binned_log_counts(x: SparseTensor, bins: int) -> Tensor:
-    """(B, 1, bins, bins) ``log1p`` of the summed features per bin of a one-channel map.
-
-    With one feature (1.0) per defective cell this is the binned image of
-    :meth:`WaferMap.binned` (counts) under ``log1p``, as the dense baseline's input, built from
-    the network's own input (so augmentations apply to it too). ``bins`` must divide the grid.
-    """
-    height, width = x.spatial_shape
-    cell_h, cell_w = height // bins, width // bins
-    batch, rows, cols = x.coords.unbind(1)
-    index = (batch * bins + rows // cell_h) * bins + cols // cell_w
-    counts = x.feats.new_zeros(x.batch_size * bins * bins)
-    counts = counts.index_add(0, index, x.feats[:, 0])
-    return torch.log1p(counts).view(x.batch_size, 1, bins, bins)
 
 
 class ShapeProfile(nn.Module):
@@ -271,47 +193,12 @@ class ShapeProfile(nn.Module):
         return torch.cat([radial, unevenness, torch.log(total + 1e-4)], 1).float()
 
 
-class CoarseView(nn.Module):
-    """The global shape of the map: a small dense CNN on its binned ``log1p`` counts.
-
-    ``bins`` x ``bins`` image (:func:`binned_log_counts`) -> per stage [3 x 3 conv + BN + ReLU]
-    x 2, a 2 x 2 max pool between stages -> [average, max] global pools (B, 2 widths[-1]).
-
-    Args:
-        bins: side of the binned image (must divide the input grid).
-        widths: channels of each stage.
-    """
-
-    def __init__(self, bins: int, widths: Sequence[int]) -> None:
-        super().__init__()
-        self.bins = bins
-        layers: list[nn.Module] = []
-        previous = 1
-        for index, width in enumerate(widths):
-            if index:
-                layers.append(nn.MaxPool2d(2))
-            for _ in range(2):
-                layers += [
-                    nn.Conv2d(previous, width, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True),
-                ]
-                previous = width
-        self.body = nn.Sequential(*layers)
-        self.out_features = 2 * previous
-
-    def forward(self, x: SparseTensor) -> Tensor:
-        """(N, 1) features on (B, G, G) -> (B, 2 widths[-1])."""
-        maps = self.body(binned_log_counts(x, self.bins))
-        return torch.cat([maps.mean((-2, -1)), maps.amax((-2, -1))], 1)
-
-
 _PRESETS: dict[str, WaferNetConfig] = {
     # Submanifold 3 x 3 at full resolution (the paper's point), then 4096 -> 512 -> 64 -> 16 -> 4.
     # Not for CPU streams: the full-resolution layer and the 8 x 8 strided ones cost most.
     "base": WaferNetConfig(),
     # The bundled weights and CPU streams: the first layer reads 16 x 16 windows of the
-    # full-resolution map (a WindowStem), then 256 -> 64 -> 16 -> 4 with 3 x 3 blocks on the last
+    # full-resolution map (a k = s layer), then 256 -> 64 -> 16 -> 4 with 3 x 3 blocks on the last
     # two grids. ~100 maps/s at 20k defects per map on one (shared) CPU core. The features pool
     # the 64, 16 and 4 grids: with the last grid alone a novel thin scratch looked like known
     # patterns to the mixture (AUROC 0.74 held out; 0.96 with three grids pooled).
@@ -378,9 +265,7 @@ class SparseWaferNet(Pretrained, nn.Module):
         for width, blocks, stride in zip(config.widths, config.blocks, config.strides, strict=True):
             if stride == 1:  # stage 0 at full resolution
                 entry = SubmanifoldConv2d(previous, width, 3, bias=False)
-            elif previous == 1:  # stage 0 reading windows of the full-resolution map
-                entry = WindowStem(width, stride)
-            else:
+            else:  # k = s (with one input channel: core-ops' fast window embedding bag)
                 entry = SparseConv2d(previous, width, stride, stride, bias=False)
             layers = [_unit(entry, width)]
             layers += [
@@ -394,11 +279,6 @@ class SparseWaferNet(Pretrained, nn.Module):
             pooled = 2 * sum(config.widths[-config.pooled_stages :])
         else:
             pooled = previous * config.final_grid**2
-        self.coarse = (
-            CoarseView(config.coarse_bins, config.coarse_widths) if config.coarse_bins else None
-        )
-        if self.coarse is not None:
-            pooled += self.coarse.out_features
         self.project = nn.Sequential(nn.Linear(pooled, config.feature_dim), nn.ReLU())
         self.profile = ShapeProfile() if config.shape_profile else None
         self.n_features = config.feature_dim + (self.profile.out_features if self.profile else 0)
@@ -432,14 +312,12 @@ class SparseWaferNet(Pretrained, nn.Module):
         return torch.cat(pools, 1)
 
     def features(self, x: SparseTensor) -> Tensor:
-        """Penultimate features (B, feature_dim): pooled (or flattened) stages and the coarse
-        view's pools (with ``coarse_bins``), Linear, ReLU."""
+        """Penultimate features (B, n_features): pooled (or flattened) stages, Linear, ReLU;
+        then, with ``shape_profile``, the map's radial/angular profile (:class:`ShapeProfile`)."""
         if self.config.head == "flatten":
             pooled = self.forward_features(x).to_dense().flatten(1)
         else:
             pooled = self.pooled_features(x)
-        if self.coarse is not None:
-            pooled = torch.cat([pooled, self.coarse(x)], 1)
         features = self.project(pooled)
         if self.profile is not None:
             features = torch.cat([features, self.profile(x)], 1)
@@ -458,6 +336,9 @@ class SparseWaferNet(Pretrained, nn.Module):
 # Input: wafer maps -> one SparseTensor per batch.
 
 _DIHEDRAL = 8
+_MAX_UPSAMPLING = 16
+"""Largest factor by which :func:`wafer_coords` enlarges a coarser map's cells (a 256 grid on the
+4096 one); a 50-die map on the 4096 grid would make each die ~6,700 sites."""
 
 
 def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
@@ -480,6 +361,9 @@ def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
 
     Returns:
         (N, 2) int64 (row, col), unique, sorted.
+
+    Raises:
+        InputError: the map's cells are more than 16 times coarser than the grid's.
     """
     coords = wafer.coords
     height, width = wafer.grid_shape
@@ -488,6 +372,12 @@ def wafer_coords(wafer: WaferMap, grid: int, transform: int = 0) -> np.ndarray:
         side = max(height, width)
         offset = np.array([(side - height) / 2.0, (side - width) / 2.0])
         if side < grid:  # coarser cells (dies): each covers every grid cell under it
+            if side * _MAX_UPSAMPLING < grid:
+                raise InputError(
+                    wafer.name or "wafer map",
+                    f"a {height} x {width} map (die-level?) is too coarse for a network on a "
+                    f"{grid} grid: use a monitor trained on such maps (train --preset die)",
+                )
             coords = _cover(coords + offset, grid / side, grid)
         else:
             scaled = np.floor((coords + offset + 0.5) * (grid / side)).astype(np.int64)
