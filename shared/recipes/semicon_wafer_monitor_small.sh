@@ -5,9 +5,11 @@
 #     bash shared/recipes/semicon_wafer_monitor_small.sh [WORK_DIR] [LIGHTNING OPTIONS...]
 # e.g. `... recipe-semicon --accelerator gpu --devices 1`; the card records the training command.
 # 900 simulated full-resolution maps (4096 grid, seed 7, all nine patterns balanced; 720 train /
-# 180 validation), `small` sparse network, 20 epochs; scored on 270 held-out maps (seed 2026).
-# Time and figures: packages/semicon/README.md.
+# 180 validation), `small` sparse network (with the shape profile), 20 epochs; scored on 270
+# held-out maps (seed 2026) and on 90 maps of novel patterns no class draws (spiral, reticle,
+# cluster-ring; seed 99). Time and figures: packages/semicon/README.md.
 set -euo pipefail
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 WORK=${1:-recipe-semicon}
 shift || true
 MONITOR=${MONITOR:-.venv/bin/wafer-monitor}
@@ -23,3 +25,5 @@ done
 
 "$MONITOR" simulate --n 270 --seed 2026 --out "$WORK/maps/test"
 "$MONITOR" evaluate "$WORK/maps/test" --model wafer_monitor_small --figures "$WORK/evaluation"
+"$MONITOR" simulate --novel --n 90 --seed 99 --out "$WORK/maps/novel"
+"$MONITOR" classify "$WORK/maps/novel" --model wafer_monitor_small --out "$WORK/novel.csv"

@@ -25,6 +25,7 @@ from convsuite.core_ops.cli import (
     Device,
     Devices,
     NumNodes,
+    Precision,
     Seed,
     Strategy,
     guard_outputs,
@@ -294,13 +295,17 @@ def train(
     console.print(f"wrote {out / name}.*: {monitor}")
 
 
-@app.command(epilog="Example: wafer-monitor classify maps/*.csv --model model/ --out results.csv")
+@app.command(
+    epilog="Example: wafer-monitor classify maps/*.csv --model model/ --out results.csv "
+    "--precision bf16"
+)
 def classify(
     maps: Annotated[list[Path], typer.Argument(help="Map files, or folders of them.")],
     model: Model = None,
     out: Annotated[Path, typer.Option(help="CSV with one row per map.")] = Path("results.csv"),
     batch_size: BatchSize = 32,
     device: Device = "cpu",
+    precision: Precision = "fp32",
 ) -> None:
     """Class, probability, novelty score and novelty flag per map, streamed in batches.
 
@@ -316,7 +321,7 @@ def classify(
     from convsuite.semicon.monitor import Classification, WaferMonitor
 
     keep_freed_memory()
-    monitor = WaferMonitor.from_pretrained(model, device)
+    monitor = WaferMonitor.from_pretrained(model, device, precision)
     columns = [field.name for field in dataclasses.fields(Classification)]
     count = novel = 0
     with atomic_write(out) as handle, _progress() as progress:
@@ -340,6 +345,7 @@ def evaluate(
     ] = Path("wafer-evaluation"),
     batch_size: BatchSize = 32,
     device: Device = "cpu",
+    precision: Precision = "fp32",
 ) -> None:
     """Accuracy, macro-F1, AUROC, OSCR (ours and max-softmax); confusion matrix and histogram."""
     files = _expand([maps])
@@ -354,7 +360,7 @@ def evaluate(
     from convsuite.semicon.monitor import WaferMonitor
 
     keep_freed_memory()
-    monitor = WaferMonitor.from_pretrained(model, device)
+    monitor = WaferMonitor.from_pretrained(model, device, precision)
     labelled = list(read_wafer_maps(files))
     grid = getattr(monitor.net.config, "grid", getattr(monitor.net.config, "bins", 0))
     scale = _scale_line(labelled, grid)

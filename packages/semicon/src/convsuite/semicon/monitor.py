@@ -38,6 +38,7 @@ from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import resolve_weights
 from convsuite.core_ops.io import ModelCard, read_card, save_checkpoint
 from convsuite.core_ops.layers import SparseTensor
+from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 from convsuite.semicon.data import WaferMap
 from convsuite.semicon.dense_baseline import DenseWaferNet, batch_binned
 from convsuite.semicon.metrics import open_set_report
@@ -93,12 +94,13 @@ def _device(net: WaferNet) -> torch.device:
 
 
 def predict_batches(
-    net: WaferNet, maps: Iterable[WaferMap], batch_size: int = 16
+    net: WaferNet, maps: Iterable[WaferMap], batch_size: int = 16, precision: str = "fp32"
 ) -> Iterator[tuple[list[WaferMap], np.ndarray, np.ndarray]]:
     """Stream ``(maps, features (B, D), logits (B, K))`` in batches, in eval mode, no gradients.
 
     ``maps`` may be any iterable (a generator reading files): only one batch is held at a time.
-    The network's train/eval mode is restored afterwards.
+    The network's train/eval mode is restored afterwards. ``precision``: the precision ``net``
+    was prepared for (:func:`convsuite.core_ops.precision.prepare_for_inference`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -108,7 +110,7 @@ def predict_batches(
     iterator = iter(maps)
     try:
         while batch := list(itertools.islice(iterator, batch_size)):
-            with torch.inference_mode():
+            with inference_mode(precision):
                 x = network_input(net, batch).to(device)
                 features = net.features(x)
                 logits = net.forward_head(features)
@@ -151,16 +153,30 @@ class WaferMonitor:
         detector: a fitted :class:`NoveltyDetector` with a threshold, on ``net``'s features.
         card: the network's model card (kept and written by :meth:`save`); default: the card
             ``net`` was loaded with, or a blank one.
+        precision: ``"fp32"`` or ``"bf16"`` (core-ops' precision API: the network's dense
+            convolutions and linear layers in bfloat16, the sparse layers in float32); a bf16
+            monitor is for inference only (:meth:`save` writes float32 weights of a fp32 one).
+
+    Raises:
+        InputError: unknown precision.
     """
 
     def __init__(
-        self, net: WaferNet, detector: NoveltyDetector, card: ModelCard | None = None
+        self,
+        net: WaferNet,
+        detector: NoveltyDetector,
+        card: ModelCard | None = None,
+        precision: str = "fp32",
     ) -> None:
         if not isinstance(net, (SparseWaferNet, DenseWaferNet)):
             raise ValueError(f"net must be a SparseWaferNet or DenseWaferNet, got {type(net)}")
         if detector.threshold is None:
             raise ValueError("the novelty detector has no threshold: fit or calibrate it first")
-        self.net = net.eval()
+        try:
+            self.precision = check_precision(precision)
+        except ValueError as error:
+            raise InputError("precision", str(error)) from None
+        self.net = prepare_for_inference(net, precision)
         self.detector = detector
         self.card = card or net.card or net.model_card(recipe="", training_data="", intended_use="")
 
@@ -184,7 +200,10 @@ class WaferMonitor:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike[str] | None = None, device: str = "cpu"
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
     ) -> WaferMonitor:
         """A saved monitor: the bundled one by name, a ``.safetensors`` file or a folder.
 
@@ -197,6 +216,7 @@ class WaferMonitor:
                 ``monitor.safetensors`` (what :func:`~convsuite.semicon.train.fit_monitor`
                 writes), or None for the bundled monitor.
             device: where to put the network (``"cpu"``, ``"cuda"``).
+            precision: ``"fp32"`` or ``"bf16"`` (see the class).
 
         Raises:
             InputError: files missing or malformed, a card for another network, a card naming no
@@ -219,7 +239,7 @@ class WaferMonitor:
                 f"detector is for {detector.n_features} features, the network gives "
                 f"{net.n_features}",
             )
-        return cls(net, detector, net.card)
+        return cls(net, detector, net.card, precision)
 
     def save(self, directory: str | os.PathLike[str], name: str = _DEFAULT_NAME) -> Path:
         """Write ``<name>.safetensors``, its card ``<name>.json`` and ``<name>.novelty.json``.
@@ -232,6 +252,8 @@ class WaferMonitor:
             The weights file (load it, or the folder when ``name`` is ``"monitor"``, with
             :meth:`from_pretrained`).
         """
+        if self.precision != "fp32":
+            raise ValueError("a bf16 monitor is for inference only: save the fp32 monitor")
         directory = Path(directory)
         weights = directory / f"{name}.safetensors"
         novelty = directory / f"{name}.novelty.json"
@@ -251,7 +273,7 @@ class WaferMonitor:
 
     def features(self, maps: Iterable[WaferMap], batch_size: int = 16) -> np.ndarray:
         """(N, n_features) penultimate features of the maps."""
-        parts = [f for _, f, _ in predict_batches(self.net, maps, batch_size)]
+        parts = [f for _, f, _ in predict_batches(self.net, maps, batch_size, self.precision)]
         if not parts:
             return np.zeros((0, self.net.n_features), dtype=np.float32)
         return np.concatenate(parts)
@@ -261,7 +283,7 @@ class WaferMonitor:
     ) -> Iterator[Classification]:
         """Classify a stream of maps lazily, ``batch_size`` at a time."""
         classes = self.classes
-        for batch, features, logits in predict_batches(self.net, maps, batch_size):
+        for batch, features, logits in predict_batches(self.net, maps, batch_size, self.precision):
             novelty = self.detector.score(features)
             probabilities = torch.softmax(torch.from_numpy(logits).double(), -1).numpy()
             best = probabilities.argmax(1)
