@@ -153,10 +153,9 @@ def test_train_takes_the_lightning_options_and_writes_a_card(
     net = SkyReconNet.from_pretrained(tmp_path / "skyrecon.safetensors")
     card = net.card
     assert card.inputs["nside"] == 8 and card.inputs["unit"] == "uK_CMB"
-    assert card.inputs["beam_fwhm_arcmin"] == pytest.approx(
-        2 * hp.nside2resol(8, arcmin=True), 1e-3
-    )
-    assert {"train_seconds", "val_loss", "val_mse_prefill"} <= set(card.metrics)
+    assert card.inputs["beam_fwhm_arcmin"] == [5.0, 60.0]  # the prior family (default: wide)
+    assert card.inputs["noise_uk_arcmin"] == [0.0, 30.0]
+    assert {"train_seconds", "val_loss", "val_mse", "val_mse_prefill"} <= set(card.metrics)
     assert "nside" not in card.metrics and card.recipe.startswith("cosmo-train --nside 8")
     assert net.config == create_model("skyrecon", preset="tiny").config
     status, _, err = invoke(train_app, *args[:-8], "--devices", "0,x")

@@ -134,7 +134,8 @@ def test_registry_builds_the_presets_and_refuses_unknown_ones() -> None:
     assert len(tiny.entry) == 3 and tiny.card is None
     wider = create_model("skyrecon", preset="tiny", widths=(20, 12, 8))
     assert wider.entry[0].out_channels == 20
-    assert create_model("skyrecon").config == SkyReconConfig()  # the default preset: small
+    small = SkyReconConfig(adaptive_scale=True)
+    assert create_model("skyrecon").config == small  # the default preset
     with pytest.raises(InputError, match="presets: small, tiny"):
         create_model("skyrecon", preset="paper")
     with pytest.raises(InputError, match="bottom_nside must be a power of two"):

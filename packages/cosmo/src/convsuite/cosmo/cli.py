@@ -162,6 +162,9 @@ def inpaint(
         raise InputError("--mode", f"must be mean or realization, got {mode!r}")
     if prior not in ("auto", "lcdm"):
         raise InputError("--prior", f"must be auto or lcdm, got {prior!r}")
+    for option, value in (("--field", field), ("--mask-field", mask_field)):
+        if value is not None and value.strip().startswith("-"):
+            raise InputError(option, f"must be a column index >= 0 or a name, got {value!r}")
     targets, stems = _map_outputs(maps, out)
     if plots is not None and plots.exists() and not plots.is_dir():
         raise InputError(plots, "is a file, but --plots needs a folder")
@@ -428,21 +431,36 @@ _EVALUATION_KEYS = (
     "mse_over_wiener",
     "ssim",
     "correlation",
+    "power_ratio",
     "cv_fraction",
     "cv_fraction_per_bin",
     "seconds",
 )
 
 
-@evaluate_app.command(epilog="Example: cosmo-evaluate --nside 128 --n 3 --out eval128.json")
+@evaluate_app.command(
+    epilog="Example: cosmo-evaluate --nside 128 --n 3 --out eval128.json  |  off the training "
+    "prior (issue 13's targets: beams 30' and 60', n_s 0.94, +15%, 5 muK'): cosmo-evaluate "
+    "--nside 256 --prior-family target --methods skyrecon,skyrecon-cr,prefill,wiener,constrained"
+)
 def evaluate(
     nside: Annotated[int, typer.Option(help="Nside of the held-out skies.")] = 128,
     n: Annotated[int, typer.Option(min=1, help="Number of held-out skies (seeds 0..n-1).")] = 3,
     methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = (
-        "skyrecon,skyrecon-cr,diffusive,wiener,constrained"
+        "skyrecon,skyrecon-cr,prefill,prefill-cr,diffusive,wiener,constrained"
     ),
     weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
     f_sky: Annotated[float, typer.Option(help="Galactic cut's observed fraction.")] = 0.75,
+    prior_family: Annotated[
+        str,
+        typer.Option(
+            help="default: LCDM, 2-pixel beam, 1 muK'; target: the held-out priors (beams 30' "
+            "and 60', n_s 0.94, amplitude +15%, 5 muK'), each with every seed."
+        ),
+    ] = "default",
+    prior: Annotated[
+        str, typer.Option(help="The pipeline's prior: auto (measured from each map) or lcdm.")
+    ] = "auto",
     wiener_iterations: Annotated[
         int | None,
         typer.Option(
@@ -452,10 +470,15 @@ def evaluate(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write every row as JSON here.")] = None,
 ) -> None:
-    """SkyReconNet vs diffusive inpainting, Wiener filter and constrained realization."""
+    """SkyReconNet vs its pre-fill, diffusive inpainting, Wiener filter and constrained
+    realization (the last two given the skies' true prior)."""
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
     if out is not None and out.is_dir():
         raise InputError(out, "is a folder, but --out needs a file name")
+    if prior_family not in ("default", "target"):
+        raise InputError("--prior-family", f"must be default or target, got {prior_family!r}")
+    if prior not in ("auto", "lcdm"):
+        raise InputError("--prior", f"must be auto or lcdm, got {prior!r}")
 
     import json
 
@@ -463,19 +486,34 @@ def evaluate(
     from rich.table import Table
 
     from convsuite.core_ops.io import atomic_write
+    from convsuite.cosmo.data import TARGET_PRIORS
     from convsuite.cosmo.evaluation import METHODS, evaluate_methods, summarize
 
     unknown = sorted(set(chosen) - set(METHODS))
     if unknown or not chosen:
         raise InputError("--methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
     console = Console(stderr=True, soft_wrap=True)
-    rows = evaluate_methods(nside, range(n), chosen, weights, f_sky, console.log, wiener_iterations)
-    table = Table(title=f"held-out skies: Nside {nside}, f_sky {f_sky} + point sources, n = {n}")
-    for column in ("method", *_EVALUATION_KEYS):
-        table.add_column(column, justify="left" if column == "method" else "right")
-    for method, means in summarize(rows).items():
-        table.add_row(method, *(f"{means[k]:.3f}" if k in means else "-" for k in _EVALUATION_KEYS))
-    Console(width=max(Console().width, 130)).print(table)
+    rows = evaluate_methods(
+        nside,
+        range(n),
+        chosen,
+        weights,
+        f_sky,
+        console.log,
+        wiener_iterations,
+        TARGET_PRIORS if prior_family == "target" else None,
+        prior,
+    )
+    table = Table(
+        title=f"held-out skies: Nside {nside}, f_sky {f_sky} + point sources, n = {n}, "
+        f"pipeline prior {prior}"
+    )
+    for column in ("prior", "method", *_EVALUATION_KEYS):
+        table.add_column(column, justify="left" if column in ("prior", "method") else "right")
+    for (sky_prior, method), means in summarize(rows).items():
+        cells = (f"{means[k]:.4g}" if k in means else "-" for k in _EVALUATION_KEYS)
+        table.add_row(sky_prior, method, *cells)
+    Console(width=max(Console().width, 160)).print(table)
     if out is not None:
         with atomic_write(out) as handle:
             json.dump(rows, handle, indent=2)

@@ -1,12 +1,20 @@
 """SkyReconNet against the baselines on held-out simulations, with the same metrics for all.
 
 Methods: ``skyrecon`` (the network's fill, ``mode="mean"``), ``skyrecon-cr`` (the network inside
-a Hoffman-Ribak constrained realization, ``mode="realization"``), ``diffusive``, ``wiener`` and
-``constrained`` (the CG Wiener filter and constrained realization given the true spectrum, beam
-and noise). Per map: masked-pixel MSE, SSIM in the holes, correlation in the holes, the fraction
-of ell bins (2 <= ell < 3 nside, by 10) of the full-sky spectrum inside the cosmic-variance band
-of the true map's (``cv_fraction``; ``cv_fraction_per_bin`` with the narrower band of the bin
-average, see :mod:`convsuite.cosmo.metrics`), and the seconds each method took.
+a Hoffman-Ribak constrained realization, ``mode="realization"``), ``prefill`` and ``prefill-cr``
+(the same pipeline, same rim and prior, with the network's diffusive pre-fill in its place: what
+the network adds is the difference), ``diffusive``, ``wiener`` and ``constrained`` (the CG Wiener
+filter and constrained realization given the TRUE spectrum, beam and noise). The pipeline's prior
+is measured from each map (``prior="auto"``) or the old fixed one (``"lcdm"``). Per map:
+masked-pixel MSE, SSIM in the holes, correlation in the holes, the fill's power in the holes over
+the truth's, the fraction of ell bins (2 <= ell < 3 nside, by 10) of the full-sky spectrum inside
+the cosmic-variance band of the true map's (``cv_fraction``; ``cv_fraction_per_bin`` with the
+narrower band of the bin average, see :mod:`convsuite.cosmo.metrics`), and the seconds each
+method took.
+
+Skies: the default prior (LCDM, 2-pixel beam, 1 muK arcmin) or given priors (issue 13's held-out
+targets, :data:`~convsuite.cosmo.data.TARGET_PRIORS`: beams 30' and 60', n_s 0.94, amplitude
++15%, 5 muK arcmin), each with seeds from 0 (training used others).
 """
 
 from __future__ import annotations
@@ -20,15 +28,17 @@ import numpy as np
 import torch
 
 from convsuite.cosmo.baselines import WienerFilter, diffusive_inpaint
-from convsuite.cosmo.data import SkySimulation, beamed_lcdm_cl, pixel_noise_sigma, simulate_sky
-from convsuite.cosmo.infer import inpaint_nest, pretrained_network
+from convsuite.cosmo.data import SkyPrior, SkySimulation, pixel_noise_sigma, simulate_sky
+from convsuite.cosmo.infer import inpaint_nest, network_nside, pretrained_network
 from convsuite.cosmo.metrics import (
     cosmic_variance_fraction,
     hole_correlation,
     hole_mse,
+    hole_power_ratio,
     hole_ssim,
     power_spectrum,
 )
+from convsuite.cosmo.spectrum import given_prior, measured_prior
 
 __all__ = [
     "METHODS",
@@ -39,7 +49,21 @@ __all__ = [
     "wiener_budget",
 ]
 
-METHODS = ("skyrecon", "skyrecon-cr", "diffusive", "wiener", "constrained")
+METHODS = (
+    "skyrecon",
+    "skyrecon-cr",
+    "prefill",
+    "prefill-cr",
+    "diffusive",
+    "wiener",
+    "constrained",
+)
+_PIPELINE = {  # method -> (network?, mode)
+    "skyrecon": (True, "mean"),
+    "skyrecon-cr": (True, "realization"),
+    "prefill": (False, "mean"),
+    "prefill-cr": (False, "realization"),
+}
 
 
 def score(filled: np.ndarray, sky: SkySimulation) -> dict[str, float]:
@@ -54,6 +78,7 @@ def score(filled: np.ndarray, sky: SkySimulation) -> dict[str, float]:
         "mse": hole_mse(filled, sky.truth, sky.observed),
         "ssim": float(ssim[0]),
         "correlation": hole_correlation(filled, sky.truth, sky.observed),
+        "power_ratio": hole_power_ratio(filled, sky.truth, sky.observed),
         "cv_fraction": cosmic_variance_fraction(cl, cl_truth),
         "cv_fraction_per_bin": cosmic_variance_fraction(cl, cl_truth, per_bin=True),
     }
@@ -66,16 +91,19 @@ def wiener_budget(nside: int) -> int:
     return 300 if nside <= 64 else 1000
 
 
-def simulation_wiener_filter(sky: SkySimulation, max_iterations: int | None = None) -> WienerFilter:
-    """The Wiener filter of a simulated sky: true LCDM spectrum, beam and noise level.
+def simulation_wiener_filter(
+    sky: SkySimulation, max_iterations: int | None = None, prior: SkyPrior | None = None
+) -> WienerFilter:
+    """The Wiener filter of a simulated sky given its TRUE prior (spectrum, beam, noise level).
 
-    ``max_iterations``: the CG budget; None: :func:`wiener_budget`.
+    ``max_iterations``: the CG budget; None: :func:`wiener_budget`. ``prior``: the one the sky
+    was drawn from; None: the default (LCDM, 2-pixel beam, 1 muK arcmin).
     """
     nside = hp.npix2nside(sky.truth.size)
     budget = max_iterations or wiener_budget(nside)
-    return WienerFilter(
-        sky.observed, beamed_lcdm_cl(nside), pixel_noise_sigma(nside), max_iterations=budget
-    )
+    prior = prior or SkyPrior()
+    noise = pixel_noise_sigma(nside, prior.noise_uk_arcmin)
+    return WienerFilter(sky.observed, prior.signal_cl(nside), noise, max_iterations=budget)
 
 
 def evaluate_methods(
@@ -86,58 +114,102 @@ def evaluate_methods(
     f_sky: float = 0.75,
     progress: Callable[[str], None] | None = None,
     wiener_iterations: int | None = None,
+    priors: Sequence[SkyPrior] | None = None,
+    prior_mode: str = "auto",
 ) -> list[dict[str, float | str]]:
-    """One row per (seed, method): the :func:`score` metrics plus ``seconds``.
+    """One row per (prior, seed, method): the :func:`score` metrics plus ``seconds``.
 
     Args:
         nside: resolution of the held-out skies (seeds from 0; training used others).
         seeds: simulation seeds.
         methods: among :data:`METHODS`.
-        weights: a bundled name or checkpoint; None: the bundled one trained at ``nside``.
+        weights: a bundled name or checkpoint; None: the bundled one for ``nside`` (the nearest
+            bundled Nside when none is).
         f_sky: the galactic cut's observed fraction (point sources come on top).
         progress: called with a short label before each method runs.
         wiener_iterations: CG budget of the Wiener filter and constrained realization; None:
             :func:`wiener_budget`.
+        priors: the skies' priors (each with every seed); None: the default one.
+        prior_mode: the pipeline's prior: "auto" measured from each map (timed with it), "lcdm"
+            the fixed default prior.
     """
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
-    net = pretrained_network(nside, weights) if {"skyrecon", "skyrecon-cr"} & set(methods) else None
+    if prior_mode not in ("auto", "lcdm"):
+        raise ValueError(f"prior_mode must be auto or lcdm, got {prior_mode!r}")
+    run_nside = nside if weights is not None else network_nside(nside)
+    net = (
+        pretrained_network(run_nside, weights)
+        if {"skyrecon", "skyrecon-cr"} & set(methods)
+        else None
+    )
     rows: list[dict[str, float | str]] = []
-    for seed in seeds:
-        sky = simulate_sky(nside, seed, f_sky=f_sky)
-        for method in methods:
-            if progress:
-                progress(f"seed {seed}: {method}")
-            started = time.perf_counter()
-            if method == "skyrecon":
-                filled = inpaint_nest(net, sky.masked, sky.observed, "mean")
-            elif method == "skyrecon-cr":
-                filled = inpaint_nest(net, sky.masked, sky.observed, "realization", seed + 10**6)
-            elif method == "diffusive":
-                filled = diffusive_inpaint(sky.masked, sky.observed)
-            elif method == "wiener":
-                filled = simulation_wiener_filter(sky, wiener_iterations).inpaint(sky.masked)
-            else:
-                signal = (
-                    simulation_wiener_filter(sky, wiener_iterations)
-                    .constrained_realization(sky.masked, seed + 10**6)
-                    .signal
+    for prior in priors or [SkyPrior()]:
+        for seed in seeds:
+            sky = simulate_sky(nside, seed, f_sky=f_sky, prior=prior)
+            for method in methods:
+                if progress:
+                    progress(f"{prior.describe()}, seed {seed}: {method}")
+                started = time.perf_counter()
+                filled = _run(method, sky, prior, net, run_nside, wiener_iterations, prior_mode)
+                seconds = time.perf_counter() - started
+                rows.append(
+                    {
+                        "prior": prior.describe(),
+                        "method": method,
+                        "seed": seed,
+                        **score(filled, sky),
+                        "seconds": seconds,
+                    }
                 )
-                filled = np.where(sky.observed, sky.masked, signal)
-            seconds = time.perf_counter() - started
-            rows.append({"method": method, "seed": seed, **score(filled, sky), "seconds": seconds})
     return rows
 
 
-def summarize(rows: Sequence[dict[str, float | str]]) -> dict[str, dict[str, float]]:
-    """Per method, the mean of each metric, plus ``mse_over_wiener`` when the Wiener filter ran."""
-    summary: dict[str, dict[str, float]] = {}
-    for method in dict.fromkeys(str(r["method"]) for r in rows):
-        mine = [r for r in rows if r["method"] == method]
-        keys = [k for k in mine[0] if k not in ("method", "seed")]
-        summary[method] = {k: float(np.mean([float(r[k]) for r in mine])) for k in keys}
-    if "wiener" in summary:
-        for values in summary.values():
-            values["mse_over_wiener"] = values["mse"] / summary["wiener"]["mse"]
+def _run(
+    method: str,
+    sky: SkySimulation,
+    prior: SkyPrior,
+    net: torch.nn.Module | None,
+    run_nside: int,
+    wiener_iterations: int | None,
+    prior_mode: str,
+) -> np.ndarray:
+    """One method's fill of one simulated sky."""
+    seed = sky.seed + 10**6  # the realizations' draws
+    if method in _PIPELINE:
+        use_net, mode = _PIPELINE[method]
+        nside = hp.npix2nside(sky.truth.size)
+        pipeline_prior = (
+            measured_prior(sky.masked, sky.observed) if prior_mode == "auto" else given_prior(nside)
+        )
+        return inpaint_nest(
+            net if use_net else None,
+            sky.masked,
+            sky.observed,
+            mode,
+            seed,
+            pipeline_prior,
+            nside=run_nside if use_net else None,
+        )
+    if method == "diffusive":
+        return diffusive_inpaint(sky.masked, sky.observed)
+    wiener = simulation_wiener_filter(sky, wiener_iterations, prior)
+    if method == "wiener":
+        return wiener.inpaint(sky.masked)
+    signal = wiener.constrained_realization(sky.masked, seed).signal
+    return np.where(sky.observed, sky.masked, signal)
+
+
+def summarize(rows: Sequence[dict[str, float | str]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (prior, method), the mean of each metric, plus ``mse_over_wiener`` when the Wiener
+    filter ran on that prior's skies (same skies)."""
+    summary: dict[tuple[str, str], dict[str, float]] = {}
+    for key in dict.fromkeys((str(r.get("prior", "")), str(r["method"])) for r in rows):
+        mine = [r for r in rows if (str(r.get("prior", "")), str(r["method"])) == key]
+        keys = [k for k in mine[0] if k not in ("prior", "method", "seed")]
+        summary[key] = {k: float(np.mean([float(r[k]) for r in mine])) for k in keys}
+    for (prior, _), values in summary.items():
+        if (prior, "wiener") in summary:
+            values["mse_over_wiener"] = values["mse"] / summary[(prior, "wiener")]["mse"]
     return summary

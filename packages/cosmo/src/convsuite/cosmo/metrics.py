@@ -33,6 +33,7 @@ __all__ = [
     "cosmic_variance_fraction",
     "hole_correlation",
     "hole_mse",
+    "hole_power_ratio",
     "hole_ssim",
     "power_spectrum",
     "ssim_map",
@@ -106,6 +107,13 @@ def hole_mse(prediction: np.ndarray, truth: np.ndarray, observed: np.ndarray) ->
     """Mean squared error over the holes, muK^2."""
     holes = ~np.asarray(observed, dtype=bool)
     return float(np.mean((np.asarray(prediction) - np.asarray(truth))[holes] ** 2))
+
+
+def hole_power_ratio(prediction: np.ndarray, truth: np.ndarray, observed: np.ndarray) -> float:
+    """The fill's power in the holes over the truth's: mean square over the hole pixels, each
+    less its mean there (1: the right power; a mean fill has less)."""
+    holes = ~np.asarray(observed, dtype=bool)
+    return float(np.var(np.asarray(prediction)[holes]) / np.var(np.asarray(truth)[holes]))
 
 
 def hole_correlation(prediction: np.ndarray, truth: np.ndarray, observed: np.ndarray) -> float:
