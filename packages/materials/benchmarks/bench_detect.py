@@ -73,7 +73,7 @@ def main() -> None:
     from convsuite.materials.data import energy_axis
     from convsuite.materials.data.preprocess import prepare
     from convsuite.materials.infer import detect, grid_of, load_network
-    from convsuite.materials.scoring import otsu_threshold, pearson_distance, window_channels
+    from convsuite.materials.scoring import pearson_distance, threshold, window_channels
 
     try:
         from convsuite_dev.bench import Comparison, median_seconds, print_table
@@ -93,7 +93,7 @@ def main() -> None:
         scores = pearson_distance(
             own, pca_reconstruction(own, 3), window_channels(grid.values, (690, 730))
         )
-        otsu_threshold(scores)
+        threshold(scores)
 
     vae_s = median_seconds(ours, repeats=3, warmup=0)
     pca_s = median_seconds(pca3, repeats=3, warmup=0)

@@ -42,6 +42,8 @@ def test_detect_writes_every_output(
     ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_pixels"] == 24 * 24 and summary["window_ev"] == [690.0, 730.0]
+    assert (summary["threshold_method"], summary["reference"]) == ("null", "local")
+    assert summary["false_alarm"] == 5e-4
     scores = hs.load(out / "scores.hspy")
     mask = hs.load(out / "mask.hspy")
     assert scores.data.shape == (24, 24) and mask.data.dtype == bool
@@ -85,6 +87,10 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
     )
     assert "checkpoint" in _refused(
         invoke, "detect", small_cube_file, "--out", out, "--weights", tmp_path / "no.safetensors"
+    )
+    assert "null, otsu" in _refused(invoke, "detect", small_cube_file, *common, "--threshold", "x")
+    assert "local, network" in _refused(
+        invoke, "detect", small_cube_file, *common, "--reference", "ring"
     )
     assert not out.exists()
 

@@ -17,7 +17,8 @@ import logging
 import warnings
 
 import numpy as np
-from scipy.ndimage import median_filter
+
+from convsuite.materials.scoring import neighbour_median
 
 __all__ = [
     "decomposition_reconstruction",
@@ -61,6 +62,4 @@ def ring_median(cube: np.ndarray) -> np.ndarray:
 
     Edges are reflected.
     """
-    footprint = np.ones((3, 3, 1), bool)
-    footprint[1, 1, 0] = False
-    return median_filter(cube, footprint=footprint, mode="reflect")
+    return neighbour_median(cube)

@@ -51,6 +51,18 @@ Weights = Annotated[
     str | None,
     typer.Option(help="Bundled checkpoint name or a .safetensors file (default: bundled)."),
 ]
+Threshold = Annotated[
+    str,
+    typer.Option(
+        "--threshold",
+        help="null: robust null model of the cube's scores (knows when there is no anomaly); "
+        "otsu: the reference's (assumes two classes).",
+    ),
+]
+FalseAlarm = Annotated[
+    float,
+    typer.Option(help="The null model's false-alarm rate per normal pixel.", min=0, max=1),
+]
 
 
 def _quiet() -> None:
@@ -67,7 +79,10 @@ def _bar():
     return Progress(disable=not sys.stderr.isatty(), transient=True)
 
 
-@app.command(epilog="Example: eels-anomaly detect cube.hspy --window 690 730 --out results/")
+@app.command(
+    epilog="Example: eels-anomaly detect cube.hspy --window 690 730 --out results/ "
+    "--threshold null --false-alarm 5e-4"
+)
 def detect(
     cube: Annotated[Path, typer.Argument(help="Spectrum image (.hspy, .zspy, .emd, .dm3/.dm4).")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
@@ -77,11 +92,24 @@ def detect(
     ] = True,
     fit_seconds: Annotated[float, typer.Option(min=0, help="Fine-tuning budget, s.")] = 45.0,
     weights: Weights = None,
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="local: the reconstruction corrected by the neighbours' median residual; "
+            "network: the reconstruction (the reference's; for large clusters)."
+        ),
+    ] = "local",
+    threshold_method: Threshold = "null",
+    false_alarm: FalseAlarm = 5e-4,
     seed: Seed = 0,
     device: Device = "cpu",
 ) -> None:
     """Score every pixel; write scores.hspy, mask.hspy, anomalies.png, spectra.png, summary.json."""
     _quiet()
+    from convsuite.materials.scoring import check_reference, check_threshold
+
+    check_threshold(threshold_method, false_alarm)
+    check_reference(reference)
     outputs = [out / n for n in ("scores.hspy", "mask.hspy", "anomalies.png", "spectra.png")]
     guard_outputs([*outputs, out / "summary.json", out], [cube])
     if out.exists() and not out.is_dir():
@@ -110,6 +138,9 @@ def detect(
             device=device,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             source=str(cube),
+            threshold_method=threshold_method,
+            false_alarm=false_alarm,
+            reference=reference,
         )
     truth = signal.metadata.get_item("Anomalies.mask", None)
     figures = [plot_anomalies(found, truth, cube.name), plot_spectra(found)]
@@ -123,7 +154,7 @@ def detect(
             target.offset, target.scale = origin.offset, origin.scale
     scores.metadata.General.title = "anomaly score (1 - Pearson r)"
     scores.metadata.set_item("Anomalies.nll", found.nll)
-    mask.metadata.General.title = "anomalous pixels (Otsu)"
+    mask.metadata.General.title = f"anomalous pixels ({threshold_method} threshold)"
     out.mkdir(parents=True, exist_ok=True)
     write_signal(scores, outputs[0])
     write_signal(mask, outputs[1])
@@ -133,6 +164,9 @@ def detect(
         "n_pixels": int(found.scores.size),
         "n_flagged": int(found.mask.sum()),
         "threshold": found.threshold,
+        "threshold_method": threshold_method,
+        "false_alarm": false_alarm if threshold_method == "null" else None,
+        "reference": reference,
         "window_ev": list(found.window_ev),
         "fit_seconds": round(found.fit_seconds, 1),
     }
@@ -297,10 +331,15 @@ def evaluate(
     fit_seconds: Annotated[float, typer.Option(min=0, help="Fine-tuning budget, s.")] = 45.0,
     nmf: Annotated[bool, typer.Option(help="Include NMF-3/4/5 (slower).")] = True,
     weights: Weights = None,
+    threshold_method: Threshold = "null",
+    false_alarm: FalseAlarm = 5e-4,
     seed: Seed = 0,
 ) -> None:
     """F1, precision, recall, AUROC of the VAE, PCA-3/4/5, NMF-3/4/5 and the ring median."""
     _quiet()
+    from convsuite.materials.scoring import check_threshold
+
+    check_threshold(threshold_method, false_alarm)
     try:
         values = [float(v) for v in shifts.replace(",", " ").split()]
     except ValueError:
@@ -328,15 +367,20 @@ def evaluate(
             fit_seconds,
             methods,
             progress=lambda _: bar.advance(task),
+            threshold_method=threshold_method,
+            false_alarm=false_alarm,
         )
-    figure = plot_evaluation(results)
+    figure = plot_evaluation(results, threshold_method)
     out.mkdir(parents=True, exist_ok=True)
     pearson = {
         name: {"normal_mean": float(normal.mean()), "anomalous_mean": float(anomalous.mean())}
         for name, (normal, anomalous) in results["histograms"].items()
     }
     report = {
+        "threshold": {"method": threshold_method, "false_alarm": false_alarm},
+        "fit_seconds": fit_seconds if fit else 0.0,
         "shifts": results["shifts"],
+        "clusters_2ev": results["clusters"],
         "normal_only_flagged": results["normal_only"],
         "pearson_at_2ev": pearson,
     }
@@ -346,6 +390,10 @@ def evaluate(
     for shift, rows in results["shifts"].items():
         line = "  ".join(f"{name} {m['f1']:.3f}" for name, m in rows.items())
         typer.echo(f"shift {shift:g} eV F1: {line}")
+    line = "  ".join(f"{name} {m['f1']:.3f}" for name, m in results["clusters"].items())
+    typer.echo(f"2 eV clusters F1: {line}")
+    line = "  ".join(f"{name} {v:.4f}" for name, v in results["normal_only"].items())
+    typer.echo(f"anomaly-free cube, flagged fraction: {line}")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ __all__ = ["plot_anomalies", "plot_evaluation", "plot_spectra"]
 
 
 def plot_anomalies(found: Detection, truth: np.ndarray | None = None, title: str = "") -> Figure:
-    """Score map, Otsu mask (and the ground truth when given), side by side."""
+    """Score map, thresholded mask (and the ground truth when given), side by side."""
     panels = 3 if truth is not None else 2
     figure = new_figure(figsize=(4.2 * panels, 3.8))
     axes = figure.subplots(1, panels)
@@ -22,7 +22,9 @@ def plot_anomalies(found: Detection, truth: np.ndarray | None = None, title: str
     figure.colorbar(image, ax=axes[0], shrink=0.8, label="1 - Pearson r")
     axes[0].set_title(f"score, {found.window_ev[0]:g}-{found.window_ev[1]:g} eV")
     axes[1].imshow(found.mask, cmap="gray")
-    axes[1].set_title(f"flagged: {int(found.mask.sum())} (Otsu {found.threshold:.3f})")
+    axes[1].set_title(
+        f"flagged: {int(found.mask.sum())} ({found.threshold_method} {found.threshold:.3g})"
+    )
     if truth is not None:
         axes[2].imshow(truth, cmap="gray")
         axes[2].set_title(f"ground truth: {int(truth.sum())}")
@@ -48,25 +50,47 @@ def plot_spectra(found: Detection) -> Figure:
     return figure
 
 
-def plot_evaluation(results: dict[str, Any]) -> Figure:
-    """F1 per shift magnitude for every method (as the reference's figure) and the PCC
-    histograms of normal and anomalous pixels (VAE and PCA-3) at one shift."""
+def _curves(results: dict[str, Any], shifts: list[float]) -> dict[str, list[float]]:
+    """F1 per shift of the VAE (both references), the best of PCA-3/4/5 and of NMF-3/4/5 at each
+    shift (per reference) and the ring median."""
+    rows = [results["shifts"][s] for s in shifts]
+    curves = {}
+    for name in ("VAE local", "VAE plain", "ring median"):
+        if name in rows[0]:
+            curves[name] = [row[name]["f1"] for row in rows]
+    for family in ("PCA", "NMF"):
+        for reference in ("local", "plain"):
+            names = [
+                f"{family}-{k} {reference}"
+                for k in (3, 4, 5)
+                if f"{family}-{k} {reference}" in rows[0]
+            ]
+            if names:
+                curves[f"best {family} {reference}"] = [
+                    max(row[n]["f1"] for n in names) for row in rows
+                ]
+    return curves
+
+
+def plot_evaluation(results: dict[str, Any], threshold_name: str = "null") -> Figure:
+    """F1 per shift magnitude (as the reference's figure: the VAE, the best of PCA-3/4/5 and of
+    NMF-3/4/5, the ring median; solid: local reference, dashed: plain) and the PCC histograms of
+    normal and anomalous pixels (VAE with both references, PCA-3 plain) at one shift."""
     figure = new_figure(figsize=(12, 4.2))
     left, right = figure.subplots(1, 2)
     shifts = sorted(results["shifts"])
-    methods = list(results["shifts"][shifts[0]])
-    for name in methods:
-        f1 = [results["shifts"][s][name]["f1"] for s in shifts]
-        style = {"linewidth": 2.5, "color": "k"} if name == "VAE" else {"linewidth": 1}
+    for name, f1 in _curves(results, shifts).items():
+        style = {"linewidth": 2.5, "color": "k"} if name.startswith("VAE") else {"linewidth": 1}
+        style["linestyle"] = "--" if name.endswith("plain") else "-"
         left.plot(shifts, f1, marker="o", label=name, **style)
     left.axhline(0.9, color="0.6", linestyle=":")
     left.set_xscale("log")
     left.set_xlabel("Fe L edge shift (eV)")
-    left.set_ylabel("F1 (Otsu threshold)")
+    left.set_ylabel(f"F1 ({threshold_name} threshold)")
     left.set_ylim(0, 1.02)
     left.legend(fontsize=7, ncol=2)
     bins = np.linspace(-0.2, 1.0, 61)
-    for name, color in (("VAE", "C0"), ("PCA-3", "C3")):
+    for name, color in (("VAE local", "C0"), ("VAE plain", "C2"), ("PCA-3 plain", "C3")):
         if name in results["histograms"]:
             normal, anomalous = results["histograms"][name]
             right.hist(normal, bins, color=color, alpha=0.5, density=True, label=f"{name} normal")

@@ -1,11 +1,12 @@
-"""The detection pipeline: preprocess -> (fine-tune) -> reconstruct -> score -> Otsu threshold.
+"""The detection pipeline: preprocess -> (fine-tune) -> reconstruct -> score -> threshold.
 
 ``detect(signal)`` works on any hyperspy spectrum image whose calibrated energy axis covers the
 network's range, in memory or lazy (dask): the cube is read, preprocessed and reconstructed in bands
 of rows (with context rows above and below, so the bands join seamlessly), so a cube larger than
 memory is processed chunk by chunk. By default the bundled network is first fine-tuned on the
 cube's own pixels for a time budget with the trimmed loss (a new material is the normal case);
-``fit=False`` uses the weights as they are.
+``fit=False`` uses the weights as they are. The mask is the score map above a robust null model of
+its normal pixels (:func:`~convsuite.materials.scoring.null_threshold`; Otsu as an option).
 """
 
 from __future__ import annotations
@@ -24,14 +25,25 @@ from convsuite.materials.data.io import as_spectrum_image, check_window, energy_
 from convsuite.materials.data.preprocess import EnergyGrid, Resampler, prepare_band, scaling
 from convsuite.materials.model import EELSVAE
 from convsuite.materials.scoring import (
+    DEFAULT_FALSE_ALARM,
     DEFAULT_WINDOW_EV,
-    otsu_threshold,
-    pearson_distance,
+    check_reference,
+    check_threshold,
+    score_pixels,
+    threshold,
     window_channels,
 )
 from convsuite.materials.train import SHARD, fit_vae
 
-__all__ = ["Detection", "detect", "detect_anomalies", "grid_of", "load_network", "reconstruct"]
+__all__ = [
+    "Detection",
+    "adapt",
+    "detect",
+    "detect_anomalies",
+    "grid_of",
+    "load_network",
+    "reconstruct",
+]
 
 BAND_ROWS = 64  # rows reconstructed at a time (in memory)
 LAZY_BAND_ROWS = 16  # ... for a lazy cube: its memory stays a small fraction of the cube's
@@ -56,10 +68,13 @@ class Detection:
     """What :func:`detect` found.
 
     Attributes:
-        scores: (y, x) float32, 1 - Pearson r in the window (0 = perfect reconstruction).
+        scores: (y, x) float32, 1 - Pearson r in the window between each pixel's own spectrum and
+            its reference (0 = a perfect match).
         nll: (y, x) float32 reconstruction negative log-likelihood (nats, summed over the grid).
         mask: (y, x) bool, scores above ``threshold``.
-        threshold: Otsu's threshold of ``scores``.
+        threshold: the threshold of ``scores`` (``threshold_method``'s).
+        threshold_method: ``null`` (robust null model) or ``otsu``.
+        reference: ``local`` or ``network`` (what each pixel was compared with).
         window_ev: the scoring window, eV.
         energies: (E,) the network's grid, eV.
         mean_normal / mean_flagged: (E,) mean scaled spectra of normal and flagged pixels
@@ -71,6 +86,8 @@ class Detection:
     nll: np.ndarray
     mask: np.ndarray
     threshold: float
+    threshold_method: str
+    reference: str
     window_ev: tuple[float, float]
     energies: np.ndarray
     mean_normal: np.ndarray
@@ -154,6 +171,28 @@ def _fine_tune(
     return module.net.eval(), float(metrics["seconds"])
 
 
+def adapt(
+    signal: Any,
+    net: EELSVAE,
+    seconds: float = 45.0,
+    seed: int = 0,
+    progress: bool = False,
+    source: str = "signal",
+) -> tuple[EELSVAE, float]:
+    """A copy of ``net`` fine-tuned on the cube's own pixels (trimmed loss) for ``seconds``.
+
+    What :func:`detect` does first by default; returns (network, seconds spent). A cube smaller
+    than 48 x 24 pixels is too small to fine-tune on: ``net`` comes back as it is.
+
+    Raises:
+        InputError: no energy axis, an axis that does not cover the network's grid.
+    """
+    signal = as_spectrum_image(signal, source)
+    resampler = Resampler.between(energy_axis(signal, source), grid_of(net), source)
+    low, high = scaling(signal.data, resampler)
+    return _fine_tune(net, signal.data, resampler, low, high, seconds, seed, progress)
+
+
 def detect(
     signal: Any,
     net: EELSVAE | None = None,
@@ -165,6 +204,9 @@ def detect(
     progress: Callable[[int, int], None] | None = None,
     fit_progress: bool = False,
     source: str = "signal",
+    threshold_method: str = "null",
+    false_alarm: float = DEFAULT_FALSE_ALARM,
+    reference: str = "local",
 ) -> Detection:
     """Score every pixel of an EELS spectrum image (see the module docstring).
 
@@ -179,20 +221,49 @@ def detect(
         progress: called with (rows done, rows) after each band.
         fit_progress: show Lightning's progress bar while fine-tuning.
         source: the file name for error messages.
+        threshold_method: ``null`` (default: robust null model of the scores) or ``otsu``.
+        false_alarm: the null model's false-alarm rate per normal pixel.
+        reference: what each pixel is compared with: ``local`` (default: the reconstruction
+            corrected by its neighbours' median residual, best of four half-rings; misses
+            clusters) or ``network`` (the reconstruction, as the reference).
 
     Raises:
-        InputError: no energy axis, a window outside it or outside the network's grid, an axis
+        InputError: an unknown threshold method or reference, no energy axis, a window outside it or outside the network's grid, an axis
             that does not cover the grid, an all-NaN cube.
     """
     if isinstance(getattr(signal, "data", None), np.ndarray):
         return _detect(
-            signal, net, window, fit, fit_seconds, seed, device, progress, fit_progress, source
+            signal,
+            net,
+            window,
+            fit,
+            fit_seconds,
+            seed,
+            device,
+            progress,
+            fit_progress,
+            source,
+            threshold_method,
+            false_alarm,
+            reference,
         )
     import dask
 
     with dask.config.set(scheduler="synchronous"):  # a lazy cube: one chunk in memory at a time
         return _detect(
-            signal, net, window, fit, fit_seconds, seed, device, progress, fit_progress, source
+            signal,
+            net,
+            window,
+            fit,
+            fit_seconds,
+            seed,
+            device,
+            progress,
+            fit_progress,
+            source,
+            threshold_method,
+            false_alarm,
+            reference,
         )
 
 
@@ -207,8 +278,13 @@ def _detect(
     progress: Callable[[int, int], None] | None = None,
     fit_progress: bool = False,
     source: str = "signal",
+    threshold_method: str = "null",
+    false_alarm: float = DEFAULT_FALSE_ALARM,
+    reference: str = "local",
 ) -> Detection:
     """:func:`detect` without the scheduler choice."""
+    check_threshold(threshold_method, false_alarm)  # before any work
+    check_reference(reference)
     signal = as_spectrum_image(signal, source)
     axis = energy_axis(signal, source)
     check_window(axis, window, source)
@@ -236,14 +312,15 @@ def _detect(
         prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
         logits = reconstruct(net, prepared.network_input, device)
         rows = slice(top, top + stop - start)
-        own = prepared.own[rows]
-        recon = 1.0 / (1.0 + np.exp(-logits[rows]))
-        scores[start:stop] = pearson_distance(own, recon, channels)
-        nll[start:stop] = _nll(own, logits[rows])
+        recon = 1.0 / (1.0 + np.exp(-logits))
+        scores[start:stop] = score_pixels(prepared.own, recon, channels, reference)[rows]
+        nll[start:stop] = _nll(prepared.own[rows], logits[rows])
         if progress is not None:
             progress(stop, height)
-    threshold = otsu_threshold(scores)
-    mask = scores > threshold
+    if not np.isfinite(scores).any():
+        raise InputError(source, "no pixel could be scored")
+    cut = threshold(scores, threshold_method, false_alarm)
+    mask = scores > cut
     # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
     for start in range(0, height, band_rows):
         stop = min(height, start + band_rows)
@@ -254,13 +331,13 @@ def _detect(
         sums[1] += own[flagged].sum(0)
     counts = np.array([(~mask).sum(), mask.sum()], dtype=np.float64)[:, None]
     means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
-    if not np.isfinite(scores).any():
-        raise InputError(source, "no pixel could be scored")
     return Detection(
         scores,
         nll,
         mask,
-        threshold,
+        cut,
+        threshold_method,
+        reference,
         (float(window[0]), float(window[1])),
         grid.values,
         means[0],
@@ -273,8 +350,9 @@ def detect_anomalies(signal: Any, net: EELSVAE | None = None, **options: Any) ->
     """Per-pixel anomaly scores of a spectrum image as a hyperspy ``Signal2D`` (y, x).
 
     Works on an ``hs.load`` result in a notebook. ``options`` go to :func:`detect` (``window``,
-    ``fit``, ``fit_seconds``...). The navigation calibration is kept; ``metadata.Anomalies`` holds
-    ``mask`` (bool), ``threshold`` (Otsu), ``window_ev`` and ``nll`` (the raw reconstruction NLL map).
+    ``fit``, ``fit_seconds``, ``threshold_method``, ``false_alarm``...). The navigation calibration
+    is kept; ``metadata.Anomalies`` holds ``mask`` (bool), ``threshold`` and ``threshold_method``,
+    ``window_ev`` and ``nll`` (the raw reconstruction NLL map).
     """
     import hyperspy.api as hs
 
@@ -288,6 +366,8 @@ def detect_anomalies(signal: Any, net: EELSVAE | None = None, **options: Any) ->
     scores.metadata.General.title = "anomaly score (1 - Pearson r)"
     scores.metadata.set_item("Anomalies.mask", result.mask)
     scores.metadata.set_item("Anomalies.threshold", result.threshold)
+    scores.metadata.set_item("Anomalies.threshold_method", result.threshold_method)
+    scores.metadata.set_item("Anomalies.reference", result.reference)
     scores.metadata.set_item("Anomalies.window_ev", list(result.window_ev))
     scores.metadata.set_item("Anomalies.nll", result.nll)
     return scores
