@@ -44,6 +44,7 @@ from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
 from convsuite.cosmo.data.simulate import simulate_cmb
+from convsuite.cosmo.data.units import uk_per_unit
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
 from convsuite.cosmo.model import SkyReconNet
 from convsuite.cosmo.spectrum import MapPrior, measured_prior
@@ -228,11 +229,13 @@ def inpaint(
     weights: str | os.PathLike[str] | None = None,
     rim_depth: int = 3,
     prior: MapPrior | None = None,
+    unit: str = "uK_CMB",
 ) -> np.ndarray:
     """Inpaint a HEALPix map (a numpy array, as from ``healpy.read_map``).
 
     Args:
-        sky_map: (12 N^2,) map in muK, RING unless ``nest``; UNSEEN and NaN pixels are holes.
+        sky_map: (12 N^2,) map in ``unit``, RING unless ``nest``; UNSEEN and NaN pixels are
+            holes.
         mask: (12 N^2,) 1 = observed, same ordering; None: only UNSEEN/NaN are holes.
         nside: the resolution to run the network at; None: the map's own when a bundled
             checkpoint serves it (or ``weights`` is given), else the nearest bundled one
@@ -243,16 +246,20 @@ def inpaint(
         weights: a bundled name or a checkpoint from ``cosmo-train``; None: the bundled one
             trained at ``nside``.
         rim_depth: the local Wiener filter's rim (module docstring); 0: the network alone.
-        prior: the map's prior; None: measured from its observed pixels.
+        prior: the map's prior (muK); None: measured from its observed pixels.
+        unit: the map's unit ("K_CMB", "mK_CMB", "uK_CMB", ...: :func:`~convsuite.cosmo.data.
+            units.uk_per_unit`); the work is done in muK, the result is in ``unit``.
 
     Returns:
-        (12 N^2,) float32, same ordering as the input: observed pixels unchanged, holes filled.
+        (12 N^2,) float32 in ``unit``, same ordering as the input: observed pixels unchanged,
+        holes filled.
 
     Raises:
         InputError: not a HEALPix map, a mask of another size or with +-inf values, or a map
             :func:`~convsuite.cosmo.data.check_observed` refuses (+-inf outside the mask,
             nothing observed, all zeros, |T| above 100 mK).
     """
+    factor = uk_per_unit(unit, "unit")
     values = np.asarray(sky_map, dtype=np.float64)
     native = nside_of(values.size, "map")
     holes = hole_pixels(values)
@@ -270,8 +277,11 @@ def inpaint(
         values, holes = hp.reorder(values, r2n=True), hp.reorder(holes, r2n=True)
         infinite = hp.reorder(infinite, r2n=True)
     observed = ~holes
+    observed_values = np.where(observed, values, 0.0)
+    values = values * factor
     check_observed("map", values, observed, infinite)
     target = nside or (native if weights is not None else network_nside(native))
     net = pretrained_network(target, weights)
     filled = inpaint_nest(net, values, observed, mode, seed, prior, rim_depth, target)
+    filled = np.where(observed, observed_values, filled / factor).astype(np.float32)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)
