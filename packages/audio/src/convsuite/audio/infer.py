@@ -177,6 +177,8 @@ class StreamingAEC:
     def flush(self) -> np.ndarray:
         """End of stream: the remaining output samples (zeros are fed to complete the frames)."""
         missing = self._received - max(self._emitted, 0)
+        # Far-end samples still in the delay line belong after the call's end: offline drops them.
+        self._far = self._far[: self._mic.size]
         pad = (-(self._mic.size - (N_FFT - HOP))) % HOP + HOP
         out = self.process(np.zeros(pad, dtype=np.float32), np.zeros(pad, dtype=np.float32))
         self.network.streaming(True)  # a later stream starts from silence

@@ -1,0 +1,125 @@
+"""Causal pseudo-complex D3 blocks: complex layout, complex-convolution reference, causality,
+streaming equal to offline, and the layer battery."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from convsuite_dev.testing import check_layer
+
+from convsuite.core_ops.layers.complex import channels_to_complex, complex_to_channels
+from convsuite.core_ops.layers.pseudocomplex_d3 import (
+    CausalPseudoComplexConv2d,
+    PseudoComplexD2Block,
+    PseudoComplexD3Block,
+    PseudoComplexMultiDilatedConv2d,
+    pseudo_cat,
+    pseudo_split,
+    set_streaming,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _complex_conv_reference(layer: CausalPseudoComplexConv2d, z: torch.Tensor) -> torch.Tensor:
+    """The same convolution done on complex tensors with complex weights (torch's complex conv)."""
+    conv = layer.conv
+    weight = torch.complex(conv.weight_real, conv.weight_imag).to(torch.complex128)
+    bias = None
+    if conv.bias_real is not None:
+        bias = torch.complex(conv.bias_real, conv.bias_imag).to(torch.complex128)
+    (k_t, _), (d_t, d_f) = conv.kernel_size, conv.dilation
+    pad_t = (k_t - 1) * d_t if layer.causal else 0
+    z = torch.nn.functional.pad(z, (0, 0, pad_t, 0))
+    return torch.nn.functional.conv2d(z, weight, bias, padding=conv.padding, dilation=(d_t, d_f))
+
+
+def test_pseudo_cat_and_split_keep_the_complex_layout() -> None:
+    a, b = (
+        torch.randn(2, 3, 5, 4, dtype=torch.complex64),
+        torch.randn(2, 2, 5, 4, dtype=torch.complex64),
+    )
+    joined = pseudo_cat([complex_to_channels(a), complex_to_channels(b)])
+    assert torch.equal(channels_to_complex(joined), torch.cat([a, b], dim=1))
+    first, second = pseudo_split(joined, [3, 2])
+    assert torch.equal(channels_to_complex(first), a) and torch.equal(
+        channels_to_complex(second), b
+    )
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_causal_conv_matches_complex_convolution(causal: bool) -> None:
+    torch.manual_seed(0)
+    layer = CausalPseudoComplexConv2d(3, 4, (3, 3), dilation=(2, 3), causal=causal).double()
+    with torch.no_grad():
+        layer.conv.bias_real.normal_()
+        layer.conv.bias_imag.normal_()
+    z = torch.randn(2, 3, 11, 13, dtype=torch.complex128)
+    out = channels_to_complex(layer(complex_to_channels(z)))
+    assert out.shape == (2, 4, 11, 13)
+    torch.testing.assert_close(out, _complex_conv_reference(layer, z))
+
+
+def test_multidilated_is_the_sum_of_dilated_complex_convolutions() -> None:
+    torch.manual_seed(1)
+    layer = PseudoComplexMultiDilatedConv2d([2, 3, 3], 5).double()
+    assert layer.dilations == (1, 2, 4)
+    z = torch.randn(1, 8, 9, 7, dtype=torch.complex128)
+    parts = torch.split(z, [2, 3, 3], dim=1)
+    expected = sum(_complex_conv_reference(c, p) for c, p in zip(layer.convs, parts, strict=True))
+    torch.testing.assert_close(channels_to_complex(layer(complex_to_channels(z))), expected)
+
+
+def test_d3_block_shapes_and_parameter_count() -> None:
+    block = PseudoComplexD3Block(16, 18, 4, 3)
+    assert block.out_channels == 16 + 3 * 4 * 18
+    x = torch.randn(1, 32, 6, 10)
+    assert block(x).shape == (1, 2 * block.out_channels, 6, 10)
+    # A pseudo-complex k x k conv has 2 C_in C_out k^2 weights (+ 2 C_out bias on group 0).
+    d2 = PseudoComplexD2Block(5, 3, 2, bottleneck_channels=None)
+    expected = 2 * 5 * 3 * 9 + 2 * 3 + 2 * (5 + 3) * 3 * 9 + 2 * 3 + 2 * 2 * 5 + 2 * 2 * 8
+    assert sum(p.numel() for p in d2.parameters()) == expected
+
+
+def test_causal_block_ignores_the_future() -> None:
+    torch.manual_seed(2)
+    block = PseudoComplexD3Block(2, 3, 3, 2).eval()
+    x = torch.randn(1, 4, 30, 9)
+    changed = x.clone()
+    changed[:, :, 20:] = torch.randn_like(changed[:, :, 20:])
+    with torch.no_grad():
+        a, b = block(x), block(changed)
+    torch.testing.assert_close(a[:, :, :20], b[:, :, :20])
+    assert not torch.allclose(a[:, :, 20:], b[:, :, 20:])
+    acausal = PseudoComplexD3Block(2, 3, 3, 2, causal=False).eval()
+    with torch.no_grad():
+        assert not torch.allclose(acausal(x)[:, :, :20], acausal(changed)[:, :, :20])
+
+
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_streaming_equals_offline(chunk: int) -> None:
+    torch.manual_seed(3)
+    block = PseudoComplexD3Block(2, 3, 3, 2).eval()
+    x = torch.randn(2, 4, 25, 9)
+    with torch.no_grad():
+        offline = block(x)
+        set_streaming(block)
+        streamed = torch.cat([block(x[:, :, i : i + chunk]) for i in range(0, 25, chunk)], dim=2)
+        set_streaming(block)  # a new stream starts from silence again
+        again = torch.cat([block(x[:, :, i : i + chunk]) for i in range(0, 25, chunk)], dim=2)
+    torch.testing.assert_close(streamed, offline, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(again, offline, rtol=1e-5, atol=1e-5)
+    set_streaming(block, False)
+    assert block(x).shape == offline.shape
+
+
+def test_layer_battery() -> None:
+    check_layer(
+        lambda: PseudoComplexD3Block(1, 2, 2, 1), (1, 2, 6, 5), gradcheck_shape=(1, 2, 4, 3)
+    )
