@@ -121,3 +121,47 @@ def test_cli_option_accepts_the_precisions_and_refuses_others() -> None:
     assert runner.invoke(app, ["--precision", "bf16"]).output.strip() == "bf16"
     refused = runner.invoke(app, ["--precision", "fp16"])
     assert refused.exit_code == 2
+
+
+class _Residual(nn.Module):
+    """A pre-activation residual block: two sequences (bf16 regions) and an add outside them."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1),
+            nn.BatchNorm2d(2 * channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * channels, 2 * channels, 3, padding=1),
+        )
+        self.shortcut = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.BatchNorm2d(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+def test_sequences_of_safe_layers_run_in_bf16_between_one_pair_of_casts() -> None:
+    torch.manual_seed(0)
+    reference = nn.Sequential(_Residual(8), nn.Flatten(), nn.Linear(16 * 64, 3)).eval()
+    for module in reference.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_var.uniform_(0.5, 2.0)
+    model = prepare_for_inference(copy.deepcopy(reference), "bf16")
+    seen: dict[str, torch.dtype] = {}
+
+    def record(name: str):
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            seen[name] = out.dtype
+
+        return hook
+
+    model[0].body[1].register_forward_hook(record("inside"))
+    model[0].register_forward_hook(record("block"))
+    x = torch.randn(2, 8, 8, 8)
+    with inference_mode("bf16"):
+        got, expected = model(x), reference(x)
+    assert seen == {"inside": torch.bfloat16, "block": torch.float32}
+    assert got.dtype == torch.float32
+    assert (got - expected).abs().max() / expected.abs().max() < 3e-2

@@ -13,6 +13,10 @@ converts a model once instead:
   out, so the model's interface stays float32 and every other layer runs as before;
 - a batch norm that directly follows a plain convolution inside an ``nn.Sequential`` is folded
   into the convolution's weights (one pass over the activations fewer);
+- an ``nn.Sequential`` made only of converted layers and layers known to compute correctly on
+  bfloat16 tensors (batch norms, pointwise activations, pooling, dropout, identity; nested such
+  sequences) runs in bfloat16 as a whole: one cast on the way in and one on the way out instead of
+  two around each layer (on this CPU the casts cost as much as the bf16 convolutions save);
 - depthwise and thin convolutions (memory-bound: no gain from bf16 units), FFT convolutions
   (:class:`~convsuite.core_ops.layers.FFTConv2d` and the dispatcher compute their transforms in
   float32 inside; bf16 has no CPU FFT), norms, activations, graph and sparse layers stay float32.
@@ -122,6 +126,55 @@ def _cast_output(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
     return output.to(module._convsuite_return_dtype)
 
 
+# Layers whose forward computes correctly on a bfloat16 channels-last input (eval mode), so that a
+# sequence of them and of converted layers can run in bfloat16 between one pair of casts.
+_BF16_SAFE = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.ELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Mish,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.Identity,
+)
+
+
+def _runs_in_bf16(module: nn.Module) -> bool:
+    """True for a converted layer, a bf16-safe layer of torch's own, or a sequence of them."""
+    if getattr(module, _MARK, None) == "bf16":
+        return True
+    if type(module) is nn.Sequential:
+        return all(_runs_in_bf16(child) for child in module)
+    return isinstance(module, _BF16_SAFE) and type(module).forward in {
+        cls.forward for cls in type(module).__mro__ if cls.__module__.startswith("torch.nn")
+    }
+
+
+def _bf16_regions(module: nn.Module) -> list[nn.Sequential]:
+    """The outermost sequences that run in bf16 as a whole and hold at least one converted layer."""
+    if type(module) is nn.Sequential and _runs_in_bf16(module):
+        return [module] if bf16_layers(module) else []
+    return [region for child in module.children() for region in _bf16_regions(child)]
+
+
 def fold_batch_norms(module: nn.Module) -> int:
     """Fold each eval-mode batch norm that directly follows a plain conv in an ``nn.Sequential``.
 
@@ -201,6 +254,10 @@ def prepare_for_inference(module: nn.Module, precision: str = "fp32") -> nn.Modu
         sub.register_forward_pre_hook(_cast_input)
         sub.register_forward_hook(_cast_output)
         setattr(sub, _MARK, "bf16")
+    # Inside a region the layers' own hooks see bf16 inputs and leave their outputs bf16.
+    for region in _bf16_regions(module):
+        region.register_forward_pre_hook(_cast_input)
+        region.register_forward_hook(_cast_output)
     _LOG.debug("bf16 inference: %d dense layers converted", len(bf16_layers(module)))
     return module
 
