@@ -1,7 +1,9 @@
-"""The bundled checkpoints give the outputs they gave before the move onto core-ops' shared layer.
+"""The bundled checkpoints and the pipeline give the outputs they gave when recorded.
 
-``data/bundled_outputs.npz`` was recorded at commit 700dc45 (before the refactor), on one CPU
-thread (oneDNN's results differ in the last bit between thread counts), with::
+``data/bundled_outputs.npz`` was recorded after issue 13's retraining (the networks of
+``shared/recipes/cosmo_skyrecon.sh`` on the prior family, adaptive scale; the pipeline with the
+prior measured from each map), on one CPU thread (oneDNN's results differ in the last bit between
+thread counts), with::
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(20240612)
@@ -10,16 +12,17 @@ thread (oneDNN's results differ in the last bit between thread counts), with::
     for mode in ("mean", "realization"):  # the pipeline, bundled Nside 64 network
         filled = inpaint(sky.truth, sky.observed.astype(np.float32), nest=True, mode=mode, seed=3)
         out[f"pipeline_{mode}"] = filled[pick]    # + _index, _sums (sum, sum of |.|, float64)
-    for nside in (64, 128, 256):  # the raw network at its own Nside
-        net, _ = load_model(nside=nside)
+    for nside in (64, 128, 256):  # the raw network at its own Nside, the pipeline's pre-fill
+        net = SkyReconNet.from_pretrained(f"skyrecon_nside{nside}")
         sky = simulate_sky(nside, 13, f_sky=0.75)
         pick = np.sort(rng.choice(np.flatnonzero(~sky.observed), 256, replace=False))
-        filled = net(torch.from_numpy(sky.masked)[None], torch.from_numpy(sky.observed)[None])[0]
+        fill = torch.from_numpy(prefill(sky.masked, sky.observed))[None]
+        filled = net(torch.from_numpy(sky.masked)[None], torch.from_numpy(sky.observed)[None], fill)[0]
         out[f"net{nside}"] = filled[pick]         # + _index, _sums
 
 Each output is kept at 256 hole pixels (observed pixels pass through) with the sum and absolute
-sum of the whole map. The network then computed its diffusive pre-fill itself (on numpy); it now
-takes it as an input, computed by the pipeline's :func:`~convsuite.cosmo.infer.prefill`.
+sum of the whole map. (The recording before issue 13, of the previous networks and the fixed LCDM
+prior, was replaced with the weights: they are no longer bundled.)
 """
 
 from __future__ import annotations
