@@ -6,8 +6,8 @@ Recent x86 CPUs (AVX512-BF16, AMX) multiply bfloat16 matrices several times fast
 convolutions in torch's default NCHW layout, which oneDNN's bf16 kernels do not favour. This module
 converts a model once instead:
 
-- every *dense* convolution (``nn.Conv1d/2d/3d``, ``nn.ConvTranspose2d/3d`` whose forward is
-  torch's own, at least :data:`MIN_GROUP_CHANNELS` input and output channels per group) and every
+- every *dense* convolution (``nn.Conv1d/2d/3d`` and subclasses that convolve through torch's
+  ``_conv_forward``, such as the HEALPix-padded convolution; ``nn.ConvTranspose2d/3d``; at least :data:`MIN_GROUP_CHANNELS` input and output channels per group) and every
   ``nn.Linear`` keeps its weights in bfloat16, 2-D/3-D kernels in channels-last layout; its input is
   cast to bfloat16 (channels-last) on the way in and its output back to the input's dtype on the way
   out, so the model's interface stays float32 and every other layer runs as before;
@@ -85,14 +85,19 @@ def check_precision(precision: str) -> PrecisionName:
 
 
 def _is_plain(module: nn.Module) -> bool:
-    """True for a conv/linear layer whose forward is torch's own (not an FFT or other subclass)."""
+    """True for a conv layer that convolves with torch's own ``_conv_forward`` (its ``forward`` may
+    pad first, as :class:`~convsuite.core_ops.layers.HEALPixConv2d`; FFT subclasses are excluded)
+    or an ``nn.Linear`` with torch's own forward."""
     base = next((cls for cls in _DENSE if isinstance(module, cls)), None)
     if base is None:
         return False
     kind = type(module)
-    return kind.forward is base.forward and getattr(kind, "_conv_forward", None) is getattr(
-        base, "_conv_forward", None
-    )
+    if base is nn.Linear:
+        return kind.forward is base.forward
+    own = getattr(base, "_conv_forward", None)
+    if own is None:  # transposed convolutions: no _conv_forward, the forward must be torch's
+        return kind.forward is base.forward
+    return kind._conv_forward is own
 
 
 def _is_dense(module: nn.Module) -> bool:
