@@ -139,7 +139,7 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
     status, _, err = invoke(capsys, "train", maps, "--holdout", "spiral")
     assert status == 2 and err.count("\n") == 1 and "spiral" in err
     status, _, err = invoke(capsys, "train", maps, "--preset", "huge", "--out", tmp_path / "m")
-    assert status == 2 and err.count("\n") == 1 and "presets: base, small, tiny" in err
+    assert status == 2 and err.count("\n") == 1 and "presets: base, small, die, tiny" in err
     status, _, err = invoke(capsys, "train", maps, "--devices", "two", "--out", tmp_path / "m")
     assert status == 2 and err.count("\n") == 1 and "--devices" in err
     assert not (tmp_path / "m").exists()

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from convsuite.semicon.data import WaferMap
+    from convsuite.semicon.protocol import HoldoutResult
 
 __all__ = ["app", "main"]
 
@@ -430,7 +431,6 @@ def protocol(
     import numpy as np
 
     from convsuite.core_ops.hub import model_config
-    from convsuite.core_ops.io import atomic_write
     from convsuite.core_ops.runtime import keep_freed_memory
     from convsuite.semicon.data import PATTERNS, SimulationOptions, simulate_wafer_maps
     from convsuite.semicon.data.novel import simulate_novel_maps
@@ -470,6 +470,7 @@ def protocol(
         seeds=range(seeds),
         novel_maps=novel_maps,
         batch_size=batch_size,
+        on_result=None if out is None else lambda so_far: _save_results(out, so_far),
         logger=False,
         **settings,
     )
@@ -485,9 +486,14 @@ def protocol(
         cells = [f"{means.get(k, float('nan')):.3f}±{means.get(k + '_sd', 0.0):.3f}" for k in keys]
         table.add_row(method, "mean", "all", *cells)
     Console().print(table)
-    if out is not None:
-        with atomic_write(out) as handle:
-            json.dump([dataclasses.asdict(r) for r in results], handle, indent=2)
+
+
+def _save_results(out: Path, results: Sequence[HoldoutResult]) -> None:
+    """Every run's figures so far as JSON (rewritten atomically after each run)."""
+    from convsuite.core_ops.io import atomic_write
+
+    with atomic_write(out) as handle:
+        json.dump([dataclasses.asdict(r) for r in results], handle, indent=2)
 
 
 def _labelled(folder: Path) -> list[WaferMap]:

@@ -19,7 +19,7 @@ maps).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ def holdout_protocol(
     out_dir: str | os.PathLike[str] | None = None,
     seeds: Sequence[int] = (0,),
     novel_maps: Sequence[WaferMap] = (),
+    on_result: Callable[[list[HoldoutResult]], None] | None = None,
     **fit_kwargs: Any,
 ) -> list[HoldoutResult]:
     """Hold out each pattern in turn; train, fit and score both methods on the same maps.
@@ -72,6 +73,7 @@ def holdout_protocol(
             nothing kept.
         seeds: every run is repeated once per seed.
         novel_maps: maps of patterns no class draws (unlabelled), scored by every run.
+        on_result: called with the results so far after every run (e.g. to save them).
         **fit_kwargs: passed to :func:`convsuite.semicon.train.fit_monitor` (``batch_size``, ``lr``...).
 
     Returns:
@@ -106,6 +108,8 @@ def holdout_protocol(
                         novel_set_metrics(monitor, test_maps, novel_maps, novel, classified)
                     )
                 results.append(HoldoutResult(method, novel, metrics, seed))
+                if on_result is not None:
+                    on_result(list(results))
     return results
 
 
