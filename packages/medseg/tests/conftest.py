@@ -1,4 +1,5 @@
-"""Fixtures of the medseg tests: an untrained tiny checkpoint, and ``medseg`` run in-process."""
+"""Fixtures of the medseg tests: untrained tiny checkpoints, small spine phantoms in the IVDM3Seg
+layout, and ``medseg`` run in-process."""
 
 from __future__ import annotations
 
@@ -21,6 +22,32 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     card = net.model_card(recipe="test", training_data="none", intended_use="tests")
     return save_checkpoint(net.state_dict(), path, card)
+
+
+SMALL_SPINE = {"shape": (12, 128, 128), "spacing": (6.0, 2.5, 2.5)}
+"""Small phantoms for tests: the same anatomy on a coarser grid (72 x 320 x 320 mm)."""
+
+
+@pytest.fixture(scope="session")
+def ivd_tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny IVD-Net checkpoint (files and shapes are checked, not accuracy)."""
+    torch.manual_seed(0)
+    net = create_model("ivdnet", preset="tiny")
+    path = tmp_path_factory.mktemp("ivd_weights") / "ivdnet_tiny.safetensors"
+    card = net.model_card(recipe="test", training_data="none", intended_use="tests")
+    return save_checkpoint(net.state_dict(), path, card)
+
+
+@pytest.fixture(scope="session")
+def spines(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three small labelled spine phantoms (seed 5) in the IVDM3Seg layout, reoriented at random."""
+    from convsuite.medseg.data.ivdm3seg import write_subject
+    from convsuite.medseg.data.spine_phantom import SpineOptions, simulate_spines
+
+    root = tmp_path_factory.mktemp("spines")
+    for index, phantom in enumerate(simulate_spines(3, 5, SpineOptions(**SMALL_SPINE))):
+        write_subject(root, f"{index:02d}", phantom.image, phantom.affine, phantom.labels)
+    return root
 
 
 class Medseg:

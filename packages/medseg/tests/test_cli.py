@@ -81,17 +81,17 @@ def test_segment_writes_landmarks_masks_overlay_and_uncertainty(
     )  # nothing staged is left behind
 
 
-def test_segment_refuses_a_colour_image_with_exit_2_and_writes_nothing(
+def test_segment_converts_a_colour_image_to_grey_with_a_warning(
     tiny_weights: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
     colour = tmp_path / "colour.png"
     rgb = np.zeros((32, 32, 3), np.uint8)
-    rgb[..., 0] = 200  # a red picture, not a grey radiograph stored as RGB
+    rgb[..., 0] = 200  # a red picture (a viewer screenshot), not a grey radiograph stored as RGB
     Image.fromarray(rgb).save(colour)
     out = tmp_path / "out"
-    line = medseg.refused("cxr", "segment", colour, "--weights", tiny_weights, "--out", out)
-    assert "colour.png" in line and "colour image" in line
-    assert not out.exists() or not any(out.iterdir())
+    with pytest.warns(UserWarning, match="colour.png: a 3-channel colour image, converted"):
+        assert medseg("cxr", "segment", colour, "--weights", tiny_weights, "--out", out) == 0
+    assert (out / "colour.json").is_file() and (out / "colour_overlay.png").is_file()
 
 
 def test_segment_refuses_a_missing_checkpoint_and_a_missing_image(

@@ -153,8 +153,11 @@ def test_a_paletted_png_gives_the_landmarks_of_its_grey_twin(
     colour = Image.fromarray(grey, mode="P")
     colour.putpalette([channel for i in range(256) for channel in (i, 0, 255 - i)])
     colour.save(tmp_path / "colour.png")
-    line = medseg.refused("cxr", "segment", tmp_path / "colour.png", "--out", tmp_path / "none")
-    assert "colour.png: is a 3-channel colour image" in line
+    with pytest.warns(UserWarning, match="colour.png: a 3-channel colour image, converted"):
+        colour_grey = read_radiograph(tmp_path / "colour.png")
+    weights = np.array([0.299, 0.587, 0.114])
+    luma = np.round(np.stack([grey, np.zeros_like(grey), 255 - grey], -1) @ weights) / 255
+    np.testing.assert_allclose(colour_grey, luma, atol=1e-6)
 
 
 def test_a_failing_input_leaves_none_of_its_outputs(

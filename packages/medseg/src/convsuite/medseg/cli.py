@@ -1,4 +1,5 @@
-"""``medseg``: command line of convsuite-medseg. ``medseg cxr ...`` is chest x-ray HybridGNet.
+"""``medseg``: command line of convsuite-medseg. ``medseg cxr ...`` is chest x-ray HybridGNet,
+``medseg ivd ...`` intervertebral discs in Dixon MRI with IVD-Net (:mod:`convsuite.medseg.ivd_cli`).
 
 Every command runs through :func:`convsuite.core_ops.cli.run`: bad input (a missing, colour or
 oversized image, wrong landmark counts, a broken model card, an output that would replace an
@@ -31,6 +32,7 @@ from convsuite.core_ops.cli import (
 )
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.io import atomic_write
+from convsuite.medseg.ivd_cli import ivd
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +52,7 @@ cxr = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(cxr, name="cxr")
+app.add_typer(ivd, name="ivd")
 
 Weights = Annotated[
     str | None,

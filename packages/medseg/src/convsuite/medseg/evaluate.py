@@ -16,7 +16,7 @@ from rich.progress import track
 from rich.table import Table
 
 from convsuite.core_ops.errors import InputError
-from convsuite.medseg.data.images import default_pixel_spacing
+from convsuite.medseg.data.images import default_pixel_spacing, radiograph_spacing
 from convsuite.medseg.data.landmarks import ORGAN_NAMES, stack
 from convsuite.medseg.data.layout import scan_dataset
 from convsuite.medseg.data.masks import contour_to_mask
@@ -66,8 +66,9 @@ def evaluate_dataset(
         net: the HybridGNet to score.
         data_root: a landmark-layout dataset (``images/``, ``landmarks/<organ>/``).
         baseline: the U-Net baseline, scored on the same images, or None.
-        pixel_spacing_mm: mm per pixel for the Hausdorff distance; default
-            :func:`default_pixel_spacing` of each image's width.
+        pixel_spacing_mm: mm per pixel for the Hausdorff distance; default: the DICOM file's
+            ``PixelSpacing``/``ImagerPixelSpacing``, else :func:`default_pixel_spacing` of each
+            image's width.
         batch_size: images per forward pass.
         progress: show a progress bar.
 
@@ -92,7 +93,11 @@ def evaluate_dataset(
         predictions = list(segment(net, images, batch_size=batch_size))
         pixel_masks = segment_pixels(baseline, images) if baseline is not None else None
         for i, (image, truth) in enumerate(read):
-            spacing = pixel_spacing_mm or default_pixel_spacing(image.shape[1])
+            spacing = (
+                pixel_spacing_mm
+                or radiograph_spacing(chunk[i].image_path)
+                or default_pixel_spacing(image.shape[1])
+            )
             true_masks = {o: contour_to_mask(truth[o], image.shape) for o in organs}
             for organ in organs:
                 results["HybridGNet"].add(

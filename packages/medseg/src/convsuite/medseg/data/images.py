@@ -1,5 +1,8 @@
-"""Reading and writing chest radiographs: PNG (8/16-bit grey, 1-bit, grey palette) and JSRT raw
-``.IMG``.
+"""Reading and writing chest radiographs: PNG (8/16-bit grey, 1-bit, palette), JPEG, DICOM
+(:mod:`convsuite.medseg.data.dicom`) and JSRT raw ``.IMG``.
+
+Colour PNG/JPEG images (screenshots of a viewer) are converted to grey (ITU-R 601 luma) with a
+warning instead of being refused.
 
 Images become (H, W) float32 arrays in [0, 1]. JSRT's 247 ``.IMG`` files are 2048 x 2048 big-endian
 uint16 without a header, 12 significant bits, stored with high values for dark (air): the dataset's
@@ -21,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from convsuite.core_ops.io import InputError, atomic_path, check_budget
+from convsuite.medseg.data.dicom import dicom_pixel_spacing, dicom_shape, is_dicom, read_dicom
 
 JSRT_SHAPE = (2048, 2048)
 JSRT_PIXEL_SPACING_MM = 0.175
@@ -52,23 +56,37 @@ def check_radiograph(path: str | os.PathLike[str]) -> tuple[int, int]:
     if path.suffix.lower() == ".img":
         _check_jsrt_size(path)
         return JSRT_SHAPE
+    if is_dicom(path):
+        height, width = dicom_shape(path)
+        check_budget(
+            path, height * width * BYTES_PER_PIXEL, f"a {width} x {height} image", MAX_IMAGE_BYTES
+        )
+        return height, width
     with _open_picture(path) as picture:
         width, height = picture.size
     return height, width
 
 
 def read_radiograph(path: str | os.PathLike[str]) -> np.ndarray:
-    """A grey radiograph as (H, W) float32 in [0, 1]; ``.IMG`` is read as JSRT raw.
+    """A grey radiograph as (H, W) float32 in [0, 1]; ``.IMG`` is read as JSRT raw, DICOM as shown.
 
-    A paletted PNG is read through its palette (a grey palette gives its grey levels, a colour
-    one is refused like any colour image); 16-bit PNGs are scaled by 65535, 8-bit by 255.
+    A paletted PNG is read through its palette; a colour image (RGB PNG, JPEG, colour palette) is
+    converted to grey with a warning; 16-bit PNGs are scaled by 65535, 8-bit by 255. DICOM files
+    (``.dcm``, or the ``DICM`` marker) get their modality and VOI LUTs (or window) applied and
+    MONOCHROME1 inverted (:func:`convsuite.medseg.data.dicom.read_dicom`).
 
     Raises:
-        InputError: missing or unreadable file, colour image, an image too large to segment
-            (checked from the header, before decoding), NaN, or an ``.IMG`` of the wrong size.
+        InputError: missing or unreadable file, an image too large to segment (checked from the
+            header, before decoding), NaN, colour DICOM, or an ``.IMG`` of the wrong size.
     """
     path = _existing_file(path)
-    image = _read_jsrt(path) if path.suffix.lower() == ".img" else _read_picture(path)
+    if path.suffix.lower() == ".img":
+        image = _read_jsrt(path)
+    elif is_dicom(path):
+        check_radiograph(path)
+        image = read_dicom(path)
+    else:
+        image = _read_picture(path)
     if not np.isfinite(image).all():
         raise InputError(path, "image contains NaN or infinite values")
     return image
@@ -134,7 +152,12 @@ def _read_picture(path: Path) -> np.ndarray:
             np.array_equal(grey[..., 0], grey[..., 1])
             and np.array_equal(grey[..., 0], grey[..., 2])
         ):
-            raise InputError(path, f"is a {channels}-channel colour image; radiographs are grey")
+            warnings.warn(
+                f"{path}: a {channels}-channel colour image, converted to grey (ITU-R 601 luma)",
+                stacklevel=3,
+            )
+            luma = grey[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            grey = np.round(luma).astype(array.dtype)[..., None]
         array = grey[..., 0]
     if array.ndim != 2 or min(array.shape) < 32:
         raise InputError(path, f"expected a 2-D grey image of at least 32 x 32, got {array.shape}")
@@ -144,6 +167,11 @@ def _read_picture(path: Path) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating):
         scale = 1.0
     return np.clip(array.astype(np.float32) / scale, 0.0, 1.0)
+
+
+def radiograph_spacing(path: str | os.PathLike[str]) -> float | None:
+    """mm per pixel stored in the file (DICOM ``PixelSpacing``/``ImagerPixelSpacing``), or None."""
+    return dicom_pixel_spacing(path) if is_dicom(path) else None
 
 
 def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:

@@ -66,7 +66,8 @@ def scan_dataset(
     if not image_dir.is_dir():
         raise InputError(root, f"no '{IMAGE_FOLDER}/' folder: expected the landmark dataset layout")
     samples = []
-    for image_path in sorted(image_dir.glob("*.png")):
+    pictures = [p for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".dcm")]
+    for image_path in sorted(pictures):
         paths = {
             organ: root / LANDMARK_FOLDER / organ / f"{image_path.stem}.npy" for organ in organs
         }
@@ -75,7 +76,7 @@ def scan_dataset(
             raise InputError(image_path, f"has no landmark file for {', '.join(missing)}")
         samples.append(LandmarkSample(image_path.stem, image_path, paths))
     if not samples:
-        raise InputError(image_dir, "contains no .png images")
+        raise InputError(image_dir, "contains no .png or .dcm images")
     return samples
 
 

@@ -1,0 +1,306 @@
+"""Training IVD-Net and its fusion baselines on sagittal slices, and the recipe of the bundled weights.
+
+The bundled ``ivdnet_small`` weights come from ``shared/recipes/medseg_ivdnet_small.sh``::
+
+    medseg ivd simulate --n 48 --seed 11 --out spine/train
+    medseg ivd train spine/train --model ivdnet --preset small --max-steps N --out runs/ivdnet
+
+Loss: cross-entropy over the two classes, as the reference code (``nn.CrossEntropyLoss``), or
+MONAI's ``DiceCELoss`` (``loss="dicece"``). Optimizer: Adam with the reference's betas (0.9, 0.99).
+The learning rate: the reference code uses 1e-4, the paper's text 1e-5 (200 epochs on a GPU); on
+the CPU budget of the recipe 1e-4 beat 1e-5 clearly and 1e-3 beat both (see the package README's
+learning-rate table), so the recipe passes ``--lr 1e-3`` and the default stays the reference's 1e-4.
+
+Slices: every sagittal slice that holds disc voxels, and every ``negatives_every``-th of the others
+(the lateral slices without discs teach the network to stay quiet there); training crops are the
+full superior-inferior height (the whole lumbar spine, so the network can count discs from the
+sacrum) and ``crop_mm`` antero-posterior around the spine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from torch.utils.data import DataLoader, Dataset
+
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.hub import create_model, model_config
+from convsuite.core_ops.training import export_best, make_trainer, seed_everything
+from convsuite.medseg.data.ivdm3seg import find_subjects, read_subject, to_canonical
+from convsuite.medseg.models.volume_segmenter import prepare_slices
+
+__all__ = ["IVD_MODELS", "IVDModule", "SliceSet", "TrainResult", "load_slices", "train_ivd"]
+
+IVD_MODELS = ("ivdnet", "unet_early_fusion", "unet_late_fusion")
+"""Networks ``train_ivd`` trains (hub names)."""
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """Sagittal training slices.
+
+    Attributes:
+        images: (N, 4, H, W) float16, normalized Dixon slices.
+        labels: (N, H, W) uint8.
+        subjects: (N,) index of the subject each slice comes from.
+        spine: (N,) antero-posterior pixel of the subject's discs' centre (crop centre).
+        names: subject folder names.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    subjects: torch.Tensor
+    spine: torch.Tensor
+    names: list[str]
+
+    def subset(self, subjects: list[int]) -> SliceSet:
+        keep = torch.isin(self.subjects, torch.tensor(subjects))
+        return SliceSet(
+            self.images[keep], self.labels[keep], self.subjects[keep], self.spine[keep], self.names
+        )
+
+
+def load_slices(
+    root: str | os.PathLike[str],
+    pixel_mm: float = 1.25,
+    negatives_every: int = 4,
+    progress: bool = True,
+) -> SliceSet:
+    """Read every labelled subject under ``root`` into sagittal slices at ``pixel_mm``.
+
+    Raises:
+        InputError: no subject, a subject without labels, or any reading error.
+    """
+    folders = find_subjects(root)
+    images, labels, subjects, spine = [], [], [], []
+    iterator = folders
+    if progress:
+        from rich.progress import track
+
+        iterator = track(folders, description="reading subjects")
+    for index, folder in enumerate(iterator):
+        subject = read_subject(folder)
+        if subject.labels is None:
+            raise InputError(folder, "has no labels (<NN>_Labels.nii); training needs them")
+        slices, plane = prepare_slices(subject.image, subject.affine, pixel_mm)
+        canonical, _ = to_canonical(subject.labels, subject.affine)
+        target = torch.from_numpy(np.ascontiguousarray(canonical)).float()[:, None]
+        if tuple(slices.shape[-2:]) != plane:
+            target = F.interpolate(target, size=tuple(slices.shape[-2:]), mode="nearest")
+        target = target[:, 0].to(torch.uint8)
+        has_disc = target.flatten(1).any(1)
+        keep = has_disc | (torch.arange(len(target)) % negatives_every == 0)
+        keep = keep.bool()
+        where = torch.nonzero(target.any(0).any(1)).flatten().float()
+        centre = int(where.mean()) if len(where) else target.shape[1] // 2
+        images.append(slices[keep].half())
+        labels.append(target[keep])
+        subjects.append(torch.full((int(keep.sum()),), index))
+        spine.append(torch.full((int(keep.sum()),), centre))
+    return SliceSet(
+        torch.cat(images),
+        torch.cat(labels),
+        torch.cat(subjects),
+        torch.cat(spine),
+        [f.name for f in folders],
+    )
+
+
+class _Crops(Dataset):
+    """Random antero-posterior crops around the spine and per-channel intensity jitter."""
+
+    def __init__(self, data: SliceSet, crop: int | None, augment: bool) -> None:
+        self.data, self.crop, self.augment = data, crop, augment
+
+    def __len__(self) -> int:
+        return len(self.data.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.data.images[index].float()
+        label = self.data.labels[index].long()
+        if self.crop is not None and self.crop < image.shape[1]:
+            centre = int(self.data.spine[index])
+            jitter = int(torch.randint(-self.crop // 4, self.crop // 4 + 1, ()))
+            start = min(max(centre + jitter - self.crop // 2, 0), image.shape[1] - self.crop)
+            image, label = image[:, start : start + self.crop], label[start : start + self.crop]
+        if self.augment:
+            image = image * torch.empty(image.shape[0], 1, 1).uniform_(0.85, 1.15)
+        return image, label
+
+
+class IVDModule(L.LightningModule):
+    """Lightning wrapper of IVD-Net or a fusion baseline: CE (or Dice + CE) loss, Adam.
+
+    Logs ``val_dice``: the disc Dice over all validation slices (argmax prediction).
+
+    Args:
+        net: the network (hub model ``ivdnet``, ``unet_early_fusion`` or ``unet_late_fusion``).
+        lr: Adam learning rate.
+        loss: ``"ce"`` (the reference) or ``"dicece"`` (MONAI ``DiceCELoss``).
+    """
+
+    def __init__(self, net: torch.nn.Module, lr: float = 1e-4, loss: str = "ce") -> None:
+        super().__init__()
+        if loss not in ("ce", "dicece"):
+            raise ValueError(f"loss must be 'ce' or 'dicece', got {loss!r}")
+        self.net, self.lr, self.loss_name = net, lr, loss
+        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True) if loss == "dicece" else None
+        self._overlap = torch.zeros(3)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.dice_ce is not None:
+            return self.dice_ce(logits, labels[:, None])
+        return F.cross_entropy(logits, labels)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        images, labels = batch
+        loss = self.loss(self.net(images), labels)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._overlap = torch.zeros(3)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        images, labels = batch
+        predicted = self.net(images).argmax(1)
+        truth = labels > 0
+        self._overlap += torch.tensor(
+            [(predicted.bool() & truth).sum(), predicted.sum(), truth.sum()], dtype=torch.float32
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        both, predicted, truth = self._overlap.tolist()
+        self.log("val_dice", 2 * both / max(predicted + truth, 1.0), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.99))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the exported weights are and what they reached."""
+
+    weights: Path
+    metrics: dict[str, float]
+    seconds: float
+
+
+def train_ivd(
+    data_root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    model: str = "ivdnet",
+    preset: str = "small",
+    epochs: int = 10,
+    max_steps: int = -1,
+    batch_size: int = 4,
+    lr: float = 1e-4,
+    loss: str = "ce",
+    crop_mm: float | None = 160.0,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    val_every: int | None = None,
+    recipe: str = "",
+    progress: bool = True,
+    **trainer_kwargs: Any,
+) -> TrainResult:
+    """Train a disc network on an IVDM3Seg-layout dataset; export ``out_dir/<model>.safetensors``.
+
+    Args:
+        data_root: subject folders with labels (``<NN>/<NN>_{fat,inn,opp,wat,Labels}.nii``).
+        out_dir: Lightning logs, checkpoints and the exported weights with their model card.
+        model: ``ivdnet``, ``unet_early_fusion`` or ``unet_late_fusion``.
+        preset: ``paper``, ``small`` or ``tiny``.
+        epochs: epoch budget.
+        max_steps: optimizer-step budget (-1: none); equal budgets for a comparison.
+        batch_size: slices per step (the reference: 4).
+        lr: Adam learning rate (reference code 1e-4, paper 1e-5).
+        loss: ``ce`` or ``dicece``.
+        crop_mm: antero-posterior extent of the training crops, mm (None: whole slices); the
+            crop is this many pixels of ``config.pixel_mm``, rounded to a multiple of 16.
+        seed: seeds the subject split, initialisation and sampling.
+        val_fraction: share of subjects held out to pick the best checkpoint.
+        val_every: validate every this many steps (default: once per epoch, or at the end of a
+            shorter step budget).
+        recipe: the command line recorded in the model card.
+        progress: progress bars.
+        **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`.
+
+    Raises:
+        InputError: unknown model or preset, unreadable or unlabelled data.
+    """
+    if model not in IVD_MODELS:
+        raise InputError(model, f"is not a disc network; use one of {', '.join(IVD_MODELS)}")
+    started = time.perf_counter()
+    seed_everything(seed)
+    config = model_config(model, preset)
+    data = load_slices(data_root, config.pixel_mm, progress=progress)
+    order = torch.randperm(len(data.names), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, round(len(data.names) * val_fraction))
+    if len(data.names) < 2:
+        raise InputError(data_root, "needs at least 2 subjects (one for validation)")
+    val_subjects, train_subjects = order[:n_val].tolist(), order[n_val:].tolist()
+    net = create_model(model, preset)
+    module = IVDModule(net, lr=lr, loss=loss)
+    crop = None if crop_mm is None else max(16, round(crop_mm / config.pixel_mm / 16) * 16)
+    train_set = _Crops(data.subset(train_subjects), crop, augment=True)
+    val_set = _Crops(data.subset(val_subjects), None, augment=False)
+    per_epoch = max(1, len(train_set) // batch_size)
+    if val_every is None:  # validate at least once within a step budget shorter than an epoch
+        val_every = min(per_epoch, max_steps) if max_steps > 0 else per_epoch
+    settings = {"max_steps": max_steps, "val_check_interval": min(val_every, per_epoch)}
+    trainer = make_trainer(
+        out_dir,
+        max_epochs=epochs,
+        monitor="val_dice",
+        mode="max",
+        progress=progress,
+        **settings,
+        **trainer_kwargs,
+    )
+    trainer.fit(
+        module,
+        DataLoader(train_set, batch_size, shuffle=True, drop_last=True),
+        DataLoader(val_set, 8),
+    )
+    names = [data.names[i] for i in train_subjects]
+    card = net.model_card(
+        recipe=recipe or f"train_ivd({str(data_root)!r}, model={model!r}, preset={preset!r})",
+        training_data=(
+            f"{len(train_set)} sagittal slices of {len(names)} subjects of {data_root} "
+            f"(validation: {len(val_set)} slices of {n_val} subjects); lr {lr}, loss {loss}, "
+            f"batch {batch_size}, crop {crop} px, steps {trainer.global_step}"
+        ),
+        intended_use=PHANTOM_USE,
+        inputs={
+            "modalities": list(config.modalities),
+            "pixel_mm": config.pixel_mm,
+            "plane": "sagittal slices in RAS order (antero-posterior, inferior-superior)",
+            "normalization": "each modality divided by its 99th percentile, clipped to [0, 3]",
+        },
+        outputs={"classes": ["background", "disc"], "activation": "softmax"},
+    )
+    seconds = time.perf_counter() - started
+    metrics = {"train_seconds": round(seconds, 1), "steps": float(trainer.global_step)}
+    weights = export_best(trainer, module, Path(out_dir) / f"{model}.safetensors", card, metrics)
+    best = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    if best is not None:
+        metrics["val_dice"] = float(best)
+    return TrainResult(weights, metrics, seconds)
+
+
+PHANTOM_USE = (
+    "Trained on simulated Dixon spine phantoms (convsuite.medseg.data.spine_phantom): good for "
+    "demos, tests and as a starting point for fine-tuning; shows the pipeline (orientation, "
+    "normalization, slices, discs) working end to end. Not for real MRI: train on IVDM3Seg or "
+    "your own labelled Dixon scans with `medseg ivd train`."
+)

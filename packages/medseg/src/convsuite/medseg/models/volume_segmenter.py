@@ -1,0 +1,121 @@
+"""Whole-volume inference for the 2-D disc networks: sagittal slices in batches, discs out.
+
+Shared by IVD-Net and its fusion baselines (a mixin, so ``IVDNet.from_pretrained().segment(...)``
+works): the volume is brought to RAS by its affine, each modality normalized, every sagittal slice
+resampled in-plane to the pixel size the weights expect (``config.pixel_mm``) and zero-padded to a
+multiple of 16; the network runs on batches of slices; the disc probability is resampled back,
+thresholded at 0.5, put back into the file's axis order, and split into discs
+(:func:`~convsuite.medseg.data.discs.find_discs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from convsuite.core_ops.errors import InputError
+from convsuite.medseg.data.discs import Disc, find_discs
+from convsuite.medseg.data.ivdm3seg import (
+    canonical_spacing,
+    from_canonical,
+    normalize,
+    to_canonical,
+)
+
+__all__ = ["IVDM3SEG_AFFINE", "MIN_DISC_MM3", "VolumeSegmenter", "prepare_slices"]
+
+IVDM3SEG_AFFINE = np.diag([2.0, 1.25, 1.25, 1.0])
+"""The affine assumed when none is given: IVDM3Seg's 2.0 x 1.25 x 1.25 mm voxels, RAS."""
+MIN_DISC_MM3 = 300.0
+"""Components smaller than this are specks, not discs (a lumbar disc is ~5000-10000 mm^3)."""
+
+
+def prepare_slices(
+    image: np.ndarray, affine: np.ndarray, pixel_mm: float
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Normalized sagittal slices at ``pixel_mm``: (X, 4, H, W) float32, and the RAS in-plane
+    shape (Y, Z) to resample predictions back to.
+
+    Args:
+        image: (4, X, Y, Z) Dixon volumes in file orientation.
+        affine: (4, 4) voxel -> world, mm.
+        pixel_mm: in-plane pixel size of the network, mm.
+    """
+    canonical, _ = to_canonical(image, affine)
+    spacing = canonical_spacing(affine)
+    slices = torch.from_numpy(normalize(np.ascontiguousarray(canonical))).transpose(0, 1)
+    plane = tuple(slices.shape[-2:])
+    target = tuple(max(1, round(n * s / pixel_mm)) for n, s in zip(plane, spacing[1:], strict=True))
+    if target != plane:
+        slices = F.interpolate(slices, size=target, mode="bilinear", align_corners=False)
+    return slices.contiguous(), plane
+
+
+class VolumeSegmenter:
+    """Mixin: ``segment(image, affine)`` for a network mapping (B, 4, H, W) to (B, K, H, W) logits.
+
+    The network's config must have ``pixel_mm``.
+    """
+
+    @torch.inference_mode()
+    def segment(
+        self,
+        image: np.ndarray,
+        affine: np.ndarray | None = None,
+        batch_size: int = 6,
+        progress: Callable[[int], None] | None = None,
+        min_disc_mm3: float = MIN_DISC_MM3,
+    ) -> tuple[np.ndarray, list[Disc]]:
+        """Segment one subject: disc labels (file orientation, 0/1) and the discs, head to feet.
+
+        Args:
+            image: (4, X, Y, Z) Dixon volumes (fat, in-phase, opposed-phase, water), any units.
+            affine: (4, 4) voxel -> world, mm; default IVDM3Seg's voxels (:data:`IVDM3SEG_AFFINE`).
+            batch_size: slices per forward pass.
+            progress: called with the number of slices done after each batch.
+            min_disc_mm3: components smaller than this are dropped.
+
+        Returns:
+            labels (X, Y, Z) uint8 and the discs (:class:`~convsuite.medseg.data.discs.Disc`).
+
+        Raises:
+            InputError: not 4 modalities of a 3-D volume, or NaN values.
+        """
+        image = np.asarray(image)
+        affine = IVDM3SEG_AFFINE if affine is None else np.asarray(affine, dtype=np.float64)
+        if image.ndim != 4 or image.shape[0] != len(self.config.modalities):
+            raise InputError("image", f"must be (4, X, Y, Z) Dixon volumes, got {image.shape}")
+        if not np.isfinite(image).all():
+            raise InputError("image", "holds NaN or infinite values")
+        probability = self.disc_probability(image, affine, batch_size, progress)
+        canonical = (probability > 0.5).astype(np.uint8)
+        _, ornt = to_canonical(image[0], affine)
+        labels = np.ascontiguousarray(from_canonical(canonical, ornt))
+        return find_discs(labels, affine, min_disc_mm3)
+
+    def disc_probability(
+        self,
+        image: np.ndarray,
+        affine: np.ndarray,
+        batch_size: int = 6,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Disc probability in RAS axis order: (X, Y, Z) float32 (see :meth:`segment`)."""
+        slices, plane = prepare_slices(image, affine, self.config.pixel_mm)
+        height, width = slices.shape[-2:]
+        pad = (0, -width % 16, 0, -height % 16)
+        device = next(self.parameters()).device
+        out = []
+        for start in range(0, slices.shape[0], batch_size):
+            batch = F.pad(slices[start : start + batch_size], pad).to(device)
+            logits = self(batch)[..., :height, :width].float()
+            disc = logits.softmax(dim=1)[:, 1:2]
+            if tuple(disc.shape[-2:]) != plane:
+                disc = F.interpolate(disc, size=plane, mode="bilinear", align_corners=False)
+            out.append(disc[:, 0].cpu())
+            if progress is not None:
+                progress(min(start + batch_size, slices.shape[0]))
+        return torch.cat(out).numpy()
