@@ -48,7 +48,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from convsuite.core_ops.runtime import keep_freed_memory
+from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
     "MIN_GROUP_CHANNELS",
@@ -276,26 +276,19 @@ def _bf16_native() -> bool:
         return False
 
 
-@functools.cache
-def _prepare_process() -> None:
-    """Once per process: keep freed memory (large temporaries are reused, not page-faulted)."""
-    if keep_freed_memory():
-        _LOG.info("convsuite: glibc now keeps freed memory for reuse (runtime.keep_freed_memory)")
-
-
 @contextlib.contextmanager
 def inference_mode(precision: str = "fp32") -> Iterator[None]:
     """``torch.inference_mode()`` for running a model prepared by :func:`prepare_for_inference`.
 
     Also, once per process, applies :func:`~convsuite.core_ops.runtime.keep_freed_memory` (one
-    log line), and for ``"bf16"`` on a CPU without native bf16 units logs a warning that it will
+    log line; see :func:`~convsuite.core_ops.runtime.keep_freed_memory_on_first_use`), and for ``"bf16"`` on a CPU without native bf16 units logs a warning that it will
     be slower than float32.
 
     Raises:
         ValueError: unknown precision.
     """
     check_precision(precision)
-    _prepare_process()
+    keep_freed_memory_on_first_use()
     if precision == "bf16" and not _bf16_native():
         _warn_emulated()
     with torch.inference_mode():

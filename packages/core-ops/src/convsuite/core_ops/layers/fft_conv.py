@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import IntOrSeq, as_tuple
 from convsuite.core_ops.layers.factories import conv_function
+from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
     "FFT_CROSSOVER",
@@ -92,6 +93,7 @@ def fft_conv(
         (N, C_out, *out_spatial), same dtype as ``x``. Transforms run in float32 (float64 inputs stay
         float64): bf16 has no CPU FFT, so under autocast this path computes in float32.
     """
+    keep_freed_memory_on_first_use()
     dims = weight.dim() - 2
     if x.dim() != dims + 2:
         raise ValueError(
@@ -304,6 +306,7 @@ def large_kernel_conv(
     The choice uses :data:`FFT_CROSSOVER`, keyed by whether the convolution is depthwise and whether
     autograd will need a backward pass; arguments as :func:`torch.nn.functional.conv2d`.
     """
+    keep_freed_memory_on_first_use()
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )

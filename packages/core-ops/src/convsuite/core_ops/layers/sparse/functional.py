@@ -33,6 +33,7 @@ from convsuite.core_ops.layers.sparse.rulebook import (
     window_rulebook,
 )
 from convsuite.core_ops.layers.sparse.tensor import SparseTensor
+from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
     "sparse_conv",
@@ -163,6 +164,7 @@ def submanifold_conv(
     Returns:
         (N, C_out) features on the same sites, sharing ``x``'s rulebook cache.
     """
+    keep_freed_memory_on_first_use()
     kernel = as_tuple(kernel_size, x.spatial_dims, "kernel_size")
     if any(k % 2 == 0 for k in kernel):
         raise ValueError(f"a submanifold kernel must be odd, got {kernel}")
@@ -195,6 +197,7 @@ def sparse_conv(
         With ``kernel == stride`` the rulebook comes from :func:`window_rulebook` (no (K, M)
         table), and one input channel is computed as an embedding bag (:func:`_window_embedding`).
     """
+    keep_freed_memory_on_first_use()
     dims = x.spatial_dims
     kernel, step = as_tuple(kernel_size, dims, "kernel_size"), as_tuple(stride, dims, "stride")
     _check_weight(x, weight, kernel)
