@@ -22,6 +22,7 @@ from convsuite.core_ops.cli import (
     Device,
     Devices,
     NumNodes,
+    Precision,
     Seed,
     Strategy,
     guard_outputs,
@@ -148,6 +149,7 @@ def inpaint(
         ),
     ] = None,
     device: Device = "cpu",
+    precision: Precision = "fp32",
     rim_depth: Annotated[
         int,
         typer.Option(
@@ -222,7 +224,7 @@ def inpaint(
                 "to choose)"
             )
         if run_nside not in networks:
-            networks[run_nside] = pretrained_network(run_nside, weights, device)
+            networks[run_nside] = pretrained_network(run_nside, weights, device, precision)
         map_prior = _prior(sky, factor, prior, cl, beam_fwhm, noise_uk_arcmin)
         filled = inpaint_nest(
             networks[run_nside],
@@ -233,6 +235,7 @@ def inpaint(
             map_prior,
             rim_depth=rim_depth,
             nside=run_nside,
+            precision=precision,
         )
         # observed pixels exactly as read; the holes back in the map's unit
         values = np.where(sky.observed, raw.values, filled / factor).astype(np.float32)

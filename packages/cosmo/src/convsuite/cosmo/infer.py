@@ -40,6 +40,7 @@ import torch
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import bundled_weights, list_bundled
 from convsuite.core_ops.io import read_card
+from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
@@ -82,7 +83,10 @@ def network_nside(nside: int) -> int:
 
 
 def pretrained_network(
-    nside: int, weights: str | os.PathLike[str] | None = None, device: str = "cpu"
+    nside: int,
+    weights: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> SkyReconNet:
     """The network (eval mode) for maps run at ``nside``.
 
@@ -91,10 +95,18 @@ def pretrained_network(
         weights: a bundled name or a ``.safetensors`` checkpoint from ``cosmo-train``; None: the
             bundled checkpoint trained at ``nside``.
         device: torch device.
+        precision: "fp32" or "bf16": core-ops' ``prepare_for_inference`` (bf16 weights for the
+            dense convolutions; inference only); run it with the same ``precision`` in
+            :func:`inpaint_nest`.
 
     Raises:
-        InputError: no bundled checkpoint for ``nside``, or the weights cannot be loaded.
+        InputError: no bundled checkpoint for ``nside``, the weights cannot be loaded, or an
+            unknown precision.
     """
+    try:
+        check_precision(precision)
+    except ValueError as error:
+        raise InputError("precision", str(error)) from None
     if weights is None:
         bundled = bundled_checkpoints()
         if nside not in bundled:
@@ -105,7 +117,7 @@ def pretrained_network(
                 "Python) or train one with cosmo-train",
             )
         weights = bundled[nside]
-    return SkyReconNet.from_pretrained(weights, device)
+    return prepare_for_inference(SkyReconNet.from_pretrained(weights, device), precision)
 
 
 def prefill(masked: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -126,12 +138,14 @@ def prefill(masked: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return diffusive_inpaint(values.astype(np.float64), observed, _PREFILL_SWEEPS)
 
 
-def _predict(net: SkyReconNet | None, data: np.ndarray, observed: np.ndarray) -> np.ndarray:
+def _predict(
+    net: SkyReconNet | None, data: np.ndarray, observed: np.ndarray, precision: str = "fp32"
+) -> np.ndarray:
     fill = prefill(data, observed)
     if net is None:
         return fill
     device = next(net.parameters()).device
-    with torch.inference_mode():
+    with inference_mode(precision):
         masked = torch.from_numpy(np.asarray(data, dtype=np.float32))[None].to(device)
         mask = torch.from_numpy(np.asarray(observed, dtype=bool))[None].to(device)
         return net(masked, mask, torch.from_numpy(fill)[None].to(device))[0].cpu().numpy()
@@ -146,6 +160,7 @@ def inpaint_nest(
     prior: MapPrior | None = None,
     rim_depth: int = 3,
     nside: int | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Fill the holes of a NESTED map: the rim by the local Wiener filter, the rest by the network.
 
@@ -166,6 +181,7 @@ def inpaint_nest(
         rim_depth: hole pixels this many neighbour steps from the data are filled by the local
             Wiener filter; 0: the network fills every hole pixel.
         nside: the resolution the network runs at; None: the map's.
+        precision: what ``net`` was prepared for (:func:`pretrained_network`): "fp32" or "bf16".
 
     Returns:
         (12 N^2,) float32 NESTED: ``data`` where observed, the fill elsewhere.
@@ -183,8 +199,8 @@ def inpaint_nest(
     def estimate(values: np.ndarray) -> np.ndarray:
         values = rim.fill(values)
         if nside is None or nside == native:
-            return _predict(net, values, known)
-        return _fill_at(net, nside, values, known)
+            return _predict(net, values, known, precision)
+        return _fill_at(net, nside, values, known, precision)
 
     if mode == "mean":
         return estimate(data).astype(np.float32)
@@ -195,7 +211,7 @@ def inpaint_nest(
 
 
 def _fill_at(
-    net: SkyReconNet | None, nside: int, values: np.ndarray, known: np.ndarray
+    net: SkyReconNet | None, nside: int, values: np.ndarray, known: np.ndarray, precision: str
 ) -> np.ndarray:
     """The network's fill at ``nside``, brought to the map's Nside N harmonically, and blended
     into the known pixels (hole values; the known ones are returned unchanged).
@@ -208,7 +224,7 @@ def _fill_at(
     summed = hp.ud_grade(np.where(known, values, 0.0), nside, order_in="NESTED", order_out="NESTED")
     coarse_known = coverage > 0.5
     coarse = np.where(coarse_known, summed / np.maximum(coverage, 1e-12), 0.0)
-    filled = _predict(net, coarse, coarse_known).astype(np.float64)
+    filled = _predict(net, coarse, coarse_known, precision).astype(np.float64)
     lmax, native = 3 * nside - 1, hp.npix2nside(values.size)
     alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=3)
     smooth = hp.reorder(hp.alm2map(alm, native, lmax=lmax), r2n=True)
@@ -230,6 +246,7 @@ def inpaint(
     rim_depth: int = 3,
     prior: MapPrior | None = None,
     unit: str = "uK_CMB",
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Inpaint a HEALPix map (a numpy array, as from ``healpy.read_map``).
 
@@ -249,6 +266,7 @@ def inpaint(
         prior: the map's prior (muK); None: measured from its observed pixels.
         unit: the map's unit ("K_CMB", "mK_CMB", "uK_CMB", ...: :func:`~convsuite.cosmo.data.
             units.uk_per_unit`); the work is done in muK, the result is in ``unit``.
+        precision: "fp32" or "bf16" (:func:`pretrained_network`).
 
     Returns:
         (12 N^2,) float32 in ``unit``, same ordering as the input: observed pixels unchanged,
@@ -281,7 +299,7 @@ def inpaint(
     values = values * factor
     check_observed("map", values, observed, infinite)
     target = nside or (native if weights is not None else network_nside(native))
-    net = pretrained_network(target, weights)
-    filled = inpaint_nest(net, values, observed, mode, seed, prior, rim_depth, target)
+    net = pretrained_network(target, weights, precision=precision)
+    filled = inpaint_nest(net, values, observed, mode, seed, prior, rim_depth, target, precision)
     filled = np.where(observed, observed_values, filled / factor).astype(np.float32)
     return filled if nest else hp.reorder(filled, n2r=True).astype(np.float32)
