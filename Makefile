@@ -6,7 +6,7 @@ PACKAGE_DIRS := $(sort $(wildcard packages/*))
 # core-ops first: every domain package depends on it.
 ORDERED := packages/core-ops $(filter-out packages/core-ops,$(PACKAGE_DIRS))
 STAMP := $(VENV)/.convsuite-installed
-BENCHMARKS := $(sort $(wildcard packages/*/benchmarks/bench_*.py)) benchmarks/bench_precision.py
+BENCHMARKS := packages/core-ops/benchmarks/peak.py $(sort $(wildcard packages/*/benchmarks/bench_*.py)) benchmarks/bench_precision.py
 
 .PHONY: demo test bench lint clean
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from convsuite_dev.bench import Comparison, median_seconds, print_table, relative_error
+from convsuite_dev.bench import Comparison, median_seconds, relative_error
+from peak import print_table_with_peak as print_table
 from torch import nn
 
 from convsuite.core_ops.layers.complex import (

@@ -15,8 +15,9 @@ import logging
 
 import torch
 import torch.nn.functional as F
-from convsuite_dev.bench import Comparison, median_seconds, print_table, relative_error
+from convsuite_dev.bench import Comparison, median_seconds, relative_error
 from DCLS.construct.modules import Dcls2d
+from peak import print_table_with_peak as print_table
 
 from convsuite.core_ops.backbones import create_backbone
 from convsuite.core_ops.layers.dcls import DCLSConv2d

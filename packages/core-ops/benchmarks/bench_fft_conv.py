@@ -13,7 +13,8 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from convsuite_dev.bench import Comparison, median_seconds, print_table, relative_error
+from convsuite_dev.bench import Comparison, median_seconds, relative_error
+from peak import print_table_with_peak as print_table
 
 from convsuite.core_ops.layers.fft_conv import FFT_CROSSOVER, fft_conv, large_kernel_conv
 from convsuite.core_ops.runtime import keep_freed_memory

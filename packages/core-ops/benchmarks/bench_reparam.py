@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 
 import torch
-from convsuite_dev.bench import Comparison, median_seconds, print_table, relative_error
+from convsuite_dev.bench import Comparison, median_seconds, relative_error
+from peak import print_table_with_peak as print_table
 
 from convsuite.core_ops.layers.reparam import DilatedReparamConv2d
 

@@ -41,7 +41,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from convsuite_dev.bench import Comparison, print_table, relative_error
+from convsuite_dev.bench import Comparison, relative_error
+from peak import print_table_with_peak as print_table
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers import (
