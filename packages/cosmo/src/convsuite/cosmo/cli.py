@@ -471,6 +471,12 @@ def evaluate(
             help="CG budget of the Wiener filter and CR (default: 300 to Nside 64, 1000 above).",
         ),
     ] = None,
+    spectrum: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: the measured spectrum's error against the truth's per ell range."
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write every row as JSON here.")] = None,
 ) -> None:
     """SkyReconNet vs its pre-fill, diffusive inpainting, Wiener filter and constrained
@@ -490,8 +496,12 @@ def evaluate(
 
     from convsuite.core_ops.io import atomic_write
     from convsuite.cosmo.data import TARGET_PRIORS
-    from convsuite.cosmo.evaluation import METHODS, evaluate_methods, summarize
+    from convsuite.cosmo.evaluation import METHODS, evaluate_methods, spectrum_errors, summarize
 
+    priors = TARGET_PRIORS if prior_family == "target" else None
+    if spectrum:
+        _print_spectrum_errors(spectrum_errors(nside, range(n), priors), nside, out)
+        return
     unknown = sorted(set(chosen) - set(METHODS))
     if unknown or not chosen:
         raise InputError("--methods", f"unknown {unknown}; choose from {', '.join(METHODS)}")
@@ -504,7 +514,7 @@ def evaluate(
         f_sky,
         console.log,
         wiener_iterations,
-        TARGET_PRIORS if prior_family == "target" else None,
+        priors,
         prior,
     )
     table = Table(
@@ -517,6 +527,31 @@ def evaluate(
         cells = (f"{means[k]:.4g}" if k in means else "-" for k in _EVALUATION_KEYS)
         table.add_row(sky_prior, method, *cells)
     Console(width=max(Console().width, 160)).print(table)
+    if out is not None:
+        with atomic_write(out) as handle:
+            json.dump(rows, handle, indent=2)
+
+
+def _print_spectrum_errors(rows: list, nside: int, out: Path | None) -> None:
+    """The table of :func:`~convsuite.cosmo.evaluation.spectrum_errors`, means over the seeds."""
+    import json
+
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from convsuite.core_ops.io import atomic_write
+
+    table = Table(
+        title=f"measured spectrum: median |estimate / reference - 1| per 10-ell bin, Nside {nside}"
+    )
+    for column in ("prior", "ells", "vs truth (anafast)", "vs theory"):
+        table.add_column(column)
+    for key in dict.fromkeys((r["prior"], r["ells"]) for r in rows):
+        mine = [r for r in rows if (r["prior"], r["ells"]) == key]
+        means = [float(np.mean([r[k] for r in mine])) for k in ("truth", "theory")]
+        table.add_row(*key, *(f"{m:.1%}" for m in means))
+    Console(width=max(Console().width, 130)).print(table)
     if out is not None:
         with atomic_write(out) as handle:
             json.dump(rows, handle, indent=2)
