@@ -110,3 +110,29 @@ def test_train_and_evaluate_on_converted_die_maps(
     metrics = json.loads((figures / "metrics.json").read_text())
     assert metrics["die_level"] == 1.0 and metrics["network_grid"] == 64
     assert metrics["accuracy"] > 0.7  # four patterns: chance is 0.25
+    # the protocol on the converted maps: die presets for both networks, the novel set at die level
+    results = tmp_path / "protocol.json"
+    code, _, err = invoke(
+        capsys,
+        "protocol",
+        "--maps",
+        out,
+        "--holdout",
+        "scratch",
+        "--epochs",
+        2,
+        "--n-novel",
+        6,
+        "--out",
+        results,
+        "--accelerator",
+        "cpu",
+    )
+    assert code == 0, err
+    assert "die-level maps (26-27 cells across), resampled to the network's 64 grid" in err
+    runs = json.loads(results.read_text())
+    assert [(r["method"], r["novel_pattern"]) for r in runs] == [
+        ("sparse", "scratch"),
+        ("dense", "scratch"),
+    ]
+    assert all(0.0 <= r["metrics"]["novel_set_auroc"] <= 1.0 for r in runs)
