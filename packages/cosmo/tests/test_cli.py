@@ -6,6 +6,7 @@ Bad and hostile input: ``test_hostile.py``.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from convsuite.core_ops.cli import run
 from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.io import save_checkpoint
 from convsuite.cosmo.cli import evaluate_app, inpaint_app, simulate_app, train_app
+from convsuite.cosmo.data import TARGET_PRIORS
 from convsuite.cosmo.model import SkyReconNet
 
 NSIDE = 16
@@ -179,6 +181,25 @@ def test_evaluate_prints_every_method(weights: Path, invoke) -> None:
         assert name in out
     status, _, err = invoke(evaluate_app, "--nside", NSIDE, "--methods", "oracle")
     assert status == 2 and "oracle" in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_off_the_training_prior_and_the_spectrum(weights: Path, tmp_path, invoke) -> None:
+    """--prior-family target: every method on the skies of both held-out priors, the network's
+    pre-fill alone beside it; --spectrum: the estimate's error per ell range."""
+    args = ["--nside", NSIDE, "--n", 1, "--weights", weights, "--prior-family", "target"]
+    out_json = tmp_path / "rows.json"
+    status, out, err = invoke(
+        evaluate_app, *args, "--methods", "skyrecon,prefill,wiener", "--out", out_json
+    )
+    assert status == 0, err
+    rows = json.loads(out_json.read_text())
+    assert {r["prior"] for r in rows} == {p.describe() for p in TARGET_PRIORS}
+    assert {r["method"] for r in rows} == {"skyrecon", "prefill", "wiener"}
+    assert all(0 < r["power_ratio"] < 2 for r in rows) and "power_ratio" in out
+    status, out, err = invoke(evaluate_app, *args, "--spectrum")
+    assert status == 0 and "vs truth" in out and "beam 60'" in out, err
+    status, _, err = invoke(evaluate_app, *args, "--prior-family", "other")
+    assert status == 2 and "--prior-family" in err
 
 
 def test_every_command_has_help_with_an_example(invoke) -> None:
