@@ -26,6 +26,9 @@ _LAZY = {
     "read_wafer_maps": "convsuite.semicon.data",
     "read_wm811k": "convsuite.semicon.data",
     "simulate_wafer_maps": "convsuite.semicon.data",
+    "iter_wm811k": "convsuite.semicon.data",
+    "convert_wm811k": "convsuite.semicon.data.convert",
+    "simulate_novel_maps": "convsuite.semicon.data.novel",
     "SparseWaferNet": "convsuite.semicon.model",
     "WaferNetConfig": "convsuite.semicon.model",
     "batch_wafer_maps": "convsuite.semicon.model",
@@ -35,6 +38,7 @@ _LAZY = {
     "Classification": "convsuite.semicon.monitor",
     "WaferMonitor": "convsuite.semicon.monitor",
     "fit_monitor": "convsuite.semicon.train",
+    "holdout_protocol": "convsuite.semicon.protocol",
 }
 
 __all__ = sorted(_LAZY)
