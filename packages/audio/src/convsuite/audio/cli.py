@@ -170,7 +170,13 @@ def evaluate(
 
     from convsuite.audio.baselines import available_baselines
     from convsuite.audio.data.challenge import read_challenge_set
-    from convsuite.audio.evaluate import OURS, evaluate_calls, format_table, summarize
+    from convsuite.audio.evaluate import (
+        OURS,
+        UNPROCESSED,
+        evaluate_calls,
+        format_table,
+        summarize,
+    )
     from convsuite.audio.figures import spectrograms_figure
     from convsuite.audio.infer import EchoCanceller
     from convsuite.core_ops.figures import save_figure
@@ -208,7 +214,7 @@ def evaluate(
         handle.write(json.dumps(record, indent=2, allow_nan=True) + "\n")
     for call, result in list(zip(calls, results, strict=True))[:figures]:
         panels = {"microphone": call.mic, "far end": call.far}
-        panels.update(result.outputs)
+        panels.update({k: v for k, v in result.outputs.items() if k != UNPROCESSED})
         if call.near is not None and call.scenario != "fst":
             panels["near-end speech (target)"] = call.near
         figure = spectrograms_figure(panels, f"call {call.fileid} ({call.scenario})")

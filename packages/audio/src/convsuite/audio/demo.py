@@ -15,7 +15,7 @@ from pathlib import Path
 from convsuite.audio.data.challenge import ChallengeCall
 from convsuite.audio.data.simulate import simulate_call
 from convsuite.audio.data.wav import write_wav
-from convsuite.audio.evaluate import evaluate_calls, summarize
+from convsuite.audio.evaluate import UNPROCESSED, evaluate_calls, summarize
 from convsuite.audio.figures import spectrograms_figure
 from convsuite.audio.infer import EchoCanceller
 from convsuite.core_ops.demo import DemoResult
@@ -56,7 +56,8 @@ def run(out_dir: Path) -> DemoResult:
     results = evaluate_calls(calls, canceller, with_aecmos=False, keep_outputs=True)
     figures, wavs = [], {}
     for call, result in zip(calls, results, strict=True):
-        panels = {"microphone": call.mic, "far end": call.far, **result.outputs}
+        outputs = {k: v for k, v in result.outputs.items() if k != UNPROCESSED}
+        panels = {"microphone": call.mic, "far end": call.far, **outputs}
         if call.scenario != "fst":
             panels["near-end speech (target)"] = call.near
         figure = spectrograms_figure(panels, f"{call.scenario}: before and after")

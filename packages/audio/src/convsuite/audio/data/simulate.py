@@ -175,6 +175,7 @@ def simulate_call(
     near = synthesize_speech(seconds, rng, random_talker(rng)).astype(np.float64)
     near *= level / (_rms(near) + 1e-12)
     far *= 10 ** (rng.uniform(-26, -16) / 20) / (_rms(far) + 1e-12)
+    far *= min(1.0, 0.99 / (np.max(np.abs(far)) + 1e-12))  # the reference stays inside full scale
     delay_ms = float(rng.uniform(10, 500))
     played, nonlinearity = _loudspeaker(far, rng)
     rir, rir_kind, rt60 = _echo_path(rng)

@@ -103,6 +103,29 @@ class CausalPseudoComplexConv2d(nn.Module):
         self.out_channels = out_channels
         self.streaming = False
         self.register_buffer("history", None, persistent=False)
+        self.register_buffer("fused_weight", None, persistent=False)
+        self.register_buffer("fused_bias", None, persistent=False)
+
+    def fuse(self, enabled: bool = True) -> None:
+        """Cache the real block weight ``[[Wr, -Wi], [Wi, Wr]]`` for inference (or drop it).
+
+        Streaming calls the convolution once per frame; building the block weight each time
+        costs more than the convolution. The cache is a snapshot: it is used only in streaming
+        mode outside training, and :func:`set_streaming` refreshes or drops it.
+        """
+        if not enabled or self.conv.groups != 1:
+            self.fused_weight = self.fused_bias = None
+            return
+        conv = self.conv
+        with torch.no_grad():
+            top = torch.cat([conv.weight_real, -conv.weight_imag], dim=1)
+            bottom = torch.cat([conv.weight_imag, conv.weight_real], dim=1)
+            self.fused_weight = torch.cat([top, bottom], dim=0)
+            self.fused_bias = (
+                None
+                if conv.bias_real is None
+                else torch.cat([conv.bias_real, conv.bias_imag]).detach().clone()
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 2 C_in, T, F) -> (N, 2 C_out, T, F)."""
@@ -116,6 +139,11 @@ class CausalPseudoComplexConv2d(nn.Module):
                 self.history = x[:, :, -pad:].detach()
             else:
                 x = F.pad(x, (0, 0, pad, 0))
+        if self.streaming and self.fused_weight is not None and not self.training:
+            conv = self.conv
+            return F.conv2d(
+                x, self.fused_weight, self.fused_bias, padding=conv.padding, dilation=conv.dilation
+            )
         return self.conv(x)
 
     def extra_repr(self) -> str:
@@ -125,12 +153,15 @@ class CausalPseudoComplexConv2d(nn.Module):
 def set_streaming(module: nn.Module, enabled: bool = True) -> nn.Module:
     """Switch every causal convolution in ``module`` to (or out of) streaming mode; clear history.
 
+    Streaming is for inference: the convolutions use block weights fused at this call (see
+    :meth:`CausalPseudoComplexConv2d.fuse`; outside eval mode they compute them each call).
     Call it again with ``True`` to start a new stream. Returns ``module``.
     """
     for layer in module.modules():
         if isinstance(layer, CausalPseudoComplexConv2d):
             layer.streaming = enabled
             layer.history = None
+            layer.fuse(enabled)
     return module
 
 

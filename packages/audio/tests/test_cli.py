@@ -1,0 +1,117 @@
+"""The ``aec`` command line: enhance (offline and streaming), simulate, evaluate, and refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from convsuite.audio.data import simulate_call, write_wav
+
+
+@pytest.fixture(scope="module")
+def call_files(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("call")
+    call = simulate_call(21, 2.0, scenario="dt", split="test")
+    return write_wav(folder / "mic.wav", call.mic), write_wav(folder / "far.wav", call.far)
+
+
+def test_enhance_offline_and_streaming_agree(invoke, call_files, tmp_path) -> None:
+    mic, far = call_files
+    status, _, err = invoke("enhance", mic, far, "-o", tmp_path / "near.wav")
+    assert status == 0 and "far-end delay" in err
+    status, _, _ = invoke("enhance", mic, far, "-o", tmp_path / "stream.wav", "--stream")
+    assert status == 0
+    offline, rate = sf.read(tmp_path / "near.wav")
+    streamed, _ = sf.read(tmp_path / "stream.wav")
+    assert rate == 16000 and offline.shape == streamed.shape == sf.read(mic)[0].shape
+    assert np.abs(offline - streamed).max() <= 2 / 32767  # 16-bit rounding apart
+    assert np.abs(offline).max() > 0
+
+
+def _write(path: Path, kind: str, rate: int = 16000) -> Path:
+    rng = np.random.default_rng(0)
+    data = {
+        "stereo": 0.1 * rng.standard_normal((16000, 2)),
+        "empty": np.zeros(0),
+        "zeros": np.zeros(16000),
+        "short": 0.1 * rng.standard_normal(4000),
+        "long": 0.1 * rng.standard_normal(60000),
+    }[kind]
+    sf.write(path, data, rate)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "no such audio file"),
+        ("stereo", "2 channels"),
+        ("empty", "empty"),
+        ("zeros", "all zeros"),
+        ("long", "differs from the microphone's"),
+        ("same", "is also an input"),
+    ],
+)
+def test_enhance_refuses_bad_input(invoke, call_files, tmp_path, case: str, message: str) -> None:
+    mic, far = call_files
+    out = tmp_path / "near.wav"
+    if case == "missing":
+        far = tmp_path / "nothing.wav"
+    elif case == "same":
+        out = mic
+    else:
+        far = _write(tmp_path / f"{case}.wav", case)
+    before = out.stat().st_mtime_ns if out.exists() else None
+    status, _, err = invoke("enhance", mic, far, "-o", out)
+    assert status == 2
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+    assert (out.stat().st_mtime_ns if out.exists() else None) == before  # nothing written
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("near")] == []
+
+
+def test_enhance_resamples_with_a_warning(invoke, call_files, tmp_path) -> None:
+    mic, _ = call_files
+    call = simulate_call(21, 2.0, scenario="dt", split="test")
+    from scipy.signal import resample_poly
+
+    sf.write(tmp_path / "far48k.wav", resample_poly(call.far, 3, 1), 48000)
+    with pytest.warns(UserWarning, match="resampling from 48000 Hz"):
+        status, _, _ = invoke("enhance", mic, tmp_path / "far48k.wav", "-o", tmp_path / "n.wav")
+    assert status == 0 and sf.info(tmp_path / "n.wav").samplerate == 16000
+
+
+def test_help_has_examples(invoke) -> None:
+    for command in ("enhance", "simulate", "train", "evaluate"):
+        status, out, _ = invoke(command, "--help")
+        assert status == 0 and "Example: aec" in out
+
+
+@pytest.mark.slow
+def test_simulate_then_evaluate(invoke, tmp_path) -> None:
+    status, _, err = invoke(
+        "simulate", "--seed", "3", "--count", "3", "--seconds", "3", "--out", tmp_path / "calls"
+    )
+    assert status == 0 and "1 fst, 1 nst, 1 dt" in err
+    status, out, _ = invoke(
+        "evaluate", tmp_path / "calls", "--out", tmp_path / "report", "--figures", "1"
+    )
+    assert status == 0
+    assert (
+        "| fst | D3AEC (ours) |" in out and "| dt | SpeexDSP |" in out and "| nst | NLMS |" in out
+    )
+    assert "AEC3" in out  # its row, or the note saying it is not installed
+    report = tmp_path / "report"
+    assert sorted(p.name for p in report.iterdir()) == [
+        "call0_fst_spectrograms.png",
+        "evaluation.json",
+        "evaluation.md",
+    ]
+    import json
+
+    record = json.loads((report / "evaluation.json").read_text())
+    fst = record["summary"]["fst"]
+    assert fst["unprocessed mic"]["erle_db"] == pytest.approx(0.0)
+    assert 1.0 <= fst["D3AEC (ours)"]["aecmos_echo"] <= 5.0
