@@ -24,6 +24,7 @@ from convsuite.core_ops.cli import (
     Device,
     Devices,
     NumNodes,
+    Precision,
     Seed,
     Strategy,
     guard_outputs,
@@ -81,7 +82,7 @@ def _bar():
 
 @app.command(
     epilog="Example: eels-anomaly detect cube.hspy --window 690 730 --out results/ "
-    "--threshold null --false-alarm 5e-4"
+    "--threshold null --false-alarm 5e-4 --precision bf16"
 )
 def detect(
     cube: Annotated[Path, typer.Argument(help="Spectrum image (.hspy, .zspy, .emd, .dm3/.dm4).")],
@@ -101,6 +102,7 @@ def detect(
     ] = "local",
     threshold_method: Threshold = "null",
     false_alarm: FalseAlarm = 5e-4,
+    precision: Precision = "fp32",
     seed: Seed = 0,
     device: Device = "cpu",
 ) -> None:
@@ -141,6 +143,7 @@ def detect(
             threshold_method=threshold_method,
             false_alarm=false_alarm,
             reference=reference,
+            precision=precision,
         )
     truth = signal.metadata.get_item("Anomalies.mask", None)
     figures = [plot_anomalies(found, truth, cube.name), plot_spectra(found)]
@@ -167,6 +170,7 @@ def detect(
         "threshold_method": threshold_method,
         "false_alarm": false_alarm if threshold_method == "null" else None,
         "reference": reference,
+        "precision": precision,
         "window_ev": list(found.window_ev),
         "fit_seconds": round(found.fit_seconds, 1),
     }

@@ -40,6 +40,7 @@ __all__ = [
     "adapt",
     "detect",
     "detect_anomalies",
+    "for_inference",
     "grid_of",
     "load_network",
     "reconstruct",
@@ -105,23 +106,53 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     return x, h, w
 
 
-@torch.no_grad()
-def reconstruct(net: EELSVAE, network_input: np.ndarray, device: str = "cpu") -> np.ndarray:
+def for_inference(net: EELSVAE, precision: str = "fp32", source: str = "--precision") -> EELSVAE:
+    """``net`` in eval mode for ``precision`` (core-ops' precision API): ``fp32`` is ``net``
+    itself; ``bf16`` a copy with bf16 convolutions (the caller's network is left as it is).
+
+    Raises:
+        InputError: ``precision`` is not ``fp32`` or ``bf16``.
+    """
+    import copy
+
+    from convsuite.core_ops.precision import prepare_for_inference
+
+    _check_precision(precision, source)
+    return prepare_for_inference(net if precision == "fp32" else copy.deepcopy(net), precision)
+
+
+def _check_precision(precision: str, source: str = "--precision") -> None:
+    """Raises InputError: ``precision`` is not one of core-ops' ``PRECISIONS``."""
+    from convsuite.core_ops.precision import check_precision
+
+    try:
+        check_precision(precision)
+    except ValueError as error:
+        raise InputError(source, str(error)) from None
+
+
+def reconstruct(
+    net: EELSVAE, network_input: np.ndarray, device: str = "cpu", precision: str = "fp32"
+) -> np.ndarray:
     """Reconstruction logits (y, x, E) of a preprocessed (y, x, E) block, in eval mode.
 
-    Runs on tiles of ``TILE_COLUMNS`` columns with ``CONTEXT_ROWS`` columns of context on each
-    side, so the network's activations stay small for wide maps.
+    ``net`` comes from :func:`for_inference` for ``precision`` (a bf16 network needs it). Runs
+    on tiles of ``TILE_COLUMNS`` columns with ``CONTEXT_ROWS`` columns of context on each side,
+    so the network's activations stay small for wide maps.
     """
+    from convsuite.core_ops.precision import inference_mode
+
     net = net.eval()
     width = network_input.shape[1]
     logits = np.empty(network_input.shape, np.float32)
-    for start in range(0, width, TILE_COLUMNS):
-        stop = min(width, start + TILE_COLUMNS)
-        left, right = min(start, CONTEXT_ROWS), min(width - stop, CONTEXT_ROWS)
-        tile = np.ascontiguousarray(network_input[:, start - left : stop + right], np.float32)
-        x, h, w = _pad_to(torch.from_numpy(tile)[None, None].to(device), 4)
-        out = net(x).logits[0, 0, :h, :w].cpu().numpy()
-        logits[:, start:stop] = out[:, left : left + stop - start]
+    with inference_mode(precision):
+        for start in range(0, width, TILE_COLUMNS):
+            stop = min(width, start + TILE_COLUMNS)
+            left, right = min(start, CONTEXT_ROWS), min(width - stop, CONTEXT_ROWS)
+            tile = np.ascontiguousarray(network_input[:, start - left : stop + right], np.float32)
+            x, h, w = _pad_to(torch.from_numpy(tile)[None, None].to(device), 4)
+            out = net(x).logits[0, 0, :h, :w].float().cpu().numpy()
+            logits[:, start:stop] = out[:, left : left + stop - start]
     return logits
 
 
@@ -140,7 +171,12 @@ def _fine_tune(
     seed: int,
     progress: bool,
 ) -> tuple[EELSVAE, float]:
-    """A copy of ``net`` fine-tuned on (a central region of) the cube for ``seconds``."""
+    """A copy of ``net`` fine-tuned on (a central region of) the cube for ``seconds``.
+
+    Adam at 1e-4 with the batch norms' statistics frozen and the trimmed loss (15%): on held-out
+    simulated cubes, Adam at 5e-4 with the statistics updated from batches of 4 shards flagged
+    5.2% of an anomaly-free cube and lost F1 at 1 eV (0.87); this 1.4% and 0.99.
+    """
     import copy
 
     height, width = data.shape[:2]
@@ -162,11 +198,12 @@ def _fine_tune(
             epochs=1000,
             shards_per_epoch=32,
             batch_size=4,
-            lr=5e-4,
+            lr=1e-4,
             trim=0.15,
+            freeze_norms=True,
             max_seconds=seconds,
             seed=seed,
-            progress=progress,
+            progress=progress or None,
         )
     return module.net.eval(), float(metrics["seconds"])
 
@@ -207,6 +244,7 @@ def detect(
     threshold_method: str = "null",
     false_alarm: float = DEFAULT_FALSE_ALARM,
     reference: str = "local",
+    precision: str = "fp32",
 ) -> Detection:
     """Score every pixel of an EELS spectrum image (see the module docstring).
 
@@ -226,9 +264,11 @@ def detect(
         reference: what each pixel is compared with: ``local`` (default: the reconstruction
             corrected by its neighbours' median residual, best of four half-rings; misses
             clusters) or ``network`` (the reconstruction, as the reference).
+        precision: ``fp32`` or ``bf16`` for the reconstruction (core-ops' precision API; the
+            fine-tuning runs in float32).
 
     Raises:
-        InputError: an unknown threshold method or reference, no energy axis, a window outside it or outside the network's grid, an axis
+        InputError: an unknown threshold method, reference or precision, no energy axis, a window outside it or outside the network's grid, an axis
             that does not cover the grid, an all-NaN cube.
     """
     if isinstance(getattr(signal, "data", None), np.ndarray):
@@ -246,6 +286,7 @@ def detect(
             threshold_method,
             false_alarm,
             reference,
+            precision,
         )
     import dask
 
@@ -264,6 +305,7 @@ def detect(
             threshold_method,
             false_alarm,
             reference,
+            precision,
         )
 
 
@@ -281,10 +323,12 @@ def _detect(
     threshold_method: str = "null",
     false_alarm: float = DEFAULT_FALSE_ALARM,
     reference: str = "local",
+    precision: str = "fp32",
 ) -> Detection:
     """:func:`detect` without the scheduler choice."""
     check_threshold(threshold_method, false_alarm)  # before any work
     check_reference(reference)
+    _check_precision(precision)
     signal = as_spectrum_image(signal, source)
     axis = energy_axis(signal, source)
     check_window(axis, window, source)
@@ -299,7 +343,7 @@ def _detect(
         net, fit_seconds_used = _fine_tune(
             net, data, resampler, low, high, fit_seconds, seed, fit_progress
         )
-    net = net.to(device).eval()
+    net = for_inference(net.to(device), precision)
     height, width = data.shape[:2]
     band_rows = BAND_ROWS if isinstance(data, np.ndarray) else LAZY_BAND_ROWS
     scores = np.empty((height, width), np.float32)
@@ -310,7 +354,7 @@ def _detect(
         top, bottom = min(start, CONTEXT_ROWS), min(height - stop, CONTEXT_ROWS)
         block = np.asarray(data[start - top : stop + bottom, :, resampler.first : resampler.last])
         prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
-        logits = reconstruct(net, prepared.network_input, device)
+        logits = reconstruct(net, prepared.network_input, device, precision)
         rows = slice(top, top + stop - start)
         recon = 1.0 / (1.0 + np.exp(-logits))
         scores[start:stop] = score_pixels(prepared.own, recon, channels, reference)[rows]

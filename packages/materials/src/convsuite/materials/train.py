@@ -100,13 +100,25 @@ class VAEModule(L.LightningModule):
         net: the network (kept as ``self.net`` for :func:`~convsuite.core_ops.training.export_best`).
         lr: Adam's learning rate.
         trim: fraction of worst-reconstructed pixels left out of each batch's loss.
+        freeze_norms: keep the batch norms' statistics as they are (eval mode) while the weights
+            train: fine-tuning on one cube in batches of 4 shards otherwise replaces the
+            pretrained statistics with noisy ones.
     """
 
-    def __init__(self, net: EELSVAE, lr: float = 2e-3, trim: float = 0.0) -> None:
+    def __init__(
+        self, net: EELSVAE, lr: float = 2e-3, trim: float = 0.0, freeze_norms: bool = False
+    ) -> None:
         super().__init__()
         self.net = net
         self.lr = lr
         self.trim = trim
+        self.freeze_norms = freeze_norms
+
+    def on_train_batch_start(self, batch: torch.Tensor, batch_idx: int) -> None:
+        if self.freeze_norms:  # Lightning puts the module in train mode before each epoch
+            for module in self.net.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def _step(self, batch: torch.Tensor, stage: str) -> torch.Tensor:
         loss, nll, kl = vae_loss(self.net(batch), batch, self.net.config.beta, self.trim)
@@ -136,8 +148,9 @@ def fit_vae(
     trim: float = 0.0,
     max_seconds: float | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | None = False,
     trainer_options: dict[str, Any] | None = None,
+    freeze_norms: bool = False,
 ) -> tuple[L.Trainer, VAEModule, dict[str, float]]:
     """Train ``net`` on shards of preprocessed cubes; the best weights (by held-out loss) stay in it.
 
@@ -153,8 +166,10 @@ def fit_vae(
         trim: see :class:`VAEModule`.
         max_seconds: wall-clock budget of the fit (None: none).
         seed: seeds the shards and initialization noise.
-        progress: rich progress bar (CLIs on a terminal).
+        progress: rich progress bar (CLIs on a terminal); False: a plain, rarely refreshed bar;
+            None: no bar at all (fine-tuning inside ``detect``).
         trainer_options: accelerator/devices/strategy/num_nodes (``trainer_settings``).
+        freeze_norms: see :class:`VAEModule`.
 
     Returns:
         (trainer, module, {"val_loss": best held-out loss, "seconds": fit time}).
@@ -165,7 +180,7 @@ def fit_vae(
     train_parts, val_parts = zip(*(split_rows(c) for c in cubes), strict=True)
     train = DataLoader(ShardSet(train_parts, shards_per_epoch, seed=seed), batch_size, shuffle=True)
     val = DataLoader(ShardSet(val_parts), batch_size)
-    module = VAEModule(net, lr=lr, trim=trim)
+    module = VAEModule(net, lr=lr, trim=trim, freeze_norms=freeze_norms)
     options = {"accelerator": "cpu", "devices": 1, **(trainer_options or {})}
     if max_seconds is not None:
         options["max_time"] = {"seconds": max(1.0, float(max_seconds))}
