@@ -49,7 +49,8 @@ def enhance(
     farend: Annotated[Path, typer.Argument(help="Far-end reference (mono WAV).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output WAV (near-end speech).")],
     stream: Annotated[
-        bool, typer.Option(help="Process hop by hop (16 ms) as a real-time call would.")
+        bool,
+        typer.Option(help="Process hop by hop (16 ms, one thread) as a real-time call would."),
     ] = False,
     delay_ms: Annotated[
         float | None,
@@ -69,6 +70,9 @@ def enhance(
     delay = estimate_delay(mic_signal, far_signal) if delay_ms is None else int(delay_ms * 16)
     if stream:
         import numpy as np
+        import torch
+
+        torch.set_num_threads(1)  # a 16-ms frame is too little work to share between threads
 
         streamer = canceller.stream(delay)
         hop = 256
