@@ -133,7 +133,7 @@ class DenseWaferNet(Pretrained, nn.Module):
             previous = width
         self.body = nn.Sequential(*layers)
         self.project = nn.Sequential(nn.Linear(previous, config.feature_dim), nn.ReLU())
-        self.n_features = config.feature_dim
+        self.n_features = self.n_novelty_features = config.feature_dim
         self.head = nn.Linear(config.feature_dim, config.n_classes)
 
     def features(self, x: Tensor) -> Tensor:
@@ -145,6 +145,10 @@ class DenseWaferNet(Pretrained, nn.Module):
                 "input with batch_binned(maps, config.bins)"
             )
         return self.project(self.body(x).mean((-2, -1)))
+
+    def novelty_features(self, x: Tensor, features: Tensor) -> Tensor:
+        """What the novelty detector reads: the features themselves (B, feature_dim)."""
+        return features
 
     def forward_head(self, features: Tensor) -> Tensor:
         """(B, feature_dim) features -> (B, n_classes) logits."""

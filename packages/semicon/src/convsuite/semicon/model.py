@@ -112,6 +112,7 @@ class WaferNetConfig(ModelConfig):
     head: Literal["pool", "flatten"] = "pool"
     pooled_stages: int = 1
     shape_profile: bool = False
+    clump_statistics: bool = False
 
     def __post_init__(self) -> None:
         for name in ("widths", "blocks", "strides", "classes"):
@@ -202,6 +203,51 @@ class ShapeProfile(nn.Module):
         return torch.cat([radial, unevenness, torch.log(total + 1e-4)], 1).float()
 
 
+class ClumpStatistics(nn.Module):
+    """How the defects clump, at three window sizes (no parameters): for the novelty detector.
+
+    For windows of 1/256, 1/64 and 1/16 of the grid side (16, 64 and 256 cells on the 4096 grid:
+    1.2, 4.7 and 19 mm), over the windows holding defects: ``log`` of their number per defective
+    cell (0 when every defect has a window to itself, very negative for tight clusters),
+    ``log1p`` of the largest count and ``log1p`` of the counts' standard deviation. A mask defect
+    repeated in every reticle field (many small clusters on a lattice) or a long thin spiral
+    clumps unlike any known pattern while its pools and radial profile look ordinary.
+
+    Shapes:
+        (N, 1) features on (B, G, G) -> (B, 9) float32.
+    """
+
+    out_features = 9
+    _FRACTIONS = (256, 64, 16)
+
+    def forward(self, x: SparseTensor) -> Tensor:
+        height, width = x.spatial_shape
+        batch = x.coords[:, 0]
+        sites = torch.bincount(batch, minlength=x.batch_size).double().clamp(min=1.0)
+        parts = []
+        for fraction in self._FRACTIONS:
+            cell = max(1, min(height, width) // fraction)
+            rows, cols = x.coords[:, 1] // cell, x.coords[:, 2] // cell
+            keys = (batch * (height // cell + 1) + rows) * (width // cell + 1) + cols
+            unique_keys, counts = torch.unique(keys, return_counts=True)
+            owner = unique_keys // ((height // cell + 1) * (width // cell + 1))
+            counts = counts.double()
+            windows = torch.bincount(owner, minlength=x.batch_size).double()
+            total = torch.bincount(owner, counts, minlength=x.batch_size)
+            square = torch.bincount(owner, counts**2, minlength=x.batch_size)
+            peak = torch.zeros(x.batch_size, dtype=torch.float64).scatter_reduce(
+                0, owner, counts, "amax", include_self=True
+            )
+            mean = total / windows.clamp(min=1.0)
+            spread = (square / windows.clamp(min=1.0) - mean**2).clamp(min=0.0).sqrt()
+            parts += [
+                torch.log(windows.clamp(min=1.0) / sites),
+                torch.log1p(peak),
+                torch.log1p(spread),
+            ]
+        return torch.stack(parts, 1).float()
+
+
 _PRESETS: dict[str, WaferNetConfig] = {
     # Submanifold 3 x 3 at full resolution (the paper's point), then 4096 -> 512 -> 64 -> 16 -> 4.
     # Not for CPU streams: the full-resolution layer and the 8 x 8 strided ones cost most.
@@ -221,6 +267,7 @@ _PRESETS: dict[str, WaferNetConfig] = {
         feature_dim=64,
         pooled_stages=3,
         shape_profile=True,
+        clump_statistics=True,
     ),
     # Die maps (WM-811K, 25-212 dies across): a 64 grid (a die covers the cells under it), a
     # submanifold 3 x 3 at that pitch, then 16 -> 4; the shape profile (radial/angular pooling).
@@ -232,6 +279,7 @@ _PRESETS: dict[str, WaferNetConfig] = {
         feature_dim=32,
         pooled_stages=3,
         shape_profile=True,
+        clump_statistics=True,
     ),
     # Tests: a 256 grid -> 64 -> 16 -> 4.
     "tiny": WaferNetConfig(
@@ -296,6 +344,8 @@ class SparseWaferNet(Pretrained, nn.Module):
         self.profile = ShapeProfile() if config.shape_profile else None
         self.n_features = config.feature_dim + (self.profile.out_features if self.profile else 0)
         self.head = nn.Linear(self.n_features, config.n_classes)
+        self.clumps = ClumpStatistics() if config.clump_statistics else None
+        self.n_novelty_features = self.n_features + (self.clumps.out_features if self.clumps else 0)
 
     def _check(self, x: SparseTensor) -> None:
         if not isinstance(x, SparseTensor):
@@ -337,8 +387,15 @@ class SparseWaferNet(Pretrained, nn.Module):
         return features
 
     def forward_head(self, features: Tensor) -> Tensor:
-        """(B, feature_dim) features -> (B, n_classes) logits."""
+        """(B, n_features) features -> (B, n_classes) logits."""
         return self.head(features)
+
+    def novelty_features(self, x: SparseTensor, features: Tensor) -> Tensor:
+        """What the novelty detector reads, (B, n_novelty_features): ``features`` (from
+        :meth:`features`), with ``clump_statistics`` followed by :class:`ClumpStatistics`."""
+        if self.clumps is None:
+            return features
+        return torch.cat([features, self.clumps(x).to(features.dtype)], 1)
 
     def forward(self, x: SparseTensor) -> Tensor:
         """(B, n_classes) logits of the known classes."""

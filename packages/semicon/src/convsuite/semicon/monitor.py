@@ -72,7 +72,8 @@ def card_outputs(net: WaferNet, detector: NoveltyDetector) -> dict[str, Any]:
     return {
         "classes": list(net.config.classes),
         "novelty": {
-            "score": "negative log-likelihood of a Gaussian mixture on the penultimate features",
+            "score": "negative log-likelihood of a Gaussian mixture on the penultimate features"
+            + (" and the clump statistics" if net.n_novelty_features > net.n_features else ""),
             "gmm_components": detector.n_fitted_components,
             "covariance_type": detector.covariance_type,
             "false_alarm_rate": detector.false_alarm_rate,
@@ -96,7 +97,8 @@ def _device(net: WaferNet) -> torch.device:
 def predict_batches(
     net: WaferNet, maps: Iterable[WaferMap], batch_size: int = 16, precision: str = "fp32"
 ) -> Iterator[tuple[list[WaferMap], np.ndarray, np.ndarray]]:
-    """Stream ``(maps, features (B, D), logits (B, K))`` in batches, in eval mode, no gradients.
+    """Stream ``(maps, novelty features (B, D), logits (B, K))`` in batches, in eval mode, no
+    gradients. The novelty features are what the detector reads (``net.novelty_features``).
 
     ``maps`` may be any iterable (a generator reading files): only one batch is held at a time.
     The network's train/eval mode is restored afterwards. ``precision``: the precision ``net``
@@ -114,6 +116,7 @@ def predict_batches(
                 x = network_input(net, batch).to(device)
                 features = net.features(x)
                 logits = net.forward_head(features)
+                features = net.novelty_features(x, features)
             yield batch, features.float().cpu().numpy(), logits.float().cpu().numpy()
     finally:
         net.train(was_training)
@@ -233,11 +236,11 @@ class WaferMonitor:
             raise InputError(card_path, "model card names no novelty detector file (files.novelty)")
         novelty = weights.parent / name
         detector = NoveltyDetector.load(novelty)
-        if detector.n_features != net.n_features:
+        if detector.n_features != net.n_novelty_features:
             raise InputError(
                 novelty,
                 f"detector is for {detector.n_features} features, the network gives "
-                f"{net.n_features}",
+                f"{net.n_novelty_features}",
             )
         return cls(net, detector, net.card, precision)
 
@@ -272,10 +275,10 @@ class WaferMonitor:
     # -- inference --------------------------------------------------------------------------------
 
     def features(self, maps: Iterable[WaferMap], batch_size: int = 16) -> np.ndarray:
-        """(N, n_features) penultimate features of the maps."""
+        """(N, n_novelty_features) features of the maps that the novelty detector reads."""
         parts = [f for _, f, _ in predict_batches(self.net, maps, batch_size, self.precision)]
         if not parts:
-            return np.zeros((0, self.net.n_features), dtype=np.float32)
+            return np.zeros((0, self.net.n_novelty_features), dtype=np.float32)
         return np.concatenate(parts)
 
     def iter_classify(
