@@ -92,7 +92,7 @@ def test_help_has_examples(invoke) -> None:
 @pytest.mark.slow
 def test_simulate_then_evaluate(invoke, tmp_path) -> None:
     status, _, err = invoke(
-        "simulate", "--seed", "3", "--count", "3", "--seconds", "3", "--out", tmp_path / "calls"
+        "simulate", "--seed", "3", "--count", "3", "--seconds", "2", "--out", tmp_path / "calls"
     )
     assert status == 0 and "1 fst, 1 nst, 1 dt" in err
     status, out, _ = invoke(

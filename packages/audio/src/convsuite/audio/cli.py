@@ -20,6 +20,7 @@ from convsuite.core_ops.cli import (
     Device,
     Devices,
     NumNodes,
+    Precision,
     Seed,
     Strategy,
     guard_outputs,
@@ -57,6 +58,7 @@ def enhance(
         typer.Option(help="Far-end to microphone delay; default: estimated by GCC-PHAT."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help=_WEIGHTS_HELP)] = None,
+    precision: Precision = "fp32",
     device: Device = "cpu",
 ) -> None:
     """Remove echo and noise from MIC given the far-end signal FAREND (16 kHz; others resampled)."""
@@ -66,7 +68,7 @@ def enhance(
     from convsuite.audio.infer import EchoCanceller, estimate_delay
 
     mic_signal, far_signal = check_pair(read_wav(mic), read_wav(farend), mic, farend)
-    canceller = EchoCanceller.from_pretrained(weights, device)
+    canceller = EchoCanceller.from_pretrained(weights, device, precision)
     delay = estimate_delay(mic_signal, far_signal) if delay_ms is None else int(delay_ms * 16)
     if stream:
         import numpy as np

@@ -1,6 +1,6 @@
 """audio's demo (entry point ``audio`` of ``convsuite.demos``): cancel echo in simulated calls.
 
-Simulates three held-out 4-s calls (far-end single talk, double talk, near-end single talk; the
+Simulates three held-out 3-s calls (far-end single talk, double talk, near-end single talk; the
 test split: talkers, rooms and echo paths the bundled network never saw), runs the bundled D3AEC
 and the NLMS and SpeexDSP baselines, writes before/after spectrograms, the WAV files, and
 ``players.html`` with an audio player per signal (the index page of ``convsuite-demo`` shows
@@ -23,7 +23,7 @@ from convsuite.core_ops.figures import save_figure
 from convsuite.core_ops.io import atomic_write
 
 DEMO_SEED = 7
-DEMO_SECONDS = 4.0
+DEMO_SECONDS = 3.0
 
 
 def _players(out_dir: Path, wavs: dict[str, dict[str, Path]]) -> Path:
@@ -80,7 +80,7 @@ def run(out_dir: Path) -> DemoResult:
         summary=summary,
         figures=figures,
         description=(
-            "Three held-out simulated 4-s calls (far-end single talk, double talk, near-end "
+            "Three held-out simulated 3-s calls (far-end single talk, double talk, near-end "
             "single talk) through the bundled causal D3AEC (small preset, trained 24 min on one "
             "CPU thread) and the NLMS and SpeexDSP baselines. ERLE (dB, far-end single talk) and "
             "PESQ-WB (double and near-end single talk) per method; players.html in this folder "

@@ -21,6 +21,8 @@ import torch
 from convsuite.audio.data.wav import SAMPLE_RATE, check_pair
 from convsuite.audio.model import D3AEC
 from convsuite.audio.stft import HOP, N_FFT, istft, stft
+from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 
 __all__ = ["EchoCanceller", "StreamingAEC", "align_far", "estimate_delay"]
 
@@ -64,20 +66,31 @@ class EchoCanceller:
     Args:
         network: a :class:`D3AEC` (eval mode is set here).
         device: torch device.
+        precision: ``"fp32"`` or ``"bf16"``, through core-ops' precision API
+            (:func:`~convsuite.core_ops.precision.prepare_for_inference`). That API converts
+            ``nn.Conv*``/``nn.Linear`` layers; D3AEC's pseudo-complex convolutions are neither, so
+            today bf16 leaves this network in float32 (same output, no speed-up).
     """
 
-    def __init__(self, network: D3AEC, device: str = "cpu") -> None:
-        self.network = network.to(device).eval()
+    def __init__(self, network: D3AEC, device: str = "cpu", precision: str = "fp32") -> None:
+        try:
+            check_precision(precision)
+        except ValueError as error:
+            raise InputError("--precision", str(error)) from None
+        self.network = prepare_for_inference(network.to(device), precision)
         self.device = device
+        self.precision = precision
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike[str] | None = None, device: str = "cpu"
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        precision: str = "fp32",
     ) -> EchoCanceller:
         """Bundled weights (default ``d3aec_small``) or a checkpoint from ``aec train``."""
-        return cls(D3AEC.from_pretrained(name_or_path, device), device)
+        return cls(D3AEC.from_pretrained(name_or_path, device), device, precision)
 
-    @torch.no_grad()
     def process(self, mic: np.ndarray, far: np.ndarray, delay: int | None = None) -> np.ndarray:
         """Near-end speech estimate (samples,) float32 from ``mic`` and ``far`` (16 kHz).
 
@@ -91,7 +104,10 @@ class EchoCanceller:
         """
         mic, far = check_pair(mic, far)
         delay = estimate_delay(mic, far) if delay is None else int(delay)
-        far = align_far(far, delay)
+        with inference_mode(self.precision):
+            return self._process(mic, align_far(far, delay))
+
+    def _process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
         mic_spec = stft(torch.from_numpy(mic).to(self.device))
         far_spec = stft(torch.from_numpy(far).to(self.device))
         net = self.network
@@ -115,7 +131,7 @@ class EchoCanceller:
 
     def stream(self, delay: int = 0) -> StreamingAEC:
         """A :class:`StreamingAEC` on this network (the network is switched to streaming)."""
-        return StreamingAEC(self.network, delay=delay, device=self.device)
+        return StreamingAEC(self.network, delay, self.device, self.precision)
 
 
 class StreamingAEC:
@@ -131,11 +147,15 @@ class StreamingAEC:
         network: a causal :class:`D3AEC`; it is put in streaming mode (one stream at a time).
         delay: far-end to microphone delay in samples (the far end is delayed by it).
         device: torch device.
+        precision: as for :class:`EchoCanceller` (the network is prepared by the caller).
     """
 
-    def __init__(self, network: D3AEC, delay: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self, network: D3AEC, delay: int = 0, device: str = "cpu", precision: str = "fp32"
+    ) -> None:
         self.network = network.to(device).eval().streaming(True)
         self.device = device
+        self.precision = check_precision(precision)
         self.window = torch.hann_window(N_FFT, periodic=True, device=device)
         self._mic = np.zeros(N_FFT - HOP, dtype=np.float32)  # unframed samples, history first
         self._far = np.zeros(N_FFT - HOP + max(int(delay), 0), dtype=np.float32)
@@ -143,8 +163,11 @@ class StreamingAEC:
         self._received = 0
         self._emitted = -HOP  # the first hop out is the pre-roll before the stream started
 
-    @torch.no_grad()
     def _frame(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+        with inference_mode(self.precision):
+            return self._frame_samples(mic, far)
+
+    def _frame_samples(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
         frames = torch.from_numpy(np.stack([mic, far])).to(self.device) * self.window
         spec = torch.fft.rfft(frames, dim=-1)  # (2, F)
         pseudo = torch.stack([spec.real, spec.imag], dim=1)[:, :, None, :]  # (2, 2, 1, F)
