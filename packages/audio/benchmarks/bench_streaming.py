@@ -7,7 +7,7 @@ double-talk call offline (the baseline, in the same process) and hop by hop thro
 real-time factors (processing time / audio time). The small preset runs the bundled weights; the
 paper preset (356K parameters) runs freshly initialized weights (speed does not depend on them).
 
-    OMP_NUM_THREADS=1 .venv/bin/python packages/audio/benchmarks/bench_streaming.py
+    OMP_NUM_THREADS=1 PYTHONPATH=shared .venv/bin/python packages/audio/benchmarks/bench_streaming.py
 """
 
 from __future__ import annotations
