@@ -1,10 +1,16 @@
-"""medseg's demo (entry point ``medseg`` of ``convsuite.demos``): HybridGNet vs U-Net under occlusion.
+"""medseg's demos (entry points ``medseg`` and ``medseg_ivd`` of ``convsuite.demos``).
+
+``run``: HybridGNet vs U-Net under occlusion.
 
 Simulates held-out chest phantoms twice, clean and with random patches over 20% of the lung field
 (same anatomy), writes them in the landmark dataset layout, segments both with the bundled
 HybridGNet and the bundled U-Net baseline, and reports Dice, Hausdorff distance and topological
 validity side by side, as the paper's occlusion study. Figures: overlays of both methods on
 occluded phantoms.
+
+``run_ivd``: IVD-Net on held-out Dixon spine phantoms (stronger tilts, more degenerated discs than
+in training), against the bundled early-fusion U-Net: Dice, HD95, centroid error, discs found;
+figures: the mid-sagittal overlay of one subject with its numbered discs, and the methods' bars.
 """
 
 from __future__ import annotations
@@ -13,12 +19,18 @@ from pathlib import Path
 
 from convsuite.core_ops.demo import DemoResult
 from convsuite.core_ops.figures import save_figure
+from convsuite.medseg.data.ivdm3seg import read_subject, write_subject
 from convsuite.medseg.data.layout import scan_dataset, write_sample
 from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
+from convsuite.medseg.data.spine_phantom import SpineOptions, simulate_spines
 from convsuite.medseg.evaluate import evaluate_dataset
 from convsuite.medseg.figures import comparison_figure
 from convsuite.medseg.infer import segment, segment_pixels
+from convsuite.medseg.ivd_evaluate import evaluate_subjects, summarize
+from convsuite.medseg.ivd_figures import disc_overlay_figure, method_bars_figure
+from convsuite.medseg.models.fusion_baselines import EarlyFusionUNet
 from convsuite.medseg.models.hybridgnet import HybridGNet
+from convsuite.medseg.models.ivdnet import IVDNet
 from convsuite.medseg.models.pixel_baseline import UNetBaseline
 
 _SEED = 2026  # held out: the bundled weights were trained on seed 7
@@ -64,5 +76,48 @@ def run(out_dir: Path) -> DemoResult:
             "U-Net's masks can fragment under occlusion. Dice, Hausdorff (mm) and the share of "
             "topologically valid organs per method and condition. Both models were trained on "
             "phantoms only."
+        ),
+    )
+
+
+_IVD_SEED = 2028  # held out: the bundled weights were trained on seed 11, evaluated on 2026
+_IVD_N = 3
+
+
+def run_ivd(out_dir: Path) -> DemoResult:
+    """Simulate held-out spine phantoms, segment them with IVD-Net and the early-fusion U-Net."""
+    out_dir = Path(out_dir)
+    root = out_dir / "spine"
+    options = SpineOptions(tilt_deg=15.0, degenerated=0.4)
+    for index, phantom in enumerate(simulate_spines(_IVD_N, _IVD_SEED, options)):
+        write_subject(root, f"{index:02d}", phantom.image, phantom.affine, phantom.labels)
+    net = IVDNet.from_pretrained("ivdnet_small")
+    networks = {
+        "IVD-Net": net,
+        "early-fusion U-Net": EarlyFusionUNet.from_pretrained("unet_early_fusion_small"),
+    }
+    scores = evaluate_subjects(networks, root)
+    summary = {m: {k: round(v, 4) for k, v in summarize(s).items()} for m, s in scores.items()}
+    subject = read_subject(root / "00")
+    labels, discs = net.segment(subject.image, subject.affine)
+    overlay = disc_overlay_figure(
+        subject.image, subject.affine, labels, discs, truth=subject.labels, title="IVD-Net, 00"
+    )
+    figures = [
+        save_figure(overlay, out_dir / "ivd_overlay.png", dpi=110),
+        save_figure(method_bars_figure(summary), out_dir / "ivd_methods.png", dpi=110),
+    ]
+    return DemoResult(
+        title="IVD-Net intervertebral discs in Dixon MRI phantoms vs an early-fusion U-Net",
+        summary=summary,
+        figures=figures,
+        description=(
+            f"{_IVD_N} held-out Dixon spine phantoms (36 x 256 x 256, 2.0 x 1.25 x 1.25 mm, random "
+            "storage orientations, sagittal tilts of std 15 degrees, 40% degenerated discs). "
+            "IVD-Net (four modality paths, bundled small weights) and the early-fusion U-Net "
+            "(the modalities stacked as channels, trained with the same budget): Dice, 95% "
+            "Hausdorff (mm), centroid error (mm) and the share of the 7 labelled discs found "
+            "(the unlabelled T10-T11 disc and sacral remnants must be left out). Both models were "
+            "trained on phantoms only."
         ),
     )

@@ -16,6 +16,7 @@ from convsuite.core_ops.cli import (
     Device,
     Devices,
     NumNodes,
+    Precision,
     Seed,
     Strategy,
     guard_outputs,
@@ -175,7 +176,8 @@ def train(
 
 @ivd.command(
     "segment",
-    epilog="Example: medseg ivd segment data/01 data/02 --out discs/  (writes discs/01/, ...)",
+    epilog="Example: medseg ivd segment data/01 data/02 --out discs/ --precision bf16"
+    "  (writes discs/01/, discs/02/)",
 )
 def segment_subjects(
     subjects: Annotated[
@@ -188,6 +190,7 @@ def segment_subjects(
     weights: Weights = None,
     batch_size: BatchSize = 6,
     device: Device = "cpu",
+    precision: Precision = "fp32",
 ) -> None:
     """Segment and localize the discs: OUT/<subject>/labels.nii.gz, discs.json, overlay.png.
 
@@ -224,10 +227,10 @@ def segment_subjects(
             def advance(done: int, task=task) -> None:
                 progress.update(task, completed=done)
 
-            result = segment_subject(net, folder, batch_size, advance)
+            result = segment_subject(net, folder, batch_size, advance, precision)
             _write_result(out / stem, result)
             progress.remove_task(task)
-            console.print(f"{stem}: {len(result.discs)} discs")
+            Console().print(f"{stem}: {len(result.discs)} discs")
     console.print(f"wrote results for {len(subjects)} subject(s) to {out}")
 
 

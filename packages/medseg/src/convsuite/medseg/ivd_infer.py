@@ -50,14 +50,18 @@ def segment_subject(
     folder: str | os.PathLike[str],
     batch_size: int = 6,
     progress: Callable[[int], None] | None = None,
+    precision: str = "fp32",
 ) -> IVDResult:
-    """Read and segment one subject folder (``<NN>/<NN>_{fat,inn,opp,wat}.nii[.gz]``).
+    """Read and segment one subject folder (``<NN>/<NN>_{fat,inn,opp,wat}.nii[.gz]``);
+    ``precision`` is ``fp32`` or ``bf16`` (see ``VolumeSegmenter.segment``).
 
     Raises:
         InputError: a missing modality, volumes whose shapes or affines differ, NaN values.
     """
     subject = read_subject(folder, labels=False)
-    labels, discs = net.segment(subject.image, subject.affine, batch_size, progress)
+    labels, discs = net.segment(
+        subject.image, subject.affine, batch_size, progress, precision=precision
+    )
     return IVDResult(subject.name, subject.image, subject.affine, labels, discs)
 
 

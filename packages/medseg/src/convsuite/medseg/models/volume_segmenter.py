@@ -10,6 +10,7 @@ thresholded at 0.5, put back into the file's axis order, and split into discs
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.precision import PRECISIONS, inference_mode, prepare_for_inference
 from convsuite.medseg.data.discs import Disc, find_discs
 from convsuite.medseg.data.ivdm3seg import (
     canonical_spacing,
@@ -60,7 +62,6 @@ class VolumeSegmenter:
     The network's config must have ``pixel_mm``.
     """
 
-    @torch.inference_mode()
     def segment(
         self,
         image: np.ndarray,
@@ -68,6 +69,7 @@ class VolumeSegmenter:
         batch_size: int = 6,
         progress: Callable[[int], None] | None = None,
         min_disc_mm3: float = MIN_DISC_MM3,
+        precision: str = "fp32",
     ) -> tuple[np.ndarray, list[Disc]]:
         """Segment one subject: disc labels (file orientation, 0/1) and the discs, head to feet.
 
@@ -77,25 +79,33 @@ class VolumeSegmenter:
             batch_size: slices per forward pass.
             progress: called with the number of slices done after each batch.
             min_disc_mm3: components smaller than this are dropped.
+            precision: ``fp32``, or ``bf16`` (bfloat16 convolutions through core-ops'
+                :mod:`~convsuite.core_ops.precision`, on a converted copy of the network; this
+                network is left as it is).
 
         Returns:
             labels (X, Y, Z) uint8 and the discs (:class:`~convsuite.medseg.data.discs.Disc`).
 
         Raises:
-            InputError: not 4 modalities of a 3-D volume, or NaN values.
+            InputError: not 4 modalities of a 3-D volume, NaN values, an unknown precision.
         """
+        if precision not in PRECISIONS:
+            raise InputError(precision, f"is not a precision; use one of {', '.join(PRECISIONS)}")
         image = np.asarray(image)
         affine = IVDM3SEG_AFFINE if affine is None else np.asarray(affine, dtype=np.float64)
         if image.ndim != 4 or image.shape[0] != len(self.config.modalities):
             raise InputError("image", f"must be (4, X, Y, Z) Dixon volumes, got {image.shape}")
         if not np.isfinite(image).all():
             raise InputError("image", "holds NaN or infinite values")
-        probability = self.disc_probability(image, affine, batch_size, progress)
+        net = self if precision == "fp32" else prepare_for_inference(copy.deepcopy(self), precision)
+        with inference_mode(precision):
+            probability = net.disc_probability(image, affine, batch_size, progress)
         canonical = (probability > 0.5).astype(np.uint8)
         _, ornt = to_canonical(image[0], affine)
         labels = np.ascontiguousarray(from_canonical(canonical, ornt))
         return find_discs(labels, affine, min_disc_mm3)
 
+    @torch.inference_mode()
     def disc_probability(
         self,
         image: np.ndarray,

@@ -1,0 +1,106 @@
+"""``medseg ivd``: simulate, segment, evaluate from the shell; bad subjects exit 2 in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from convsuite.medseg.data.ivdm3seg import read_subject
+
+if TYPE_CHECKING:
+    from conftest import Medseg
+
+
+def test_simulate_writes_the_ivdm3seg_layout(tmp_path: Path, medseg: Medseg) -> None:
+    out = tmp_path / "spine"
+    assert medseg("ivd", "simulate", "--n", "1", "--seed", "4", "--out", out, "--no-gzip") == 0
+    names = sorted(p.name for p in (out / "00").iterdir())
+    assert names == [f"00_{k}.nii" for k in ("Labels", "fat", "inn", "opp", "wat")]
+    subject = read_subject(out / "00")
+    assert sorted(subject.image.shape[1:]) == [36, 256, 256]
+    assert sorted(np.round(subject.spacing, 3)) == [1.25, 1.25, 2.0]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["seed"] == 4 and meta["subjects"][0]["name"] == "00"
+
+
+def test_segment_writes_labels_discs_and_overlay_per_subject(
+    spines: Path, ivd_tiny_weights: Path, tmp_path: Path, medseg: Medseg
+) -> None:
+    out = tmp_path / "out"
+    subjects = [spines / "00", spines / "01"]
+    assert medseg("ivd", "segment", *subjects, "--weights", ivd_tiny_weights, "--out", out) == 0
+    for folder in subjects:
+        result = out / folder.name
+        assert sorted(p.name for p in result.iterdir()) == [
+            "discs.json",
+            "labels.nii.gz",
+            "overlay.png",
+        ]
+        labels = nib.load(result / "labels.nii.gz")
+        source = nib.load(folder / f"{folder.name}_fat.nii.gz")
+        assert labels.shape == source.shape
+        np.testing.assert_allclose(labels.affine, source.affine)
+        assert set(np.unique(np.asarray(labels.dataobj))) <= {0, 1}
+        discs = json.loads((result / "discs.json").read_text())["discs"]
+        heights = [d["centroid_mm"][2] for d in discs]
+        assert heights == sorted(heights, reverse=True)
+        assert [d["index"] for d in discs] == list(range(1, len(discs) + 1))
+
+
+def test_a_bad_subject_exits_2_in_one_line_and_gets_no_output(
+    spines: Path, ivd_tiny_weights: Path, tmp_path: Path, medseg: Medseg
+) -> None:
+    import shutil
+
+    broken = tmp_path / "07"
+    shutil.copytree(spines / "00", broken)
+    for path in broken.iterdir():
+        path.rename(broken / path.name.replace("00_", "07_"))
+    (broken / "07_wat.nii.gz").unlink()
+    out = tmp_path / "out"
+    line = medseg.refused("ivd", "segment", broken, "--weights", ivd_tiny_weights, "--out", out)
+    assert "07" in line and "has no wat volume" in line
+    assert not out.exists()
+    # NaN in one volume: found while reading; the subjects before it keep their outputs
+    shutil.copy(spines / "00" / "00_wat.nii.gz", broken / "07_wat.nii.gz")
+    volume = nib.load(broken / "07_fat.nii.gz")
+    data = np.asarray(volume.dataobj).astype(np.float32)
+    data[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(data, volume.affine), broken / "07_fat.nii.gz")
+    args = ("ivd", "segment", spines / "01", broken, "--weights", ivd_tiny_weights, "--out", out)
+    line = medseg.refused(*args)
+    assert "07_fat.nii.gz" in line and "NaN" in line
+    assert (out / "01" / "discs.json").is_file() and not (out / "07").exists()
+
+
+def test_evaluate_scores_each_method(
+    spines: Path, ivd_tiny_weights: Path, tmp_path: Path, medseg: Medseg
+) -> None:
+    from convsuite.core_ops.hub import create_model
+    from convsuite.core_ops.io import save_checkpoint
+
+    baseline = create_model("unet_early_fusion", preset="tiny")
+    card = baseline.model_card(recipe="test", training_data="none", intended_use="tests")
+    path = save_checkpoint(baseline.state_dict(), tmp_path / "early.safetensors", card)
+    out = tmp_path / "scores.json"
+    status = medseg(
+        "ivd", "evaluate", spines, "--weights", ivd_tiny_weights, "--baseline", path,
+        "--out", out, "--figure", tmp_path / "bars.png",
+    )  # fmt: skip
+    assert status == 0
+    record = json.loads(out.read_text())
+    assert set(record["summary"]) == {"IVDNet", "EarlyFusionUNet"}
+    first = record["subjects"]["IVDNet"][0]
+    assert first["true_discs"] == 7 and len(first["discs"]) == 7
+    assert (tmp_path / "bars.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "segment", "evaluate"])
+def test_help_has_an_example(command: str, medseg: Medseg, capsys) -> None:  # noqa: ANN001
+    assert medseg("ivd", command, "--help") == 0
+    assert "Example: medseg ivd" in capsys.readouterr().out
