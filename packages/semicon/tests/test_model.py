@@ -18,6 +18,7 @@ from convsuite.semicon.data import PATTERNS, SimulationOptions, WaferMap, simula
 from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, batch_binned
 from convsuite.semicon.dense_baseline import _symmetry as dense_symmetry
 from convsuite.semicon.model import (
+    ClumpStatistics,
     ShapeProfile,
     SparseWaferNet,
     WaferNetConfig,
@@ -293,3 +294,30 @@ def test_die_maps_cover_the_grid_cells_under_each_die() -> None:
     # the 4096 network refuses die maps in one line instead of making ~6,700 sites per die
     with pytest.raises(InputError, match="too coarse for a network on a 4096 grid"):
         wafer_coords(dies, 4096)
+
+
+def test_clump_statistics_by_hand_and_in_the_novelty_features(maps: list[WaferMap]) -> None:
+    full = simulate_wafer_maps(2, 12, SimulationOptions(grid=1024), ("random", "center"))
+    x = batch_wafer_maps(full, 1024)
+    stats = ClumpStatistics()(x)
+    assert stats.shape == (2, 9)
+    for i, wafer in enumerate(full):
+        for j, cell in enumerate((4, 16, 64)):  # 1/256, 1/64, 1/16 of the 1024 grid
+            keys = (wafer.coords[:, 0] // cell) * 1024 + wafer.coords[:, 1] // cell
+            counts = np.unique(keys, return_counts=True)[1]
+            expected = [np.log(len(counts) / wafer.n_defects), np.log1p(counts.max())]
+            expected.append(np.log1p(counts.std()))
+            np.testing.assert_allclose(stats[i, 3 * j : 3 * j + 3], expected, rtol=1e-5)
+    assert stats[1, 3] < stats[0, 3] - 0.5  # a centre blob clumps, uniform defects do not
+    for t in range(8):  # the windows tile the grid: the same under the augmentations
+        moved = ClumpStatistics()(batch_wafer_maps(full, 1024, [t] * 2))
+        torch.testing.assert_close(moved, stats)
+    # the detector reads features + statistics; the head reads the features only
+    net = create_model("wafer_sparse", preset="tiny", classes=EASY, clump_statistics=True).eval()
+    x = batch_wafer_maps(maps[:2], GRID)
+    with torch.no_grad():
+        features = net.features(x)
+        novelty = net.novelty_features(x, features)
+    assert net.head.in_features == net.n_features == features.shape[1]
+    assert novelty.shape[1] == net.n_novelty_features == net.n_features + 9
+    torch.testing.assert_close(novelty[:, -9:], ClumpStatistics()(x))
