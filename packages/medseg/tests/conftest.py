@@ -40,12 +40,12 @@ def ivd_tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spines(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three small labelled spine phantoms (seed 5) in the IVDM3Seg layout, reoriented at random."""
+    """Two small labelled spine phantoms (seed 5) in the IVDM3Seg layout, reoriented at random."""
     from convsuite.medseg.data.ivdm3seg import write_subject
     from convsuite.medseg.data.spine_phantom import SpineOptions, simulate_spines
 
     root = tmp_path_factory.mktemp("spines")
-    for index, phantom in enumerate(simulate_spines(3, 5, SpineOptions(**SMALL_SPINE))):
+    for index, phantom in enumerate(simulate_spines(2, 5, SpineOptions(**SMALL_SPINE))):
         write_subject(root, f"{index:02d}", phantom.image, phantom.affine, phantom.labels)
     return root
 

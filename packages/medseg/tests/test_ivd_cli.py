@@ -89,7 +89,7 @@ def test_evaluate_scores_each_method(
     path = save_checkpoint(baseline.state_dict(), tmp_path / "early.safetensors", card)
     out = tmp_path / "scores.json"
     status = medseg(
-        "ivd", "evaluate", spines, "--weights", ivd_tiny_weights, "--baseline", path,
+        "ivd", "evaluate", spines / "01", "--weights", ivd_tiny_weights, "--baseline", path,
         "--out", out, "--figure", tmp_path / "bars.png",
     )  # fmt: skip
     assert status == 0

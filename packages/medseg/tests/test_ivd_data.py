@@ -31,12 +31,13 @@ def test_phantom_is_seeded_and_has_seven_labelled_discs() -> None:
     a, b = simulate_spine(3, OPTIONS), simulate_spine(3, OPTIONS)
     np.testing.assert_array_equal(a.image, b.image)
     assert not np.array_equal(a.image, simulate_spine(4, OPTIONS).image)
-    full = simulate_spine(3, SpineOptions(reorient=False))
-    assert full.image.shape == (4, 36, 256, 256)
+    assert SpineOptions().shape == (36, 256, 256) and SpineOptions().spacing == (2.0, 1.25, 1.25)
+    full = simulate_spine(3, SpineOptions(**SMALL_SPINE, reorient=False))
+    assert full.image.shape == (4, 12, 128, 128)
     _, count = ndimage.label(full.labels, structure=np.ones((3, 3, 3)))
     assert count == 7
     spacing = np.linalg.norm(full.affine[:3, :3], axis=0)
-    np.testing.assert_allclose(spacing, (2.0, 1.25, 1.25))
+    np.testing.assert_allclose(spacing, SMALL_SPINE["spacing"])
     # discs are water: bright on water, dark on fat; opposed-phase = |water - fat| >= 0
     fat, inn, opp, wat = (full.image[i][full.labels > 0].mean() for i in range(4))
     assert wat > 3 * fat and inn > opp * 0.8 and (full.image >= 0).all()

@@ -88,5 +88,4 @@ def method_bars_figure(summary: dict[str, dict[str, float]]) -> Figure:
         axes.bar(methods, [summary[m][key] for m in methods], color="#4a7bd0")
         axes.set_title(label)
         axes.tick_params(axis="x", labelrotation=20, labelsize=7)
-    figure.tight_layout()
     return figure
