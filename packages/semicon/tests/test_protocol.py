@@ -44,7 +44,8 @@ def test_each_pattern_is_novel_in_turn_for_both_methods(tmp_path: Path) -> None:
         # two easy known patterns: the closed-set task is learned in ten epochs
         assert result.metrics["accuracy"] > 0.75, result
         # The reported AUROC is scikit-learn's on the saved monitor's novelty scores.
-        monitor = WaferMonitor.from_pretrained(tmp_path / f"{result.method}-{result.novel_pattern}")
+        run_dir = tmp_path / f"{result.method}-{result.novel_pattern}-s{result.seed}"
+        monitor = WaferMonitor.from_pretrained(run_dir)
         scores = [r.novelty_score for r in monitor.classify(test)]
         is_novel = [m.label == result.novel_pattern for m in test]
         assert result.metrics["auroc"] == pytest.approx(roc_auc_score(is_novel, scores), abs=1e-6)
@@ -54,3 +55,16 @@ def test_each_pattern_is_novel_in_turn_for_both_methods(tmp_path: Path) -> None:
     sparse = [r.metrics["auroc"] for r in results if r.method == "sparse"]
     assert summary["sparse"]["auroc"] == pytest.approx(np.mean(sparse))
     assert summary["sparse"]["auroc"] > 0.7  # well above chance (0.5); 0.9 on this seed
+
+
+def test_summary_over_seeds_gives_mean_and_spread_of_the_per_seed_means() -> None:
+    from convsuite.semicon.protocol import HoldoutResult
+
+    results = [
+        HoldoutResult("sparse", pattern, {"auroc": value}, seed)
+        for seed, values in ((0, (0.9, 1.0)), (1, (0.8, 0.9)))
+        for pattern, value in zip(("center", "donut"), values, strict=True)
+    ]
+    summary = summarize(results)["sparse"]
+    assert summary["auroc"] == pytest.approx(0.9)  # per-seed means 0.95 and 0.85
+    assert summary["auroc_sd"] == pytest.approx(0.05)
