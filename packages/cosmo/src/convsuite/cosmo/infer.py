@@ -24,6 +24,10 @@ covariance and the realization's draw follow the map's beam, noise and cosmology
 training skies'; or given (:func:`~convsuite.cosmo.spectrum.given_prior`: a spectrum file, a beam,
 a noise level, or the old fixed LCDM prior).
 
+Up to Nside 512 the filled map is then passed through the prior's harmonic filter
+``S_l / (S_l + N_l)`` (holes only; the data stay as they are): the fill's kinks where rim,
+interior and data meet are removed where the sky is below the noise (:func:`_signal_band`).
+
 ``net=None`` runs the pipeline with the network's diffusive pre-fill in its place (same rim, same
 draw): what the network adds is the difference (README, "the network's own share").
 """
@@ -63,6 +67,7 @@ _MODES = ("mean", "realization")
 _BLEND_PIXELS = 1.0  # coarse pixels over which a fill from another Nside meets the known ones
 _BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
 _PREFILL_SWEEPS = 30  # diffusive sweeps per level of the network's pre-fill (as trained)
+_MAX_BAND_NSIDE = 512  # the fill's signal-band filter (_signal_band) up to here
 
 
 def bundled_checkpoints() -> dict[int, str]:
@@ -203,11 +208,35 @@ def inpaint_nest(
         return _fill_at(net, nside, values, known, precision)
 
     if mode == "mean":
-        return estimate(data).astype(np.float32)
+        return np.where(observed, data, _signal_band(estimate(data), prior)).astype(np.float32)
     noise = prior.noise_sigma * hp.nside2resol(native, arcmin=True)  # muK arcmin
     draw = simulate_cmb(native, seed, 0.0, noise, prior.signal_cl).astype(np.float64)
     correction = estimate(np.where(observed, data - draw, 0.0) / math.sqrt(2.0)) * math.sqrt(2.0)
+    correction = _signal_band(np.where(observed, data - draw, correction), prior)
     return np.where(observed, data, draw + correction).astype(np.float32)
+
+
+def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
+    """``values`` (a full NESTED map: data and fill) through the harmonic filter
+    ``S_l / (S_l + N_l)`` of the prior, up to Nside :data:`_MAX_BAND_NSIDE` (unchanged above: two
+    more transforms at Nside 2048 take 80 s here).
+
+    The fill (rim and network or diffusion) is an estimate of the signal: smooth at the beam's
+    scale inside each region, but with kinks where the rim meets the interior and the interior
+    meets the data. Where the beam has taken the sky below the noise (60' at Nside 256: ell >
+    400, 1e-5 of the peak), those kinks showed as 4x the truth's power; keeping only the signal
+    band of the map (the holes are taken from it, the data stay as they are) removes most of it
+    and lowers the hole MSE by 1-2% (one sky each, Nside 128, 30' and 256, 60').
+    """
+    nside = hp.npix2nside(values.size)
+    if nside > _MAX_BAND_NSIDE:
+        return values
+    lmax = 3 * nside - 1
+    signal = prior.signal_cl[: lmax + 1]
+    noise = prior.noise_sigma**2 * 4 * np.pi / (12 * nside**2)
+    weight = signal / np.maximum(signal + noise, 1e-300)
+    alm = hp.map2alm(hp.reorder(values, n2r=True), lmax=lmax, iter=1)
+    return hp.reorder(hp.alm2map(hp.almxfl(alm, weight), nside, lmax=lmax), r2n=True)
 
 
 def _fill_at(
