@@ -15,8 +15,11 @@
 # and copies each into the package. The card's metrics give the validation hole MSE of the network
 # (val_mse, in units of each map's RMS squared) and of its diffusive pre-fill alone
 # (val_mse_prefill): the network's own share on the training family.
-# Measured (2026-12-02, 2-core CPU shared with 5 other agents' jobs, OMP_NUM_THREADS=1): see
-# packages/cosmo/README.md ("Bundled checkpoints").
+# Measured 2026-12-02 on the 2-core CPU shared with 5 other agents' jobs (OMP_NUM_THREADS=1):
+# 1594 s in all (Nside 64: 577 s, 110 steps; 128: 504 s, 20 steps; 256: 513 s, 6 steps, each
+# stopped by its time cap). Validation hole MSE, network / its pre-fill (units of each map's RMS^2):
+# 64: 0.78822 / 0.78832, 128: 0.86892 / 0.86900, 256: 0.81015 / 0.81022: the network adds nothing
+# measurable at this budget (packages/cosmo/README.md, "Bundled checkpoints").
 set -euo pipefail
 WORK=${1:-recipe-cosmo}
 BIN=${BIN:-.venv/bin}
