@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,8 +78,10 @@ def test_tiny_vae_learns_and_flags_shifts(tmp_path) -> None:
         (32, 32), seed=5, anomalies=[AnomalySpec("shift", 5.0, 40)], energy=axis, **plain
     )
     truth = cube.metadata.Anomalies.mask
-    trained = classification(*_scores(detect(cube, net, fit=False)), truth)
-    naive = classification(*_scores(detect(cube, untrained, fit=False)), truth)
+    # the network's own reconstruction (the local reference would hide an untrained network)
+    options = {"fit": False, "reference": "network", "threshold_method": "otsu"}
+    trained = classification(*_scores(detect(cube, net, **options)), truth)
+    naive = classification(*_scores(detect(cube, untrained, **options)), truth)
     assert trained["auroc"] > 0.95 and trained["auroc"] > naive["auroc"] + 0.05
     assert trained["f1"] > 0.7
 
@@ -93,3 +96,34 @@ def test_exports() -> None:
     x = torch.rand(1, 1, 8, 8, 64)
     program = torch.export.export(net, (x,))
     torch.testing.assert_close(program.module()(x).logits, net(x).logits)
+
+
+def test_fine_tuning_can_freeze_the_batch_norm_statistics(tmp_path) -> None:
+    """``freeze_norms`` (what ``detect``'s fine-tuning uses) trains the weights and leaves the
+    batch norms' running statistics as they were; without it they move."""
+    from convsuite.materials.train import fit_vae
+
+    torch.manual_seed(0)
+    cube = np.random.default_rng(0).random((48, 24, 64)).astype(np.float32)
+
+    def stats(net: EELSVAE) -> list[torch.Tensor]:
+        return [
+            m.running_mean.clone() for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d)
+        ]
+
+    for freeze in (True, False):
+        net = EELSVAE(model_config("eels_vae", "tiny"))
+        before, weight = stats(net), net.encoder[0].weight.detach().clone()
+        fit_vae(
+            net,
+            [cube],
+            tmp_path / str(freeze),
+            epochs=1,
+            shards_per_epoch=8,
+            batch_size=4,
+            freeze_norms=freeze,
+            progress=None,
+        )
+        moved = any(not torch.equal(a, b) for a, b in zip(before, stats(net), strict=True))
+        assert moved is not freeze
+        assert not torch.equal(weight, net.encoder[0].weight)

@@ -54,7 +54,8 @@ def test_single_pixel_anomalies_are_not_capped_by_spatial_averaging(single_pixel
     grid = grid_of(EELSVAE(model_config("eels_vae", "tiny")))
     prepared = prepare(cube.data, AXIS, grid)
     oracle = OracleVAE(np.median(prepared.network_input[~truth], axis=0)).eval()
-    found = detect(cube, oracle, fit=False)
+    # Otsu on both sides: the comparison is of what is scored, not of the threshold
+    found = detect(cube, oracle, fit=False, reference="network", threshold_method="otsu")
     own = classification(found.scores, found.mask, truth)
     assert own["f1"] > 0.95
     recon = 1 / (1 + np.exp(-oracle.bulk_logits.numpy()))
@@ -119,3 +120,25 @@ def test_bundled_weights_work_on_any_calibration(axis: EnergyAxis) -> None:
     cube = simulate_cube((48, 48), seed=21, anomalies=[AnomalySpec("shift", 3.0, 60)], energy=axis)
     found = detect(cube, load_network(), fit=False)
     assert classification(found.scores, found.mask, cube.metadata.Anomalies.mask)["f1"] > 0.9
+
+
+def test_bf16_reconstruction_stays_close_to_fp32(small_cube) -> None:
+    """``precision="bf16"`` (core-ops' precision API) converts the bundled network's convolutions
+    and changes its logits by < 2% of their range and the mask hardly at all; the caller's
+    network stays float32."""
+    from convsuite.core_ops.precision import bf16_layers
+    from convsuite.materials.infer import for_inference, load_network, reconstruct
+
+    net = load_network()
+    prepared = prepare(small_cube.data, energy_axis(small_cube), grid_of(net))
+    fp32 = reconstruct(for_inference(net, "fp32"), prepared.network_input)
+    low = for_inference(net, "bf16")
+    assert bf16_layers(low)
+    bf16 = reconstruct(low, prepared.network_input, precision="bf16")
+    assert np.abs(bf16 - fp32).max() / np.abs(fp32).max() < 2e-2
+    plain = detect(small_cube, net, fit=False)
+    half = detect(small_cube, net, fit=False, precision="bf16")
+    assert (plain.mask == half.mask).mean() > 0.99
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    with pytest.raises(InputError, match="precision"):
+        detect(small_cube, net, fit=False, precision="fp16")

@@ -268,8 +268,9 @@ def detect(
             fine-tuning runs in float32).
 
     Raises:
-        InputError: an unknown threshold method, reference or precision, no energy axis, a window outside it or outside the network's grid, an axis
-            that does not cover the grid, an all-NaN cube.
+        InputError: an unknown threshold method, reference or precision, no energy axis, a
+            window outside it or outside the network's grid, an axis that does not cover the
+            grid, an all-NaN cube.
     """
     if isinstance(getattr(signal, "data", None), np.ndarray):
         return _detect(
