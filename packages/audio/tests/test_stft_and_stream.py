@@ -61,3 +61,14 @@ def test_stream_latency_is_one_window(canceller: EchoCanceller) -> None:
         stream.process(np.ones(HOP, np.float32), np.ones(HOP, np.float32)).size for _ in range(10)
     )
     assert 10 * HOP - produced == N_FFT - HOP  # what is still held back, besides the next hop
+
+
+def test_offline_call_during_a_stream_leaves_it_intact(canceller: EchoCanceller) -> None:
+    call = simulate_call(4, 5.0, scenario="dt")  # longer than one offline chunk (256 frames)
+    expected = canceller.process(call.mic, call.far, delay=0)
+    stream = canceller.stream(delay=0)
+    first = stream.process(call.mic[:40000], call.far[:40000])
+    canceller.process(call.mic, call.far)  # another call processed offline meanwhile
+    rest = stream.process(call.mic[40000:], call.far[40000:])
+    streamed = np.concatenate([first, rest, stream.flush()])
+    np.testing.assert_allclose(streamed, expected, atol=1e-6 * np.abs(expected).max())

@@ -13,6 +13,7 @@ still sees 1.5 s of far-end past for the paper preset, 1 s for the small preset)
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -111,18 +112,17 @@ class EchoCanceller:
         mic_spec = stft(torch.from_numpy(mic).to(self.device))
         far_spec = stft(torch.from_numpy(far).to(self.device))
         net = self.network
-        if net.config.causal:  # chunks through the streaming state: equal to one call
-            net.streaming(True)
-            try:
-                parts = [
-                    net(
-                        _pseudo(mic_spec[i : i + _CHUNK_FRAMES]),
-                        _pseudo(far_spec[i : i + _CHUNK_FRAMES]),
-                    )[0]
-                    for i in range(0, mic_spec.shape[0], _CHUNK_FRAMES)
-                ]
-            finally:
-                net.streaming(False)
+        if net.config.causal and mic_spec.shape[0] > _CHUNK_FRAMES:
+            # Chunks through the streaming state (equal to one call, bounded memory), on a copy so
+            # that a stream running on this network keeps its state.
+            net = copy.deepcopy(net).streaming(True)
+            parts = [
+                net(
+                    _pseudo(mic_spec[i : i + _CHUNK_FRAMES]),
+                    _pseudo(far_spec[i : i + _CHUNK_FRAMES]),
+                )[0]
+                for i in range(0, mic_spec.shape[0], _CHUNK_FRAMES)
+            ]
             near = torch.cat(parts, dim=2)
         else:
             near = net(_pseudo(mic_spec), _pseudo(far_spec))[0]
