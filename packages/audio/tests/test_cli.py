@@ -115,3 +115,22 @@ def test_simulate_then_evaluate(invoke, tmp_path) -> None:
     fst = record["summary"]["fst"]
     assert fst["unprocessed mic"]["erle_db"] == pytest.approx(0.0)
     assert 1.0 <= fst["D3AEC (ours)"]["aecmos_echo"] <= 5.0
+
+
+def test_train_writes_weights_that_enhance_loads(invoke, call_files, tmp_path) -> None:
+    weights = tmp_path / "run" / "tiny.safetensors"
+    args = ["--preset", "tiny", "--calls", "2", "--epochs", "1", "--seconds", "1"]
+    status, _, err = invoke(
+        "train", "--out", tmp_path / "run", "--weights", weights, *args, "--batch-size", "2"
+    )
+    assert status == 0 and weights.is_file() and weights.with_suffix(".json").is_file()
+    import json
+
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["architecture"] == "D3AEC" and card["config"]["num_blocks"] == 1  # tiny
+    assert "val_loss" in card["metrics"]
+    mic, far = call_files
+    status, _, _ = invoke("enhance", mic, far, "-o", tmp_path / "n.wav", "--weights", weights)
+    assert status == 0 and (tmp_path / "n.wav").is_file()
+    status, _, err = invoke("train", "--out", tmp_path / "r2", "--weights", tmp_path / "w.pt")
+    assert status == 2 and "safetensors" in err
