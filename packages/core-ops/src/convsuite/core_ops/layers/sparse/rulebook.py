@@ -416,9 +416,23 @@ def window_rulebook(x: SparseTensor, stride: tuple[int, ...]) -> tuple[SparseTen
     return x._cache[entry]
 
 
+def _order_of_unique(keys: Tensor, size: int) -> Tensor:
+    """The permutation that sorts ``keys`` (distinct, in ``[0, size)``), like ``argsort``.
+
+    When ``size`` is within a small multiple of the number of keys, a scatter into a ``size``
+    table and one ``nonzero`` (O(size), no comparison sort: ``torch.sort`` of int64 keys was the
+    largest cost of a small strided layer); otherwise ``argsort``.
+    """
+    if size > 16 * keys.numel() + 4096:
+        return torch.argsort(keys)
+    table = torch.full((size,), -1, dtype=torch.int64, device=keys.device)
+    table.scatter_(0, keys, torch.arange(keys.numel(), device=keys.device))
+    return table.index_select(0, (table >= 0).nonzero()[:, 0])
+
+
 def _window_rulebook(windows: WindowMap, n_in: int, volume: int) -> Rulebook:
     m, device = windows.out.coords.shape[0], windows.taps.device
-    order = torch.argsort(windows.taps * max(m, 1) + windows.out_rows)
+    order = _order_of_unique(windows.taps * max(m, 1) + windows.out_rows, volume * max(m, 1))
     inputs = order if windows.sources is None else windows.sources.index_select(0, order)
     outputs = windows.out_rows.index_select(0, order)
     pair_taps = windows.taps.index_select(0, order)
@@ -429,7 +443,7 @@ def _window_rulebook(windows: WindowMap, n_in: int, volume: int) -> Rulebook:
     pairs = inputs.numel()
     if pairs >= max(CSR_MIN_PAIRS, 1):
         numbered = torch.arange(pairs, device=device)
-        by_output = torch.argsort(outputs * volume + pair_taps)
+        by_output = _order_of_unique(outputs * volume + pair_taps, volume * max(m, 1))
         to_outputs = (_csr_pointers(torch.bincount(outputs, minlength=m)), by_output)
         pointers = _csr_pointers(torch.bincount(inputs, minlength=n_in))
         by_input = torch.empty_like(inputs).scatter_(0, pointers.index_select(0, inputs), numbered)
