@@ -1,6 +1,6 @@
 """The complex-valued multidilated D3Net for joint echo cancellation and noise suppression.
 
-After Watcharasupat, Nguyen, Ooi, Gan & Tan, "End-to-End Complex-Valued Multidilated Convolutional
+After Watcharasupat et al., "End-to-End Complex-Valued Multidilated Convolutional
 Neural Network for Joint Acoustic Echo Cancellation and Noise Suppression", ICASSP 2022
 (arXiv 2110.00745): no adaptive filter; a pseudo-complex D3Net (densely connected multidilated
 blocks, Takahashi & Mitsufuji, CVPR 2021) of ~354K parameters on the STFTs of the microphone and
@@ -20,7 +20,8 @@ Where this build decides what the paper leaves open or deviates (said here once)
   that gives the near-end speech ``S = M_n M_e Y``; both stages are supervised (see
   :func:`convsuite.audio.train.spectral_loss`). Masks are bounded complex masks,
   ``tanh(|m|) m / |m|`` (the "E" form of DCCRN, Hu et al. 2020).
-- Layout of the paper preset: a 3x3 pseudo-complex stem to 16 complex channels, one D3 block of
+- Layout of the paper preset (the paper's own block table was not at hand when this was built: the
+  layout is ours, sized to the paper's parameter count): a 3x3 pseudo-complex stem to 16 complex channels, one D3 block of
   3 D2 blocks x 4 layers, growth rate 18, bottleneck 4 g, then BN-ReLU and a 1x1 pseudo-complex
   convolution to the two masks: 356,084 parameters (354K + 0.6 %). Causal time receptive field:
   2 + 3 x 2 x (2^4 - 1) = 92 frames = 1.47 s of past context, longer than the 500 ms far-end delay.

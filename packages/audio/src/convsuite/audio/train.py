@@ -3,8 +3,7 @@
 Loss (per stage, on pseudo-complex spectra): the compressed complex spectral loss of Braun &
 Tashev, "A consolidated view of loss functions for supervised deep learning-based speech
 enhancement", TSP 2021: with ``|.|^0.3`` compression, ``0.3 * mean |S_c - T_c|^2 + 0.7 * mean
-(|S_c| - |T_c|)^2``. The paper trains on a complex spectral loss as well; the compression makes
-quiet residual echo count. The total is ``L(S, near) + 0.5 L(M_e Y, near + noise)``: the second
+(|S_c| - |T_c|)^2``; the compression makes quiet residual echo count. The total is ``L(S, near) + 0.5 L(M_e Y, near + noise)``: the second
 term supervises the echo mask alone (the dual-mask cascade, see :mod:`convsuite.audio.model`).
 """
 
