@@ -17,7 +17,7 @@
 set -euo pipefail
 export OMP_NUM_THREADS=1
 WORK=${1:-recipe-medseg-ivd}
-STEPS=${STEPS:-250}
+STEPS=${STEPS:-500}
 MEDSEG=${MEDSEG:-.venv/bin/medseg}
 WEIGHTS=packages/medseg/src/convsuite/medseg/weights
 SECONDS=0

@@ -100,6 +100,24 @@ def test_evaluate_scores_each_method(
     assert (tmp_path / "bars.png").stat().st_size > 1000
 
 
+def test_train_exports_weights_validated_at_the_last_step(
+    spines: Path, tmp_path: Path, medseg: Medseg
+) -> None:
+    from convsuite.core_ops.io import read_card
+    from convsuite.medseg import IVDNet
+
+    out = tmp_path / "run"
+    args = ("--preset", "tiny", "--max-steps", "3", "--batch-size", "2", "--loss", "dicece")
+    assert medseg("ivd", "train", spines, "--out", out, *args, "--accelerator", "cpu") == 0
+    card = read_card(out / "ivdnet.json")
+    assert card.metrics["steps"] == 3 and 0 <= card.metrics["val_dice"] <= 1
+    assert "loss dicece" in card.training_data  # (the recipe is this process's command line)
+    assert IVDNet.from_pretrained(out / "ivdnet.safetensors").config.ngf == 2
+    lines = (out / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+    validated = [line for line in lines[1:] if line.split(",")[-1]]
+    assert [line.split(",")[1] for line in validated] == ["2"]  # after the 3rd (last) step
+
+
 @pytest.mark.parametrize("command", ["simulate", "train", "segment", "evaluate"])
 def test_help_has_an_example(command: str, medseg: Medseg, capsys) -> None:  # noqa: ANN001
     assert medseg("ivd", command, "--help") == 0

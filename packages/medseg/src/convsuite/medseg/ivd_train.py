@@ -229,8 +229,9 @@ def train_ivd(
             crop is this many pixels of ``config.pixel_mm``, rounded to a multiple of 16.
         seed: seeds the subject split, initialisation and sampling.
         val_fraction: share of subjects held out to pick the best checkpoint.
-        val_every: validate every this many steps (default: once per epoch, or at the end of a
-            shorter step budget).
+        val_every: validate every this many steps (default: once per epoch; with ``max_steps``
+            the epochs are shortened to equal lengths that end exactly at the budget, so the
+            last step is validated too).
         recipe: the command line recorded in the model card.
         progress: progress bars.
         **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`.
@@ -255,9 +256,13 @@ def train_ivd(
     train_set = _Crops(data.subset(train_subjects), crop, augment=True)
     val_set = _Crops(data.subset(val_subjects), None, augment=False)
     per_epoch = max(1, len(train_set) // batch_size)
-    if val_every is None:  # validate at least once within a step budget shorter than an epoch
-        val_every = min(per_epoch, max_steps) if max_steps > 0 else per_epoch
-    settings = {"max_steps": max_steps, "val_check_interval": min(val_every, per_epoch)}
+    settings: dict[str, Any] = {}
+    if max_steps > 0:  # epochs of equal length that end exactly at the budget, each validated
+        epochs = -(-max_steps // per_epoch)  # the epoch budget becomes what the steps need
+        per_epoch = -(-max_steps // epochs)
+        settings = {"max_steps": epochs * per_epoch, "limit_train_batches": per_epoch}
+    if val_every is not None:
+        settings["val_check_interval"] = min(val_every, per_epoch)
     trainer = make_trainer(
         out_dir,
         max_epochs=epochs,
