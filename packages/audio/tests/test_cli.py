@@ -103,6 +103,7 @@ def test_simulate_then_evaluate(invoke, tmp_path) -> None:
         "| fst | D3AEC (ours) |" in out and "| dt | SpeexDSP |" in out and "| nst | NLMS |" in out
     )
     assert "AEC3" in out  # its row, or the note saying it is not installed
+    assert "24,964 parameters, algorithmic latency 32 ms" in out
     report = tmp_path / "report"
     assert sorted(p.name for p in report.iterdir()) == [
         "call0_fst_spectrograms.png",

@@ -191,7 +191,12 @@ def evaluate(
     calls = read_challenge_set(folder)
     canceller = EchoCanceller.from_pretrained(weights, device)
     baselines = available_baselines()
-    notes = []
+    net = canceller.network
+    notes = [
+        f"{OURS}: {net.num_parameters:,} parameters, algorithmic latency "
+        f"{1000 * net.config.n_fft / net.config.sample_rate:g} ms (one {net.config.n_fft}-sample "
+        "window; causal network); RTF: processing seconds per audio second, offline."
+    ]
     if "AEC3" not in baselines:
         notes.append(
             "WebRTC AEC3: not installed here (pip install 'convsuite-audio[baselines]'; it "
