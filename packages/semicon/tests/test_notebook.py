@@ -15,4 +15,5 @@ def test_quickstart_notebook_runs_and_shows_its_figures(tmp_path: Path) -> None:
     notebook = execute_notebook(NOTEBOOK, tmp_path)
     printed = notebook_text(notebook)
     assert "mixed-type maps flagged novel" in printed and "'grid': 4096" in printed
+    assert "novel-pattern maps flagged:" in printed
     assert assert_figures_shown(notebook) == 2
