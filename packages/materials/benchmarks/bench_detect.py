@@ -10,7 +10,11 @@ the memory a lazy cube takes.
    the cube's size;
    the target is a cube 4x larger than the memory given, i.e. an increase under a quarter of it.
 
+3. On the in-memory cube, the cost of the local reference (against scoring the reconstruction)
+   and of bf16 (core-ops' precision API) against fp32.
+
 Run: ``PYTHONPATH=shared .venv/bin/python packages/materials/benchmarks/bench_detect.py``
+(``--no-lazy``: parts 1 and 3 only).
 """
 
 from __future__ import annotations
@@ -103,8 +107,23 @@ def main() -> None:
         "PCA-3",
     )
     print(f"VAE scoring {vae_s:.1f} s (target <= 60 s): {'yes' if vae_s <= 60 else 'NO'}")
+    network_s = median_seconds(
+        lambda: detect(cube, net, fit=False, reference="network"), repeats=3, warmup=0
+    )
+    bf16_s = median_seconds(
+        lambda: detect(cube, net, fit=False, precision="bf16"), repeats=3, warmup=0
+    )
+    print_table(
+        "the same cube: local reference (default) and bf16",
+        [
+            Comparison("local vs network reference", vae_s, network_s),
+            Comparison("bf16 vs fp32 (local)", bf16_s, vae_s),
+        ],
+        "the other",
+    )
 
-    _lazy_memory(cube)
+    if "--no-lazy" not in sys.argv:
+        _lazy_memory(cube)
 
 
 def _lazy_memory(cube) -> None:
