@@ -13,7 +13,9 @@ each domain's own, computed on both outputs against the generated truth:
   filter, which bf16 does not touch, is left out);
 - the sparse wafer net (semicon, ``wafer_monitor_small``): accuracy on 36 simulated maps (forward
   timed: sparse stem and blocks stay float32, the dense head and coarse view run bf16);
-- the networks of packages that landed later (IVD-Net, the audio echo canceller) when present.
+- the audio echo canceller (audio, ``d3aec_small``): ERLE (dB) on two simulated 8 s far-end
+  single-talk calls (``EchoCanceller.process`` timed: STFT, network, inverse STFT). IVD-Net
+  (medseg) had no bundled weights when this table was made.
 
 Target (issue 18): bf16 >= 1.5x faster than float32 at a metric change within 1%. A package that
 is not installed is skipped with a line saying so. This script lives outside core-ops, which must
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from convsuite.core_ops.precision import inference_mode, prepare_for_inference
+from convsuite.core_ops.precision import bf16_layers, inference_mode, prepare_for_inference
 
 torch.set_num_threads(2)
 TARGET_SPEEDUP = 1.5
@@ -133,10 +135,31 @@ def wafer_case() -> Case:
     return Case("SparseWaferNet small (36 maps)", net, run, metric, "accuracy")
 
 
+def d3aec_case() -> Case:
+    from convsuite.audio.data.simulate import simulate_call
+    from convsuite.audio.infer import EchoCanceller
+    from convsuite.audio.metrics import erle_db
+    from convsuite.audio.model import D3AEC
+
+    net = D3AEC.from_pretrained("d3aec_small")
+    calls = [simulate_call(seed, seconds=8.0, scenario="fst", split="test") for seed in (1, 2)]
+
+    def run(model: torch.nn.Module) -> object:
+        precision = "bf16" if bf16_layers(model) else "fp32"
+        canceller = EchoCanceller(model, "cpu", precision)
+        return [canceller.process(call.mic, call.far) for call in calls]
+
+    def metric(outputs: object) -> float:
+        return float(np.mean([erle_db(c.mic, o) for c, o in zip(calls, outputs, strict=True)]))
+
+    return Case("D3AEC small (2 x 8 s far-end)", net, run, metric, "ERLE dB")
+
+
 CASES = {
     "convsuite.medseg": hybridgnet_case,
     "convsuite.cosmo": skyrecon_case,
     "convsuite.semicon": wafer_case,
+    "convsuite.audio": d3aec_case,
 }
 
 
