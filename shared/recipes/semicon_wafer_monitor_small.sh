@@ -7,7 +7,10 @@
 # 900 simulated full-resolution maps (4096 grid, seed 7, all nine patterns balanced; 720 train /
 # 180 validation), `small` sparse network (with the shape profile), 20 epochs; scored on 270
 # held-out maps (seed 2026) and on 90 maps of novel patterns no class draws (spiral, reticle,
-# cluster-ring; seed 99). Time and figures: packages/semicon/README.md.
+# cluster-ring; seed 99). Measured 2026-12-02 on one thread of a 2-core CPU shared with five other
+# agents' jobs (load average 8-10): training 1397 s (23.3 min), the evaluation steps 221 s more.
+# Held-out maps: accuracy 1.000, false alarms 7.0%; novel set 90/90 flagged. Details in
+# packages/semicon/README.md.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 WORK=${1:-recipe-semicon}

@@ -195,7 +195,8 @@ class ShapeProfile(nn.Module):
         ring = ring_of(self.rings)
         edges = torch.arange(self.rings + 1, dtype=torch.float64) / self.rings
         ring_cells = math.pi * radius**2 * (edges[1:] ** 2 - edges[:-1] ** 2)
-        radial = torch.log(counts(ring, self.rings) / ring_cells + 1e-4)
+        per_ring = counts(ring, self.rings)
+        radial = torch.log(per_ring / ring_cells + 1e-4)
         # Sector k is centred on k x 45 degrees (0: +x, counter-clockwise with y = row offset),
         # its edges at 22.5 degrees off: never met by a cell centre, so a transpose or a rotation
         # of the map permutes the sectors. Found by comparing |dy| with tan(22.5) |dx|.
@@ -208,10 +209,13 @@ class ShapeProfile(nn.Module):
             torch.where(x2 > 0, 0, 4),
             torch.where(along_y, torch.where(y2 > 0, 2, 6), diagonal),
         )
-        per_sector = counts(ring_of(self.groups) * 8 + sector, self.groups * 8)
+        # floor(floor(8 r) / 2) = floor(4 r): the wider rings from the rings when they nest
+        group = ring * self.groups // self.rings if self.rings % self.groups == 0 else None
+        group = ring_of(self.groups) if group is None else group
+        per_sector = counts(group * 8 + sector, self.groups * 8)
         per_sector = per_sector.view(x.batch_size, self.groups, 8)
         unevenness = torch.log1p(per_sector.std(-1) / (per_sector.mean(-1) + 1.0))
-        total = counts(torch.zeros_like(batch), 1) / (math.pi * radius**2)
+        total = per_ring.sum(1, keepdim=True) / (math.pi * radius**2)
         return torch.cat([radial, unevenness, torch.log(total + 1e-4)], 1).float()
 
 
@@ -237,20 +241,32 @@ class ClumpStatistics(nn.Module):
         batch = x.coords[:, 0]
         sites = torch.bincount(batch, minlength=x.batch_size).double().clamp(min=1.0)
         parts = []
+        table, previous = None, 0
         for fraction in self._FRACTIONS:
             cell = max(1, min(height, width) // fraction)
             rows, cols = -(-height // cell), -(-width // cell)
-            keys = (batch * rows + x.coords[:, 1] // cell) * cols + x.coords[:, 2] // cell
-            # one count per window of every map (a dense (B, rows * cols) table: no sorting)
-            counts = torch.bincount(keys, minlength=x.batch_size * rows * cols)
-            counts = counts.view(x.batch_size, rows * cols).double()
-            occupied = counts > 0
-            windows = occupied.sum(1).double().clamp(min=1.0)
-            mean = counts.sum(1) / windows
-            square = (counts**2).sum(1) / windows
+            if (
+                table is not None
+                and cell % previous == 0
+                and table.shape[1] * previous == rows * cell
+                and table.shape[2] * previous == cols * cell
+            ):
+                # windows of the finer table summed in blocks: no second pass over the sites
+                step = cell // previous
+                table = table.view(x.batch_size, rows, step, cols, step).sum((2, 4))
+            else:
+                keys = (batch * rows + x.coords[:, 1] // cell) * cols + x.coords[:, 2] // cell
+                # one count per window of every map (a dense (B, rows, cols) table: no sorting)
+                table = torch.bincount(keys, minlength=x.batch_size * rows * cols)
+                table = table.view(x.batch_size, rows, cols)
+            previous = cell
+            counts = table.view(x.batch_size, -1)
+            windows = (counts > 0).sum(1).double().clamp(min=1.0)
+            mean = sites / windows
+            square = (counts * counts).sum(1).double() / windows
             parts += [
                 torch.log(windows / sites),
-                torch.log1p(counts.amax(1)),
+                torch.log1p(counts.amax(1).double()),
                 torch.log1p((square - mean**2).clamp(min=0.0).sqrt()),
             ]
         return torch.stack(parts, 1).float()
