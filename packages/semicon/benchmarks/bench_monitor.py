@@ -3,7 +3,9 @@
 Maps: simulated 4096 x 4096 wafers (every pattern), topped up with uniform defects to 20k defects
 each, as the issue's operating point. Both networks untrained (speed does not depend on weights);
 timed end to end from WaferMap objects (batching/binning included), batch 32, medians. Rows at 1
-and at 2 threads. Target: sparse >= 50 maps/s. Ratio = dense baseline time / sparse time.
+and at 2 threads. Target: sparse >= 50 maps/s. Ratio = dense baseline time / sparse time. A last
+table times the network without the shape profile and clump statistics (pools only, the design
+before them) against the bundled design, at 1 thread: what the novelty inputs cost.
 
     PYTHONPATH=shared python packages/semicon/benchmarks/bench_monitor.py
 """
@@ -61,6 +63,21 @@ def main() -> None:
             Comparison(f"{BATCH} maps x 20k defects, {threads} thread(s)", sparse_s, dense_s)
         )
     print_table("Sparse full-resolution net vs binned 64x64 dense baseline", rows, "dense 64x64")
+    pools_only = create_model(
+        "wafer_sparse",
+        preset="small",
+        classes=PATTERNS,
+        shape_profile=False,
+        clump_statistics=False,
+    )
+    torch.set_num_threads(1)
+    pools_s = median_seconds(lambda: run(pools_only), repeats=7)
+    sparse_s = median_seconds(lambda: run(sparse), repeats=7)
+    print_table(
+        "Bundled design vs pools only (no shape profile, no clump statistics)",
+        [Comparison(f"{BATCH} maps x 20k defects, 1 thread", sparse_s, pools_s)],
+        "pools only",
+    )
     best = max(rates.values())
     ok = "yes" if best >= TARGET_MAPS_PER_S else "NO"
     print(
