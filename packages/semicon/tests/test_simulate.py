@@ -175,3 +175,24 @@ def test_options_are_checked() -> None:
         SimulationOptions(grid=4)
     with pytest.raises(ValueError, match=">= 0"):
         SimulationOptions(defects_scale=-1)
+
+
+def test_novel_patterns_are_unlabelled_unlike_the_known_ones_and_seeded(tmp_path: Path) -> None:
+    from convsuite.core_ops.cli import run
+    from convsuite.semicon.cli import app
+    from convsuite.semicon.data import read_wafer_maps
+    from convsuite.semicon.data.novel import NOVEL_PATTERNS, simulate_novel_maps
+
+    options = SimulationOptions(grid=512, defects_scale=0.2)
+    maps = simulate_novel_maps(6, 3, options)
+    assert [m.name.split("_")[-1] for m in maps] == list(NOVEL_PATTERNS) * 2
+    assert all(m.label is None and m.n_defects > 50 for m in maps)
+    assert maps[4] == simulate_novel_maps(5, 3, options)[4]  # map i does not depend on n
+    # a reticle repeat is a lattice of tight clusters: many defects share a 1/64-grid window
+    windows = {tuple(c) for c in maps[1].coords // 8}
+    assert len(windows) < 0.6 * maps[1].n_defects
+    with pytest.raises(SystemExit) as stop:
+        run(app, ["simulate", "--novel", "--n", "3", "--grid", "256", "--out", str(tmp_path)])
+    assert stop.value.code == 0
+    written = list(read_wafer_maps([tmp_path]))
+    assert len(written) == 3 and all(m.label is None for m in written)
