@@ -1,6 +1,6 @@
 """A WM-811K-like pickle (``LSWMD.pkl``'s structure) built from simulated die maps.
 
-LSWMD.pkl was written by pandas 0.19 (early 2017): a DataFrame of 811,457 rows and the columns
+LSWMD.pkl was written by a pandas older than 0.20 (its class paths say so): a DataFrame of 811,457 rows and the columns
 ``waferMap`` (uint8 die arrays), ``dieSize`` (float), ``lotName`` (str), ``waferIndex`` (float),
 ``trianTestLabel`` and ``failureType`` (nested object arrays such as ``array([['Training']])``,
 or empty ``array([], shape=(0, 0))`` when unlabelled). Its pickle names pandas classes by their
@@ -42,7 +42,7 @@ _SPELLING = {name: spelling for spelling, name in WM811K_LABELS.items()}
 
 @contextmanager
 def _legacy_modules() -> Iterator[dict[str, object]]:
-    """Stand-ins for pandas 0.19's modules, registered only while pickling."""
+    """Stand-ins for old pandas modules, registered only while pickling."""
     stand_ins: dict[str, object] = {}
     added = []
     for module_name in ("pandas.indexes", *LEGACY_GLOBALS):
@@ -67,7 +67,7 @@ def _legacy_modules() -> Iterator[dict[str, object]]:
 
 
 class _LegacyPickler(pickle.Pickler):
-    """Writes DataFrames, BlockManagers and Indexes the way pandas 0.19 pickled them."""
+    """Writes DataFrames, BlockManagers and Indexes the way pandas < 0.20 pickled them."""
 
     def __init__(self, handle, stand_ins: dict[str, object]) -> None:
         super().__init__(handle, protocol=2)
@@ -87,7 +87,7 @@ class _LegacyPickler(pickle.Pickler):
 
 
 class _LegacyManager:
-    """A DataFrame's blocks as pandas 0.19 stored them: float columns, then object columns."""
+    """A DataFrame's blocks as pandas < 0.20 stored them: float columns, then object columns."""
 
     __module__ = "pandas.core.internals"
     __qualname__ = "BlockManager"
@@ -159,7 +159,7 @@ def legacy_frame(
 
 
 def write_legacy_wm811k(path: Path, frame: pd.DataFrame) -> Path:
-    """Pickle ``frame`` as pandas 0.19 did (see the module docstring)."""
+    """Pickle ``frame`` as pandas < 0.20 did (see the module docstring)."""
     with _legacy_modules() as stand_ins, open(path, "wb") as handle:
         _LegacyPickler(handle, stand_ins).dump(frame)
     return path
