@@ -1,4 +1,4 @@
-"""``--precision bf16`` (core-ops' precision API): the bundled monitor's outputs stay close to fp32."""
+"""``--precision bf16`` (core-ops' precision API): the bundled monitor's outputs stay near fp32."""
 
 from __future__ import annotations
 
