@@ -2,8 +2,8 @@
 
 LSWMD.pkl was written by a pandas older than 0.20 (its class paths say so): a DataFrame of 811,457
 rows and the columns ``waferMap`` (uint8 die arrays), ``dieSize`` (float), ``lotName`` (str),
-``waferIndex`` (float), ``trianTestLabel`` and ``failureType`` (nested object arrays such as ``array([['Training']])``,
-or empty ``array([], shape=(0, 0))`` when unlabelled). Its pickle names pandas classes by their
+``waferIndex`` (float), ``trianTestLabel`` and ``failureType`` (nested object arrays such as
+``array([['Training']])``, or empty ``array([], shape=(0, 0))`` when unlabelled). Its pickle names pandas classes by their
 module paths of then: ``pandas.indexes.base._new_Index`` / ``Index`` and
 ``pandas.indexes.numeric.Int64Index`` (the row index), ``pandas.core.internals.BlockManager``
 rebuilt from its ``"0.14.1"`` state, one float block and one object block. Loading it with
@@ -167,7 +167,7 @@ def write_legacy_wm811k(path: Path, frame: pd.DataFrame) -> Path:
 
 @pytest.fixture
 def legacy_wm811k(tmp_path: Path) -> Callable[..., Path]:
-    """Factory: ``legacy_wm811k(n, seed, patterns, unlabelled=0)`` -> an LSWMD-like pickle's path."""
+    """Factory: ``legacy_wm811k(n, seed, patterns, unlabelled=0)`` -> an LSWMD-like pickle."""
 
     def make(n: int, seed: int, patterns: Sequence[str], unlabelled: int = 0) -> Path:
         frame = legacy_frame(n, seed, patterns, unlabelled)
