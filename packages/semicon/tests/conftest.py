@@ -3,15 +3,15 @@
 LSWMD.pkl was written by a pandas older than 0.20 (its class paths say so): a DataFrame of 811,457
 rows and the columns ``waferMap`` (uint8 die arrays), ``dieSize`` (float), ``lotName`` (str),
 ``waferIndex`` (float), ``trianTestLabel`` and ``failureType`` (nested object arrays such as
-``array([['Training']])``, or empty ``array([], shape=(0, 0))`` when unlabelled). Its pickle
-names pandas classes by their module paths of then: ``pandas.indexes.base._new_Index`` / ``Index`` and
+``array([['Training']])``, or empty ``array([], shape=(0, 0))`` when unlabelled). Its pickle names
+pandas classes by their module paths of then: ``pandas.indexes.base._new_Index`` / ``Index`` and
 ``pandas.indexes.numeric.Int64Index`` (the row index), ``pandas.core.internals.BlockManager``
-rebuilt from its ``"0.14.1"`` state, one float block and one object block. Loading it with
-pandas >= 0.20 fails with "No module named 'pandas.indexes'" (the usual fix aliases
-``sys.modules['pandas.indexes'] = pandas.core.indexes``), and with pandas >= 2 also with
-"No module named 'pandas.core.indexes.numeric'" (Int64Index is gone). :func:`write_legacy_wm811k`
-writes that structure with today's pandas: a pickler emits those old global names from stand-in
-modules that exist only while it writes.
+rebuilt from its ``"0.14.1"`` state, one float block and one object block. Loading it with pandas
+>= 0.20 fails with "No module named 'pandas.indexes'" (the usual fix aliases
+``sys.modules['pandas.indexes'] = pandas.core.indexes``), and with pandas >= 2 also with "No module
+named 'pandas.core.indexes.numeric'" (Int64Index is gone). :func:`write_legacy_wm811k` writes that
+structure with today's pandas: a pickler emits those old global names from stand-in modules that
+exist only while it writes.
 """
 
 from __future__ import annotations
