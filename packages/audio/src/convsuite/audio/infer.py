@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from convsuite.audio.data.wav import SAMPLE_RATE, check_pair
+from convsuite.audio.framewise import FrameProgram
 from convsuite.audio.model import D3AEC
 from convsuite.audio.stft import HOP, N_FFT, istft, stft
 from convsuite.core_ops.errors import InputError
@@ -130,7 +131,7 @@ class EchoCanceller:
         return istft(spec, mic.size).cpu().numpy().astype(np.float32)
 
     def stream(self, delay: int = 0) -> StreamingAEC:
-        """A :class:`StreamingAEC` on this network (the network is switched to streaming)."""
+        """A :class:`StreamingAEC` on this network (a per-frame program of its current weights)."""
         return StreamingAEC(self.network, delay, self.device, self.precision)
 
 
@@ -144,7 +145,9 @@ class StreamingAEC:
     half window of overlap-add.
 
     Args:
-        network: a causal :class:`D3AEC`; it is put in streaming mode (one stream at a time).
+        network: a causal :class:`D3AEC`, compiled into a
+            :class:`~convsuite.audio.framewise.FrameProgram` (its weights are copied now; several
+            streams may run on one network).
         delay: far-end to microphone delay in samples (the far end is delayed by it).
         device: torch device.
         precision: as for :class:`EchoCanceller` (the network is prepared by the caller).
@@ -153,10 +156,9 @@ class StreamingAEC:
     def __init__(
         self, network: D3AEC, delay: int = 0, device: str = "cpu", precision: str = "fp32"
     ) -> None:
-        self.network = network.to(device).eval().streaming(True)
+        self.program = FrameProgram(network.eval(), device)
         self.device = device
         self.precision = check_precision(precision)
-        self.window = torch.hann_window(N_FFT, periodic=True, device=device)
         self._mic = np.zeros(N_FFT - HOP, dtype=np.float32)  # unframed samples, history first
         self._far = np.zeros(N_FFT - HOP + max(int(delay), 0), dtype=np.float32)
         self._tail = torch.zeros(N_FFT - HOP, device=device)
@@ -164,17 +166,12 @@ class StreamingAEC:
         self._emitted = -HOP  # the first hop out is the pre-roll before the stream started
 
     def _frame(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
-        with inference_mode(self.precision):
-            return self._frame_samples(mic, far)
-
-    def _frame_samples(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
-        frames = torch.from_numpy(np.stack([mic, far])).to(self.device) * self.window
-        spec = torch.fft.rfft(frames, dim=-1)  # (2, F)
-        pseudo = torch.stack([spec.real, spec.imag], dim=1)[:, :, None, :]  # (2, 2, 1, F)
-        near = self.network(pseudo[:1], pseudo[1:])[0]
-        out = torch.fft.irfft(torch.complex(near[0, 0, 0], near[0, 1, 0]), n=N_FFT)
-        hop = self._tail + out[:HOP]
-        self._tail = out[HOP:]
+        mic_t, far_t = torch.from_numpy(mic).to(self.device), torch.from_numpy(far).to(self.device)
+        near = self.program.step(mic_t, far_t)
+        with torch.inference_mode():
+            frame = torch.fft.irfft(near, n=N_FFT)
+            hop = self._tail + frame[:HOP]
+            self._tail = frame[HOP:]
         return hop.cpu().numpy()
 
     def process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
@@ -204,5 +201,4 @@ class StreamingAEC:
         self._far = self._far[: self._mic.size]
         pad = (-(self._mic.size - (N_FFT - HOP))) % HOP + HOP
         out = self.process(np.zeros(pad, dtype=np.float32), np.zeros(pad, dtype=np.float32))
-        self.network.streaming(True)  # a later stream starts from silence
         return out[:missing]
