@@ -57,7 +57,7 @@ class _Node:
     source: Tensor  # (copies, rows, F): the input's feature rows in act order, repeated
     gathered: Tensor  # (rows, F): those rows (a view of the features when contiguous)
     index: Tensor | None  # feature rows to gather into ``gathered``, None when it is a view
-    scale: Tensor  # (copies, rows, F) folded batch-norm scale, act order
+    scale: Tensor  # (copies, rows, F) folded batch-norm scale, act order, materialized
     shift: Tensor
     ring: Tensor  # (copies, D, rows, F + 2P): a frame is written at s and at D + s (2 copies)
     slots: list[Tensor]  # per ring position s: (copies, rows, F) view of the interior
@@ -234,8 +234,8 @@ class FrameProgram:
             source=source.expand(copies_of_frame, rows, bins),
             gathered=source,
             index=index,
-            scale=scale[:, None].expand(rows, bins).contiguous().to(device).expand_as(slots[0]),
-            shift=shift[:, None].expand(rows, bins).contiguous().to(device).expand_as(slots[0]),
+            scale=scale[:, None].expand_as(slots[0]).contiguous().to(device),
+            shift=shift[:, None].expand_as(slots[0]).contiguous().to(device),
             ring=ring,
             slots=slots,
             copies=copies,
@@ -271,18 +271,21 @@ class FrameProgram:
         stem = self.nodes[0].gathered  # the stem's input rows: [mic, far] real; [mic, far] imag
         torch.mul(real, power, out=stem[:2])
         torch.mul(imag, power, out=stem[2:])
-        for position, node in enumerate(self.nodes):
+        features, addcmul, addmm, index_select = self.features, torch.addcmul, torch.addmm, None
+        for node in self.nodes:
             s = t % len(node.slots)
             slot = node.slots[s]
-            if not position:
+            if index_select is None:  # the stem: its input is not normalized
                 slot.copy_(node.source)
+                index_select = torch.index_select
             else:
                 if node.index is not None:
-                    torch.index_select(self.features, 0, node.index, out=node.gathered)
-                torch.addcmul(node.shift, node.source, node.scale, out=slot).relu_()
-            for block, view in node.copies[s] if node.copies else ():
-                block.copy_(view)
-            torch.addmm(node.bias, node.weight, node.x, out=node.out)
+                    index_select(features, 0, node.index, out=node.gathered)
+                addcmul(node.shift, node.source, node.scale, out=slot).relu_()
+            if node.copies:
+                for block, view in node.copies[s]:
+                    block.copy_(view)
+            addmm(node.bias, node.weight, node.x, out=node.out)
         raw = self.head_rows  # [echo, noise] real; [echo, noise] imaginary
         mask_real, mask_imag = raw[:2], raw[2:]
         magnitude = (mask_real * mask_real + mask_imag * mask_imag + _EPS).sqrt()
