@@ -30,9 +30,9 @@ def main() -> None:
     unet = create_model("unet_early_fusion", preset="small").eval()
     phantom = simulate_spine(2026)
     image, affine = phantom.image, phantom.affine
-    ivd_s = median_seconds(lambda: net.segment(image, affine), repeats=5)
-    ivd_bf16_s = median_seconds(lambda: net.segment(image, affine, precision="bf16"), repeats=5)
-    unet_s = median_seconds(lambda: unet.segment(image, affine), repeats=5)
+    ivd_s = median_seconds(lambda: net.segment(image, affine), repeats=3)
+    ivd_bf16_s = median_seconds(lambda: net.segment(image, affine, precision="bf16"), repeats=3)
+    unet_s = median_seconds(lambda: unet.segment(image, affine), repeats=3)
     rows = [
         Comparison("whole subject 36 x 256 x 256, fp32", ivd_s, unet_s),
         Comparison("whole subject 36 x 256 x 256, IVD-Net bf16", ivd_bf16_s, unet_s),
