@@ -24,7 +24,7 @@ import torch
 
 from convsuite.core_ops.hub import list_bundled
 from convsuite.core_ops.io import CARD_VERSION
-from convsuite.medseg import HybridGNet, UNetBaseline
+from convsuite.medseg import EarlyFusionUNet, HybridGNet, IVDNet, UNetBaseline
 
 RECORDED = np.load(Path(__file__).parent / "data" / "bundled_outputs.npz")
 WEIGHTS = Path(__file__).parents[1] / "src" / "convsuite" / "medseg" / "weights"
@@ -51,6 +51,19 @@ def test_bundled_unet_gives_the_recorded_probabilities() -> None:
     net = UNetBaseline.from_pretrained("unet_small").double()
     probabilities = torch.sigmoid(net(_images()[:1, :, :128, :128]))[..., ::8, ::8].numpy()
     np.testing.assert_allclose(probabilities, RECORDED["unet_small"], rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize(
+    ("network", "name"), [(IVDNet, "ivdnet_small"), (EarlyFusionUNet, "unet_early_fusion_small")]
+)
+def test_bundled_disc_networks_give_the_recorded_probabilities(network: type, name: str) -> None:
+    """Recorded when the weights were bundled (commit dd2bae0): the disc probability of
+    ``torch.rand(1, 4, 64, 64)`` (generator seed 2024, float64) at every 4th pixel."""
+    generator = torch.Generator().manual_seed(2024)
+    x = torch.rand(1, 4, 64, 64, generator=generator, dtype=torch.float64)
+    disc = network.from_pretrained(name).double()(x).softmax(1)[:, 1, ::4, ::4].numpy()
+    np.testing.assert_allclose(disc, RECORDED[name], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(
