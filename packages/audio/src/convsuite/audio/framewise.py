@@ -1,4 +1,4 @@
-"""A causal :class:`D3AEC` compiled into a per-frame program: one gather and one matmul per conv.
+"""A causal :class:`D3AEC` compiled into a per-frame program: im2col copies and one matmul per conv.
 
 :class:`StreamingAEC` runs the network one 16-ms frame at a time. Called module by module
 (:meth:`D3AEC.streaming`), a frame costs ~25 small convolutions, a ``torch.cat`` of history per
@@ -7,12 +7,13 @@ network is flattened once (weights snapshot, inference only) into one node per c
 (stem, bottlenecks, the multidilated layers, head), and a frame is, per node:
 
 1. batch norm (folded to a per-channel scale and shift) and ReLU of the node's input, written
-   into the current slot of the node's ring buffer of past activations ``(D, rows, F + 2P)``
+   twice into the node's ring buffer of past activations ``(2, D, rows, F + 2P)``, at position
+   ``t mod D`` and ``D + t mod D``, so that the last D frames are always adjacent in storage
    (zero margins of ``P`` bins give the "same" frequency padding; a fresh ring is the causal
    zero padding of the offline network);
-2. one ``index_select`` of the im2col rows ``(K, F)`` from the ring: every (group, channel, time
-   tap, frequency tap) row is a window of F bins at a fixed offset in the ring's storage (the
-   offsets for each ring position are precomputed), the multidilated groups of a layer included;
+2. per dilation group, one strided copy of its im2col rows (channel, time tap, frequency tap)
+   ``x F`` out of the ring: time taps ``d_t`` frames apart and frequency taps ``d_f`` bins
+   apart are uniform strides of one view (the views for each ring position are precomputed);
 3. one ``addmm`` with the fused real weight ``[[Wr, -Wi], [Wi, Wr]]`` (columns in im2col order)
    writing the node's output rows into the frame's feature buffer, where the D2/D3 dense
    concatenations are just row ranges (no ``pseudo_cat``).
