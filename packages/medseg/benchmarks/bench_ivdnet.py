@@ -1,6 +1,6 @@
 """IVD-Net (small preset) on a whole IVDM3Seg-size subject, against the early-fusion U-Net.
 
-Rows, 2 threads, in one process, on a simulated 36 x 256 x 256 Dixon subject (2.0 x 1.25 x 1.25 mm,
+Rows, 1 thread, in one process, on a simulated 36 x 256 x 256 Dixon subject (2.0 x 1.25 x 1.25 mm,
 stored in a random axis order): the whole pipeline of ``net.segment`` (reorientation, per-modality
 normalization, in-plane resampling of the 36 sagittal slices to the weights' pixel size, the
 network in batches of 6, resampling back, connected components and centroids), fp32 and bf16
@@ -19,7 +19,7 @@ from convsuite.core_ops.hub import create_model
 from convsuite.core_ops.runtime import keep_freed_memory
 from convsuite.medseg.data.spine_phantom import simulate_spine
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # see the README: 2 threads on the shared CPU oversubscribe it
 TARGET_SECONDS = 10.0
 
 
