@@ -11,6 +11,7 @@ its normal pixels (:func:`~convsuite.materials.scoring.null_threshold`; Otsu as 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -273,25 +274,12 @@ def detect(
             grid, an all-NaN cube.
     """
     if isinstance(getattr(signal, "data", None), np.ndarray):
-        return _detect(
-            signal,
-            net,
-            window,
-            fit,
-            fit_seconds,
-            seed,
-            device,
-            progress,
-            fit_progress,
-            source,
-            threshold_method,
-            false_alarm,
-            reference,
-            precision,
-        )
-    import dask
+        scheduler = contextlib.nullcontext()
+    else:
+        import dask
 
-    with dask.config.set(scheduler="synchronous"):  # a lazy cube: one chunk in memory at a time
+        scheduler = dask.config.set(scheduler="synchronous")  # a lazy cube: one chunk at a time
+    with scheduler:
         return _detect(
             signal,
             net,
