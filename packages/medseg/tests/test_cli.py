@@ -81,6 +81,21 @@ def test_segment_writes_landmarks_masks_overlay_and_uncertainty(
     )  # nothing staged is left behind
 
 
+def test_segment_in_bf16_keeps_the_landmarks_of_float32(
+    phantoms: Path, tmp_path: Path, medseg: Medseg
+) -> None:
+    """``--precision bf16`` (core-ops' precision API) moves no landmark of the bundled network far."""
+    image_path = sorted((phantoms / "images").iterdir())[0]
+    landmarks = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        assert medseg("cxr", "segment", image_path, "--precision", precision, "--out", out) == 0
+        landmarks[precision] = np.load(out / f"{image_path.stem}_landmarks.npy")
+    shift = np.linalg.norm(landmarks["bf16"] - landmarks["fp32"], axis=1)
+    assert 0 < shift.max() < 1.5  # pixels of a 96 px image: bf16 did run, and stayed close
+    assert medseg("cxr", "segment", image_path, "--precision", "fp16", "--out", tmp_path / "x") == 2
+
+
 def test_segment_converts_a_colour_image_to_grey_with_a_warning(
     tiny_weights: Path, tmp_path: Path, medseg: Medseg
 ) -> None:

@@ -21,6 +21,7 @@ from convsuite.core_ops.cli import (
     Device,
     Devices,
     NumNodes,
+    Precision,
     Seed,
     Strategy,
     guard_outputs,
@@ -173,7 +174,8 @@ def train(
 
 @cxr.command(
     "segment",
-    epilog="Example: medseg cxr segment chest1.png chest2.png --out results/ --samples 20",
+    epilog="Example: medseg cxr segment chest1.png chest2.png --out results/ --samples 20"
+    "  |  faster on CPUs with bf16 units: --precision bf16",
 )
 def segment_images(
     images: Annotated[
@@ -186,6 +188,7 @@ def segment_images(
     ] = 0,
     batch_size: BatchSize = 16,
     device: Device = "cpu",
+    precision: Precision = "fp32",
 ) -> None:
     """Segment radiographs: landmarks (JSON, .npy), organ masks and an overlay PNG per image.
 
@@ -209,17 +212,22 @@ def segment_images(
     from rich.console import Console
     from rich.progress import Progress
 
+    from convsuite.core_ops.precision import inference_mode, prepare_for_inference
     from convsuite.core_ops.runtime import keep_freed_memory
     from convsuite.medseg.infer import segment
     from convsuite.medseg.models.hybridgnet import HybridGNet
 
     keep_freed_memory()
     net = HybridGNet.from_pretrained(weights, device=torch_device(device))
+    net = prepare_for_inference(net, precision)  # bf16: encoder convs/linears; graph decoder fp32
     organs = net.config.organs
     guard_outputs([out / name for stem in stems for name in _output_names(stem, organs)], images)
     out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
-    with Progress(console=Console(stderr=True), transient=True) as progress:
+    with (
+        inference_mode(precision),
+        Progress(console=Console(stderr=True), transient=True) as progress,
+    ):
         task = progress.add_task("segmenting", total=len(images))
         for start in range(0, len(images), batch_size):
             chunk = slice(start, start + batch_size)
