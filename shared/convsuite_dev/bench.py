@@ -26,6 +26,23 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
+def paired_medians(
+    ours: Callable[[], object], baseline: Callable[[], object], repeats: int = 5
+) -> tuple[float, float]:
+    """Median seconds of ``ours()`` and ``baseline()`` run alternately, after one warm-up each.
+
+    Interleaving makes load drift and the allocator's or oneDNN's state hit both sides alike.
+    """
+    ours(), baseline()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, store in ((ours, times[0]), (baseline, times[1])):
+            start = time.perf_counter()
+            fn()
+            store.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 @dataclass
 class Comparison:
     """One benchmark row: ours against a baseline on the same inputs, in one process.

@@ -35,14 +35,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its O
 
 import logging
 import math
-import statistics
 import sys
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from convsuite_dev.bench import Comparison, relative_error
+from convsuite_dev.bench import Comparison, paired_medians, relative_error
 from peak import print_table_with_peak as print_table
 from torch import Tensor, nn
 
@@ -183,18 +182,6 @@ def index_add_net(ours: nn.Sequential, x: SparseTensor) -> Tensor:
             out = out.index_add(0, rulebook.outputs[span], products)
         x, feats = nxt, out
     return feats
-
-
-def paired_medians(ours: Callable[[], object], baseline: Callable[[], object], repeats: int):
-    """Median seconds of each, run alternately after one warm-up each."""
-    ours(), baseline()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, store in ((ours, times[0]), (baseline, times[1])):
-            start = time.perf_counter()
-            fn()
-            store.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def _sorted_rows(coords: Tensor, feats: Tensor) -> Tensor:
