@@ -23,7 +23,6 @@ from convsuite.audio.data.wav import SAMPLE_RATE, check_pair
 from convsuite.audio.framewise import FrameProgram
 from convsuite.audio.model import D3AEC
 from convsuite.audio.stft import HOP, N_FFT, istft, stft
-from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 
 __all__ = ["EchoCanceller", "StreamingAEC", "align_far", "estimate_delay"]
@@ -75,10 +74,7 @@ class EchoCanceller:
     """
 
     def __init__(self, network: D3AEC, device: str = "cpu", precision: str = "fp32") -> None:
-        try:
-            check_precision(precision)
-        except ValueError as error:
-            raise InputError("--precision", str(error)) from None
+        check_precision(precision, "--precision")
         self.network = prepare_for_inference(network.to(device), precision)
         self.device = device
         self.precision = precision

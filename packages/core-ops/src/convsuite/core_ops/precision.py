@@ -48,6 +48,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
@@ -73,14 +74,19 @@ _DENSE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3
 _MARK = "_convsuite_precision"
 
 
-def check_precision(precision: str) -> PrecisionName:
+def check_precision(precision: str, source: str = "precision") -> PrecisionName:
     """``precision`` if it is one of :data:`PRECISIONS`.
 
+    Args:
+        precision: the value to check.
+        source: the argument or option it came from, for the message ("--precision").
+
     Raises:
-        ValueError: any other value.
+        InputError: any other value (a ``ValueError``: one line, exit status 2 from a CLI).
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        problem = f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}"
+        raise InputError(source, problem)
     return precision  # type: ignore[return-value]
 
 

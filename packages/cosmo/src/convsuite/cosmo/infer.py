@@ -108,10 +108,7 @@ def pretrained_network(
         InputError: no bundled checkpoint for ``nside``, the weights cannot be loaded, or an
             unknown precision.
     """
-    try:
-        check_precision(precision)
-    except ValueError as error:
-        raise InputError("precision", str(error)) from None
+    check_precision(precision)
     if weights is None:
         bundled = bundled_checkpoints()
         if nside not in bundled:

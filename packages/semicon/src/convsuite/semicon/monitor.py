@@ -175,10 +175,7 @@ class WaferMonitor:
             raise ValueError(f"net must be a SparseWaferNet or DenseWaferNet, got {type(net)}")
         if detector.threshold is None:
             raise ValueError("the novelty detector has no threshold: fit or calibrate it first")
-        try:
-            self.precision = check_precision(precision)
-        except ValueError as error:
-            raise InputError("precision", str(error)) from None
+        self.precision = check_precision(precision)
         self.net = prepare_for_inference(net, precision)
         self.detector = detector
         self.card = card or net.card or net.model_card(recipe="", training_data="", intended_use="")

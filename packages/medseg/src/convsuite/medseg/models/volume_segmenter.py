@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from convsuite.core_ops.errors import InputError
-from convsuite.core_ops.precision import PRECISIONS, inference_mode, prepare_for_inference
+from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 from convsuite.medseg.data.discs import Disc, find_discs
 from convsuite.medseg.data.ivdm3seg import (
     canonical_spacing,
@@ -89,8 +89,7 @@ class VolumeSegmenter:
         Raises:
             InputError: not 4 modalities of a 3-D volume, NaN values, an unknown precision.
         """
-        if precision not in PRECISIONS:
-            raise InputError(precision, f"is not a precision; use one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         image = np.asarray(image)
         affine = IVDM3SEG_AFFINE if affine is None else np.asarray(affine, dtype=np.float64)
         if image.ndim != 4 or image.shape[0] != len(self.config.modalities):
