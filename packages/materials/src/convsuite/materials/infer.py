@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from convsuite.core_ops.errors import InputError
+from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 from convsuite.materials.data.io import as_spectrum_image, check_window, energy_axis
 from convsuite.materials.data.preprocess import EnergyGrid, Resampler, prepare_band, scaling
 from convsuite.materials.model import EELSVAE
@@ -116,20 +117,8 @@ def for_inference(net: EELSVAE, precision: str = "fp32", source: str = "--precis
     """
     import copy
 
-    from convsuite.core_ops.precision import prepare_for_inference
-
-    _check_precision(precision, source)
+    check_precision(precision, source)
     return prepare_for_inference(net if precision == "fp32" else copy.deepcopy(net), precision)
-
-
-def _check_precision(precision: str, source: str = "--precision") -> None:
-    """Raises InputError: ``precision`` is not one of core-ops' ``PRECISIONS``."""
-    from convsuite.core_ops.precision import check_precision
-
-    try:
-        check_precision(precision)
-    except ValueError as error:
-        raise InputError(source, str(error)) from None
 
 
 def reconstruct(
@@ -141,8 +130,6 @@ def reconstruct(
     on tiles of ``TILE_COLUMNS`` columns with ``CONTEXT_ROWS`` columns of context on each side,
     so the network's activations stay small for wide maps.
     """
-    from convsuite.core_ops.precision import inference_mode
-
     net = net.eval()
     width = network_input.shape[1]
     logits = np.empty(network_input.shape, np.float32)
@@ -280,103 +267,70 @@ def detect(
 
         scheduler = dask.config.set(scheduler="synchronous")  # a lazy cube: one chunk at a time
     with scheduler:
-        return _detect(
-            signal,
-            net,
-            window,
-            fit,
-            fit_seconds,
-            seed,
-            device,
-            progress,
-            fit_progress,
-            source,
+        check_threshold(threshold_method, false_alarm)  # before any work
+        check_reference(reference)
+        check_precision(precision, "--precision")
+        signal = as_spectrum_image(signal, source)
+        axis = energy_axis(signal, source)
+        check_window(axis, window, source)
+        net = load_network() if net is None else net
+        grid = grid_of(net)
+        channels = window_channels(grid.values, window)
+        resampler = Resampler.between(axis, grid, source)
+        data = signal.data
+        low, high = scaling(data, resampler)
+        fit_seconds_used = 0.0
+        if fit and fit_seconds > 0:
+            net, fit_seconds_used = _fine_tune(
+                net, data, resampler, low, high, fit_seconds, seed, fit_progress
+            )
+        net = for_inference(net.to(device), precision)
+        height, width = data.shape[:2]
+        band_rows = BAND_ROWS if isinstance(data, np.ndarray) else LAZY_BAND_ROWS
+        scores = np.empty((height, width), np.float32)
+        nll = np.empty((height, width), np.float32)
+        sums = np.zeros((2, grid.size))
+        for start in range(0, height, band_rows):
+            stop = min(height, start + band_rows)
+            top, bottom = min(start, CONTEXT_ROWS), min(height - stop, CONTEXT_ROWS)
+            block = np.asarray(
+                data[start - top : stop + bottom, :, resampler.first : resampler.last]
+            )
+            prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
+            logits = reconstruct(net, prepared.network_input, device, precision)
+            rows = slice(top, top + stop - start)
+            recon = 1.0 / (1.0 + np.exp(-logits))
+            scores[start:stop] = score_pixels(prepared.own, recon, channels, reference)[rows]
+            nll[start:stop] = _nll(prepared.own[rows], logits[rows])
+            if progress is not None:
+                progress(stop, height)
+        if not np.isfinite(scores).any():
+            raise InputError(source, "no pixel could be scored")
+        cut = threshold(scores, threshold_method, false_alarm)
+        mask = scores > cut
+        # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
+        for start in range(0, height, band_rows):
+            stop = min(height, start + band_rows)
+            block = np.asarray(data[start:stop, :, resampler.first : resampler.last])
+            own = prepare_band(block, resampler, low, high, top=0, bottom=0).own
+            flagged = mask[start:stop]
+            sums[0] += own[~flagged].sum(0)
+            sums[1] += own[flagged].sum(0)
+        counts = np.array([(~mask).sum(), mask.sum()], dtype=np.float64)[:, None]
+        means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
+        return Detection(
+            scores,
+            nll,
+            mask,
+            cut,
             threshold_method,
-            false_alarm,
             reference,
-            precision,
+            (float(window[0]), float(window[1])),
+            grid.values,
+            means[0],
+            means[1],
+            fit_seconds_used,
         )
-
-
-def _detect(
-    signal: Any,
-    net: EELSVAE | None = None,
-    window: tuple[float, float] = DEFAULT_WINDOW_EV,
-    fit: bool = True,
-    fit_seconds: float = 45.0,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None,
-    fit_progress: bool = False,
-    source: str = "signal",
-    threshold_method: str = "null",
-    false_alarm: float = DEFAULT_FALSE_ALARM,
-    reference: str = "local",
-    precision: str = "fp32",
-) -> Detection:
-    """:func:`detect` without the scheduler choice."""
-    check_threshold(threshold_method, false_alarm)  # before any work
-    check_reference(reference)
-    _check_precision(precision)
-    signal = as_spectrum_image(signal, source)
-    axis = energy_axis(signal, source)
-    check_window(axis, window, source)
-    net = load_network() if net is None else net
-    grid = grid_of(net)
-    channels = window_channels(grid.values, window)
-    resampler = Resampler.between(axis, grid, source)
-    data = signal.data
-    low, high = scaling(data, resampler)
-    fit_seconds_used = 0.0
-    if fit and fit_seconds > 0:
-        net, fit_seconds_used = _fine_tune(
-            net, data, resampler, low, high, fit_seconds, seed, fit_progress
-        )
-    net = for_inference(net.to(device), precision)
-    height, width = data.shape[:2]
-    band_rows = BAND_ROWS if isinstance(data, np.ndarray) else LAZY_BAND_ROWS
-    scores = np.empty((height, width), np.float32)
-    nll = np.empty((height, width), np.float32)
-    sums = np.zeros((2, grid.size))
-    for start in range(0, height, band_rows):
-        stop = min(height, start + band_rows)
-        top, bottom = min(start, CONTEXT_ROWS), min(height - stop, CONTEXT_ROWS)
-        block = np.asarray(data[start - top : stop + bottom, :, resampler.first : resampler.last])
-        prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
-        logits = reconstruct(net, prepared.network_input, device, precision)
-        rows = slice(top, top + stop - start)
-        recon = 1.0 / (1.0 + np.exp(-logits))
-        scores[start:stop] = score_pixels(prepared.own, recon, channels, reference)[rows]
-        nll[start:stop] = _nll(prepared.own[rows], logits[rows])
-        if progress is not None:
-            progress(stop, height)
-    if not np.isfinite(scores).any():
-        raise InputError(source, "no pixel could be scored")
-    cut = threshold(scores, threshold_method, false_alarm)
-    mask = scores > cut
-    # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
-    for start in range(0, height, band_rows):
-        stop = min(height, start + band_rows)
-        block = np.asarray(data[start:stop, :, resampler.first : resampler.last])
-        own = prepare_band(block, resampler, low, high, top=0, bottom=0).own
-        flagged = mask[start:stop]
-        sums[0] += own[~flagged].sum(0)
-        sums[1] += own[flagged].sum(0)
-    counts = np.array([(~mask).sum(), mask.sum()], dtype=np.float64)[:, None]
-    means = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
-    return Detection(
-        scores,
-        nll,
-        mask,
-        cut,
-        threshold_method,
-        reference,
-        (float(window[0]), float(window[1])),
-        grid.values,
-        means[0],
-        means[1],
-        fit_seconds_used,
-    )
 
 
 def detect_anomalies(signal: Any, net: EELSVAE | None = None, **options: Any) -> Any:
