@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from convsuite.audio import infer
 from convsuite.audio.data.simulate import simulate_call
 from convsuite.audio.infer import EchoCanceller
 from convsuite.audio.model import D3AEC, D3AECConfig
@@ -72,3 +73,16 @@ def test_offline_call_during_a_stream_leaves_it_intact(canceller: EchoCanceller)
     rest = stream.process(call.mic[40000:], call.far[40000:])
     streamed = np.concatenate([first, rest, stream.flush()])
     np.testing.assert_allclose(streamed, expected, atol=1e-6 * np.abs(expected).max())
+
+
+def test_offline_chunks_equal_one_network_call(canceller: EchoCanceller, monkeypatch) -> None:
+    """Long calls run in chunks with the receptive field of past frames: same output."""
+    call = simulate_call(5, 5.0, scenario="dt")  # 313 frames: two chunks of 256
+    chunked = canceller.process(call.mic, call.far, delay=0)
+    monkeypatch.setattr(infer, "_CHUNK_FRAMES", 10_000)
+    whole = canceller.process(call.mic, call.far, delay=0)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6 * np.abs(whole).max())
+    monkeypatch.setattr(infer, "_CHUNK_FRAMES", 16)  # 30 frames of context: over two chunks
+    np.testing.assert_allclose(
+        canceller.process(call.mic, call.far, delay=0), whole, atol=1e-6 * np.abs(whole).max()
+    )

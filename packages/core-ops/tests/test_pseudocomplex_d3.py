@@ -1,5 +1,5 @@
 """Causal pseudo-complex D3 blocks: complex layout, complex-convolution reference, causality,
-streaming equal to offline, and the layer battery."""
+the D3 block as core-ops' D3Block, and the layer battery."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import torch
 from convsuite_dev.testing import check_layer
 
 from convsuite.core_ops.layers.complex import channels_to_complex, complex_to_channels
+from convsuite.core_ops.layers.multidilated import D3Block
 from convsuite.core_ops.layers.pseudocomplex_d3 import (
     CausalPseudoComplexConv2d,
     PseudoComplexD2Block,
-    PseudoComplexD3Block,
     PseudoComplexMultiDilatedConv2d,
     pseudo_cat,
+    pseudo_complex_d3_block,
     pseudo_split,
-    set_streaming,
 )
 
 
@@ -77,7 +77,7 @@ def test_multidilated_is_the_sum_of_dilated_complex_convolutions() -> None:
 
 
 def test_d3_block_shapes_and_parameter_count() -> None:
-    block = PseudoComplexD3Block(16, 18, 4, 3)
+    block = pseudo_complex_d3_block(16, 18, 4, 3)
     assert block.out_channels == 16 + 3 * 4 * 18
     x = torch.randn(1, 32, 6, 10)
     assert block(x).shape == (1, 2 * block.out_channels, 6, 10)
@@ -89,7 +89,7 @@ def test_d3_block_shapes_and_parameter_count() -> None:
 
 def test_causal_block_ignores_the_future() -> None:
     torch.manual_seed(2)
-    block = PseudoComplexD3Block(2, 3, 3, 2).eval()
+    block = pseudo_complex_d3_block(2, 3, 3, 2).eval()
     x = torch.randn(1, 4, 30, 9)
     changed = x.clone()
     changed[:, :, 20:] = torch.randn_like(changed[:, :, 20:])
@@ -97,29 +97,26 @@ def test_causal_block_ignores_the_future() -> None:
         a, b = block(x), block(changed)
     torch.testing.assert_close(a[:, :, :20], b[:, :, :20])
     assert not torch.allclose(a[:, :, 20:], b[:, :, 20:])
-    acausal = PseudoComplexD3Block(2, 3, 3, 2, causal=False).eval()
+    acausal = pseudo_complex_d3_block(2, 3, 3, 2, causal=False).eval()
     with torch.no_grad():
         assert not torch.allclose(acausal(x)[:, :, :20], acausal(changed)[:, :, :20])
 
 
-@pytest.mark.parametrize("chunk", [1, 7])
-def test_streaming_equals_offline(chunk: int) -> None:
+def test_d3_block_is_core_ops_d3_block_on_pseudo_complex_d2_blocks() -> None:
+    """The dense loop is D3Block's: block b sees pseudo_cat of the input and earlier outputs."""
     torch.manual_seed(3)
-    block = PseudoComplexD3Block(2, 3, 3, 2).eval()
-    x = torch.randn(2, 4, 25, 9)
+    block = pseudo_complex_d3_block(2, 3, 3, 2, bottleneck_factor=1).eval()
+    assert isinstance(block, D3Block) and block.concat is pseudo_cat
+    assert all(isinstance(b, PseudoComplexD2Block) for b in block.blocks)
+    assert next(iter(block.state_dict())).startswith("blocks.0.")
+    x = torch.randn(2, 4, 12, 9)
     with torch.no_grad():
-        offline = block(x)
-        set_streaming(block)
-        streamed = torch.cat([block(x[:, :, i : i + chunk]) for i in range(0, 25, chunk)], dim=2)
-        set_streaming(block)  # a new stream starts from silence again
-        again = torch.cat([block(x[:, :, i : i + chunk]) for i in range(0, 25, chunk)], dim=2)
-    torch.testing.assert_close(streamed, offline, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(again, offline, rtol=1e-5, atol=1e-5)
-    set_streaming(block, False)
-    assert block(x).shape == offline.shape
+        z0 = block.blocks[0](x)
+        z1 = block.blocks[1](pseudo_cat([x, z0]))
+        torch.testing.assert_close(block(x), pseudo_cat([x, z0, z1]))
 
 
 def test_layer_battery() -> None:
     check_layer(
-        lambda: PseudoComplexD3Block(1, 2, 2, 1), (1, 2, 6, 5), gradcheck_shape=(1, 2, 4, 3)
+        lambda: pseudo_complex_d3_block(1, 2, 2, 1), (1, 2, 6, 5), gradcheck_shape=(1, 2, 4, 3)
     )

@@ -1,8 +1,9 @@
 """A causal :class:`D3AEC` compiled into a per-frame program: im2col copies and one matmul per conv.
 
-:class:`StreamingAEC` runs the network one 16-ms frame at a time. Called module by module
-(:meth:`D3AEC.streaming`), a frame costs ~25 small convolutions, a ``torch.cat`` of history per
-convolution and the Python dispatch of every block: far more than its arithmetic. Here the
+:class:`StreamingAEC` runs the network one 16-ms frame at a time; this is the package's one
+streaming path. Called module by module on each frame (with the past frames each convolution
+needs), a frame would cost ~25 small convolutions, a ``torch.cat`` of history per convolution and
+the Python dispatch of every block: far more than its arithmetic. Here the
 network is flattened once (weights snapshot, inference only) into one node per convolution
 (stem, bottlenecks, the multidilated layers, head), and a frame is, per node:
 

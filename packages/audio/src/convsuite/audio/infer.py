@@ -13,7 +13,6 @@ still sees 1.5 s of far-end past for the paper preset, 1 s for the small preset)
 
 from __future__ import annotations
 
-import copy
 import os
 
 import numpy as np
@@ -108,18 +107,15 @@ class EchoCanceller:
     def _process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
         mic_spec = stft(torch.from_numpy(mic).to(self.device))
         far_spec = stft(torch.from_numpy(far).to(self.device))
-        net = self.network
-        if net.config.causal and mic_spec.shape[0] > _CHUNK_FRAMES:
-            # Chunks through the streaming state (equal to one call, bounded memory), on a copy so
-            # that a stream running on this network keeps its state.
-            net = copy.deepcopy(net).streaming(True)
-            parts = [
-                net(
-                    _pseudo(mic_spec[i : i + _CHUNK_FRAMES]),
-                    _pseudo(far_spec[i : i + _CHUNK_FRAMES]),
-                )[0]
-                for i in range(0, mic_spec.shape[0], _CHUNK_FRAMES)
-            ]
+        net, frames = self.network, mic_spec.shape[0]
+        if net.config.causal and frames > _CHUNK_FRAMES:
+            # Chunks with the network's receptive field of past frames in front of each (equal to
+            # one call on the whole spectrum, in bounded memory).
+            context, parts = net.receptive_frames, []
+            for i in range(0, frames, _CHUNK_FRAMES):
+                lo, hi = max(i - context, 0), min(i + _CHUNK_FRAMES, frames)
+                out = net(_pseudo(mic_spec[lo:hi]), _pseudo(far_spec[lo:hi]))[0]
+                parts.append(out[:, :, i - lo :])
             near = torch.cat(parts, dim=2)
         else:
             near = net(_pseudo(mic_spec), _pseudo(far_spec))[0]

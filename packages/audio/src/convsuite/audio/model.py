@@ -38,9 +38,8 @@ from convsuite.core_ops.config import ModelConfig
 from convsuite.core_ops.hub import Pretrained, register_model
 from convsuite.core_ops.layers.pseudocomplex_d3 import (
     CausalPseudoComplexConv2d,
-    PseudoComplexD3Block,
     pseudo_cat,
-    set_streaming,
+    pseudo_complex_d3_block,
 )
 
 __all__ = ["D3AEC", "D3AECConfig", "compress", "complex_multiply", "bounded_mask"]
@@ -122,7 +121,7 @@ class D3AEC(Pretrained, nn.Module):
     tensors (N, 2, T, F) (real, imaginary; F = n_fft / 2 + 1 bins, T frames) and returns
     ``(near, echo_free)``: the near-end speech estimate ``M_n M_e Y`` and the echo-free estimate
     ``M_e Y``, both (N, 2, T, F) in the microphone's units. Pure torch, causal in time when
-    ``config.causal``; :meth:`streaming` switches it to frame-by-frame processing with state.
+    ``config.causal`` (frame-by-frame processing: :class:`~convsuite.audio.framewise.FrameProgram`).
     """
 
     config_class = D3AECConfig
@@ -134,7 +133,7 @@ class D3AEC(Pretrained, nn.Module):
         self.config = config = config or D3AECConfig()
         causal = config.causal
         self.stem = CausalPseudoComplexConv2d(2, config.stem_channels, 3, causal=causal)
-        self.body = PseudoComplexD3Block(
+        self.body = pseudo_complex_d3_block(
             config.stem_channels,
             config.growth_rate,
             config.num_layers,
@@ -176,14 +175,3 @@ class D3AEC(Pretrained, nn.Module):
         noise_mask = bounded_mask(torch.cat([real[:, 1:], imag[:, 1:]], dim=1))
         echo_free = complex_multiply(echo_mask, mic)
         return complex_multiply(noise_mask, echo_free), echo_free
-
-    def streaming(self, enabled: bool = True) -> D3AEC:
-        """Frame-by-frame mode (each call continues the last); ``True`` again starts a new stream.
-
-        Raises:
-            ValueError: the network is not causal.
-        """
-        if enabled and not self.config.causal:
-            raise ValueError("only a causal network (config.causal=True) can stream")
-        set_streaming(self, enabled)
-        return self

@@ -10,6 +10,7 @@ ASPP-style context blocks (every branch sees the whole input, outputs concatenat
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -18,11 +19,30 @@ from torch import nn
 
 from convsuite.core_ops.layers.factories import batch_norm_class, check_spatial_dims, conv_class
 
-__all__ = ["ConvFactory", "D2Block", "D3Block", "MultiDilatedConv2d", "same_padding_conv"]
+__all__ = [
+    "BlockFactory",
+    "Concat",
+    "ConvFactory",
+    "D2Block",
+    "D3Block",
+    "MultiDilatedConv2d",
+    "same_padding_conv",
+]
 
 ConvFactory = Callable[..., nn.Module]
 """``factory(in_channels, out_channels, kernel_size, dilation=d, bias=b)`` -> a convolution that
 keeps the spatial size (it pads its input itself), e.g. ``HEALPixConv2d``."""
+
+BlockFactory = Callable[..., nn.Module]
+"""``factory(in_channels, growth_rate, num_layers, kernel_size, out_layers, bottleneck_channels)``
+-> a D2 block (positional arguments as :class:`D2Block`'s) with an ``out_channels`` attribute."""
+
+Concat = Callable[[Sequence[torch.Tensor]], torch.Tensor]
+"""Joins feature tensors on the channel axis (``torch.cat(features, dim=1)`` for plain channels)."""
+
+
+def _channel_cat(features: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(list(features), dim=1)
 
 
 def same_padding_conv(spatial_dims: int = 2) -> ConvFactory:
@@ -250,7 +270,13 @@ class D3Block(nn.Module):
         kernel_size: k, odd.
         out_layers: m, layers each D2 block returns (see :class:`D2Block`); None for all L.
         bottleneck_factor: bottleneck width in units of g (official: 4); None for no bottleneck.
-        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes.
+        spatial_dims: 2 as in the paper; 1 or 3 for sequences or volumes (for the default
+            ``block_factory``).
+        block_factory: builds each D2 block (:data:`BlockFactory`); default :class:`D2Block` of
+            ``spatial_dims``. Another layout of channels (pseudo-complex [real..., imag...] pairs,
+            :mod:`.pseudocomplex_d3`) comes with its own D2 block and ``concat``.
+        concat: joins a list of feature tensors on the channel axis (:data:`Concat`); default
+            ``torch.cat(features, dim=1)``.
 
     Shapes:
         input (N, C_in, *spatial) -> output (N, C_in + B * m * g, *spatial);
@@ -268,28 +294,28 @@ class D3Block(nn.Module):
         bottleneck_factor: int | None = 4,
         *,
         spatial_dims: int = 2,
+        block_factory: BlockFactory | None = None,
+        concat: Concat | None = None,
     ) -> None:
         super().__init__()
+        if block_factory is None:
+            check_spatial_dims(spatial_dims)
+            block_factory = functools.partial(D2Block, spatial_dims=spatial_dims)
         bottleneck = None if bottleneck_factor is None else bottleneck_factor * growth_rate
         blocks = []
         channels = in_channels
         for _ in range(num_blocks):
-            block = D2Block(
-                channels,
-                growth_rate,
-                num_layers,
-                kernel_size,
-                out_layers,
-                bottleneck,
-                spatial_dims=spatial_dims,
+            block = block_factory(
+                channels, growth_rate, num_layers, kernel_size, out_layers, bottleneck
             )
             blocks.append(block)
             channels += block.out_channels
         self.blocks = nn.ModuleList(blocks)
         self.out_channels = channels
+        self.concat: Concat = concat or _channel_cat
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
         for block in self.blocks:
-            features.append(block(torch.cat(features, dim=1)))
-        return torch.cat(features, dim=1)
+            features.append(block(self.concat(features)))
+        return self.concat(features)

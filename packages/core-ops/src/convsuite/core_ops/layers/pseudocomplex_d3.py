@@ -11,14 +11,17 @@ Normalization and activation act on the real and imaginary channels separately (
 the 2C real channels, then ReLU on both parts: CReLU), so they are per-frame in eval mode.
 
 Causal mode (``causal=True``): the time axis (dim 2) is padded on the past side only, so output
-frame t depends on input frames <= t; the frequency axis keeps "same" zero padding. In streaming
-mode (:func:`set_streaming`) each causal convolution keeps the last ``(k_t - 1) * d_t`` input
-frames it saw in a buffer and pads with them instead of zeros, so feeding a sequence chunk by
-chunk (one frame at a time included) gives the same output as one offline call.
+frame t depends on input frames <= t; the frequency axis keeps "same" zero padding. These modules
+are the offline (whole-sequence) form; a network that runs frame by frame compiles them into its
+own per-frame program (the audio package's ``framewise.FrameProgram``).
+
+The D3 block itself is core-ops' :class:`~convsuite.core_ops.layers.multidilated.D3Block` with
+this module's D2 block and :func:`pseudo_cat` (:func:`pseudo_complex_d3_block`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -26,15 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.complex import PseudoComplexConv2d
+from convsuite.core_ops.layers.multidilated import D3Block
 
 __all__ = [
     "CausalPseudoComplexConv2d",
     "PseudoComplexD2Block",
-    "PseudoComplexD3Block",
     "PseudoComplexMultiDilatedConv2d",
     "pseudo_cat",
+    "pseudo_complex_d3_block",
     "pseudo_split",
-    "set_streaming",
 ]
 
 
@@ -62,9 +65,8 @@ class CausalPseudoComplexConv2d(nn.Module):
 
     Input (N, 2 C_in, T, F) real [real..., imag...] -> output (N, 2 C_out, T, F), same layout.
     Frequency: "same" zero padding ``d_f * (k_f // 2)``. Time: with ``causal`` the input is padded
-    with ``(k_t - 1) * d_t`` frames on the past side (zeros offline, the previous frames in
-    streaming mode), else "same" zero padding. Parameters are those of the wrapped
-    :class:`PseudoComplexConv2d` (keys ``conv.weight_real`` ...).
+    with ``(k_t - 1) * d_t`` zero frames on the past side, else "same" zero padding. Parameters
+    are those of the wrapped :class:`PseudoComplexConv2d` (keys ``conv.weight_real`` ...).
 
     Args:
         in_channels, out_channels: complex channel counts.
@@ -101,68 +103,15 @@ class CausalPseudoComplexConv2d(nn.Module):
             bias=bias,
         )
         self.out_channels = out_channels
-        self.streaming = False
-        self.register_buffer("history", None, persistent=False)
-        self.register_buffer("fused_weight", None, persistent=False)
-        self.register_buffer("fused_bias", None, persistent=False)
-
-    def fuse(self, enabled: bool = True) -> None:
-        """Cache the real block weight ``[[Wr, -Wi], [Wi, Wr]]`` for inference (or drop it).
-
-        Streaming calls the convolution once per frame; building the block weight each time
-        costs more than the convolution. The cache is a snapshot: it is used only in streaming
-        mode outside training, and :func:`set_streaming` refreshes or drops it.
-        """
-        if not enabled or self.conv.groups != 1:
-            self.fused_weight = self.fused_bias = None
-            return
-        conv = self.conv
-        with torch.no_grad():
-            top = torch.cat([conv.weight_real, -conv.weight_imag], dim=1)
-            bottom = torch.cat([conv.weight_imag, conv.weight_real], dim=1)
-            self.fused_weight = torch.cat([top, bottom], dim=0)
-            self.fused_bias = (
-                None
-                if conv.bias_real is None
-                else torch.cat([conv.bias_real, conv.bias_imag]).detach().clone()
-            )
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 2 C_in, T, F) -> (N, 2 C_out, T, F)."""
-        pad = self.time_padding
-        if pad:
-            if self.streaming:
-                history = self.history
-                if history is None or history.shape[0] != x.shape[0]:
-                    history = x.new_zeros(x.shape[0], x.shape[1], pad, x.shape[3])
-                x = torch.cat([history, x], dim=2)
-                self.history = x[:, :, -pad:].detach()
-            else:
-                x = F.pad(x, (0, 0, pad, 0))
-        if self.streaming and self.fused_weight is not None and not self.training:
-            conv = self.conv
-            return F.conv2d(
-                x, self.fused_weight, self.fused_bias, padding=conv.padding, dilation=conv.dilation
-            )
+        if self.time_padding:
+            x = F.pad(x, (0, 0, self.time_padding, 0))
         return self.conv(x)
 
     def extra_repr(self) -> str:
         return f"causal={self.causal}, time_padding={self.time_padding}"
-
-
-def set_streaming(module: nn.Module, enabled: bool = True) -> nn.Module:
-    """Switch every causal convolution in ``module`` to (or out of) streaming mode; clear history.
-
-    Streaming is for inference: the convolutions use block weights fused at this call (see
-    :meth:`CausalPseudoComplexConv2d.fuse`; outside eval mode they compute them each call).
-    Call it again with ``True`` to start a new stream. Returns ``module``.
-    """
-    for layer in module.modules():
-        if isinstance(layer, CausalPseudoComplexConv2d):
-            layer.streaming = enabled
-            layer.history = None
-            layer.fuse(enabled)
-    return module
 
 
 class PseudoComplexMultiDilatedConv2d(nn.Module):
@@ -280,12 +229,23 @@ class PseudoComplexD2Block(nn.Module):
         return pseudo_cat(features[-self.out_layers :])
 
 
-class PseudoComplexD3Block(nn.Module):
+def pseudo_complex_d3_block(
+    in_channels: int,
+    growth_rate: int,
+    num_layers: int,
+    num_blocks: int,
+    kernel_size: int = 3,
+    out_layers: int | None = None,
+    bottleneck_factor: int | None = 4,
+    *,
+    causal: bool = True,
+) -> D3Block:
     """D3 block (Takahashi & Mitsufuji, CVPR 2021, Sec. 3) of :class:`PseudoComplexD2Block`.
 
-    D2 block b receives ``[x, z_0, ..., z_{b-1}]`` (bottlenecked to ``bottleneck_factor * g``
-    complex channels when wider); output ``[x, z_0, ..., z_{B-1}]``, ``C_in + B m g`` complex
-    channels, as :class:`~convsuite.core_ops.layers.multidilated.D3Block`.
+    Core-ops' :class:`~convsuite.core_ops.layers.multidilated.D3Block` (same state-dict keys
+    ``blocks.<b>...``) with pseudo-complex D2 blocks joined by :func:`pseudo_cat`: D2 block b
+    receives ``[x, z_0, ..., z_{b-1}]`` (bottlenecked to ``bottleneck_factor * g`` complex
+    channels when wider); output ``[x, z_0, ..., z_{B-1}]``, ``C_in + B m g`` complex channels.
 
     Args:
         in_channels: C_in, complex.
@@ -298,42 +258,16 @@ class PseudoComplexD3Block(nn.Module):
         causal: causal in time.
 
     Shapes:
-        (N, 2 C_in, T, F) -> (N, 2 (C_in + B m g), T, F); ``self.out_channels`` (complex).
+        (N, 2 C_in, T, F) -> (N, 2 (C_in + B m g), T, F); ``.out_channels`` (complex).
     """
-
-    def __init__(
-        self,
-        in_channels: int,
-        growth_rate: int,
-        num_layers: int,
-        num_blocks: int,
-        kernel_size: int = 3,
-        out_layers: int | None = None,
-        bottleneck_factor: int | None = 4,
-        *,
-        causal: bool = True,
-    ) -> None:
-        super().__init__()
-        bottleneck = None if bottleneck_factor is None else bottleneck_factor * growth_rate
-        blocks = []
-        channels = in_channels
-        for _ in range(num_blocks):
-            block = PseudoComplexD2Block(
-                channels,
-                growth_rate,
-                num_layers,
-                kernel_size,
-                out_layers,
-                bottleneck,
-                causal=causal,
-            )
-            blocks.append(block)
-            channels += block.out_channels
-        self.blocks = nn.ModuleList(blocks)
-        self.out_channels = channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        features = [x]
-        for block in self.blocks:
-            features.append(block(pseudo_cat(features)))
-        return pseudo_cat(features)
+    return D3Block(
+        in_channels,
+        growth_rate,
+        num_layers,
+        num_blocks,
+        kernel_size,
+        out_layers,
+        bottleneck_factor,
+        block_factory=functools.partial(PseudoComplexD2Block, causal=causal),
+        concat=pseudo_cat,
+    )
