@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from convsuite.audio.metrics import erle_db
 from convsuite.audio.model import D3AEC, D3AECConfig, bounded_mask, complex_multiply, compress
-from convsuite.audio.train import AECModule, SimulatedCalls, _pseudo, spectral_loss
+from convsuite.audio.train import AECModule, SimulatedCalls, _pseudo, residual_db, spectral_loss
 from convsuite.core_ops.hub import create_model, model_config
 
 
@@ -49,7 +51,7 @@ def test_network_is_causal_and_exports() -> None:
 def test_tiny_network_learns_to_cancel_echo() -> None:
     """A tiny network trained briefly on simulated calls beats passing the microphone through."""
     torch.manual_seed(0)
-    module = AECModule(model_config("d3aec", "tiny", growth_rate=6), lr=1e-2)
+    module = AECModule(model_config("d3aec", "tiny", growth_rate=6), lr=1e-2, residual_weight=0.0)
     data = SimulatedCalls(4, seed=0, seconds=0.75)
     items = [data[i] for i in range(4)]
     batches = [
@@ -81,6 +83,28 @@ def test_tiny_network_learns_to_cancel_echo() -> None:
     after = mean_loss()
     assert after < 0.7 * before, (before, after)
     assert after < 0.8 * unprocessed, (after, unprocessed)  # better than no processing at all
+
+
+def test_residual_db_is_minus_the_erle_in_far_end_single_talk() -> None:
+    torch.manual_seed(0)
+    mic, out = torch.randn(2, 4000, dtype=torch.float64), 0.1 * torch.randn(2, 4000)
+    spectra = [_pseudo(x.double()) for x in (mic, out)]
+    silence = torch.zeros_like(spectra[0])
+    erle = [erle_db(m.numpy(), o.numpy(), skip_s=0.0) for m, o in zip(mic, out, strict=True)]
+    # Parseval (up to the window's constant, which cancels in the ratio): spectra vs samples.
+    got = residual_db(spectra[1], silence, spectra[0]).item()
+    assert abs(got + np.mean(erle)) < 0.3, (got, erle)
+    assert residual_db(silence, silence, spectra[0]).item() == pytest.approx(-60.0, abs=1e-6)
+
+
+def test_simulated_calls_follow_the_scenario_mix() -> None:
+    far_end_only = SimulatedCalls(3, seed=0, seconds=0.5, mix=(1.0, 0.0, 0.0))
+    assert all(not far_end_only[i]["near"].any() for i in range(3))
+    near_end_only = SimulatedCalls(3, seed=0, seconds=0.5, mix=(0.0, 1.0, 0.0))
+    for call in (near_end_only[i] for i in range(3)):  # no echo: the mic is near end + noise
+        torch.testing.assert_close(call["mic"], call["echo_free"])
+    with pytest.raises(ValueError, match="mix"):
+        SimulatedCalls(3, seed=0, mix=(0.5, 0.5, 0.5))
 
 
 def test_config_round_trip_and_checks() -> None:

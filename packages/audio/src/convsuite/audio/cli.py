@@ -121,6 +121,18 @@ def train(
     steps_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Batches per epoch (drawn from the calls).")
     ] = None,
+    fst_share: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of far-end single talk; the rest 1:3 nst:dt (None: 0.2)."
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from these weights (.safetensors, same preset).")
+    ] = None,
+    residual_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the residual-energy (dB) loss term.")
+    ] = 0.01,
     batch_size: BatchSize = 4,
     seed: Seed = 0,
     accelerator: Accelerator = "cpu",
@@ -131,6 +143,9 @@ def train(
     """Train the D3Net echo canceller on simulated calls; write weights + model card."""
     if weights.suffix != ".safetensors":
         raise InputError(weights, "weights are written as .safetensors")
+    if init is not None and not init.is_file():
+        raise InputError(init, "no such weights file")
+    mix = None if fst_share is None else (fst_share, (1 - fst_share) / 4, 3 * (1 - fst_share) / 4)
     settings = trainer_settings(accelerator, devices, strategy, num_nodes)
     import sys
 
@@ -150,6 +165,9 @@ def train(
         seed=seed,
         max_minutes=max_minutes,
         steps_per_epoch=steps_per_epoch,
+        mix=mix,
+        init=init,
+        residual_weight=residual_weight,
         progress=sys.stderr.isatty(),
         **settings,
     )

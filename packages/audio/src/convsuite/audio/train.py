@@ -3,8 +3,16 @@
 Loss (per stage, on pseudo-complex spectra): the compressed complex spectral loss of Braun &
 Tashev, "A consolidated view of loss functions for supervised deep learning-based speech
 enhancement", TSP 2021: with ``|.|^0.3`` compression, ``0.3 * mean |S_c - T_c|^2 + 0.7 * mean
-(|S_c| - |T_c|)^2``; the compression makes quiet residual echo count. The total is ``L(S, near) + 0.5 L(M_e Y, near + noise)``: the second
-term supervises the echo mask alone (the dual-mask cascade, see :mod:`convsuite.audio.model`).
+(|S_c| - |T_c|)^2``; the compression makes quiet residual echo count. The total is
+``L(S, near) + 0.5 L(M_e Y, near + noise) + 0.01 R(S, near, Y)``: the second term supervises the
+echo mask alone (the dual-mask cascade, see :mod:`convsuite.audio.model`); the third,
+:func:`residual_db`, is the error energy of each call relative to its microphone energy in dB
+(ours, not the paper's). In far-end single talk (target silence) it is minus the ERLE, so every dB
+of echo suppression counts the same whether the residual is loud or already quiet; in double talk
+it is minus an SNR improvement, so removing near-end speech costs as much as leaving echo.
+
+Training data (ours): the scenario mix of the training calls is a parameter (the recipe draws
+far-end single talk, whose ERLE the issue targets, more often than :func:`simulate_call`'s 20 %).
 """
 
 from __future__ import annotations
@@ -19,15 +27,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from convsuite.audio.data.simulate import simulate_call
+from convsuite.audio.data.simulate import SCENARIOS, simulate_call
 from convsuite.audio.infer import align_far, estimate_delay
 from convsuite.audio.model import D3AEC, D3AECConfig, compress
 from convsuite.audio.stft import stft
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 
-__all__ = ["AECModule", "SimulatedCalls", "spectral_loss", "train_network"]
+__all__ = ["AECModule", "SimulatedCalls", "residual_db", "spectral_loss", "train_network"]
 
 _VALIDATION_SEED = 10_000_000  # validation calls: train-split seeds far from the training ones
+RESIDUAL_WEIGHT = 0.01
+"""Weight of :func:`residual_db` in the loss (per dB; the spectral terms are ~0.05-0.2)."""
 
 
 def spectral_loss(
@@ -45,21 +55,52 @@ def spectral_loss(
     return alpha * complex_term + (1 - alpha) * magnitude_term
 
 
+def residual_db(estimate: Tensor, target: Tensor, mic: Tensor, floor_db: float = -60.0) -> Tensor:
+    """Mean over calls of ``10 log10(sum |S - T|^2 / sum |Y|^2)``, dB, of (N, 2, T, F) spectra.
+
+    S the estimate, T the target, Y the microphone. In far-end single talk (T = 0) this is minus
+    the ERLE of the call; ``floor_db`` (relative to the microphone energy) bounds it below.
+    """
+    dims = tuple(range(1, estimate.dim()))
+    error = (estimate - target).pow(2).sum(dims)
+    energy = mic.pow(2).sum(dims) + 1e-10
+    return (10 * torch.log10(error / energy + 10 ** (floor_db / 10))).mean()
+
+
 class SimulatedCalls(Dataset):
     """Simulated calls (:func:`simulate_call`) with the far end aligned as the pipeline does.
 
     Item i: float32 tensors (samples,) ``mic``, ``far`` (GCC-PHAT aligned), ``near``,
     ``echo_free`` (near + noise), from call seed ``seed + i``.
+
+    Args:
+        count, seed, seconds, split: calls, first seed, length (s), ``"train"`` or ``"test"``.
+        mix: probabilities of far-end single talk, near-end single talk and double talk (drawn
+            per item from the call seed); None keeps :func:`simulate_call`'s own draw (20/20/60 %).
     """
 
-    def __init__(self, count: int, seed: int, seconds: float = 3.0, split: str = "train") -> None:
+    def __init__(
+        self,
+        count: int,
+        seed: int,
+        seconds: float = 3.0,
+        split: str = "train",
+        mix: tuple[float, float, float] | None = None,
+    ) -> None:
         self.count, self.seed, self.seconds, self.split = count, seed, seconds, split
+        if mix is not None and (min(mix) < 0 or abs(sum(mix) - 1) > 1e-6):
+            raise ValueError(f"mix must be three probabilities summing to 1, got {mix}")
+        self.mix = mix
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        call = simulate_call(self.seed + index, self.seconds, split=self.split)
+        seed = self.seed + index
+        scenario = None
+        if self.mix is not None:
+            scenario = np.random.default_rng([seed, 16]).choice(SCENARIOS, p=self.mix)
+        call = simulate_call(seed, self.seconds, scenario=scenario, split=self.split)
         far = align_far(call.far, estimate_delay(call.mic, call.far))
         arrays = {
             "mic": call.mic,
@@ -82,17 +123,24 @@ def _pseudo(signal: Tensor) -> Tensor:
 class AECModule(L.LightningModule):
     """Trains a :class:`D3AEC` on batches of :class:`SimulatedCalls` with :func:`spectral_loss`."""
 
-    def __init__(self, config: D3AECConfig, lr: float = 1e-3) -> None:
+    def __init__(
+        self, config: D3AECConfig, lr: float = 1e-3, residual_weight: float = RESIDUAL_WEIGHT
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config.to_dict(), "lr": lr})
+        self.save_hyperparameters(
+            {"config": config.to_dict(), "lr": lr, "residual_weight": residual_weight}
+        )
         self.net = D3AEC(config)
-        self.lr = lr
+        self.lr, self.residual_weight = lr, residual_weight
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         mic = _pseudo(batch["mic"])
         near, echo_free = self.net(mic, _pseudo(batch["far"]))
-        loss = spectral_loss(near, _pseudo(batch["near"]))
+        target = _pseudo(batch["near"])
+        loss = spectral_loss(near, target)
         loss = loss + 0.5 * spectral_loss(echo_free, _pseudo(batch["echo_free"]))
+        if self.residual_weight:
+            loss = loss + self.residual_weight * residual_db(near, target, mic)
         return loss, near, mic
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -122,6 +170,9 @@ def train_network(
     seed: int = 0,
     max_minutes: float | None = None,
     steps_per_epoch: int | None = None,
+    mix: tuple[float, float, float] | None = None,
+    init: str | Path | None = None,
+    residual_weight: float = RESIDUAL_WEIGHT,
     progress: bool | None = True,
     **trainer_settings: Any,
 ) -> Path:
@@ -137,6 +188,11 @@ def train_network(
         max_minutes: wall-clock limit for ``fit`` (None: none).
         steps_per_epoch: batches per epoch drawn (shuffled) from the ``train_calls`` (None: all),
             so that a long pool of calls gives frequent validation and fresh calls every epoch.
+        mix: scenario probabilities (fst, nst, dt) of the training calls (see
+            :class:`SimulatedCalls`); validation keeps the default draw.
+        init: a ``.safetensors`` checkpoint of the same architecture to start from (fine-tuning);
+            None starts from random weights.
+        residual_weight: weight of :func:`residual_db` in the loss (0: spectral terms only).
         progress: progress bar (see :func:`~convsuite.core_ops.training.make_trainer`).
         **trainer_settings: accelerator, devices, strategy, num_nodes.
 
@@ -144,9 +200,14 @@ def train_network(
         The weights path.
     """
     seed_everything(seed)
-    module = AECModule(preset_config, lr=lr)
+    module = AECModule(preset_config, lr=lr, residual_weight=residual_weight)
+    if init is not None:
+        start_from = D3AEC.from_pretrained(init)
+        if start_from.config != preset_config:
+            raise ValueError(f"{init}: its architecture is not the preset's ({start_from.config})")
+        module.net.load_state_dict(start_from.state_dict())
     train = DataLoader(
-        SimulatedCalls(train_calls, seed, seconds), batch_size=batch_size, shuffle=True
+        SimulatedCalls(train_calls, seed, seconds, mix=mix), batch_size=batch_size, shuffle=True
     )
     val = DataLoader(
         SimulatedCalls(val_calls, _VALIDATION_SEED + seed, seconds), batch_size=batch_size
@@ -167,7 +228,10 @@ def train_network(
         recipe=card_recipe,
         training_data=(
             f"{train_calls} simulated {seconds:g}-s calls per epoch (convsuite.audio.data."
-            f"simulate_call, split='train', seeds {seed}..{seed + train_calls - 1}): synthetic "
+            f"simulate_call, split='train', seeds {seed}..{seed + train_calls - 1}, scenario "
+            f"mix fst/nst/dt {mix or 'simulate_call default 0.2/0.2/0.6'}"
+            f"{'' if init is None else f', fine-tuned from {Path(init).name}'}, residual-energy "
+            f"weight {residual_weight:g}): synthetic "
             "source-filter speech, pyroomacoustics and exponential echo paths, loudspeaker "
             "nonlinearity, 10-500 ms delay, stationary and non-stationary noise"
         ),
