@@ -280,10 +280,15 @@ def test_monitor_fits_saves_loads_and_classifies(tmp_path: Path, card_writes) ->
     for first, second in zip(results, again, strict=True):
         assert first.class_name == second.class_name and first.class_name in known
         assert first.novelty_score == pytest.approx(second.novelty_score, rel=1e-4, abs=1e-4)
-        assert 1 / 3 <= first.probability <= 1
-        assert first.msp_score == pytest.approx(1 - first.probability)
+        assert 1 / 3 <= first.probability <= 1  # the class Gaussians' posterior
+        assert 0 <= first.msp_score <= 2 / 3  # one minus the head's maximum softmax
         assert first.is_novel == (first.novelty_score > monitor.threshold)
     assert loaded.threshold == monitor.threshold
+    # The class is the detector's (class Gaussians on the learned features and the statistics).
+    assert card["outputs"]["class_from"] == "class Gaussians' posterior"
+    posterior = loaded.detector.posterior(loaded.features(test, batch_size=4))
+    assert [r.class_name for r in again] == [known[i] for i in posterior.argmax(1)]
+    assert [r.probability for r in again] == pytest.approx(posterior.max(1), abs=1e-6)
     report = loaded.evaluate(test)
     assert {"accuracy", "auroc", "oscr", "false_alarm_rate", "msp_auroc"} <= set(report)
 
@@ -350,3 +355,119 @@ def test_loading_errors_are_one_line_input_errors(tmp_path: Path) -> None:
     card_path.write_text(json.dumps(card))
     with pytest.raises(InputError, match="holds a SkyReconNet, not a SparseWaferNet or Dense"):
         WaferMonitor.from_pretrained(tmp_path / "m.safetensors")
+
+
+def _labelled(features: dict[str, np.ndarray]) -> np.ndarray:
+    """Class indices of the fixture's known draws (three clusters of equal size, in order)."""
+    return np.repeat(np.arange(3), len(features["train"]) // 3)
+
+
+def test_class_components_are_the_class_gaussians_with_a_shared_covariance(features) -> None:
+    from scipy.stats import multivariate_normal
+
+    labels = _labelled(features)
+    detector = NoveltyDetector("classes", covariance_type="tied", reg_covar=1e-3)
+    detector.fit(features["train"], features["val"], labels)
+    # Oracle: class means and the pooled within-class covariance of the standardised features,
+    # scored with scipy; Bayes' rule over the classes gives the posterior.
+    train = features["train"]
+    center, scale = train.mean(0), train.std(0)
+    standard = (train - center) / scale
+    means = np.stack([standard[labels == k].mean(0) for k in range(3)])
+    residuals = standard - means[labels]
+    covariance = residuals.T @ residuals / len(train) + 1e-3 * np.eye(DIMS)
+    probe = (features["novel"][:50] - center) / scale
+    joint = np.stack(
+        [np.log(1 / 3) + multivariate_normal(means[k], covariance).logpdf(probe) for k in range(3)],
+        1,
+    )
+    expected = -np.logaddexp.reduce(joint, axis=1)
+    np.testing.assert_allclose(detector.score(features["novel"][:50]), expected, rtol=1e-9)
+    posterior = np.exp(joint + expected[:, None])
+    np.testing.assert_allclose(detector.posterior(features["novel"][:50]), posterior, atol=1e-9)
+    fresh = np.repeat(np.arange(3), len(features["fresh"]) // 3)
+    assert np.mean(detector.posterior(features["fresh"]).argmax(1) == fresh) > 0.95
+    assert _auroc(detector, features["fresh"], features["novel"]) > 0.9
+    with pytest.raises(ValueError, match="needs the training labels"):
+        NoveltyDetector("classes", covariance_type="tied").fit(features["train"])
+    with pytest.raises(ValueError, match="every class present"):
+        NoveltyDetector("classes", covariance_type="tied").fit(features["train"], None, labels * 2)
+    with pytest.raises(ValueError, match="needs covariance_type='tied'"):
+        NoveltyDetector("classes")
+    with pytest.raises(RuntimeError, match="posterior"):
+        NoveltyDetector(2).fit(features["train"]).posterior(features["train"])
+
+
+def _blocks_data(seed: int, n: int, novel: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes; block A (40 noisy dimensions) separates them, block B (3 dimensions) is
+    where a novel pattern differs (its first dimension shifted by 5 standard deviations)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0, 1], n // 2)
+    a = rng.normal(size=(n, 40)) + 3.0 * labels[:, None] * (np.arange(40) < 4)
+    b = rng.normal(size=(n, 3)) + 2.0 * labels[:, None]
+    if novel:
+        b[:, 0] += 5.0
+    return np.concatenate([a, b], 1), labels
+
+
+def test_fused_detector_sums_the_standardised_block_scores(tmp_path: Path) -> None:
+    from convsuite.semicon.openset import FusedNoveltyDetector, load_detector
+
+    train, labels = _blocks_data(0, 200)
+    val, _ = _blocks_data(1, 200)
+    fresh, fresh_labels = _blocks_data(2, 400)
+    novel, _ = _blocks_data(3, 200, novel=True)
+    fused = FusedNoveltyDetector([(0, 40), (40, 43)]).fit(train, val, labels)
+    # Oracle: each block's class-Gaussian score, standardised by its validation median and
+    # standard deviation, summed.
+    expected = 0.0
+    for start, stop in [(0, 40), (40, 43)]:
+        part = NoveltyDetector("classes", covariance_type="tied").fit(
+            train[:, start:stop], val[:, start:stop], labels
+        )
+        val_scores = part.score(val[:, start:stop])
+        scores = part.score(novel[:, start:stop])
+        expected = expected + (scores - np.median(val_scores)) / val_scores.std()
+    np.testing.assert_allclose(fused.score(novel), expected, rtol=1e-9)
+    assert fused.threshold == pytest.approx(np.quantile(fused.score(val), 0.95))
+    # The 3-dimension block's signal is not drowned by the 40 noisy ones: fusing beats one
+    # mixture on all 43 dimensions.
+    joint = NoveltyDetector("classes", covariance_type="tied").fit(train, val, labels)
+    assert _auroc(fused, fresh, novel) > _auroc(joint, fresh, novel) + 0.05
+    assert _auroc(fused, fresh, novel) > 0.95
+    assert np.mean(fused.posterior(fresh).argmax(1) == fresh_labels) > 0.95
+    # JSON round trip; the file says which detector it is.
+    path = fused.save(tmp_path / "fused.novelty.json")
+    loaded = load_detector(path)
+    assert isinstance(loaded, FusedNoveltyDetector) and loaded.threshold == fused.threshold
+    # (equal to rounding: the fitted Cholesky factor is column-major, the loaded one row-major)
+    np.testing.assert_allclose(loaded.score(novel), fused.score(novel), rtol=1e-12)
+    np.testing.assert_allclose(loaded.posterior(fresh), fused.posterior(fresh), atol=1e-12)
+    mixture = load_detector(NoveltyDetector(2).fit(train).save(tmp_path / "mixture.json"))
+    assert isinstance(mixture, NoveltyDetector) and not mixture.classifies
+
+
+def test_malformed_fused_detector_files_are_input_errors(tmp_path: Path) -> None:
+    from convsuite.semicon.openset import FusedNoveltyDetector, load_detector
+
+    train, labels = _blocks_data(0, 100)
+    state = json.loads(
+        FusedNoveltyDetector([(0, 40), (40, 43)])
+        .fit(train, labels=labels)
+        .save(tmp_path / "ok.json")
+        .read_text()
+    )
+    for change, message in [
+        ({"blocks": [[0, 40], [41, 43]]}, "without gaps"),
+        ({"spreads": [1.0, -1.0]}, "do not fit its blocks"),
+        ({"blocks": [[0, 40], [40, 44]]}, "do not fit its blocks"),
+        ({"offsets": [0.0]}, "do not fit its blocks"),
+        ({"parts": []}, "do not fit its blocks"),
+    ]:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**state, **change}))
+        with pytest.raises(InputError, match=message) as error:
+            load_detector(path)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="without gaps"):
+        FusedNoveltyDetector([(0, 3), (4, 6)])

@@ -146,6 +146,11 @@ class DenseWaferNet(Pretrained, nn.Module):
             )
         return self.project(self.body(x).mean((-2, -1)))
 
+    @property
+    def novelty_blocks(self) -> list[tuple[int, int]]:
+        """Column ranges of the novelty features scored apart: one, the learned features."""
+        return [(0, self.n_novelty_features)]
+
     def novelty_features(self, x: Tensor, features: Tensor) -> Tensor:
         """What the novelty detector reads: the features themselves (B, feature_dim)."""
         return features

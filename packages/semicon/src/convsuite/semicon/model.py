@@ -414,6 +414,17 @@ class SparseWaferNet(Pretrained, nn.Module):
         """(B, n_features) features -> (B, n_classes) logits."""
         return self.head(features)
 
+    @property
+    def novelty_blocks(self) -> list[tuple[int, int]]:
+        """Column ranges of the novelty features scored apart (:class:`FusedNoveltyDetector`):
+        the learned features, then (when present) the parameter-free map statistics (shape
+        profile, clump statistics)."""
+        learned = self.config.feature_dim
+        statistics = (
+            [(learned, self.n_novelty_features)] if self.n_novelty_features > learned else []
+        )
+        return [(0, learned), *statistics]
+
     def novelty_features(self, x: SparseTensor, features: Tensor) -> Tensor:
         """What the novelty detector reads, (B, n_novelty_features): ``features`` (from
         :meth:`features`), with ``clump_statistics`` followed by :class:`ClumpStatistics`."""

@@ -43,7 +43,7 @@ from convsuite.semicon.data import WaferMap
 from convsuite.semicon.dense_baseline import DenseWaferNet, batch_binned
 from convsuite.semicon.metrics import open_set_report
 from convsuite.semicon.model import SparseWaferNet, batch_wafer_maps
-from convsuite.semicon.openset import NoveltyDetector, msp_score
+from convsuite.semicon.openset import Detector, load_detector, msp_score
 
 __all__ = [
     "Classification",
@@ -66,14 +66,25 @@ _NOVELTY = "novelty"
 """Role of the detector's side file in the card's ``files``."""
 
 
-def card_outputs(net: WaferNet, detector: NoveltyDetector) -> dict[str, Any]:
-    """The card's ``outputs`` of a monitor: the classes in logit order and the novelty score's
-    settings (mixture components, covariance type, the false-alarm rate of the threshold)."""
+def card_outputs(net: WaferNet, detector: Detector) -> dict[str, Any]:
+    """The card's ``outputs`` of a monitor: the classes in logit order, what gives the class, and
+    the novelty score's settings (components, covariance type, false-alarm rate of the threshold)."""
+    statistics = net.n_novelty_features > net.config.feature_dim
+    if detector.classifies:
+        score = (
+            "sum of the validation-standardised negative log-likelihoods of class-conditional "
+            "Gaussians (shared covariance) on the learned features"
+            + (" and on the shape profile and clump statistics" if statistics else "")
+        )
+    else:
+        score = "negative log-likelihood of a Gaussian mixture on the penultimate features" + (
+            " and the clump statistics" if net.n_novelty_features > net.n_features else ""
+        )
     return {
         "classes": list(net.config.classes),
+        "class_from": "class Gaussians' posterior" if detector.classifies else "network head",
         "novelty": {
-            "score": "negative log-likelihood of a Gaussian mixture on the penultimate features"
-            + (" and the clump statistics" if net.n_novelty_features > net.n_features else ""),
+            "score": score,
             "gmm_components": detector.n_fitted_components,
             "covariance_type": detector.covariance_type,
             "false_alarm_rate": detector.false_alarm_rate,
@@ -128,13 +139,16 @@ class Classification:
 
     Attributes:
         map_name: the map's ``name``.
-        class_name: the most probable known pattern.
-        probability: its softmax probability.
+        class_name: the most probable known pattern: under the detector's class Gaussians
+            when its components are the classes (``detector.classifies``, the default of
+            ``fit_monitor``), else by the network's head.
+        probability: its probability (the class Gaussians' posterior, or the head's softmax).
         novelty_score: negative log-likelihood under the novelty detector (higher: more novel).
         is_novel: ``novelty_score`` above the detector's threshold: the map shows a pattern the
             monitor was not trained on (or an unusual instance of a known one); treat
             ``class_name`` as unreliable then.
-        msp_score: ``1 - probability``, the max-softmax baseline novelty score.
+        msp_score: one minus the network head's maximum softmax probability, the max-softmax
+            baseline novelty score.
     """
 
     map_name: str
@@ -153,7 +167,9 @@ class WaferMonitor:
 
     Args:
         net: a :class:`SparseWaferNet` or :class:`DenseWaferNet` (its config holds the classes).
-        detector: a fitted :class:`NoveltyDetector` with a threshold, on ``net``'s features.
+        detector: a fitted :class:`~convsuite.semicon.openset.FusedNoveltyDetector` or
+            :class:`~convsuite.semicon.openset.NoveltyDetector` with a threshold, on ``net``'s
+            novelty features; when its components are the classes it also gives the class.
         card: the network's model card (kept and written by :meth:`save`); default: the card
             ``net`` was loaded with, or a blank one.
         precision: ``"fp32"`` or ``"bf16"`` (core-ops' precision API: the network's dense
@@ -167,7 +183,7 @@ class WaferMonitor:
     def __init__(
         self,
         net: WaferNet,
-        detector: NoveltyDetector,
+        detector: Detector,
         card: ModelCard | None = None,
         precision: str = "fp32",
     ) -> None:
@@ -232,7 +248,7 @@ class WaferMonitor:
         if name is None:
             raise InputError(card_path, "model card names no novelty detector file (files.novelty)")
         novelty = weights.parent / name
-        detector = NoveltyDetector.load(novelty)
+        detector = load_detector(novelty)
         if detector.n_features != net.n_novelty_features:
             raise InputError(
                 novelty,
@@ -285,7 +301,10 @@ class WaferMonitor:
         classes = self.classes
         for batch, features, logits in predict_batches(self.net, maps, batch_size, self.precision):
             novelty = self.detector.score(features)
-            probabilities = torch.softmax(torch.from_numpy(logits).double(), -1).numpy()
+            if self.detector.classifies:
+                probabilities = self.detector.posterior(features)
+            else:
+                probabilities = torch.softmax(torch.from_numpy(logits).double(), -1).numpy()
             best = probabilities.argmax(1)
             msp = msp_score(logits)
             for i, wafer in enumerate(batch):

@@ -38,7 +38,7 @@ from convsuite.semicon.dense_baseline import DenseWaferConfig, DenseWaferNet, ba
 from convsuite.semicon.metrics import closed_set_accuracy, macro_f1
 from convsuite.semicon.model import SparseWaferNet, WaferNetConfig, batch_wafer_maps
 from convsuite.semicon.monitor import WaferMonitor, WaferNet, card_outputs, predict_batches
-from convsuite.semicon.openset import NoveltyDetector
+from convsuite.semicon.openset import Detector, FusedNoveltyDetector, NoveltyDetector
 
 __all__ = [
     "WaferClassifierModule",
@@ -228,6 +228,7 @@ def fit_monitor(
     weight_decay: float = 1e-4,
     seed: int = 0,
     augment: bool = True,
+    novelty: str = "classes",
     n_components: int | str | None = None,
     covariance_type: str = "full",
     false_alarm_rate: float = 0.05,
@@ -254,10 +255,18 @@ def fit_monitor(
         lr, weight_decay: AdamW settings.
         seed: seeds initialisation, shuffling, augmentation and the mixture.
         augment: random 90-degree rotations and transposes of the training maps.
-        n_components: mixture components; None: one per known class (with few training maps
+        novelty: the novelty detector. ``"classes"``: a
+            :class:`~convsuite.semicon.openset.FusedNoveltyDetector`, class-conditional Gaussians
+            with a shared covariance on the learned features and (apart) on the map statistics,
+            scores standardised and summed; it also gives the monitor's class (its posterior).
+            ``"mixture"``: a :class:`~convsuite.semicon.openset.NoveltyDetector` mixture fitted
+            by EM on all novelty features (``n_components``, ``covariance_type``); the network's
+            head gives the class.
+        n_components: with ``"mixture"``, its components; None: one per known class (with few training maps
             per class, BIC prefers a single Gaussian, which separates novel maps worse); "bic":
             chosen by BIC (see :class:`NoveltyDetector`).
-        covariance_type, false_alarm_rate: the :class:`NoveltyDetector`'s.
+        covariance_type: with ``"mixture"``, the :class:`NoveltyDetector`'s.
+        false_alarm_rate: share of known validation maps the threshold flags.
         num_workers: DataLoader worker processes (collation runs there).
         progress: progress bars.
         recipe: the command line recorded in the model card.
@@ -272,6 +281,8 @@ def fit_monitor(
         :func:`~convsuite.semicon.monitor.card_outputs`.
     """
     started = time.perf_counter()
+    if novelty not in ("classes", "mixture"):
+        raise ValueError(f"novelty must be 'classes' or 'mixture', got {novelty!r}")
     classes = known_classes(train_maps)
     if len(classes) < 2:
         raise InputError("train_maps", f"need at least 2 known classes, got {list(classes)}")
@@ -303,13 +314,22 @@ def fit_monitor(
         net = module.net.eval()
         train_features, _ = _features(net, train_maps, batch_size)
         val_features, val_logits = _features(net, val_known, batch_size)
-        detector = NoveltyDetector(
-            n_components=len(classes) if n_components is None else n_components,
-            covariance_type=covariance_type,
-            false_alarm_rate=false_alarm_rate,
-            seed=seed,
-        ).fit(train_features, val_features)
-        predicted = [classes[i] for i in val_logits.argmax(1)]
+        detector: Detector
+        if novelty == "classes":
+            labels = np.array(WaferMapDataset(train_maps, classes).targets)
+            detector = FusedNoveltyDetector(
+                net.novelty_blocks, false_alarm_rate=false_alarm_rate
+            ).fit(train_features, val_features, labels)
+            val_probabilities = detector.posterior(val_features)
+        else:
+            detector = NoveltyDetector(
+                n_components=len(classes) if n_components is None else n_components,
+                covariance_type=covariance_type,
+                false_alarm_rate=false_alarm_rate,
+                seed=seed,
+            ).fit(train_features, val_features)
+            val_probabilities = val_logits
+        predicted = [classes[i] for i in val_probabilities.argmax(1)]
         truth = [w.label for w in val_known]
         metrics = {
             "val_accuracy": closed_set_accuracy(truth, predicted),
