@@ -29,7 +29,7 @@ def test_program_equals_network_frame_by_frame() -> None:
         D3AECConfig(stem_channels=4, growth_rate=3, num_layers=3, num_blocks=3, bottleneck_factor=1)
     )
     torch.manual_seed(2)
-    mic, far = torch.randn(2, 40 * 256)
+    mic, far = torch.randn(2, 70 * 256)  # past 64 frames: the buffers move their history once
     spec_mic, spec_far = stft(mic), stft(far)
 
     def pseudo(spec: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,10 @@ network is flattened once (weights snapshot, inference only) into one node per c
 (stem, bottlenecks, the multidilated layers, head), and a frame is, per node:
 
 1. batch norm (folded to a per-channel scale and shift) and ReLU of the node's input, written
-   twice into the node's ring buffer of past activations ``(2, D, rows, F + 2P)``, at position
-   ``t mod D`` and ``D + t mod D``, so that the last D frames are always adjacent in storage
-   (zero margins of ``P`` bins give the "same" frequency padding; a fresh ring is the causal
-   zero padding of the offline network);
+   once into the node's buffer of past activations ``(D - 1 + M, rows, F + 2P)`` at position
+   ``D - 1 + t mod M``; every M frames the last ``D - 1`` frames move to the front, so the last D
+   frames are always adjacent in storage (zero margins of ``P`` bins give the "same" frequency
+   padding; a fresh buffer is the causal zero padding of the offline network);
 2. per dilation group, one strided copy of its im2col rows (channel, time tap, frequency tap)
    ``x F`` out of the ring: time taps ``d_t`` frames apart and frequency taps ``d_f`` bins
    apart are uniform strides of one view (the views for each ring position are precomputed);
@@ -42,6 +42,7 @@ from convsuite.core_ops.layers.pseudocomplex_d3 import (
 __all__ = ["FrameProgram"]
 
 _EPS = 1e-8  # as in convsuite.audio.model.compress / bounded_mask
+_SPAN = 64  # M (at least D): frames written between two moves of a buffer's history to its front
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,14 @@ class _Part:
 class _Node:
     """One convolution of the program (see the module docstring)."""
 
-    source: Tensor  # (copies, rows, F): the input's feature rows in act order, repeated
+    source: Tensor  # (rows, F): the input's feature rows in act order
     gathered: Tensor  # (rows, F): those rows (a view of the features when contiguous)
     index: Tensor | None  # feature rows to gather into ``gathered``, None when it is a view
-    scale: Tensor  # (copies, rows, F) folded batch-norm scale, act order, materialized
+    scale: Tensor  # (rows, F) folded batch-norm scale, act order, materialized
     shift: Tensor
-    ring: Tensor  # (copies, D, rows, F + 2P): a frame is written at s and at D + s (2 copies)
-    slots: list[Tensor]  # per ring position s: (copies, rows, F) view of the interior
+    ring: Tensor  # (D - 1 + M, rows, F + 2P): frame t at D - 1 + t mod M
+    history: int  # D - 1, the frames moved to the front every M frames
+    slots: list[Tensor]  # per position s = t mod M: (rows, F) view of the interior
     copies: list[list[tuple[Tensor, Tensor]]]  # per s: (im2col block, strided ring view)
     x: Tensor  # (K, F) the im2col matrix (for 1x1 convolutions the current slot itself)
     weight: Tensor  # (2 C_out, K)
@@ -198,9 +200,9 @@ class FrameProgram:
         pad = max(c.conv.dilation[1] * (c.conv.kernel_size[1] // 2) for c in convs)
         width = bins + 2 * pad
         one_by_one = depth == 1 and pad == 0 and len(convs) == 1
-        copies_of_frame = 1 if one_by_one else 2
-        ring = torch.zeros(copies_of_frame, depth, rows, width, device=device)
-        slots = [ring[:, s, :, pad : pad + bins] for s in range(depth)]
+        span = 1 if one_by_one else max(_SPAN, depth)
+        ring = torch.zeros(depth - 1 + span, rows, width, device=device)
+        slots = [ring[depth - 1 + s, :, pad : pad + bins] for s in range(span)]
         weights, blocks = [], []  # blocks: (first act row, rows, k_t, k_f, d_t, d_f)
         group_start = [sum(groups[:g]) for g in range(len(groups))]
         bias = _fused(convs[0])[1]  # the multidilated sum has one bias, the first group's
@@ -218,11 +220,11 @@ class FrameProgram:
         weight = torch.cat(weights, 1).to(device)
         x = torch.zeros(weight.shape[1], bins, device=device)
         copies: list[list[tuple[Tensor, Tensor]]] = []
-        for s in range(0 if one_by_one else depth):
+        for s in range(0 if one_by_one else span):
             pairs, row = [], 0
             for first_row, count, k_t, k_f, d_t, d_f in blocks:
-                # Frames t - (k_t - 1 - j) d_t, j = 0..k_t-1, lie at D + s - (k_t - 1 - j) d_t.
-                frame = depth + s - (k_t - 1) * d_t
+                # Frames t - (k_t - 1 - j) d_t, j = 0..k_t-1, lie at D - 1 + s - (k_t - 1 - j) d_t.
+                frame = depth - 1 + s - (k_t - 1) * d_t
                 view = ring.as_strided(
                     (count, k_t, k_f, bins),
                     (width, d_t * rows * width, d_f, 1),
@@ -233,15 +235,16 @@ class FrameProgram:
                 row += count * k_t * k_f
             copies.append(pairs)
         return _Node(
-            source=source.expand(copies_of_frame, rows, bins),
+            source=source,
             gathered=source,
             index=index,
             scale=scale[:, None].expand_as(slots[0]).contiguous().to(device),
             shift=shift[:, None].expand_as(slots[0]).contiguous().to(device),
             ring=ring,
+            history=depth - 1,
             slots=slots,
             copies=copies,
-            x=ring[0, 0] if one_by_one else x,
+            x=ring[0] if one_by_one else x,
             weight=weight,
             bias=bias[:, None].to(device),
             out=features[out.row : out.row + 2 * out.channels],
@@ -275,8 +278,10 @@ class FrameProgram:
         torch.mul(imag, power, out=stem[2:])
         features, addcmul, addmm, index_select = self.features, torch.addcmul, torch.addmm, None
         for node in self.nodes:
-            s = t % len(node.slots)
-            slot = node.slots[s]
+            position = t % len(node.slots)
+            if position == 0 and t and node.history:  # the last D - 1 frames move to the front
+                node.ring[: node.history].copy_(node.ring[-node.history :])
+            slot = node.slots[position]
             if index_select is None:  # the stem: its input is not normalized
                 slot.copy_(node.source)
                 index_select = torch.index_select
@@ -285,7 +290,7 @@ class FrameProgram:
                     index_select(features, 0, node.index, out=node.gathered)
                 addcmul(node.shift, node.source, node.scale, out=slot).relu_()
             if node.copies:
-                for block, view in node.copies[s]:
+                for block, view in node.copies[position]:
                     block.copy_(view)
             addmm(node.bias, node.weight, node.x, out=node.out)
         raw = self.head_rows  # [echo, noise] real; [echo, noise] imaginary
