@@ -2,8 +2,10 @@
 
 For each held-out pattern the sparse network and the binned dense baseline are trained on the other
 patterns, their novelty detectors fitted, and both are scored on a test stream holding every pattern:
-closed-set accuracy and macro-F1 on the known maps, AUROC and OSCR of the GMM novelty score (and of
-the max-softmax score, the paper's comparison), false-alarm and detection rates at the threshold.
+closed-set accuracy and macro-F1 on the known maps (the monitor's class: by default the class
+Gaussians' posterior, see :func:`~convsuite.semicon.train.fit_monitor`), AUROC and OSCR of the
+novelty score (and of the network head's max-softmax score, the paper's comparison), false-alarm
+and detection rates at the threshold.
 The means over held-out patterns are the figures the paper reports. With several seeds every run is
 repeated per seed (initialisation, shuffling, augmentation, mixture; the maps stay the same), and
 :func:`summarize` gives the mean over patterns and seeds and the spread (standard deviation) of the

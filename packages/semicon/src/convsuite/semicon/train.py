@@ -6,10 +6,12 @@ learning-rate decay, and random symmetries of the square as augmentation (rotati
 and transposes map a wafer onto itself and keep every pattern's class).
 
 :func:`fit_monitor` trains the classifier on the known classes, keeps the epoch with the lowest
-validation loss, fits the :class:`~convsuite.semicon.openset.NoveltyDetector` on the training
-maps' penultimate features, sets its threshold on the validation maps (known classes only) at the
-chosen false-alarm rate, and saves the :class:`~convsuite.semicon.monitor.WaferMonitor` (weights,
-model card, detector JSON), each file written once.
+validation loss, fits the novelty detector (by default a
+:class:`~convsuite.semicon.openset.FusedNoveltyDetector`: class-conditional Gaussians on the learned
+features and, apart, on the map statistics; it also gives the monitor's class) on the training maps'
+novelty features, sets its threshold on the validation maps (known classes only) at the chosen
+false-alarm rate, and saves the :class:`~convsuite.semicon.monitor.WaferMonitor` (weights, model
+card, detector JSON), each file written once.
 """
 
 from __future__ import annotations
