@@ -421,7 +421,7 @@ def protocol(
     strategy: Strategy = "auto",
     num_nodes: NumNodes = 1,
 ) -> None:
-    """Hold each pattern out in turn: sparse net vs binned dense baseline, GMM vs max-softmax."""
+    """Hold each pattern out in turn: sparse net vs binned dense baseline, novelty vs max-softmax."""
     settings = trainer_settings(accelerator, devices, strategy, num_nodes)
     if out is not None:
         _file(out, "--out")

@@ -102,5 +102,5 @@ def examples_figure(
         ax.set_title(f"{truth}\n-> {verdict}", fontsize=9, color="red" if result.is_novel else "k")
     for ax in axes.flat:
         ax.set_axis_off()
-    fig.suptitle(f"threshold {threshold:.3g} (novelty score = GMM negative log-likelihood)")
+    fig.suptitle(f"novelty threshold {threshold:.3g} (higher score: less like the known classes)")
     return fig
