@@ -135,3 +135,9 @@ def test_train_writes_weights_that_enhance_loads(invoke, call_files, tmp_path) -
     assert status == 0 and (tmp_path / "n.wav").is_file()
     status, _, err = invoke("train", "--out", tmp_path / "r2", "--weights", tmp_path / "w.pt")
     assert status == 2 and "safetensors" in err
+    for init, message in ((tmp_path / "none.safetensors", "no such"), (weights, "architecture")):
+        status, _, err = invoke(
+            "train", "--out", tmp_path / "r3", "--weights", tmp_path / "w.safetensors",
+            "--init", init, "--preset", "small", "--calls", "2", "--epochs", "1",
+        )  # fmt: skip
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -31,6 +31,7 @@ from convsuite.audio.data.simulate import SCENARIOS, simulate_call
 from convsuite.audio.infer import align_far, estimate_delay
 from convsuite.audio.model import D3AEC, D3AECConfig, compress
 from convsuite.audio.stft import stft
+from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 
 __all__ = ["AECModule", "SimulatedCalls", "residual_db", "spectral_loss", "train_network"]
@@ -191,7 +192,7 @@ def train_network(
         mix: scenario probabilities (fst, nst, dt) of the training calls (see
             :class:`SimulatedCalls`); validation keeps the default draw.
         init: a ``.safetensors`` checkpoint of the same architecture to start from (fine-tuning);
-            None starts from random weights.
+            None starts from random weights. InputError when its architecture differs.
         residual_weight: weight of :func:`residual_db` in the loss (0: spectral terms only).
         progress: progress bar (see :func:`~convsuite.core_ops.training.make_trainer`).
         **trainer_settings: accelerator, devices, strategy, num_nodes.
@@ -204,7 +205,7 @@ def train_network(
     if init is not None:
         start_from = D3AEC.from_pretrained(init)
         if start_from.config != preset_config:
-            raise ValueError(f"{init}: its architecture is not the preset's ({start_from.config})")
+            raise InputError(init, "its architecture is not the preset's; pick its --preset")
         module.net.load_state_dict(start_from.state_dict())
     train = DataLoader(
         SimulatedCalls(train_calls, seed, seconds, mix=mix), batch_size=batch_size, shuffle=True
