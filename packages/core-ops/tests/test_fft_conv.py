@@ -11,8 +11,11 @@ from convsuite_dev.testing import check_layer
 from torch import nn
 
 from convsuite.core_ops.layers.fft_conv import (
+    ROUTES,
     FFTConv1d,
     FFTConv2d,
+    choose_route,
+    conv_by_route,
     fft_conv,
     large_kernel_conv,
     next_fast_len,
@@ -119,8 +122,67 @@ def test_dispatcher_routes_large_training_kernels_to_fft(monkeypatch):
     x = torch.randn(1, 4, 16, 16)
     large_kernel_conv(x, torch.randn(4, 1, 3, 3, requires_grad=True), None, 1, 1, 1, 4)
     assert calls == []
-    large_kernel_conv(x, torch.randn(4, 1, 31, 31, requires_grad=True), None, 1, 15, 1, 4)
+    large_kernel_conv(x, torch.randn(4, 1, 17, 17, requires_grad=True), None, 1, 8, 1, 4)
+    assert calls == []  # the split route: direct passes, FFT weight gradient
+    large_kernel_conv(x, torch.randn(4, 1, 41, 41, requires_grad=True), None, 1, 20, 1, 4)
     assert calls == ["fft"]
+
+
+def test_routes_follow_the_table():
+    assert choose_route(2, True, True, 13) == "channels_last"
+    assert choose_route(2, True, True, 17) == "split"
+    assert choose_route(2, True, False, 13) == "direct"
+    assert choose_route(2, True, False, 17) == "channels_last"
+    assert choose_route(1, True, True, 31) == "split"
+    assert choose_route(2, False, False, 31) == "fft"
+    for key, steps in ROUTES.items():
+        extents = [extent for extent, _ in steps]
+        assert extents == sorted(extents) and extents[0] == 1, key
+
+
+@pytest.mark.parametrize("route", ["direct", "channels_last", "split", "fft"])
+@pytest.mark.parametrize(
+    ("dims", "kernel", "padding", "channels_last"),
+    [(1, 17, 8, False), (1, 13, 3, False)]
+    + [(2, k, p, last) for k, p in ((13, 6), (15, 7), (5, 0)) for last in (False, True)],
+)
+def test_every_route_equals_direct_in_values_and_gradients(
+    route, dims, kernel, padding, channels_last
+):
+    """Each route (incl. the split route and the zero-padded 13x13 channels-last kernel) is torch's
+    stride-1 depthwise convolution, in values and in gradients of input, weight and bias."""
+    torch.manual_seed(kernel)
+    spatial = (21, 18) if dims == 2 else (200,)
+    x = torch.randn(2, 6, *spatial, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(6, 1, *(kernel,) * dims, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    reference = DIRECT[dims](x, w, b, 1, padding, 1, 6)
+    with torch.no_grad():
+        inference = conv_by_route(route, x, w, b, 1, padding, 1, 6)
+    torch.testing.assert_close(inference, reference.detach(), rtol=1e-10, atol=1e-10)
+    ours = conv_by_route(route, x, w, b, 1, padding, 1, 6)
+    torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-10)
+    grad_out = torch.randn_like(reference)
+    for g_ours, g_ref in zip(
+        torch.autograd.grad(ours, (x, w, b), grad_out),
+        torch.autograd.grad(reference, (x, w, b), grad_out),
+        strict=True,
+    ):
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_split_route_under_autocast_returns_float32_gradients():
+    x = torch.randn(2, 4, 20, 20, requires_grad=True)
+    w = torch.randn(4, 1, 17, 17, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv_by_route("split", x, w, None, 1, 8, 1, 4)
+    y.float().sum().backward()
+    assert x.grad.dtype == w.grad.dtype == torch.float32
+    reference = torch.autograd.grad(F.conv2d(x, w, None, 1, 8, 1, 4).sum(), w)[0]
+    assert (w.grad - reference).abs().max() <= 2e-2 * reference.abs().max()
 
 
 def test_fft_conv_learns_a_blur():

@@ -27,12 +27,14 @@ from convsuite.core_ops.layers.factories import conv_function
 from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
-    "FFT_CROSSOVER",
+    "ROUTES",
     "FFTConv1d",
     "FFTConv2d",
     "fft_conv",
     "large_kernel_conv",
     "next_fast_len",
+    "choose_route",
+    "conv_by_route",
 ]
 
 
@@ -234,28 +236,118 @@ class _FourierCorrelation(torch.autograd.Function):
         return grad_x, grad_w, None, None, None, None
 
 
-# Measured crossovers on this project's 2-core AVX-512 CPU (torch 2.13, float32, 2 threads; 2-D input
-# (8, C, 56, 56) with C = 96 depthwise or C = 32 dense; 1-D input (8, 96, 4096), whose direct path
-# runs as a channels_last 2-D convolution (see _direct_conv); see the crossover table
-# printed by benchmarks/bench_fft_conv.py): the dilated kernel extent from which FFT beats torch's
-# direct convolution in its fastest layout. Training differs from inference because torch's direct
-# depthwise backward is far slower than its forward (it falls off a cliff at k >= 15 in 2-D).
-# 3-D was not measured and uses the 2-D values.
-FFT_CROSSOVER = {
-    # (spatial dims, depthwise, needs_grad) -> smallest kernel extent routed to FFT
-    (1, True, True): 13,
-    (1, True, False): 127,
-    (1, False, True): 15,
-    (1, False, False): 15,
-    (2, True, True): 11,
-    (2, True, False): 51,  # issue 18: at k = 31 direct (channels-last) 186 ms, FFT 440 ms
-    (2, False, True): 15,
-    (2, False, False): 15,
-    (3, True, True): 11,
-    (3, True, False): 51,
-    (3, False, True): 15,
-    (3, False, False): 15,
+class _SplitDepthwise(torch.autograd.Function):
+    """Depthwise convolution (stride 1, dilation 1, symmetric padding) computed by two direct passes
+    and one FFT: the forward and the input gradient run torch's direct kernel (channels-last in
+    2-D; the input gradient is the correlation of ``grad_y`` with the flipped kernel), the weight
+    gradient runs by FFT (:func:`_depthwise_weight_grad`).
+
+    torch's direct depthwise forward and input gradient stay fast up to k = 31 on CPU, while its
+    weight gradient falls off a cliff from k = 15 (channels-last, seconds per call); the FFT path
+    pays three large transforms for the forward and input gradient that this route avoids.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: Tensor,
+        weight: Tensor,
+        padding: int,
+    ) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        return _direct_conv(x, weight, None, 1, padding, 1, weight.shape[0], "channels_last")
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        padding = ctx.padding
+        grad_y = grad_y.to(x.dtype)  # bf16 under autocast
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            flipped = weight.flip(tuple(range(2, weight.dim()))).to(x.dtype)
+            back_pad = weight.shape[-1] - 1 - padding
+            grad_x = _direct_conv(
+                grad_y, flipped, None, 1, back_pad, 1, weight.shape[0], "channels_last"
+            )
+        if ctx.needs_input_grad[1]:
+            grad_w = _depthwise_weight_grad(x, grad_y, weight.shape[-1], padding)
+        return grad_x, grad_w, None
+
+
+def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor:
+    """Weight gradient of a stride-1 depthwise correlation with square kernel ``kernel``, by FFT.
+
+    ``gw[c, 0, t] = sum_{n, p} x[n, c, p + t - padding] grad_y[n, c, p]`` (x zero outside), i.e. one
+    circular correlation per channel of size ``L + padding`` per axis (no wrap-around for lags in
+    ``[-padding, kernel - padding)``), summed over the batch in the Fourier domain.
+
+    Args:
+        x: (N, C, *L) input; grad_y: (N, C, *L_out) output gradient, L_out = L + 2 padding - k + 1.
+
+    Returns:
+        (C, 1, *(kernel,) * D), dtype of ``x`` (float32 transforms for lower precisions).
+    """
+    dims = x.dim() - 2
+    axes = tuple(range(-dims, 0))
+    compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    size = [
+        next_fast_len(max(length + padding, out, kernel))
+        for length, out in zip(x.shape[2:], grad_y.shape[2:], strict=True)
+    ]
+    x_f = torch.fft.rfftn(x.to(compute_dtype), s=size, dim=axes)
+    g_f = torch.fft.rfftn(grad_y.to(compute_dtype), s=size, dim=axes)
+    x_f.mul_(g_f.conj_physical_())
+    lags = torch.fft.irfftn(x_f.sum(0), s=size, dim=axes)
+    # Lag m = t - padding sits at index m mod size: roll so that t = 0 is index 0, then crop.
+    lags = torch.roll(lags, shifts=[padding] * dims, dims=axes)
+    return lags[(..., *(slice(0, kernel),) * dims)].unsqueeze(1).to(x.dtype)
+
+
+# Routes of the dispatcher, measured on this project's 2-core AVX-512 CPU on 2026-12-02 while five
+# other agents ran (load 7-10; torch 2.13, float32, 2 threads; 2-D input (8, 96, 56, 56) depthwise,
+# NCHW and channels-last, 1-D input (8, 96, 4096); the sweep is printed by
+# benchmarks/bench_fft_conv.py). For each (spatial dims, depthwise, needs_grad):
+# ((smallest kernel extent, route), ...); the last entry whose extent is <= the kernel's applies.
+# Routes:
+#   "direct":        torch's kernel on the input as it is laid out (no layout round trip);
+#   "channels_last": torch's kernel in channels-last (2-D: NCHW depthwise is 1.3x slower at
+#                    k = 7-11 even counting the copy, 10-30x from k = 15, and its backward
+#                    at every k), or a (N, C, 1, L) channels-last 2-D convolution for 1-D
+#                    (1.5-2x faster than conv1d for k = 9-31, and its backward 5-20x);
+#   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
+#   "fft":           fft_conv.
+# At k = 13 the NCHW kernel is as fast as a copy to channels-last plus the (padded) channels-last
+# kernel, so NCHW inputs stay NCHW there. 3-D was not measured; dense convolutions keep the
+# foundation issue's crossover (15).
+ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
+    (1, True, False): ((1, "channels_last"), (127, "fft")),
+    (1, True, True): ((1, "channels_last"), (17, "split"), (257, "fft")),
+    (1, False, False): ((1, "direct"), (15, "fft")),
+    (1, False, True): ((1, "direct"), (15, "fft")),
+    (2, True, False): ((1, "channels_last"), (13, "direct"), (15, "channels_last"), (51, "fft")),
+    (2, True, True): ((1, "channels_last"), (15, "split"), (35, "fft")),
+    (2, False, False): ((1, "direct"), (15, "fft")),
+    (2, False, True): ((1, "direct"), (15, "fft")),
+    (3, True, False): ((1, "direct"), (51, "fft")),
+    (3, True, True): ((1, "direct"), (11, "fft")),
+    (3, False, False): ((1, "direct"), (15, "fft")),
+    (3, False, True): ((1, "direct"), (15, "fft")),
 }
+
+# torch's channels-last 2-D depthwise forward is tuned for some kernel sizes only: at 13x13 it takes
+# 1.6-1.7x as long as the same kernel zero-padded to 15x15 (measured 108 vs 64 ms under load, 11.7
+# vs ~6 ms idle), so inference pads it (values unchanged: the extra taps are zero).
+_PADDED_CHANNELS_LAST_KERNEL = {13: 15}
+
+
+def choose_route(dims: int, depthwise: bool, needs_grad: bool, extent: int) -> str:
+    """The route in :data:`ROUTES` for a kernel of dilated extent ``extent``."""
+    route = "direct"
+    for smallest, name in ROUTES[(dims, depthwise, needs_grad)]:
+        if extent >= smallest:
+            route = name
+    return route
 
 
 def _direct_conv(
@@ -266,15 +358,15 @@ def _direct_conv(
     padding: IntOrSeq | str,
     dilation: IntOrSeq,
     groups: int,
+    route: str = "direct",
 ) -> Tensor:
-    """torch's direct convolution in its fastest CPU layout.
+    """torch's direct convolution, in channels-last when ``route == "channels_last"``.
 
-    Grouped 2-D convolutions run channels_last (torch's NCHW depthwise kernel is ~28x slower at
-    k >= 15); grouped 1-D convolutions run as (N, C, 1, L) channels_last 2-D convolutions, whose
-    forward is 2-20x faster than ``conv1d`` for k = 13-63 on this CPU.
+    1-D channels-last runs as a (N, C, 1, L) channels-last 2-D convolution. A channels-last 2-D
+    depthwise forward without autograd uses :data:`_PADDED_CHANNELS_LAST_KERNEL`.
     """
     dims = weight.dim() - 2
-    if groups > 1 and dims == 1:
+    if route == "channels_last" and dims == 1:
         pad = padding if isinstance(padding, str) else (0, *as_tuple(padding, 1, "padding"))
         y = F.conv2d(
             x.unsqueeze(2).contiguous(memory_format=torch.channels_last),
@@ -286,10 +378,39 @@ def _direct_conv(
             groups,
         )
         return y.squeeze(2)
-    if groups > 1 and dims == 2:
+    if route == "channels_last" and dims == 2:
         x = x.contiguous(memory_format=torch.channels_last)
+    if dims == 2 and x.is_contiguous(memory_format=torch.channels_last):
+        weight, padding = _padded_kernel(x, weight, padding, dilation, groups)
     conv = conv_function(dims)
     return conv(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _padded_kernel(
+    x: Tensor, weight: Tensor, padding: IntOrSeq | str, dilation: IntOrSeq, groups: int
+) -> tuple[Tensor, IntOrSeq | str]:
+    """(weight, padding) zero-padded to a faster channels-last depthwise size, or unchanged.
+
+    Only for inference (no autograd through the weight or input), square depthwise kernels listed
+    in :data:`_PADDED_CHANNELS_LAST_KERNEL`, dilation 1 and symmetric padding.
+    """
+    kernel = tuple(weight.shape[2:])
+    target = _PADDED_CHANNELS_LAST_KERNEL.get(kernel[0])
+    if (
+        target is None
+        or len(set(kernel)) != 1
+        or weight.shape[1] != 1
+        or groups == 1
+        or as_tuple(dilation, 2, "dilation") != (1, 1)
+        or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+    ):
+        return weight, padding
+    sides = _side_padding(padding, kernel, (1, 1))
+    if any(left != right for left, right in sides):
+        return weight, padding
+    extra = (target - kernel[0]) // 2
+    padded = F.pad(weight, [extra] * 4)
+    return padded, tuple(left + extra for left, _ in sides)
 
 
 def large_kernel_conv(
@@ -301,21 +422,69 @@ def large_kernel_conv(
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> Tensor:
-    """Convolution that routes to :func:`fft_conv` or to torch's direct kernel, whichever is faster.
+    """Convolution routed to torch's direct kernel, :class:`_SplitDepthwise` or :func:`fft_conv`.
 
-    The choice uses :data:`FFT_CROSSOVER`, keyed by whether the convolution is depthwise and whether
-    autograd will need a backward pass; arguments as :func:`torch.nn.functional.conv2d`.
+    The route comes from :data:`ROUTES`, keyed by the number of spatial axes, whether the
+    convolution is depthwise and whether autograd will need a backward pass (see
+    :func:`conv_by_route` for the routes). Arguments as :func:`torch.nn.functional.conv2d`.
     """
     keep_freed_memory_on_first_use()
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
     )
+    dims = weight.dim() - 2
     depthwise = weight.shape[1] == 1 and groups > 1
-    dilation_ = as_tuple(dilation, weight.dim() - 2, "dilation")
+    dilation_ = as_tuple(dilation, dims, "dilation")
     extent = max(d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dilation_, strict=True))
-    if extent >= FFT_CROSSOVER[(weight.dim() - 2, depthwise, needs_grad)]:
+    return conv_by_route(
+        choose_route(dims, depthwise, needs_grad, extent),
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+    )
+
+
+def conv_by_route(
+    route: str,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrSeq = 1,
+    padding: IntOrSeq | str = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> Tensor:
+    """The convolution computed by one route of :data:`ROUTES` ("direct", "channels_last",
+    "split", "fft"); what :func:`large_kernel_conv` runs, and what the benchmark's sweep times.
+
+    "split" needs a depthwise square kernel, stride 1, dilation 1 and the same padding (< k) on
+    both sides of every axis; otherwise it runs the "channels_last" route.
+    """
+    if route == "split":
+        dims = weight.dim() - 2
+        kernel = tuple(weight.shape[2:])
+        sides = _side_padding(padding, kernel, as_tuple(dilation, dims, "dilation"))
+        if (
+            len(set(kernel)) == 1
+            and weight.shape[1] == 1
+            and weight.shape[0] == groups
+            and all(s == 1 for s in as_tuple(stride, dims, "stride"))
+            and all(d == 1 for d in as_tuple(dilation, dims, "dilation"))
+            and len(set(sides)) == 1
+            and sides[0][0] == sides[0][1] < kernel[0]
+        ):
+            y = _SplitDepthwise.apply(x, weight, sides[0][0])
+            return y if bias is None else y + bias.reshape(1, -1, *([1] * dims))
+        route = "channels_last"
+    if route == "fft":
         return fft_conv(x, weight, bias, stride, padding, dilation, groups)
-    return _direct_conv(x, weight, bias, stride, padding, dilation, groups)
+    if route not in ("direct", "channels_last"):
+        raise ValueError(f"route must be one of direct, channels_last, split, fft; got {route!r}")
+    return _direct_conv(x, weight, bias, stride, padding, dilation, groups, route)
 
 
 class _FFTConvMixin:
