@@ -10,7 +10,13 @@ import pytest
 from sympy.physics.wigner import wigner_3j
 
 from convsuite.core_ops.io import InputError
-from convsuite.cosmo.data import TARGET_PRIORS, simulate_cmb, simulate_mask, simulate_sky
+from convsuite.cosmo.data import (
+    TARGET_PRIORS,
+    SkyPrior,
+    simulate_cmb,
+    simulate_mask,
+    simulate_sky,
+)
 from convsuite.cosmo.infer import inpaint_nest
 from convsuite.cosmo.metrics import cosmic_variance_fraction, hole_power_ratio, power_spectrum
 from convsuite.cosmo.spectrum import (
@@ -90,6 +96,23 @@ def test_estimate_follows_an_off_prior_sky() -> None:
     ratio = estimate.cl_bins[inside] / expected
     assert np.abs(ratio - 1).max() < 0.2 and abs(np.median(ratio) - 1) < 0.05
     assert estimate.cl.size == 192 and estimate.cl[:2].sum() == 0
+
+
+def test_prewhitening_measures_the_noise_tail_of_a_wide_beam() -> None:
+    """Nside 128, 120' beam, 10 muK arcmin (the 60' target sky at Nside 256, scaled): above
+    ell = 128 the map is noise with the beam's tail in it, 1e-8 of the low-ell power. The one-pass
+    estimate is off there by leakage through the mask (median 42% per 10-ell bin on this sky);
+    the prewhitened pass within 10%."""
+    prior = SkyPrior(amplitude=1.15, n_s=0.94, fwhm_arcmin=120.0, noise_uk_arcmin=10.0)
+    sky = simulate_sky(128, 1, prior=prior)
+    truth = power_spectrum(sky.truth)
+
+    def median_error(estimate: np.ndarray) -> float:
+        bins = [estimate[a : a + 10].mean() / truth[a : a + 10].mean() for a in range(128, 374, 10)]
+        return float(np.median(np.abs(np.array(bins) - 1)))
+
+    assert median_error(estimate_spectrum(sky.masked, sky.observed).cl) < 0.1
+    assert median_error(estimate_spectrum(sky.masked, sky.observed, prewhiten=False).cl) > 0.2
 
 
 def test_realization_from_the_measured_prior_has_the_right_power() -> None:
