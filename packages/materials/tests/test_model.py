@@ -127,3 +127,31 @@ def test_fine_tuning_can_freeze_the_batch_norm_statistics(tmp_path) -> None:
         moved = any(not torch.equal(a, b) for a, b in zip(before, stats(net), strict=True))
         assert moved is not freeze
         assert not torch.equal(weight, net.encoder[0].weight)
+
+
+def test_kl_warm_up_ramps_beta_from_0_and_validates_at_full_beta(tmp_path) -> None:
+    """``kl_warmup_epochs`` (the recipe's warm-up): the training KL weight rises linearly from 0
+    to the config's beta over the warm-up steps and stays there; validation uses the full beta."""
+    import csv
+
+    from convsuite.materials.train import fit_vae
+
+    torch.manual_seed(0)
+    cube = np.random.default_rng(0).random((48, 24, 64)).astype(np.float32)
+    net = EELSVAE(model_config("eels_vae", "tiny"))
+    _, module, _ = fit_vae(
+        net,
+        [cube],
+        tmp_path,
+        epochs=3,
+        shards_per_epoch=8,
+        batch_size=4,
+        kl_warmup_epochs=2,
+        progress=None,
+    )
+    assert module.kl_warmup == 4  # 2 epochs of 2 steps
+    rows = list(csv.DictReader(open(next(tmp_path.glob("csv/version_*/metrics.csv")))))
+    train = [float(r["train_beta"]) for r in rows if r.get("train_beta")]
+    val = [float(r["val_beta"]) for r in rows if r.get("val_beta")]
+    assert train == pytest.approx([0.0, 0.3, 0.6, 0.9, 1.2, 1.2])
+    assert val == pytest.approx([1.2] * 3)

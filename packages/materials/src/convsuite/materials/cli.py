@@ -251,6 +251,12 @@ def train(
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of --shards random shards.")] = 40,
     shards: Annotated[int, typer.Option(min=1, help="Random 24x24 shards per epoch.")] = 256,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    kl_warmup: Annotated[
+        int, typer.Option(min=0, help="Epochs over which the KL weight rises from 0 to beta.")
+    ] = 0,
+    max_minutes: Annotated[
+        float | None, typer.Option(min=0.1, help="Wall-clock cap of the training, minutes.")
+    ] = None,
     init: Weights = None,
     batch_size: BatchSize = 8,
     seed: Seed = 0,
@@ -283,6 +289,8 @@ def train(
         seed=seed,
         progress=sys.stderr.isatty(),
         trainer_options=settings,
+        kl_warmup_epochs=kl_warmup,
+        max_seconds=None if max_minutes is None else 60.0 * max_minutes,
     )
     path = save_network(
         module.net,

@@ -103,16 +103,34 @@ class VAEModule(L.LightningModule):
         freeze_norms: keep the batch norms' statistics as they are (eval mode) while the weights
             train: fine-tuning on one cube in batches of 4 shards otherwise replaces the
             pretrained statistics with noisy ones.
+        kl_warmup: training steps over which the KL weight rises linearly from 0 to the
+            config's ``beta`` (0: ``beta`` from the start). The objective reached is the paper's
+            (BCE + 1.2 KL); the warm-up lets the encoder use its latent before the KL term
+            prunes it (without it, 34 of the 40 latent dimensions of the first bundled network
+            carried < 0.05 nats). Validation always uses the full ``beta``.
     """
 
     def __init__(
-        self, net: EELSVAE, lr: float = 2e-3, trim: float = 0.0, freeze_norms: bool = False
+        self,
+        net: EELSVAE,
+        lr: float = 2e-3,
+        trim: float = 0.0,
+        freeze_norms: bool = False,
+        kl_warmup: int = 0,
     ) -> None:
         super().__init__()
         self.net = net
         self.lr = lr
         self.trim = trim
         self.freeze_norms = freeze_norms
+        self.kl_warmup = kl_warmup
+
+    def beta(self, stage: str) -> float:
+        """The KL weight of a ``stage`` step (``train`` ramps up over ``kl_warmup`` steps)."""
+        full = self.net.config.beta
+        if stage != "train" or self.kl_warmup <= 0:
+            return full
+        return full * min(1.0, self.global_step / self.kl_warmup)
 
     def on_train_batch_start(self, batch: torch.Tensor, batch_idx: int) -> None:
         if self.freeze_norms:  # Lightning puts the module in train mode before each epoch
@@ -121,10 +139,12 @@ class VAEModule(L.LightningModule):
                     module.eval()
 
     def _step(self, batch: torch.Tensor, stage: str) -> torch.Tensor:
-        loss, nll, kl = vae_loss(self.net(batch), batch, self.net.config.beta, self.trim)
+        beta = self.beta(stage)
+        loss, nll, kl = vae_loss(self.net(batch), batch, beta, self.trim)
         self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=batch.shape[0])
         self.log(f"{stage}_nll", nll, batch_size=batch.shape[0])
         self.log(f"{stage}_kl", kl, batch_size=batch.shape[0])
+        self.log(f"{stage}_beta", beta, batch_size=batch.shape[0])
         return loss
 
     def training_step(self, batch: torch.Tensor, _: int) -> torch.Tensor:
@@ -151,6 +171,7 @@ def fit_vae(
     progress: bool | None = False,
     trainer_options: dict[str, Any] | None = None,
     freeze_norms: bool = False,
+    kl_warmup_epochs: int = 0,
 ) -> tuple[L.Trainer, VAEModule, dict[str, float]]:
     """Train ``net`` on shards of preprocessed cubes; the best weights (by held-out loss) stay in it.
 
@@ -170,6 +191,9 @@ def fit_vae(
             None: no bar at all (fine-tuning inside ``detect``).
         trainer_options: accelerator/devices/strategy/num_nodes (``trainer_settings``).
         freeze_norms: see :class:`VAEModule`.
+        kl_warmup_epochs: epochs over which the KL weight rises from 0 to ``beta`` (see
+            :class:`VAEModule`); the best checkpoint is picked by the held-out loss at the full
+            ``beta``, the paper's objective.
 
     Returns:
         (trainer, module, {"val_loss": best held-out loss, "seconds": fit time}).
@@ -180,7 +204,14 @@ def fit_vae(
     train_parts, val_parts = zip(*(split_rows(c) for c in cubes), strict=True)
     train = DataLoader(ShardSet(train_parts, shards_per_epoch, seed=seed), batch_size, shuffle=True)
     val = DataLoader(ShardSet(val_parts), batch_size)
-    module = VAEModule(net, lr=lr, trim=trim, freeze_norms=freeze_norms)
+    steps_per_epoch = len(train)
+    module = VAEModule(
+        net,
+        lr=lr,
+        trim=trim,
+        freeze_norms=freeze_norms,
+        kl_warmup=kl_warmup_epochs * steps_per_epoch,
+    )
     options = {"accelerator": "cpu", "devices": 1, **(trainer_options or {})}
     if max_seconds is not None:
         options["max_time"] = {"seconds": max(1.0, float(max_seconds))}
