@@ -33,7 +33,7 @@ echo "simulated in $SECONDS s"
 
 for model in ivdnet unet_early_fusion; do
     "$MEDSEG" ivd train "$WORK/spine/train" --model "$model" --preset small --max-steps "$STEPS" \
-        --epochs 100 --batch-size 4 --lr 1e-3 --loss dicece --accelerator cpu \
+        --epochs 100 --batch-size 4 --lr 1e-3 --loss dicece --rotate-deg 20 --accelerator cpu \
         --out "$WORK/runs/$model"
     echo "$model trained by $SECONDS s"
 done
@@ -48,7 +48,8 @@ echo "weights recipe done in $SECONDS s"
 
 # The comparison: the late-fusion variant with the same budget, then all three on held-out data.
 "$MEDSEG" ivd train "$WORK/spine/train" --model unet_late_fusion --preset small \
-    --max-steps "$STEPS" --epochs 100 --batch-size 4 --lr 1e-3 --loss dicece --accelerator cpu \
+    --max-steps "$STEPS" --epochs 100 --batch-size 4 --lr 1e-3 --loss dicece --rotate-deg 20 \
+    --accelerator cpu \
     --out "$WORK/runs/unet_late_fusion"
 "$MEDSEG" ivd evaluate "$WORK/spine/test" --weights ivdnet_small \
     --baseline "$WEIGHTS/unet_early_fusion_small.safetensors" \

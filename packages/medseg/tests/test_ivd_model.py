@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from convsuite_dev.testing import assert_learns
 from torch.export import Dim
 
 from convsuite.core_ops.hub import create_model, list_presets
-from convsuite.medseg.ivd_train import IVDModule, load_slices
+from convsuite.medseg.ivd_train import LABEL_ZOOM, IVDModule, _rotate, label_grid, load_slices
 
 REFERENCE_PARAMETERS = 54_313_954
 """``IVD_Net_asym(1, 2, 32)`` of josedolz/IVD-Net (``IVD_Net.py``), counted with torch."""
@@ -67,14 +68,16 @@ def test_tiny_ivdnet_learns_discs(spines: Path) -> None:
     starts = [int(data.spine[i]) - 16 for i in keep]
     pairs = list(zip(keep, starts, strict=True))
     images = torch.stack([data.images[i, :, s : s + 32].float() for i, s in pairs])
-    labels = torch.stack([data.labels[i, s : s + 32].long() for i, s in pairs])
+    z = LABEL_ZOOM  # labels on a grid twice as fine: the loss upsamples the logits
+    labels = torch.stack([data.labels[i, z * s : z * (s + 32)].long() for i, s in pairs])
+    assert labels.shape[-2:] == (z * images.shape[-2], z * images.shape[-1])
     batches = [(images[i : i + 4], labels[i : i + 4]) for i in (0, 4)]
     net = create_model("ivdnet", preset="tiny")
     with torch.no_grad():
-        before = net(images).softmax(1)[:, 1]
+        before = IVDModule.upsampled(net(images), labels).softmax(1)[:, 1]
     assert_learns(net, batches, IVDModule(net, loss="dicece").loss, epochs=8, lr=1e-2, min_drop=0.8)
     with torch.no_grad():
-        disc = net.train()(images).softmax(1)[:, 1]
+        disc = IVDModule.upsampled(net.train()(images), labels).softmax(1)[:, 1]
     truth = labels.bool()
     ratio = disc[truth].mean() / disc[~truth].mean()
     assert ratio > 1.5 * before[truth].mean() / before[~truth].mean(), ratio
@@ -100,3 +103,62 @@ def test_segment_refuses_bad_volumes() -> None:
     image[0, 0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
         net.segment(image)
+
+
+def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(2 * (a & b).sum() / (a.sum() + b.sum()))
+
+
+def test_training_labels_are_the_scans_own_on_a_grid_twice_as_fine(spines: Path) -> None:
+    """2.5 mm network slices of 2.5 mm phantoms: labels at 1.25 mm, on the images' centred grid
+    (each 2 x 2 block of the enlarged labels is one scan pixel: no half-pixel shift)."""
+    data = load_slices(spines, pixel_mm=2.5, progress=False)
+    assert data.labels.shape[-2:] == tuple(LABEL_ZOOM * n for n in data.images.shape[-2:])
+    assert set(data.labels.unique().tolist()) == {0, 1}
+    fine = data.labels.float()[:, None]
+    coarse = F.avg_pool2d(fine, LABEL_ZOOM)
+    assert ((coarse == 0) | (coarse == 1)).float().mean() > 0.99
+
+
+def test_label_grid_keeps_the_labels_and_resamples_them_centred() -> None:
+    """On their own grid the labels come back as they are. Discs (ellipses ~10 x 30 mm) on a
+    1.25 mm grid taken to 2.5 mm and back as the segmenter takes logits back (bilinear, then
+    threshold) keep Dice > 0.95 only when the coarse targets hold area shares; the hard labels
+    of either grid lose more (the reason the loss is taken on the fine grid)."""
+    rows, cols = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    fine = torch.zeros(3, 128, 128, dtype=torch.bool)
+    for i, (r, c, tilt) in enumerate([(40.3, 60.7, 0.0), (70.1, 64.2, 0.3), (95.6, 58.9, -0.4)]):
+        u = (rows - r) * np.cos(tilt) + (cols - c) * np.sin(tilt)
+        v = -(rows - r) * np.sin(tilt) + (cols - c) * np.cos(tilt)
+        fine[i] = (u / 4.1) ** 2 + (v / 12.3) ** 2 <= 1
+    np.testing.assert_array_equal(label_grid(fine.numpy(), (128, 128)), fine.to(torch.uint8))
+    up = label_grid(fine.numpy(), (256, 256)).bool()
+    assert abs(_dice(F.avg_pool2d(up[:, None].float(), 2)[:, 0] >= 0.5, fine) - 1) < 0.02
+
+    def back(coarse: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(coarse[:, None], size=(128, 128), mode="bilinear", align_corners=False)
+        return up[:, 0] > 0.5
+
+    shares = F.avg_pool2d(fine[:, None].float(), 2)[:, 0]
+    hard = label_grid(fine.numpy(), (64, 64)).float()
+    nearest = F.interpolate(fine[:, None].float(), size=(64, 64), mode="nearest")[:, 0]
+    assert torch.equal(hard.bool(), shares >= 0.5)
+    assert _dice(back(shares), fine) > 0.95
+    assert _dice(back(nearest), fine) < _dice(back(shares), fine) - 0.05
+
+
+def test_rotation_turns_image_and_label_together_about_the_spine() -> None:
+    """The label (on a grid twice as fine) is turned as the image; a point on the spine row 10.5
+    px to the side of the centre lands 10.5 px above it after 90 degrees, in both grids (the
+    image pixel spreads over the 2 x 2 pixels around that point, the fine label block covers it)."""
+    image = torch.zeros(1, 64, 96)
+    image[0, 30, 58] = 1.0
+    label = torch.zeros(128, 192, dtype=torch.uint8)
+    label[60:62, 116:118] = 1  # the same pixel on the fine grid
+    turned, turned_label = _rotate(image, label, 90.0, row=30)
+    assert (turned[0] > 0.1).nonzero().tolist() == [[19, 47], [19, 48], [20, 47], [20, 48]]
+    assert turned_label.dtype == torch.uint8
+    assert turned_label.nonzero().tolist() == [[39, 95], [39, 96], [40, 95], [40, 96]]
+    same, same_label = _rotate(image, label, 0.0, row=30)
+    torch.testing.assert_close(same, image, atol=1e-5, rtol=0)
+    torch.testing.assert_close(same_label, label)

@@ -137,6 +137,10 @@ def train(
     crop_mm: Annotated[
         float, typer.Option(min=0, help="Antero-posterior crop of training slices, mm (0: none).")
     ] = 160.0,
+    rotate_deg: Annotated[
+        float,
+        typer.Option(min=0, help="Turn training slices by a random angle up to this, degrees."),
+    ] = 0.0,
     seed: Seed = 0,
     accelerator: Accelerator = "auto",
     devices: Devices = "auto",
@@ -165,6 +169,7 @@ def train(
         lr=lr,
         loss=loss,
         crop_mm=crop_mm or None,
+        rotate_deg=rotate_deg,
         seed=seed,
         recipe=recipe_command(),
         **settings,

@@ -14,7 +14,16 @@ learning-rate table), so the recipe passes ``--lr 1e-3`` and the default stays t
 Slices: every sagittal slice that holds disc voxels, and every ``negatives_every``-th of the others
 (the lateral slices without discs teach the network to stay quiet there); training crops are the
 full superior-inferior height (the whole lumbar spine, so the network can count discs from the
-sacrum) and ``crop_mm`` antero-posterior around the spine.
+sacrum) and ``crop_mm`` antero-posterior around the spine, turned by a random in-plane angle
+(``rotate_deg``: the spine's tilt in the sagittal plane is an in-plane rotation of these slices).
+
+The loss is taken on a grid twice as fine as the network's (:data:`LABEL_ZOOM`): the logits are
+upsampled bilinearly (as :meth:`~convsuite.medseg.models.volume_segmenter.VolumeSegmenter.segment`
+upsamples them to the scan) and compared with labels at half the network's pixel size; for the
+``small`` preset (2.5 mm) on IVDM3Seg's 1.25 mm that is the scan's own labels. Labels on the
+network's grid were used before (nearest neighbour): they pick one fine pixel of each 2 x 2 block,
+half a fine pixel off the images' grid, and cap the Dice of their prediction brought back to
+1.25 mm at 0.864 on the held-out phantoms (``packages/medseg/README.md``, "What limits Dice").
 """
 
 from __future__ import annotations
@@ -38,10 +47,21 @@ from convsuite.core_ops.training import export_best, make_trainer, seed_everythi
 from convsuite.medseg.data.ivdm3seg import find_subjects, read_subject, to_canonical
 from convsuite.medseg.models.volume_segmenter import prepare_slices
 
-__all__ = ["IVD_MODELS", "IVDModule", "SliceSet", "TrainResult", "load_slices", "train_ivd"]
+__all__ = [
+    "IVD_MODELS",
+    "LABEL_ZOOM",
+    "IVDModule",
+    "SliceSet",
+    "TrainResult",
+    "label_grid",
+    "load_slices",
+    "train_ivd",
+]
 
 IVD_MODELS = ("ivdnet", "unet_early_fusion", "unet_late_fusion")
 """Networks ``train_ivd`` trains (hub names)."""
+LABEL_ZOOM = 2
+"""Training labels have this many pixels per network pixel along each in-plane axis."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +70,7 @@ class SliceSet:
 
     Attributes:
         images: (N, 4, H, W) float16, normalized Dixon slices.
-        labels: (N, H, W) uint8.
+        labels: (N, LABEL_ZOOM * H, LABEL_ZOOM * W) uint8, 0/1 on a grid twice as fine.
         subjects: (N,) index of the subject each slice comes from.
         spine: (N,) antero-posterior pixel of the subject's discs' centre (crop centre).
         names: subject folder names.
@@ -93,15 +113,13 @@ def load_slices(
             raise InputError(folder, "has no labels (<NN>_Labels.nii); training needs them")
         slices, plane = prepare_slices(subject.image, subject.affine, pixel_mm)
         canonical, _ = to_canonical(subject.labels, subject.affine)
-        target = torch.from_numpy(np.ascontiguousarray(canonical)).float()[:, None]
-        if tuple(slices.shape[-2:]) != plane:
-            target = F.interpolate(target, size=tuple(slices.shape[-2:]), mode="nearest")
-        target = target[:, 0].to(torch.uint8)
+        size = tuple(LABEL_ZOOM * n for n in slices.shape[-2:])
+        target = label_grid(canonical, size)
         has_disc = target.flatten(1).any(1)
         keep = has_disc | (torch.arange(len(target)) % negatives_every == 0)
         keep = keep.bool()
         where = torch.nonzero(target.any(0).any(1)).flatten().float()
-        centre = int(where.mean()) if len(where) else target.shape[1] // 2
+        centre = int(where.mean()) // LABEL_ZOOM if len(where) else slices.shape[-2] // 2
         images.append(slices[keep].half())
         labels.append(target[keep])
         subjects.append(torch.full((int(keep.sum()),), index))
@@ -115,32 +133,83 @@ def load_slices(
     )
 
 
-class _Crops(Dataset):
-    """Random antero-posterior crops around the spine and per-channel intensity jitter."""
+def label_grid(labels: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Sagittal label slices brought to ``size``: (X, H, W) uint8 0/1.
 
-    def __init__(self, data: SliceSet, crop: int | None, augment: bool) -> None:
-        self.data, self.crop, self.augment = data, crop, augment
+    The labels as they are when ``size`` is theirs; otherwise resampled on the same centred grid
+    as the images (area share when shrinking, bilinear when enlarging), disc where >= 0.5.
+
+    Args:
+        labels: (X, Y, Z) 0/1, RAS axis order.
+        size: (H, W) in-plane size wanted.
+    """
+    target = torch.from_numpy(np.ascontiguousarray(labels > 0))
+    if size == tuple(target.shape[-2:]):
+        return target.to(torch.uint8)
+    plane = target.shape[-2:]
+    shrink = size[0] <= plane[0] and size[1] <= plane[1]
+    kwargs = {"mode": "area"} if shrink else {"mode": "bilinear", "align_corners": False}
+    shares = F.interpolate(target.float()[:, None], size=size, **kwargs)[:, 0]
+    return (shares >= 0.5).to(torch.uint8)
+
+
+def _rotate(
+    image: torch.Tensor, label: torch.Tensor, degrees: float, row: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, H, W) image and (h, w) label of the same field of view (any grid) turned by
+    ``degrees`` about the image pixel row ``row``, mid column; the image bilinear with zeros
+    outside, the label 0/1 (bilinear, >= 0.5)."""
+    angle = degrees * np.pi / 180
+    cos, sin = np.cos(angle), np.sin(angle)
+    height, width = image.shape[-2:]
+    # affine_grid's coordinates run -1..1 along each axis on any grid: (x, y) = (column, row)
+    turn = np.array([[cos, -sin * height / width], [sin * width / height, cos]])
+    centre = np.array([0.0, (row + 0.5) / (height / 2) - 1])
+    theta = torch.tensor(np.c_[turn, centre - turn @ centre], dtype=torch.float32)[None]
+
+    def turned(x: torch.Tensor) -> torch.Tensor:
+        grid = F.affine_grid(theta, [1, *x.shape], align_corners=False)
+        return F.grid_sample(x[None], grid, mode="bilinear", align_corners=False)[0]
+
+    label = turned(label[None].float())[0] >= 0.5
+    return turned(image), label.to(torch.uint8)
+
+
+class _Crops(Dataset):
+    """Random in-plane rotations, antero-posterior crops around the spine and per-channel
+    intensity jitter."""
+
+    def __init__(
+        self, data: SliceSet, crop: int | None, augment: bool, rotate_deg: float = 0.0
+    ) -> None:
+        self.data, self.crop, self.augment, self.rotate_deg = data, crop, augment, rotate_deg
 
     def __len__(self) -> int:
         return len(self.data.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.data.images[index].float()
-        label = self.data.labels[index].long()
+        label = self.data.labels[index]
+        if self.augment and self.rotate_deg > 0:
+            degrees = float(torch.empty(()).uniform_(-self.rotate_deg, self.rotate_deg))
+            image, label = _rotate(image, label, degrees, int(self.data.spine[index]))
         if self.crop is not None and self.crop < image.shape[1]:
             centre = int(self.data.spine[index])
             jitter = int(torch.randint(-self.crop // 4, self.crop // 4 + 1, ()))
             start = min(max(centre + jitter - self.crop // 2, 0), image.shape[1] - self.crop)
-            image, label = image[:, start : start + self.crop], label[start : start + self.crop]
+            image = image[:, start : start + self.crop]
+            label = label[LABEL_ZOOM * start : LABEL_ZOOM * (start + self.crop)]
         if self.augment:
             image = image * torch.empty(image.shape[0], 1, 1).uniform_(0.85, 1.15)
-        return image, label
+        return image, label.long()
 
 
 class IVDModule(L.LightningModule):
     """Lightning wrapper of IVD-Net or a fusion baseline: CE (or Dice + CE) loss, Adam.
 
-    Logs ``val_dice``: the disc Dice over all validation slices (argmax prediction).
+    Labels (class indices) may be on a finer grid than the logits (:data:`LABEL_ZOOM`): the logits
+    are then upsampled bilinearly to it before the loss. Logs ``val_dice``: the disc Dice over all
+    validation slices on the labels' grid (argmax of the upsampled logits).
 
     Args:
         net: the network (hub model ``ivdnet``, ``unet_early_fusion`` or ``unet_late_fusion``).
@@ -156,7 +225,17 @@ class IVDModule(L.LightningModule):
         self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True) if loss == "dicece" else None
         self._overlap = torch.zeros(3)
 
+    @staticmethod
+    def upsampled(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) logits brought to the (h, w) grid of (B, h, w) labels (bilinear)."""
+        if tuple(logits.shape[-2:]) == tuple(labels.shape[-2:]):
+            return logits
+        size = tuple(labels.shape[-2:])
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of (B, 2, H, W) logits against (B, h, w) class indices (h, w: H, W or finer)."""
+        logits, labels = self.upsampled(logits, labels), labels.long()
         if self.dice_ce is not None:
             return self.dice_ce(logits, labels[:, None])
         return F.cross_entropy(logits, labels)
@@ -172,7 +251,7 @@ class IVDModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
         images, labels = batch
-        predicted = self.net(images).argmax(1)
+        predicted = self.upsampled(self.net(images), labels).argmax(1)
         truth = labels > 0
         self._overlap += torch.tensor(
             [(predicted.bool() & truth).sum(), predicted.sum(), truth.sum()], dtype=torch.float32
@@ -206,6 +285,7 @@ def train_ivd(
     lr: float = 1e-4,
     loss: str = "ce",
     crop_mm: float | None = 160.0,
+    rotate_deg: float = 0.0,
     seed: int = 0,
     val_fraction: float = 0.1,
     val_every: int | None = None,
@@ -227,6 +307,8 @@ def train_ivd(
         loss: ``ce`` or ``dicece``.
         crop_mm: antero-posterior extent of the training crops, mm (None: whole slices); the
             crop is this many pixels of ``config.pixel_mm``, rounded to a multiple of 16.
+        rotate_deg: training slices are turned by a uniform random angle in
+            [-rotate_deg, rotate_deg] degrees (0: not turned).
         seed: seeds the subject split, initialisation and sampling.
         val_fraction: share of subjects held out to pick the best checkpoint.
         val_every: validate every this many steps (default: once per epoch; with ``max_steps``
@@ -253,7 +335,7 @@ def train_ivd(
     net = create_model(model, preset)
     module = IVDModule(net, lr=lr, loss=loss)
     crop = None if crop_mm is None else max(16, round(crop_mm / config.pixel_mm / 16) * 16)
-    train_set = _Crops(data.subset(train_subjects), crop, augment=True)
+    train_set = _Crops(data.subset(train_subjects), crop, augment=True, rotate_deg=rotate_deg)
     val_set = _Crops(data.subset(val_subjects), None, augment=False)
     per_epoch = max(1, len(train_set) // batch_size)
     settings: dict[str, Any] = {}
@@ -283,7 +365,7 @@ def train_ivd(
         training_data=(
             f"{len(train_set)} sagittal slices of {len(names)} subjects of {data_root} "
             f"(validation: {len(val_set)} slices of {n_val} subjects); lr {lr}, loss {loss}, "
-            f"batch {batch_size}, crop {crop} px, steps {trainer.global_step}"
+            f"batch {batch_size}, crop {crop} px, rotation +-{rotate_deg} deg, loss on a {LABEL_ZOOM}x finer grid, steps {trainer.global_step}"
         ),
         intended_use=PHANTOM_USE,
         inputs={

@@ -3,9 +3,9 @@
 Shared by IVD-Net and its fusion baselines (a mixin, so ``IVDNet.from_pretrained().segment(...)``
 works): the volume is brought to RAS by its affine, each modality normalized, every sagittal slice
 resampled in-plane to the pixel size the weights expect (``config.pixel_mm``) and zero-padded to a
-multiple of 16; the network runs on batches of slices; the disc probability is resampled back,
-thresholded at 0.5, put back into the file's axis order, and split into discs
-(:func:`~convsuite.medseg.data.discs.find_discs`).
+multiple of 16; the network runs on batches of slices; the logits are resampled back (bilinear, as
+the training loss sees them), the disc probability thresholded at 0.5, put back into the file's
+axis order, and split into discs (:func:`~convsuite.medseg.data.discs.find_discs`).
 """
 
 from __future__ import annotations
@@ -121,10 +121,9 @@ class VolumeSegmenter:
         for start in range(0, slices.shape[0], batch_size):
             batch = F.pad(slices[start : start + batch_size], pad).to(device)
             logits = self(batch)[..., :height, :width].float()
-            disc = logits.softmax(dim=1)[:, 1:2]
-            if tuple(disc.shape[-2:]) != plane:
-                disc = F.interpolate(disc, size=plane, mode="bilinear", align_corners=False)
-            out.append(disc[:, 0].cpu())
+            if tuple(logits.shape[-2:]) != plane:  # logits, not probabilities (as in training)
+                logits = F.interpolate(logits, size=plane, mode="bilinear", align_corners=False)
+            out.append(logits.softmax(dim=1)[:, 1].cpu())
             if progress is not None:
                 progress(min(start + batch_size, slices.shape[0]))
         return torch.cat(out).numpy()
