@@ -10,7 +10,9 @@ The same rows run in three fresh processes:
 
 Targets are judged in the ``library`` column. Rows: the dispatcher's forward at k = 13 (2-D
 depthwise, channels-last input) against torch's direct convolution (>= 1.0); 2-D depthwise k = 13
-forward+backward against direct (>= 5); a ConvNeXt-atto training step with DCLS mixers against
+forward+backward against direct (>= 5); 1-D depthwise k = 31 forward+backward against ``conv1d``
+(>= 8; its figure moved 2-6x between runs with and without the setting: torch's ``conv1d``
+backward allocates large im2col buffers); a ConvNeXt-atto training step with DCLS mixers against
 7x7 mixers (within 1.5x: ratio >= 0.67).
 
     PYTHONPATH=shared python packages/core-ops/benchmarks/bench_allocator.py
@@ -27,6 +29,7 @@ MODES = ("call", "library", "off")
 ROWS = {  # name -> target ratio (baseline / ours)
     "dispatcher 2d dw k=13 fwd": 1.0,
     "2d dw k=13 fwd+bwd": 5.0,
+    "1d dw k=31 fwd+bwd": 8.0,
     "convnext_atto step dcls vs 7x7": 1 / 1.5,
 }
 
@@ -58,6 +61,14 @@ def measure() -> dict[str, tuple[float, float]]:
         xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
         conv(xg, wg, None, **kw).backward(grad)
 
+    x1 = torch.randn(8, 96, 4096)
+    w1 = torch.randn(96, 1, 31) / 31
+    grad1 = torch.randn(8, 96, 4096)
+
+    def train_1d(conv):
+        xg, wg = x1.detach().requires_grad_(), w1.detach().requires_grad_()
+        conv(xg, wg, None, 1, 15, 1, 96).backward(grad1)
+
     results = {
         "dispatcher 2d dw k=13 fwd": (
             median_seconds(lambda: forward(large_kernel_conv), 7),
@@ -66,6 +77,10 @@ def measure() -> dict[str, tuple[float, float]]:
         "2d dw k=13 fwd+bwd": (
             median_seconds(lambda: train(large_kernel_conv), 3),
             median_seconds(lambda: train(F.conv2d), 3),
+        ),
+        "1d dw k=31 fwd+bwd": (
+            median_seconds(lambda: train_1d(large_kernel_conv), 3),
+            median_seconds(lambda: train_1d(F.conv1d), 3),
         ),
     }
     images, labels = torch.randn(8, 3, 128, 128), torch.randint(0, 10, (8,))
