@@ -21,6 +21,7 @@ def test_bundled_card_says_what_the_weights_expect_and_give() -> None:
     }
     assert card.outputs["classes"] == list(PATTERNS)
     assert card.outputs["novelty"]["gmm_components"] == 9
+    assert card.outputs["class_from"] == "class Gaussians' posterior"  # FusedNoveltyDetector
     assert card.files == {"novelty": "wafer_monitor_small.novelty.json"}
     assert "gmm_components" not in card.metrics and card.metrics["val_accuracy"] == 1.0
 

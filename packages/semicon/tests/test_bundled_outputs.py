@@ -16,7 +16,10 @@
 
 The input is stored (``coords``: (N, 3) batch, row, col on the 4096 grid), so the check does not
 depend on the simulator. (The previous weights' recorded outputs were reproduced bit for bit after
-the input layer moved to core-ops' k = s convolution, before this retraining.)
+the input layer moved to core-ops' k = s convolution, before this retraining.) Re-recorded
+2026-12-02 after a fresh recipe run with the fused class-Gaussian detector (issue 19 part 2): the
+network's tensors, features and logits came out bit for bit the same as before; only ``novelty``
+changed (the detector's score).
 """
 
 from __future__ import annotations
