@@ -34,7 +34,12 @@ def test_bf16_monitor_stays_close_to_fp32() -> None:
     results32, results16 = fp32.classify(maps), bf16.classify(maps)
     assert [r.class_name for r in results16] == [r.class_name for r in results32]
     for r16, r32 in zip(results16, results32, strict=True):
-        assert r16.probability == pytest.approx(r32.probability, abs=0.02)
+        # The class Gaussians' posterior is sharper than a softmax: on the one ambiguous map here
+        # (an edge-loc at p 0.56, flagged novel anyway) bf16 moves it by 0.03.
+        assert r16.probability == pytest.approx(r32.probability, abs=0.05)
+        assert r16.msp_score == pytest.approx(r32.msp_score, abs=0.02)  # the head's softmax
+        assert r16.novelty_score == pytest.approx(r32.novelty_score, abs=0.05)  # in std units
+        assert r16.is_novel == r32.is_novel
     with pytest.raises(InputError, match="precision must be one of fp32, bf16"):
         WaferMonitor.from_pretrained(precision="fp16")
     with pytest.raises(ValueError, match="inference only"):
