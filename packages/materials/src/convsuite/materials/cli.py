@@ -96,10 +96,11 @@ def detect(
     reference: Annotated[
         str,
         typer.Option(
-            help="local: the reconstruction corrected by the neighbours' median residual; "
-            "network: the reconstruction (the reference's; for large clusters)."
+            help="either: suspect under local or network (finds clusters); local: the "
+            "reconstruction corrected by the neighbours' median residual (sharpest for single "
+            "pixels, misses clusters); network: the reconstruction (the reference's)."
         ),
-    ] = "local",
+    ] = "either",
     threshold_method: Threshold = "null",
     false_alarm: FalseAlarm = 5e-4,
     precision: Precision = "fp32",
@@ -402,8 +403,9 @@ def evaluate(
     for shift, rows in results["shifts"].items():
         line = "  ".join(f"{name} {m['f1']:.3f}" for name, m in rows.items())
         typer.echo(f"shift {shift:g} eV F1: {line}")
-    line = "  ".join(f"{name} {m['f1']:.3f}" for name, m in results["clusters"].items())
-    typer.echo(f"2 eV clusters F1: {line}")
+    for cluster, rows in results["clusters"].items():
+        line = "  ".join(f"{name} {m['f1']:.3f}" for name, m in rows.items())
+        typer.echo(f"2 eV clusters of {cluster} F1: {line}")
     line = "  ".join(f"{name} {v:.4f}" for name, v in results["normal_only"].items())
     typer.echo(f"anomaly-free cube, flagged fraction: {line}")
 

@@ -1,16 +1,18 @@
 """Evaluation against the simulator's ground truth: the VAE beside PCA-3/4/5, NMF-3/4/5 and the
 ring median, per shift magnitude, with the same scoring and the same threshold for all.
 
-Every model is scored twice: against its reconstruction (``plain``, the reference's score) and
-against its reconstruction corrected by its neighbours' median residual (``local``, the default of
+Every model is scored three ways: against its reconstruction (``plain``, the reference's score),
+against its reconstruction corrected by its neighbours' median residual (``local``), and
+``either`` (the larger robust z of the two, the default of
 :func:`~convsuite.materials.infer.detect`; see :mod:`~convsuite.materials.scoring`); the ring
-median (the 8 neighbours' median spectrum) is scored as it is. Method
-names are ``"<model> <reference>"`` (``"VAE local"``, ``"PCA-4 plain"``...) and ``"ring median"``.
+median (the 8 neighbours' median spectrum) is scored as it is. Method names are
+``"<model> <reference>"`` (``"VAE local"``, ``"PCA-4 plain"``, ``"VAE either"``...) and
+``"ring median"``.
 
 For each magnitude a 64 x 64 cube (second phase, mixed valence, thickness wedge, drift: none of it
 anomalous) gets ``count`` single-pixel whole-edge Fe L shifts (up or down); a cube with the same
-normal variation and no anomaly measures the false alarms, and a cube with 2 eV shifts in clusters
-of ``CLUSTER`` pixels shows what the local reference costs on clusters. F1, precision and recall
+normal variation and no anomaly measures the false alarms, and cubes with 2 eV shifts in clusters
+of ``CLUSTERS`` pixels (9 and 25) show what the local reference costs on clusters. F1, precision and recall
 are of the thresholded mask; AUROC of the scores (scikit-learn).
 """
 
@@ -31,16 +33,17 @@ from convsuite.materials.scoring import (
     DEFAULT_FALSE_ALARM,
     DEFAULT_WINDOW_EV,
     REFERENCES,
+    either_score,
     pearson_distance,
+    reference_threshold,
     score_pixels,
-    threshold,
     window_channels,
 )
 
-__all__ = ["BASELINES", "CLUSTER", "SHIFTS_EV", "classification", "evaluate", "score_methods"]
+__all__ = ["BASELINES", "CLUSTERS", "SHIFTS_EV", "classification", "evaluate", "score_methods"]
 
 SHIFTS_EV = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 11.0)
-CLUSTER = 9  # pixels per cluster in the cluster cube
+CLUSTERS = (9, 25)  # pixels per cluster in the cluster cubes
 BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "PCA-3": lambda c: pca_reconstruction(c, 3),
     "PCA-4": lambda c: pca_reconstruction(c, 4),
@@ -49,7 +52,7 @@ BASELINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "NMF-4": lambda c: nmf_reconstruction(c, 4),
     "NMF-5": lambda c: nmf_reconstruction(c, 5),
 }
-_NAMES = {"local": "local", "network": "plain"}
+_NAMES = {"local": "local", "network": "plain", "either": "either"}
 
 
 def classification(scores: np.ndarray, mask: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -95,14 +98,19 @@ def score_methods(
     own = prepare(cube.data, energy_axis(cube), grid).own
     channels = window_channels(grid.values, window)
 
-    def thresholded(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return scores, scores > threshold(scores, threshold_method, false_alarm)
+    def thresholded(scores: np.ndarray, reference: str = "network") -> tuple[np.ndarray, ...]:
+        cut = reference_threshold(scores, reference, threshold_method, false_alarm)
+        return scores, scores > cut
 
     for name in methods:
         reconstruction = BASELINES[name](own)
+        maps = {
+            reference: score_pixels(own, reconstruction, channels, reference)
+            for reference in ("local", "network")
+        }
+        maps["either"] = either_score(maps["local"], maps["network"])
         for reference in REFERENCES:
-            scores = score_pixels(own, reconstruction, channels, reference)
-            out[f"{name} {_NAMES[reference]}"] = thresholded(scores)
+            out[f"{name} {_NAMES[reference]}"] = thresholded(maps[reference], reference)
     out["ring median"] = thresholded(pearson_distance(own, ring_median(own), channels))
     return out
 
@@ -124,11 +132,11 @@ def evaluate(
     normal-only cube.
 
     Returns:
-        ``{"shifts": {shift: {method: metrics}}, "clusters": {method: metrics},
+        ``{"shifts": {shift: {method: metrics}}, "clusters": {size: {method: metrics}},
         "normal_only": {method: flagged fraction}, "histograms": {method: (normal scores,
         anomalous scores)} at the 2 eV cube}``; evaluation seeds are ``seed + 10^5 + k``, the
-        normal-only cube ``seed + 2 * 10^5``, the cluster cube ``seed + 3 * 10^5`` (training uses
-        other seeds).
+        normal-only cube ``seed + 2 * 10^5``, the cluster cubes ``seed + 3 * 10^5 + k`` (training
+        uses other seeds).
     """
     options = {
         "fit": fit,
@@ -148,19 +156,24 @@ def evaluate(
             name: classification(s, m, truth) for name, (s, m) in scored.items()
         }
         if abs(shift - 2.0) < 1e-9 or (k == 0 and 2.0 not in shifts):
-            results["histograms"] = {
-                name: (1 - s[~truth], 1 - s[truth]) for name, (s, _) in scored.items()
+            results["histograms"] = {  # Pearson r (the either scores are z values, left out)
+                name: (1 - s[~truth], 1 - s[truth])
+                for name, (s, _) in scored.items()
+                if not name.endswith("either")
             }
         if progress is not None:
             progress(f"shift {shift:g} eV")
-    clusters = simulate_cube(
-        (size, size),
-        seed=seed + 300_000,
-        anomalies=[AnomalySpec("shift", 2.0, count, cluster=CLUSTER)],
-    )
-    truth = clusters.metadata.Anomalies.mask
-    scored = score_methods(clusters, net, **options)
-    results["clusters"] = {name: classification(s, m, truth) for name, (s, m) in scored.items()}
+    for k, cluster in enumerate(CLUSTERS):
+        clusters = simulate_cube(
+            (size, size),
+            seed=seed + 300_000 + k,
+            anomalies=[AnomalySpec("shift", 2.0, count, cluster=cluster)],
+        )
+        truth = clusters.metadata.Anomalies.mask
+        scored = score_methods(clusters, net, **options)
+        results["clusters"][cluster] = {
+            name: classification(s, m, truth) for name, (s, m) in scored.items()
+        }
     normal = simulate_cube((size, size), seed=seed + 200_000, anomalies=())
     scored = score_methods(normal, net, **options)
     results["normal_only"] = {name: float(m.mean()) for name, (_, m) in scored.items()}

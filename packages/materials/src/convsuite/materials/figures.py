@@ -51,11 +51,11 @@ def plot_spectra(found: Detection) -> Figure:
 
 
 def _curves(results: dict[str, Any], shifts: list[float]) -> dict[str, list[float]]:
-    """F1 per shift of the VAE (both references), the best of PCA-3/4/5 and of NMF-3/4/5 at each
+    """F1 per shift of the VAE (every reference), the best of PCA-3/4/5 and of NMF-3/4/5 at each
     shift (per reference) and the ring median."""
     rows = [results["shifts"][s] for s in shifts]
     curves = {}
-    for name in ("VAE local", "VAE plain", "ring median"):
+    for name in ("VAE either", "VAE local", "VAE plain", "ring median"):
         if name in rows[0]:
             curves[name] = [row[name]["f1"] for row in rows]
     for family in ("PCA", "NMF"):
@@ -74,14 +74,15 @@ def _curves(results: dict[str, Any], shifts: list[float]) -> dict[str, list[floa
 
 def plot_evaluation(results: dict[str, Any], threshold_name: str = "null") -> Figure:
     """F1 per shift magnitude (as the reference's figure: the VAE, the best of PCA-3/4/5 and of
-    NMF-3/4/5, the ring median; solid: local reference, dashed: plain) and the PCC histograms of
+    NMF-3/4/5, the ring median; solid: local reference, dashed: plain, dash-dot: either) and the
+    PCC histograms of
     normal and anomalous pixels (VAE with both references, PCA-3 plain) at one shift."""
     figure = new_figure(figsize=(12, 4.2))
     left, right = figure.subplots(1, 2)
     shifts = sorted(results["shifts"])
     for name, f1 in _curves(results, shifts).items():
         style = {"linewidth": 2.5, "color": "k"} if name.startswith("VAE") else {"linewidth": 1}
-        style["linestyle"] = "--" if name.endswith("plain") else "-"
+        style["linestyle"] = {"plain": "--", "either": "-."}.get(name.split()[-1], "-")
         left.plot(shifts, f1, marker="o", label=name, **style)
     left.axhline(0.9, color="0.6", linestyle=":")
     left.set_xscale("log")

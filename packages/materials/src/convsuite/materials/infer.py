@@ -31,8 +31,9 @@ from convsuite.materials.scoring import (
     DEFAULT_WINDOW_EV,
     check_reference,
     check_threshold,
+    either_score,
+    reference_threshold,
     score_pixels,
-    threshold,
     window_channels,
 )
 from convsuite.materials.train import SHARD, fit_vae
@@ -72,12 +73,13 @@ class Detection:
 
     Attributes:
         scores: (y, x) float32, 1 - Pearson r in the window between each pixel's own spectrum and
-            its reference (0 = a perfect match).
+            its reference (0 = a perfect match); for ``either``, the larger robust z of the two
+            references' scores (:func:`~convsuite.materials.scoring.either_score`).
         nll: (y, x) float32 reconstruction negative log-likelihood (nats, summed over the grid).
         mask: (y, x) bool, scores above ``threshold``.
         threshold: the threshold of ``scores`` (``threshold_method``'s).
         threshold_method: ``null`` (robust null model) or ``otsu``.
-        reference: ``local`` or ``network`` (what each pixel was compared with).
+        reference: ``local``, ``network`` or ``either`` (what each pixel was compared with).
         window_ev: the scoring window, eV.
         energies: (E,) the network's grid, eV.
         mean_normal / mean_flagged: (E,) mean scaled spectra of normal and flagged pixels
@@ -231,7 +233,7 @@ def detect(
     source: str = "signal",
     threshold_method: str = "null",
     false_alarm: float = DEFAULT_FALSE_ALARM,
-    reference: str = "local",
+    reference: str = "either",
     precision: str = "fp32",
 ) -> Detection:
     """Score every pixel of an EELS spectrum image (see the module docstring).
@@ -249,9 +251,11 @@ def detect(
         source: the file name for error messages.
         threshold_method: ``null`` (default: robust null model of the scores) or ``otsu``.
         false_alarm: the null model's false-alarm rate per normal pixel.
-        reference: what each pixel is compared with: ``local`` (default: the reconstruction
-            corrected by its neighbours' median residual, best of four half-rings; misses
-            clusters) or ``network`` (the reconstruction, as the reference).
+        reference: what each pixel is compared with: ``either`` (default: suspect under
+            either of the two below, the larger robust z; finds clusters and single pixels),
+            ``local`` (the reconstruction corrected by its neighbours' median residual, best of
+            four half-rings; the sharpest for single pixels, misses clusters) or ``network``
+            (the reconstruction, as the reference).
         precision: ``fp32`` or ``bf16`` for the reconstruction (core-ops' precision API; the
             fine-tuning runs in float32).
 
@@ -287,7 +291,8 @@ def detect(
         net = for_inference(net.to(device), precision)
         height, width = data.shape[:2]
         band_rows = BAND_ROWS if isinstance(data, np.ndarray) else LAZY_BAND_ROWS
-        scores = np.empty((height, width), np.float32)
+        kinds = ("local", "network") if reference == "either" else (reference,)
+        maps = {kind: np.empty((height, width), np.float32) for kind in kinds}
         nll = np.empty((height, width), np.float32)
         sums = np.zeros((2, grid.size))
         for start in range(0, height, band_rows):
@@ -300,13 +305,15 @@ def detect(
             logits = reconstruct(net, prepared.network_input, device, precision)
             rows = slice(top, top + stop - start)
             recon = 1.0 / (1.0 + np.exp(-logits))
-            scores[start:stop] = score_pixels(prepared.own, recon, channels, reference)[rows]
+            for kind, target in maps.items():
+                target[start:stop] = score_pixels(prepared.own, recon, channels, kind)[rows]
             nll[start:stop] = _nll(prepared.own[rows], logits[rows])
             if progress is not None:
                 progress(stop, height)
-        if not np.isfinite(scores).any():
+        if not all(np.isfinite(m).any() for m in maps.values()):
             raise InputError(source, "no pixel could be scored")
-        cut = threshold(scores, threshold_method, false_alarm)
+        scores = either_score(*maps.values()) if reference == "either" else maps[reference]
+        cut = reference_threshold(scores, reference, threshold_method, false_alarm)
         mask = scores > cut
         # Mean spectra of normal and flagged pixels, a second pass over the (scaled) bands.
         for start in range(0, height, band_rows):
