@@ -42,7 +42,7 @@ def test_detect_writes_every_output(
     ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_pixels"] == 24 * 24 and summary["window_ev"] == [690.0, 730.0]
-    assert (summary["threshold_method"], summary["reference"]) == ("null", "local")
+    assert (summary["threshold_method"], summary["reference"]) == ("null", "either")
     assert summary["false_alarm"] == 5e-4
     scores = hs.load(out / "scores.hspy")
     mask = hs.load(out / "mask.hspy")

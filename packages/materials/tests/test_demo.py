@@ -15,6 +15,12 @@ def test_demo(tmp_path: Path) -> None:
     result = run(tmp_path)
     assert [p.name for p in result.figures] == ["materials_maps.png", "materials_spectra.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures)
-    assert set(result.summary) == {"VAE", "PCA-3 plain", "PCA-3 local", "ring median"}
+    assert set(result.summary) == {
+        "VAE",
+        "PCA-3 plain",
+        "PCA-3 local",
+        "PCA-3 either",
+        "ring median",
+    }
     assert result.summary["VAE"]["f1"] > result.summary["PCA-3 plain"]["f1"]
     assert result.summary["VAE"]["f1"] > 0.8

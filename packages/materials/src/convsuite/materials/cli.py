@@ -109,7 +109,7 @@ def detect(
 ) -> None:
     """Score every pixel; write scores.hspy, mask.hspy, anomalies.png, spectra.png, summary.json."""
     _quiet()
-    from convsuite.materials.scoring import check_reference, check_threshold
+    from convsuite.materials.scoring import check_reference, check_threshold, score_label
 
     check_threshold(threshold_method, false_alarm)
     check_reference(reference)
@@ -156,7 +156,7 @@ def detect(
         ):
             target.name, target.units = origin.name, origin.units
             target.offset, target.scale = origin.offset, origin.scale
-    scores.metadata.General.title = "anomaly score (1 - Pearson r)"
+    scores.metadata.General.title = f"anomaly score ({score_label(found.reference)})"
     scores.metadata.set_item("Anomalies.nll", found.nll)
     mask.metadata.General.title = f"anomalous pixels ({threshold_method} threshold)"
     out.mkdir(parents=True, exist_ok=True)

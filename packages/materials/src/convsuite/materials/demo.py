@@ -4,8 +4,8 @@ simulated EELS spectrum image.
 Simulates a held-out 64 x 64 Fe/Mn oxide cube (seed 7; training used seeds from 1000) with a second
 phase, mixed valence, a thickness wedge and 0.3 eV drift, and 500 single pixels whose Fe L2,3 edge
 is shifted by 2 eV; fine-tunes the bundled VAE on the cube for 20 s, scores every pixel, and
-compares with PCA-3 (scored against its reconstruction, plain, and with the local reference) and
-the ring median.
+compares with PCA-3 (scored against its reconstruction, plain, with the local reference, and with
+either, the default) and the ring median.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def run(out_dir: Path) -> DemoResult:
             "thickness wedge and energy drift (all normal) and 500 single pixels whose Fe L2,3 "
             "edge is shifted by 2 eV. The bundled VAE, fine-tuned on the cube for 20 s, scores "
             "each pixel by 1 - Pearson r in 690-730 eV between its spectrum and its "
-            "reconstruction corrected by its neighbours' residuals; a robust null model of the "
-            "cube's scores flags pixels. F1 beside PCA-3 and the ring median."
+            "reconstruction, as it is and corrected by its neighbours' residuals; a pixel is "
+            "flagged when either score is beyond a robust null model of the cube's scores. F1 "
+            "beside PCA-3 and the ring median."
         ),
     )

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from convsuite.core_ops.figures import new_figure
 from convsuite.materials.infer import Detection
+from convsuite.materials.scoring import score_label
 
 __all__ = ["plot_anomalies", "plot_evaluation", "plot_spectra"]
 
@@ -19,7 +20,7 @@ def plot_anomalies(found: Detection, truth: np.ndarray | None = None, title: str
     figure = new_figure(figsize=(4.2 * panels, 3.8))
     axes = figure.subplots(1, panels)
     image = axes[0].imshow(found.scores, cmap="magma")
-    figure.colorbar(image, ax=axes[0], shrink=0.8, label="1 - Pearson r")
+    figure.colorbar(image, ax=axes[0], shrink=0.8, label=score_label(found.reference))
     axes[0].set_title(f"score, {found.window_ev[0]:g}-{found.window_ev[1]:g} eV")
     axes[1].imshow(found.mask, cmap="gray")
     axes[1].set_title(

@@ -33,6 +33,7 @@ from convsuite.materials.scoring import (
     check_threshold,
     either_score,
     reference_threshold,
+    score_label,
     score_pixels,
     window_channels,
 )
@@ -357,7 +358,7 @@ def detect_anomalies(signal: Any, net: EELSVAE | None = None, **options: Any) ->
     ):
         target.name, target.units = origin.name, origin.units
         target.offset, target.scale = origin.offset, origin.scale
-    scores.metadata.General.title = "anomaly score (1 - Pearson r)"
+    scores.metadata.General.title = f"anomaly score ({score_label(result.reference)})"
     scores.metadata.set_item("Anomalies.mask", result.mask)
     scores.metadata.set_item("Anomalies.threshold", result.threshold)
     scores.metadata.set_item("Anomalies.threshold_method", result.threshold_method)

@@ -51,6 +51,7 @@ __all__ = [
     "either_score",
     "reference_threshold",
     "robust_z",
+    "score_label",
     "neighbour_median",
     "null_threshold",
     "otsu_threshold",
@@ -270,6 +271,13 @@ def reference_threshold(
     if method == "null":
         return float(norm.isf(false_alarm / 2))
     return otsu_threshold(scores)
+
+
+def score_label(reference: str) -> str:
+    """What a ``reference``'s score map holds, for figure and signal titles."""
+    if reference == "either":
+        return "robust z of 1 - Pearson r (larger of local, network)"
+    return "1 - Pearson r"
 
 
 def check_reference(reference: str) -> None:
