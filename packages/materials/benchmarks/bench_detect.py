@@ -10,8 +10,8 @@ the memory a lazy cube takes.
    the cube's size;
    the target is a cube 4x larger than the memory given, i.e. an increase under a quarter of it.
 
-3. On the in-memory cube, the cost of the local reference (against scoring the reconstruction)
-   and of bf16 (core-ops' precision API) against fp32.
+3. On the in-memory cube, the cost of the default ``either`` reference (against scoring the
+   reconstruction only, ``network``) and of bf16 (core-ops' precision API) against fp32.
 
 Run: ``PYTHONPATH=shared .venv/bin/python packages/materials/benchmarks/bench_detect.py``
 (``--no-lazy``: parts 1 and 3 only).
@@ -114,10 +114,10 @@ def main() -> None:
         lambda: detect(cube, net, fit=False, precision="bf16"), repeats=3, warmup=0
     )
     print_table(
-        "the same cube: local reference (default) and bf16",
+        "the same cube: either reference (default) and bf16",
         [
-            Comparison("local vs network reference", vae_s, network_s),
-            Comparison("bf16 vs fp32 (local)", bf16_s, vae_s),
+            Comparison("either vs network reference", vae_s, network_s),
+            Comparison("bf16 vs fp32 (either)", bf16_s, vae_s),
         ],
         "the other",
     )
