@@ -126,3 +126,22 @@ def test_planck_layout_file_through_the_whole_cli(tmp_path, invoke) -> None:
     power = np.var(filled[holes] * 1e6) / np.var(sky.truth[holes])
     assert 0.8 < power < 1.2  # a realization: the right power in the holes
     assert {p.name for p in plots.iterdir()} == {"map_maps.png", "map_spectrum.png"}
+
+
+def test_a_column_is_written_in_place_block_by_block(tmp_path, monkeypatch) -> None:
+    """A several-column file is written as a copy with one column overwritten through memory maps
+    of a few rows at a time (Nside 64: 48 rows of 1024 pixels, here 5 rows a map): the column
+    holds the new values exactly, the other columns and the history card are there."""
+    from convsuite.cosmo.data import fits_io, read_sky_map
+
+    monkeypatch.setattr(fits_io, "_WRITE_ROWS", 5)
+    sky = simulate_sky(64, 2)
+    write_planck_layout(sky, tmp_path / "map.fits", tmp_path / "masks.fits")
+    read = read_sky_map(tmp_path / "map.fits", "I_STOKES")
+    new = np.arange(read.values.size, dtype=np.float32) * np.float32(1e-7)
+    write_sky_map(read.replace(values=new), tmp_path / "out.fits", history="block test")
+    with fits.open(tmp_path / "map.fits") as before, fits.open(tmp_path / "out.fits") as after:
+        np.testing.assert_array_equal(np.ravel(after[1].data["I_STOKES"]), new)
+        for name in PLANCK_COLUMNS[1:]:
+            np.testing.assert_array_equal(after[1].data[name], before[1].data[name])
+        assert "block test" in str(after[1].header["HISTORY"])
