@@ -299,7 +299,6 @@ class D3Block(nn.Module):
     ) -> None:
         super().__init__()
         if block_factory is None:
-            check_spatial_dims(spatial_dims)
             block_factory = functools.partial(D2Block, spatial_dims=spatial_dims)
         bottleneck = None if bottleneck_factor is None else bottleneck_factor * growth_rate
         blocks = []
