@@ -124,6 +124,7 @@ def test_dispatcher_routes_large_training_kernels_to_fft(monkeypatch):
     assert calls == []
     large_kernel_conv(x, torch.randn(4, 1, 17, 17, requires_grad=True), None, 1, 8, 1, 4)
     assert calls == []  # the split route: direct passes, FFT weight gradient
+    x = torch.randn(1, 4, 48, 48)  # large enough that no tap of 41 x 41 is cropped
     large_kernel_conv(x, torch.randn(4, 1, 41, 41, requires_grad=True), None, 1, 20, 1, 4)
     assert calls == ["fft"]
 
@@ -227,3 +228,29 @@ def test_dispatcher_matches_direct_for_every_route(dims, kernel, needs_grad):
             strict=True,
         ):
             torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=1e-4 * g_ref.abs().max().item())
+
+
+@pytest.mark.parametrize("needs_grad", [False, True])
+def test_dispatcher_crops_taps_that_only_meet_padding(needs_grad):
+    """A 17x17 window on a 4x5 map (and a 1-D 31-tap kernel on 6 samples): the outer taps read only
+    zero padding; the dispatcher drops them, with torch's values and gradients (zero there)."""
+    torch.manual_seed(0)
+    for x_shape, w_shape, padding in (
+        ((2, 6, 4, 5), (6, 1, 17, 17), 8),
+        ((2, 6, 6), (6, 1, 31), 15),
+    ):
+        x = torch.randn(*x_shape, dtype=torch.float64, requires_grad=needs_grad)
+        w = torch.randn(*w_shape, dtype=torch.float64, requires_grad=needs_grad)
+        direct = DIRECT[len(x_shape) - 2]
+        with torch.set_grad_enabled(needs_grad):
+            ours = large_kernel_conv(x, w, None, 1, padding, 1, 6)
+            reference = direct(x, w, None, 1, padding, 1, 6)
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-10)
+        if needs_grad:
+            grad_out = torch.randn_like(reference)
+            for g_ours, g_ref in zip(
+                torch.autograd.grad(ours, (x, w), grad_out),
+                torch.autograd.grad(reference, (x, w), grad_out),
+                strict=True,
+            ):
+                torch.testing.assert_close(g_ours, g_ref, rtol=1e-10, atol=1e-10)

@@ -435,6 +435,12 @@ def large_kernel_conv(
     dims = weight.dim() - 2
     depthwise = weight.shape[1] == 1 and groups > 1
     dilation_ = as_tuple(dilation, dims, "dilation")
+    if (
+        x.dim() == dims + 2
+        and dilation_ == (1,) * dims
+        and as_tuple(stride, dims, "stride") == (1,) * dims
+    ):
+        weight, padding = _crop_to_reach(x, weight, padding)
     extent = max(d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dilation_, strict=True))
     return conv_by_route(
         choose_route(dims, depthwise, needs_grad, extent),
@@ -446,6 +452,31 @@ def large_kernel_conv(
         dilation,
         groups,
     )
+
+
+def _crop_to_reach(
+    x: Tensor, weight: Tensor, padding: IntOrSeq | str
+) -> tuple[Tensor, IntOrSeq | str]:
+    """(weight, padding) without the outer taps that only ever meet zero padding (stride 1).
+
+    With symmetric padding ``p`` on an axis of length ``L``, tap ``t`` reaches input positions
+    ``o - p + t`` for outputs ``o`` in ``[0, L + 2p - k]``; taps below ``p - L_out + 1`` or above
+    ``p + L - 1`` read padding only (a 17x17 window on a 4x4 stage map uses its central 7x7). Cropping
+    them leaves values and gradients unchanged (the cropped entries' gradient is zero either way).
+    """
+    kernel = tuple(weight.shape[2:])
+    sides = _side_padding(padding, kernel, (1,) * len(kernel))
+    slices, new_padding = [], []
+    for k, (left, right), length in zip(kernel, sides, x.shape[2:], strict=True):
+        out = length + left + right - k + 1
+        low, high = max(0, left - out + 1), min(k - 1, left + length - 1)
+        if left != right or low != k - 1 - high:
+            return weight, padding
+        slices.append(slice(low, high + 1))
+        new_padding.append(left - low)
+    if all(sl.start == 0 for sl in slices):
+        return weight, padding
+    return weight[(..., *slices)], tuple(new_padding)
 
 
 def conv_by_route(
