@@ -29,7 +29,8 @@ What differs, and why:
   although it moves along axis ``D - 1 - j``; we use the size of the axis the position moves along.
   Square windows (every published configuration) are unaffected.
 * The convolution itself goes through :func:`~convsuite.core_ops.layers.fft_conv.large_kernel_conv`,
-  which picks the FFT path for large windows (the dense kernel is up to 31x31 in DCLS-ConvNeXt).
+  which routes large windows to torch's direct forward with an FFT weight gradient, or to the FFT
+  path (the dense kernel is up to 31x31 in DCLS-ConvNeXt).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""FFT convolution for large and long kernels, and the dispatcher that picks FFT or direct.
+"""FFT convolution for large and long kernels, and the dispatcher that routes each convolution
+to torch's direct kernel (in the right layout), a split direct/FFT path or the FFT path.
 
 Convolution theorem: a cross-correlation is a pointwise product in the Fourier domain,
 ``y = irfft(rfft(x) * conj(rfft(w)))``, costing O(n log n) per channel whatever the kernel size,
