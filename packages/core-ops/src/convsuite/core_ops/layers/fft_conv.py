@@ -305,29 +305,33 @@ def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int)
     return lags[(..., *(slice(0, kernel),) * dims)].unsqueeze(1).to(x.dtype)
 
 
-# Routes of the dispatcher, measured on this project's 2-core AVX-512 CPU on 2026-12-02 while five
-# other agents ran (load 7-10; torch 2.13, float32, 2 threads; 2-D input (8, 96, 56, 56) depthwise,
-# NCHW and channels-last, 1-D input (8, 96, 4096); the sweep is printed by
-# benchmarks/bench_fft_conv.py). For each (spatial dims, depthwise, needs_grad):
-# ((smallest kernel extent, route), ...); the last entry whose extent is <= the kernel's applies.
+# Routes of the dispatcher, measured on this project's 2-core AVX-512 CPU on 2026-12-02 (torch 2.13,
+# float32, 2 threads; 2-D input (8, 96, 56, 56) depthwise, NCHW and channels-last, 1-D input
+# (8, 96, 4096); the sweep is printed by benchmarks/bench_fft_conv.py). The depthwise entries below
+# k = 15 were re-measured on the idle machine (interleaved medians of 5): a sweep under load (7-10)
+# had put "channels_last" there, which the idle machine contradicts. For each (spatial dims,
+# depthwise, needs_grad): ((smallest kernel extent, route), ...); the last entry whose extent is <=
+# the kernel's applies.
 # Routes:
-#   "direct":        torch's kernel on the input as it is laid out (no layout round trip);
-#   "channels_last": torch's kernel in channels-last (2-D: NCHW depthwise is 1.3x slower at
-#                    k = 7-11 even counting the copy, 10-30x from k = 15, and its backward
-#                    at every k), or a (N, C, 1, L) channels-last 2-D convolution for 1-D
-#                    (1.5-2x faster than conv1d for k = 9-31, and its backward 5-20x);
+#   "direct":        torch's kernel on the input as it is laid out (no layout round trip). Idle,
+#                    NCHW depthwise inference: 2-D k = 3-13 1.4-5.1 ms against 1.8-7.7 ms through a
+#                    copy to channels-last; 1-D k = 5-13 1.7-1.9 ms against 2.3-2.9 ms. 2-D k = 3
+#                    training 5.5 ms against 8.2 ms.
+#   "channels_last": torch's kernel in channels-last (2-D: NCHW depthwise is 10-30x slower from
+#                    k = 15, and its backward 2-3x slower from k = 5: 19 vs 36 ms at k = 5, 63 vs
+#                    171 ms at k = 13), or a (N, C, 1, L) channels-last 2-D convolution for 1-D
+#                    (conv1d jumps from 1.7 ms at k = 13 to 10.9 ms at k = 15; the channels-last
+#                    form takes 3.2 ms; its backward is faster up to k = 13 only);
 #   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
 #   "fft":           fft_conv.
-# At k = 13 the NCHW kernel is as fast as a copy to channels-last plus the (padded) channels-last
-# kernel, so NCHW inputs stay NCHW there. 3-D was not measured; dense convolutions keep the
-# foundation issue's crossover (15).
+# 3-D was not measured; dense convolutions keep the foundation issue's crossover (15).
 ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
-    (1, True, False): ((1, "channels_last"), (127, "fft")),
-    (1, True, True): ((1, "channels_last"), (17, "split"), (257, "fft")),
+    (1, True, False): ((1, "direct"), (15, "channels_last"), (127, "fft")),
+    (1, True, True): ((1, "channels_last"), (15, "direct"), (17, "split"), (257, "fft")),
     (1, False, False): ((1, "direct"), (15, "fft")),
     (1, False, True): ((1, "direct"), (15, "fft")),
-    (2, True, False): ((1, "channels_last"), (13, "direct"), (15, "channels_last"), (51, "fft")),
-    (2, True, True): ((1, "channels_last"), (15, "split"), (35, "fft")),
+    (2, True, False): ((1, "direct"), (15, "channels_last"), (51, "fft")),
+    (2, True, True): ((1, "direct"), (5, "channels_last"), (15, "split"), (35, "fft")),
     (2, False, False): ((1, "direct"), (15, "fft")),
     (2, False, True): ((1, "direct"), (15, "fft")),
     (3, True, False): ((1, "direct"), (51, "fft")),
