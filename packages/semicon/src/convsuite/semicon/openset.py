@@ -138,7 +138,34 @@ def mixture_log_likelihood(
     return logsumexp(log_joint, axis=1)
 
 
-class NoveltyDetector:
+class _Thresholded:
+    """The threshold shared by the detectors: a quantile of known-class validation scores."""
+
+    false_alarm_rate: float
+    threshold: float | None
+
+    def score(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        raise NotImplementedError
+
+    def calibrate(
+        self, val_features: np.ndarray | torch.Tensor, false_alarm_rate: float | None = None
+    ) -> float:
+        """Set (and return) the threshold: the ``1 - rate`` quantile of known-class scores."""
+        rate = _checked_rate(
+            self.false_alarm_rate if false_alarm_rate is None else false_alarm_rate
+        )
+        self.false_alarm_rate = rate
+        self.threshold = float(np.quantile(self.score(val_features), 1.0 - rate))
+        return self.threshold
+
+
+def _checked_rate(rate: float) -> float:
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"false_alarm_rate must be in (0, 1), got {rate}")
+    return rate
+
+
+class NoveltyDetector(_Thresholded):
     """A Gaussian mixture on penultimate features; score = negative log-likelihood.
 
     With ``n_components="classes"`` the components are the known classes themselves (Lee et al.,
@@ -184,13 +211,11 @@ class NoveltyDetector:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         if covariance_type not in _COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {_COVARIANCE_TYPES}")
-        if not 0.0 < false_alarm_rate < 1.0:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
         self.n_components = n_components
         self.max_components = max_components
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
-        self.false_alarm_rate = false_alarm_rate
+        self.false_alarm_rate = _checked_rate(false_alarm_rate)
         self.seed = seed
         self.threshold: float | None = None
         self._arrays: dict[str, np.ndarray] | None = None
@@ -310,18 +335,6 @@ class NoveltyDetector:
             "precisions_cholesky": precision_cholesky,
         }
 
-    def calibrate(
-        self, val_features: np.ndarray | torch.Tensor, false_alarm_rate: float | None = None
-    ) -> float:
-        """Set (and return) the threshold: the ``1 - rate`` quantile of known-class scores."""
-        rate = self.false_alarm_rate if false_alarm_rate is None else false_alarm_rate
-        if not 0.0 < rate < 1.0:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {rate}")
-        self.false_alarm_rate = rate
-        scores = self.score(val_features)
-        self.threshold = float(np.quantile(scores, 1.0 - rate))
-        return self.threshold
-
     # -- scoring ----------------------------------------------------------------------------------
 
     def log_densities(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -439,7 +452,7 @@ class NoveltyDetector:
         )
 
 
-class FusedNoveltyDetector:
+class FusedNoveltyDetector(_Thresholded):
     """Class-conditional Gaussians on blocks of the features, their scores fused: the novelty
     detector of :func:`~convsuite.semicon.train.fit_monitor`.
 
@@ -480,10 +493,8 @@ class FusedNoveltyDetector:
             raise ValueError(f"blocks must be non-empty (start, stop) ranges from 0, got {blocks}")
         if any(edges[i] != edges[i + 1] for i in range(1, len(edges) - 1, 2)):
             raise ValueError(f"blocks must follow each other without gaps, got {blocks}")
-        if not 0.0 < false_alarm_rate < 1.0:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
         self.reg_covar = reg_covar
-        self.false_alarm_rate = false_alarm_rate
+        self.false_alarm_rate = _checked_rate(false_alarm_rate)
         self.threshold: float | None = None
         self.parts: list[NoveltyDetector] = []
         self.offsets = np.zeros(len(self.blocks))
@@ -532,17 +543,6 @@ class FusedNoveltyDetector:
         self.spreads = np.array([max(float(s.std()), 1e-12) for s in part_scores])
         self.calibrate(val)
         return self
-
-    def calibrate(
-        self, val_features: np.ndarray | torch.Tensor, false_alarm_rate: float | None = None
-    ) -> float:
-        """Set (and return) the threshold: the ``1 - rate`` quantile of known-class scores."""
-        rate = self.false_alarm_rate if false_alarm_rate is None else false_alarm_rate
-        if not 0.0 < rate < 1.0:
-            raise ValueError(f"false_alarm_rate must be in (0, 1), got {rate}")
-        self.false_alarm_rate = rate
-        self.threshold = float(np.quantile(self.score(val_features), 1.0 - rate))
-        return self.threshold
 
     def _check(self, features: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
         features = _as_matrix(features, name)
