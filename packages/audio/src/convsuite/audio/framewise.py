@@ -42,7 +42,7 @@ from convsuite.core_ops.layers.pseudocomplex_d3 import (
 __all__ = ["FrameProgram"]
 
 _EPS = 1e-8  # as in convsuite.audio.model.compress / bounded_mask
-_SPAN = 64  # M (at least D): frames written between two moves of a buffer's history to its front
+_SPAN = 32  # M: frames between two moves of a node's pending partial outputs to the front
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,17 @@ class _Part:
 
 
 @dataclass
+class _Group:
+    """One dilation group of a convolution: the current frame's contributions to later outputs."""
+
+    source: Tensor  # (count, k_f, F) strided view of the node's padded activations
+    x: Tensor  # (count k_f, F) its copy: the current frame, frequency taps expanded
+    weight: Tensor  # (k_t 2 C_out, count k_f): row block l is time tap k_t - 1 - l (lag l d_t)
+    y: Tensor | None  # (k_t 2 C_out, F) product when d_t > 1 (added to strided ``acc`` views)
+    targets: list[Tensor]  # per p = t mod M: the rows of outputs t, t + d_t, ... in ``acc``
+
+
+@dataclass
 class _Node:
     """One convolution of the program (see the module docstring)."""
 
@@ -62,12 +73,12 @@ class _Node:
     index: Tensor | None  # feature rows to gather into ``gathered``, None when it is a view
     scale: Tensor  # (rows, F) folded batch-norm scale, act order, materialized
     shift: Tensor
-    ring: Tensor  # (D - 1 + M, rows, F + 2P): frame t at D - 1 + t mod M
-    history: int  # D - 1, the frames moved to the front every M frames
-    slots: list[Tensor]  # per position s = t mod M: (rows, F) view of the interior
-    copies: list[list[tuple[Tensor, Tensor]]]  # per s: (im2col block, strided ring view)
-    x: Tensor  # (K, F) the im2col matrix (for 1x1 convolutions the current slot itself)
-    weight: Tensor  # (2 C_out, K)
+    padded: Tensor  # (rows, F + 2P) the activations with zero frequency margins
+    slot: Tensor  # (rows, F) their interior
+    groups: list[_Group]  # empty for a 1x1 convolution (its input is ``slot`` itself)
+    acc: Tensor  # (D - 1 + M, 2 C_out, F): partial sums of outputs t - p .. t - p + D - 2 + M
+    depth: int  # D
+    weight: Tensor  # (2 C_out, rows) for a 1x1 convolution
     bias: Tensor  # (2 C_out, 1)
     out: Tensor  # (2 C_out, F) view of the node's output rows in the feature buffer
 
@@ -121,6 +132,7 @@ class FrameProgram:
             self.nodes = [self._build(*spec) for spec in self._specs]
             self.head_rows = self.features[self.head.row : self.head.row + 4]
             self.window = torch.hann_window(N_FFT, periodic=True, device=self.device)
+        self._schedules = [self._schedule(u) for u in range(_SPAN)]
         self.frame = 0
 
     # -- compilation ------------------------------------------------------------------------
@@ -188,24 +200,24 @@ class FrameProgram:
         first = feature_rows[0]
         index = None
         if feature_rows == list(range(first, first + rows)):
-            source = features[first : first + rows]
+            source_rows = features[first : first + rows]
         else:
             index = torch.tensor(feature_rows, device=device)
-            source = torch.zeros(rows, bins, device=device)
+            source_rows = torch.zeros(rows, bins, device=device)
         scale, shift = torch.ones(rows), torch.zeros(rows)
         if norm is not None:
             pseudo = torch.tensor([h * total + k for k, h in zip(channel, half, strict=True)])
             scale, shift = (v[pseudo] for v in _folded(norm))
-        depth = max((c.conv.kernel_size[0] - 1) * c.conv.dilation[0] + 1 for c in convs)
         pad = max(c.conv.dilation[1] * (c.conv.kernel_size[1] // 2) for c in convs)
-        width = bins + 2 * pad
-        one_by_one = depth == 1 and pad == 0 and len(convs) == 1
-        span = 1 if one_by_one else max(_SPAN, depth)
-        ring = torch.zeros(depth - 1 + span, rows, width, device=device)
-        slots = [ring[depth - 1 + s, :, pad : pad + bins] for s in range(span)]
-        weights, blocks = [], []  # blocks: (first act row, rows, k_t, k_f, d_t, d_f)
+        padded = torch.zeros(rows, bins + 2 * pad, device=device)
+        slot = padded[:, pad : pad + bins]
+        one_by_one = len(convs) == 1 and convs[0].conv.kernel_size == (1, 1)
         group_start = [sum(groups[:g]) for g in range(len(groups))]
         bias = _fused(convs[0])[1]  # the multidilated sum has one bias, the first group's
+        depth = max((c.conv.kernel_size[0] - 1) * c.conv.dilation[0] + 1 for c in convs)
+        rows_out = 2 * out.channels
+        acc = torch.zeros(0 if one_by_one else depth - 1 + _SPAN, rows_out, bins, device=device)
+        built, weights = [], []
         for g, conv in enumerate(convs):
             weight, _ = _fused(conv)
             (k_t, k_f), (d_t, d_f) = conv.conv.kernel_size, conv.conv.dilation
@@ -213,50 +225,98 @@ class FrameProgram:
             members = [a for a in range(rows) if lo <= channel[a] < hi]
             if members != list(range(members[0], members[0] + len(members))):
                 raise ValueError("a convolution group's channels must be adjacent")
-            for a in members:
-                column = half[a] * groups[g] + channel[a] - group_start[g]
-                weights.append(weight[:, column].reshape(weight.shape[0], -1))
-            blocks.append((members[0], len(members), k_t, k_f, d_t, d_f))
-        weight = torch.cat(weights, 1).to(device)
-        x = torch.zeros(weight.shape[1], bins, device=device)
-        copies: list[list[tuple[Tensor, Tensor]]] = []
-        for s in range(0 if one_by_one else span):
-            pairs, row = [], 0
-            for first_row, count, k_t, k_f, d_t, d_f in blocks:
-                # Frames t - (k_t - 1 - j) d_t, j = 0..k_t-1, lie at D - 1 + s - (k_t - 1 - j) d_t.
-                frame = depth - 1 + s - (k_t - 1) * d_t
-                view = ring.as_strided(
-                    (count, k_t, k_f, bins),
-                    (width, d_t * rows * width, d_f, 1),
-                    frame * rows * width + first_row * width + pad - (k_f // 2) * d_f,
+            columns = [half[a] * groups[g] + channel[a] - group_start[g] for a in members]
+            block = weight[:, columns]  # (2 C_out, count, k_t, k_f)
+            if one_by_one:
+                weights.append(block.reshape(block.shape[0], -1))
+                continue
+            count = len(members)
+            lagged = block.flip(2).permute(2, 0, 1, 3)  # (lag l, 2 C_out, count, k_f)
+            source = padded.as_strided(
+                (count, k_f, bins),
+                (padded.shape[1], d_f, 1),
+                members[0] * padded.shape[1] + pad - (k_f // 2) * d_f,
+            )
+            targets = [
+                acc.as_strided(
+                    (k_t, rows_out, bins),
+                    (d_t * rows_out * bins, bins, 1),
+                    position * rows_out * bins,
                 )
-                block = x[row : row + count * k_t * k_f].view(count, k_t, k_f, bins)
-                pairs.append((block, view))
-                row += count * k_t * k_f
-            copies.append(pairs)
+                for position in range(_SPAN)
+            ]
+            if d_t == 1:
+                targets = [target.view(-1, bins) for target in targets]
+            built.append(
+                _Group(
+                    source=source,
+                    x=torch.zeros(count * k_f, bins, device=device),
+                    weight=lagged.reshape(k_t * rows_out, -1).contiguous().to(device),
+                    y=None if d_t == 1 else torch.zeros(k_t * rows_out, bins, device=device),
+                    targets=targets,
+                )
+            )
         return _Node(
-            source=source,
-            gathered=source,
+            source=source_rows,
+            gathered=source_rows,
             index=index,
-            scale=scale[:, None].expand_as(slots[0]).contiguous().to(device),
-            shift=shift[:, None].expand_as(slots[0]).contiguous().to(device),
-            ring=ring,
-            history=depth - 1,
-            slots=slots,
-            copies=copies,
-            x=ring[0] if one_by_one else x,
-            weight=weight,
+            scale=scale[:, None].expand_as(slot).contiguous().to(device),
+            shift=shift[:, None].expand_as(slot).contiguous().to(device),
+            padded=padded,
+            slot=slot,
+            groups=built,
+            acc=acc,
+            depth=depth,
+            weight=torch.cat(weights, 1).to(device) if one_by_one else padded.new_zeros(0),
             bias=bias[:, None].to(device),
             out=features[out.row : out.row + 2 * out.channels],
         )
 
+    def _schedule(self, u: int) -> list[tuple]:
+        """The calls ``(function, args, kwargs)`` of frames t = u mod the cycle, in order."""
+        calls: list[tuple] = []
+        for n, node in enumerate(self.nodes):
+            slot = node.slot
+            if n == 0:  # the stem: its input is not normalized
+                calls.append((slot.copy_, (node.source,), {}))
+            else:
+                if node.index is not None:
+                    calls.append(
+                        (torch.index_select, (self.features, 0, node.index), {"out": node.gathered})
+                    )
+                calls.append((torch.addcmul, (node.shift, node.source, node.scale), {"out": slot}))
+                if not node.groups:  # else the ReLU is applied by the groups' copies
+                    calls.append((slot.relu_, (), {}))
+            if not node.groups:
+                calls.append((torch.addmm, (node.bias, node.weight, slot), {"out": node.out}))
+                continue
+            for group in node.groups:
+                x = group.x.view(group.source.shape)
+                if n == 0:
+                    calls.append((x.copy_, (group.source,), {}))
+                else:  # ReLU and the frequency-tap copy in one pass
+                    calls.append((torch.clamp_min, (group.source, 0.0), {"out": x}))
+                target = group.targets[u]
+                if group.y is None:  # lags 0, 1, ..: adjacent rows of acc
+                    calls.append((target.addmm_, (group.weight, group.x), {}))
+                else:
+                    calls.append((torch.mm, (group.weight, group.x), {"out": group.y}))
+                    calls.append((target.add_, (group.y.view(target.shape),), {}))
+            calls.append((torch.add, (node.acc[u], node.bias), {"out": node.out}))
+            if u == _SPAN - 1:  # the pending outputs move to the front, the rest starts at 0
+                history = node.depth - 1
+                if history:
+                    calls.append((node.acc[:history].copy_, (node.acc[_SPAN:],), {}))
+                calls.append((node.acc[history:].zero_, (), {}))
+        return calls
+
     # -- running ----------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Start a new stream: every ring back to silence."""
+        """Start a new stream: every history back to silence."""
         with torch.inference_mode():
             for node in self.nodes:
-                node.ring.zero_()
+                node.acc.zero_()
         self.frame = 0
 
     def step(self, mic: Tensor, far: Tensor) -> Tensor:
@@ -276,23 +336,8 @@ class FrameProgram:
         stem = self.nodes[0].gathered  # the stem's input rows: [mic, far] real; [mic, far] imag
         torch.mul(real, power, out=stem[:2])
         torch.mul(imag, power, out=stem[2:])
-        features, addcmul, addmm, index_select = self.features, torch.addcmul, torch.addmm, None
-        for node in self.nodes:
-            position = t % len(node.slots)
-            if position == 0 and t and node.history:  # the last D - 1 frames move to the front
-                node.ring[: node.history].copy_(node.ring[-node.history :])
-            slot = node.slots[position]
-            if index_select is None:  # the stem: its input is not normalized
-                slot.copy_(node.source)
-                index_select = torch.index_select
-            else:
-                if node.index is not None:
-                    index_select(features, 0, node.index, out=node.gathered)
-                addcmul(node.shift, node.source, node.scale, out=slot).relu_()
-            if node.copies:
-                for block, view in node.copies[position]:
-                    block.copy_(view)
-            addmm(node.bias, node.weight, node.x, out=node.out)
+        for call, args, kwargs in self._schedules[t % len(self._schedules)]:
+            call(*args, **kwargs)
         raw = self.head_rows  # [echo, noise] real; [echo, noise] imaginary
         mask_real, mask_imag = raw[:2], raw[2:]
         magnitude = (mask_real * mask_real + mask_imag * mask_imag + _EPS).sqrt()

@@ -153,18 +153,18 @@ class StreamingAEC:
         self.precision = check_precision(precision)
         self._mic = np.zeros(N_FFT - HOP, dtype=np.float32)  # unframed samples, history first
         self._far = np.zeros(N_FFT - HOP + max(int(delay), 0), dtype=np.float32)
-        self._tail = torch.zeros(N_FFT - HOP, device=device)
+        self._tail = np.zeros(N_FFT - HOP, dtype=np.float32)
         self._received = 0
         self._emitted = -HOP  # the first hop out is the pre-roll before the stream started
 
     def _frame(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
         mic_t, far_t = torch.from_numpy(mic).to(self.device), torch.from_numpy(far).to(self.device)
-        near = self.program.step(mic_t, far_t)
-        with torch.inference_mode():
-            frame = torch.fft.irfft(near, n=N_FFT)
-            hop = self._tail + frame[:HOP]
-            self._tail = frame[HOP:]
-        return hop.cpu().numpy()
+        near = self.program.step(mic_t, far_t).cpu().numpy()
+        # numpy's inverse FFT of one frame: a few us, several times cheaper per call than torch's
+        frame = np.fft.irfft(near, N_FFT).astype(np.float32)
+        hop = self._tail + frame[:HOP]
+        self._tail = frame[HOP:]
+        return hop
 
     def process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
         """Feed (samples,) microphone and far-end audio; return the completed output samples."""
