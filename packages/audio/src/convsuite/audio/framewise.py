@@ -1,23 +1,30 @@
-"""A causal :class:`D3AEC` compiled into a per-frame program: im2col copies and one matmul per conv.
+"""A causal :class:`D3AEC` compiled into a per-frame program: one matmul per dilation group.
 
 :class:`StreamingAEC` runs the network one 16-ms frame at a time; this is the package's one
 streaming path. Called module by module on each frame (with the past frames each convolution
 needs), a frame would cost ~25 small convolutions, a ``torch.cat`` of history per convolution and
-the Python dispatch of every block: far more than its arithmetic. Here the
-network is flattened once (weights snapshot, inference only) into one node per convolution
-(stem, bottlenecks, the multidilated layers, head), and a frame is, per node:
+the Python dispatch of every block: far more than its arithmetic. Here the network is flattened
+once (weights snapshot, inference only) into one node per convolution (stem, bottlenecks, the
+multidilated layers, head), and a frame is, per node:
 
-1. batch norm (folded to a per-channel scale and shift) and ReLU of the node's input, written
-   once into the node's buffer of past activations ``(D - 1 + M, rows, F + 2P)`` at position
-   ``D - 1 + t mod M``; every M frames the last ``D - 1`` frames move to the front, so the last D
-   frames are always adjacent in storage (zero margins of ``P`` bins give the "same" frequency
-   padding; a fresh buffer is the causal zero padding of the offline network);
-2. per dilation group, one strided copy of its im2col rows (channel, time tap, frequency tap)
-   ``x F`` out of the ring: time taps ``d_t`` frames apart and frequency taps ``d_f`` bins
-   apart are uniform strides of one view (the views for each ring position are precomputed);
-3. one ``addmm`` with the fused real weight ``[[Wr, -Wi], [Wi, Wr]]`` (columns in im2col order)
-   writing the node's output rows into the frame's feature buffer, where the D2/D3 dense
-   concatenations are just row ranges (no ``pseudo_cat``).
+1. batch norm (folded to a per-channel scale and shift) of the node's input, written once into
+   the interior of a (rows, F + 2P) buffer whose zero margins of ``P`` bins give the "same"
+   frequency padding;
+2. per dilation group, ReLU and the frequency taps of this frame only in one strided pass
+   (``clamp_min`` out of a view with taps ``d_f`` bins apart): (channels x k_f, F) rows;
+3. one matmul of those rows with the group's weight stacked over the time taps,
+   ``(k_t 2 C_out, channels k_f)``: row block ``l`` is this frame's contribution to the output
+   ``l d_t`` frames later, added into the node's buffer of partial outputs (rows for frames
+   t .. t + D - 2; with ``d_t = 1`` the blocks are adjacent and ``addmm_`` adds them in place);
+4. the output of frame t is then complete: its partial sum plus the bias is written into the
+   frame's feature buffer, where the D2/D3 dense concatenations are just row ranges (no
+   ``pseudo_cat``). Every M frames the pending partial sums move to the front of their buffer.
+
+So no history of inputs is kept or copied (the causal zero padding of the offline network is a
+fresh buffer of partial sums), each input row is read by one matmul, and the working set stays in
+cache. The real/imaginary pair of every convolution is one real matmul with the fused weight
+``[[Wr, -Wi], [Wi, Wr]]``. The calls of a frame are precomputed as a flat list per phase
+``t mod M`` (no per-frame Python bookkeeping beyond the calls themselves).
 
 The output equals the module-by-module network to float32 rounding (tests compare streaming
 with offline processing). Channel order inside the program: each produced tensor keeps its own
@@ -215,6 +222,8 @@ class FrameProgram:
         group_start = [sum(groups[:g]) for g in range(len(groups))]
         bias = _fused(convs[0])[1]  # the multidilated sum has one bias, the first group's
         depth = max((c.conv.kernel_size[0] - 1) * c.conv.dilation[0] + 1 for c in convs)
+        if depth - 1 > _SPAN:  # the move of pending outputs to the front must not overlap
+            raise ValueError(f"a convolution spans {depth} frames, more than {_SPAN + 1}")
         rows_out = 2 * out.channels
         acc = torch.zeros(0 if one_by_one else depth - 1 + _SPAN, rows_out, bins, device=device)
         built, weights = [], []
@@ -273,7 +282,7 @@ class FrameProgram:
         )
 
     def _schedule(self, u: int) -> list[tuple]:
-        """The calls ``(function, args, kwargs)`` of frames t = u mod the cycle, in order."""
+        """The calls ``(function, args, kwargs)`` of the frames t with t mod M = u, in order."""
         calls: list[tuple] = []
         for n, node in enumerate(self.nodes):
             slot = node.slot
