@@ -45,7 +45,7 @@ from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import bundled_weights, list_bundled
 from convsuite.core_ops.io import read_card
 from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
-from convsuite.cosmo.baselines import diffusive_inpaint, relax
+from convsuite.cosmo.baselines import diffusive_inpaint, relax, ud_grade_nest
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
 from convsuite.cosmo.data.simulate import simulate_cmb
@@ -281,8 +281,8 @@ def _fill_at(
     pixels: their mismatch is relaxed (neighbour means) into the holes over a band of
     ``_BLEND_PIXELS x N / nside`` pixels, and the harmonic fill is used beyond.
     """
-    coverage = hp.ud_grade(known.astype(np.float64), nside, order_in="NESTED", order_out="NESTED")
-    summed = hp.ud_grade(np.where(known, values, 0.0), nside, order_in="NESTED", order_out="NESTED")
+    coverage = ud_grade_nest(known, nside)  # healpy's ud_grade, bit for bit (finite maps)
+    summed = ud_grade_nest(np.where(known, values, 0.0), nside)
     coarse_known = coverage > 0.5
     coarse = np.where(coarse_known, summed / np.maximum(coverage, 1e-12), 0.0)
     filled = _predict(net, coarse, coarse_known, precision).astype(np.float64)

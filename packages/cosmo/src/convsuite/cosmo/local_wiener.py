@@ -104,9 +104,13 @@ def hole_depth(observed: np.ndarray, depth: int) -> np.ndarray:
         distance[grown] = step
         reached[grown] = True
         if step < depth:  # the next step's candidates: unreached neighbours of this one
-            around = [a[a >= 0] for _, a in _neighbours(nside, grown)]
-            candidates = np.unique(np.concatenate(around)) if around else grown
-            candidates = candidates[~reached[candidates]]
+            # marked in a full-sky mask: np.unique's sort of 8 neighbours a pixel took 4.5 s
+            # of a run at Nside 2048; flatnonzero gives the same sorted, distinct pixels
+            marked = np.zeros(observed.size, dtype=bool)
+            for _, around in _neighbours(nside, grown):
+                marked[around[around >= 0]] = True
+            marked &= ~reached
+            candidates = np.flatnonzero(marked)
     return distance
 
 

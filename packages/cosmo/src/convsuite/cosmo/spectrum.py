@@ -49,7 +49,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from convsuite.core_ops.io import InputError
-from convsuite.cosmo.baselines import diffusive_inpaint
+from convsuite.cosmo.baselines import diffusive_inpaint, ud_grade_nest
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
     SkyPrior,
@@ -347,16 +347,9 @@ def _estimate_degraded(
     observed; its value their mean), continued above ell = 1535 by LCDM times the ratio of the
     last 5 bins to it (module docstring)."""
     nside = hp.npix2nside(observed.size)
-    coarse_observed = (
-        hp.ud_grade(observed.astype(np.float64), _MAX_MEASURED_NSIDE, order_in="NESTED",
-                    order_out="NESTED") > 1.0 - 1e-6
-    )  # fmt: skip
-    coarse = hp.ud_grade(
-        np.where(observed, values, 0.0).astype(np.float64),
-        _MAX_MEASURED_NSIDE,
-        order_in="NESTED",
-        order_out="NESTED",
-    )
+    # healpy's ud_grade, bit for bit on these finite maps, without its bad-pixel masks
+    coarse_observed = ud_grade_nest(observed, _MAX_MEASURED_NSIDE) > 1.0 - 1e-6
+    coarse = ud_grade_nest(np.where(observed, values, 0.0), _MAX_MEASURED_NSIDE)
     measured = estimate_spectrum(coarse, coarse_observed, steps, prewhiten)
     lmax, top = 3 * nside - 1, measured.cl.size - 1
     shape = lcdm_cl(lmax)

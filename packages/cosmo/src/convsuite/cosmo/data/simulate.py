@@ -234,7 +234,9 @@ def simulate_cmb(
     if cl.size < lmax + 1:
         raise ValueError(f"cl must reach ell = {lmax} for Nside {nside}, got {cl.size} values")
     rng = np.random.default_rng(seed)
-    alm = hp.almxfl(gaussian_alm(cl, rng), _beam(nside, fwhm_arcmin))
+    alm = gaussian_alm(cl, rng)
+    if fwhm_arcmin != 0:  # 0: b_ell = 1, and almxfl a second of copying at Nside 2048
+        alm = hp.almxfl(alm, _beam(nside, fwhm_arcmin))
     sky = hp.reorder(hp.alm2map(alm, nside, lmax=lmax), r2n=True)
     if noise_uk_arcmin > 0:
         sky = sky + rng.normal(0.0, pixel_noise_sigma(nside, noise_uk_arcmin), sky.size)
