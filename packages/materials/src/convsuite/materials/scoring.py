@@ -139,10 +139,14 @@ def null_threshold(scores: np.ndarray, false_alarm: float = DEFAULT_FALSE_ALARM)
     values = values[np.isfinite(values)]
     if values.size == 0 or values.min() == values.max():
         return float("inf")
-    logs = np.log(np.maximum(values, _FLOOR))
-    centre = float(np.median(logs))
-    spread = _MAD_TO_SIGMA * float(np.median(np.abs(logs - centre)))
+    centre, spread = _log_null(np.log(np.maximum(values, _FLOOR)))
     return float(np.exp(centre + float(norm.isf(false_alarm)) * spread))
+
+
+def _log_null(logs: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 MAD) of finite log scores: the robust null's centre and sigma."""
+    centre = float(np.median(logs))
+    return centre, _MAD_TO_SIGMA * float(np.median(np.abs(logs - centre)))
 
 
 def threshold(
@@ -237,8 +241,7 @@ def robust_z(scores: np.ndarray) -> np.ndarray:
     finite = logs[np.isfinite(logs)]
     if finite.size == 0:
         return np.zeros(logs.shape, np.float32)
-    centre = float(np.median(finite))
-    spread = _MAD_TO_SIGMA * float(np.median(np.abs(finite - centre)))
+    centre, spread = _log_null(finite)
     if spread <= 0:
         return np.zeros(logs.shape, np.float32)
     return ((logs - centre) / spread).astype(np.float32)

@@ -210,8 +210,10 @@ class ShapeProfile(nn.Module):
             torch.where(along_y, torch.where(y2 > 0, 2, 6), diagonal),
         )
         # floor(floor(8 r) / 2) = floor(4 r): the wider rings from the rings when they nest
-        group = ring * self.groups // self.rings if self.rings % self.groups == 0 else None
-        group = ring_of(self.groups) if group is None else group
+        if self.rings % self.groups == 0:
+            group = ring * self.groups // self.rings
+        else:
+            group = ring_of(self.groups)
         per_sector = counts(group * 8 + sector, self.groups * 8)
         per_sector = per_sector.view(x.batch_size, self.groups, 8)
         unevenness = torch.log1p(per_sector.std(-1) / (per_sector.mean(-1) + 1.0))

@@ -69,7 +69,7 @@ _NOVELTY = "novelty"
 def card_outputs(net: WaferNet, detector: Detector) -> dict[str, Any]:
     """The card's ``outputs`` of a monitor: the classes in logit order, what gives the class, and
     the novelty score's settings (components, covariance type, false-alarm rate of the threshold)."""
-    statistics = net.n_novelty_features > net.config.feature_dim
+    statistics = len(net.novelty_blocks) > 1
     if detector.classifies:
         score = (
             "sum of the validation-standardised negative log-likelihoods of class-conditional "
