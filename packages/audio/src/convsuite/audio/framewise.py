@@ -75,13 +75,12 @@ class _Group:
 class _Node:
     """One convolution of the program (see the module docstring)."""
 
-    source: Tensor  # (rows, F): the input's feature rows in act order
-    gathered: Tensor  # (rows, F): those rows (a view of the features when contiguous)
-    index: Tensor | None  # feature rows to gather into ``gathered``, None when it is a view
+    source: Tensor  # (rows, F): the input's feature rows in act order (a view of the features
+    # when contiguous, else gathered into by ``index``)
+    index: Tensor | None  # feature rows to gather into ``source``, None when it is a view
     scale: Tensor  # (rows, F) folded batch-norm scale, act order, materialized
     shift: Tensor
-    padded: Tensor  # (rows, F + 2P) the activations with zero frequency margins
-    slot: Tensor  # (rows, F) their interior
+    slot: Tensor  # (rows, F) the activations: interior of a buffer with zero frequency margins
     groups: list[_Group]  # empty for a 1x1 convolution (its input is ``slot`` itself)
     acc: Tensor  # (D - 1 + M, 2 C_out, F): partial sums of outputs t - p .. t - p + D - 2 + M
     depth: int  # D
@@ -182,7 +181,6 @@ class FrameProgram:
         norm, _, conv = net.head
         width = sum(p.channels for p in features)
         self.head = self._add(features, norm, [conv], [width], conv.out_channels)
-        self.stem_in = stem_in
 
     def _build(
         self,
@@ -267,11 +265,9 @@ class FrameProgram:
             )
         return _Node(
             source=source_rows,
-            gathered=source_rows,
             index=index,
             scale=scale[:, None].expand_as(slot).contiguous().to(device),
             shift=shift[:, None].expand_as(slot).contiguous().to(device),
-            padded=padded,
             slot=slot,
             groups=built,
             acc=acc,
@@ -291,7 +287,7 @@ class FrameProgram:
             else:
                 if node.index is not None:
                     calls.append(
-                        (torch.index_select, (self.features, 0, node.index), {"out": node.gathered})
+                        (torch.index_select, (self.features, 0, node.index), {"out": node.source})
                     )
                 calls.append((torch.addcmul, (node.shift, node.source, node.scale), {"out": slot}))
                 if not node.groups:  # else the ReLU is applied by the groups' copies
@@ -342,7 +338,7 @@ class FrameProgram:
         power = (real * real + imag * imag + _EPS).sqrt_().pow_(self.compression - 1)
         t = self.frame
         self.frame += 1
-        stem = self.nodes[0].gathered  # the stem's input rows: [mic, far] real; [mic, far] imag
+        stem = self.nodes[0].source  # the stem's input rows: [mic, far] real; [mic, far] imag
         torch.mul(real, power, out=stem[:2])
         torch.mul(imag, power, out=stem[2:])
         for call, args, kwargs in self._schedules[t % len(self._schedules)]:
