@@ -242,10 +242,22 @@ def _meet_the_data(raw: np.ndarray, banded: np.ndarray, observed: np.ndarray) ->
     """
     if banded is raw:  # above Nside _MAX_BAND_NSIDE: nothing was filtered
         return raw
-    depth = hole_depth(observed, _MEET_STEPS)
-    band = np.flatnonzero((depth >= 1) & (depth <= _MEET_STEPS))
-    mismatch = relax(np.where(observed, raw - banded, 0.0), band, 2 * _MEET_STEPS**2)
-    return np.where(observed, raw, banded + mismatch)
+    return _blend_into(banded, raw, observed, _MEET_STEPS)
+
+
+def _blend_into(fill: np.ndarray, values: np.ndarray, known: np.ndarray, width: int) -> np.ndarray:
+    """``fill`` (float64 NESTED, changed in place and returned) in the holes, with its mismatch to
+    ``values`` on the known pixels relaxed into the holes over ``width`` neighbour steps
+    (:data:`_BLEND_SWEEPS` sweeps per squared width); ``values`` on the known pixels."""
+    depth = hole_depth(known, width)
+    band = np.flatnonzero((depth >= 1) & (depth <= width))
+    del depth
+    mismatch = values - fill  # in place from here: 0.4 GB a map at Nside 2048
+    mismatch[~known] = 0.0
+    fill += relax(mismatch, band, _BLEND_SWEEPS * width**2, in_place=True)
+    del mismatch
+    np.copyto(fill, values, where=known)
+    return fill
 
 
 def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
@@ -289,16 +301,7 @@ def _fill_at(
     lmax, native = 3 * nside - 1, hp.npix2nside(values.size)
     alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=3)
     smooth = hp.reorder(hp.alm2map(alm, native, lmax=lmax), r2n=True)
-    width = max(1, round(_BLEND_PIXELS * native / nside))
-    depth = hole_depth(known, width)
-    band = np.flatnonzero((depth >= 1) & (depth <= width))
-    del depth
-    mismatch = values - smooth  # in place from here: 0.4 GB a map at Nside 2048
-    mismatch[~known] = 0.0
-    smooth += relax(mismatch, band, _BLEND_SWEEPS * width**2, in_place=True)
-    del mismatch
-    np.copyto(smooth, values, where=known)
-    return smooth
+    return _blend_into(smooth, values, known, max(1, round(_BLEND_PIXELS * native / nside)))
 
 
 def inpaint(
