@@ -28,6 +28,8 @@ from convsuite.medseg.data.ivdm3seg import (
     to_canonical,
 )
 from convsuite.medseg.ivd_evaluate import _surface_scores
+from convsuite.medseg.ivd_train import label_grid
+from convsuite.medseg.models.volume_segmenter import grid_size
 
 torch.set_num_threads(1)
 
@@ -46,13 +48,11 @@ def main() -> None:
         spacing = canonical_spacing(subject.affine)
         labels = torch.from_numpy(np.ascontiguousarray(truth > 0)).float()[:, None]
         plane = tuple(labels.shape[-2:])
-        scaled = zip(plane, spacing[1:], strict=True)
-        size = tuple(max(1, round(n * s / args.pixel_mm)) for n, s in scaled)
-        share = F.interpolate(labels, size=size, mode="area")
+        size = grid_size(plane, spacing[1:], args.pixel_mm)
         coarse = {
             "nearest": F.interpolate(labels, size=size, mode="nearest"),
-            "area share": share,
-            "area >= 0.5": (share >= 0.5).float(),
+            "area share": F.interpolate(labels, size=size, mode="area"),
+            "area >= 0.5": label_grid(truth, size).float()[:, None],  # the training targets
         }
         for name, small in coarse.items():
             back = F.interpolate(small, size=plane, mode="bilinear", align_corners=False)

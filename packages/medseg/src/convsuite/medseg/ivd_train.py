@@ -111,7 +111,7 @@ def load_slices(
         subject = read_subject(folder)
         if subject.labels is None:
             raise InputError(folder, "has no labels (<NN>_Labels.nii); training needs them")
-        slices, plane = prepare_slices(subject.image, subject.affine, pixel_mm)
+        slices, _ = prepare_slices(subject.image, subject.affine, pixel_mm)
         canonical, _ = to_canonical(subject.labels, subject.affine)
         size = tuple(LABEL_ZOOM * n for n in slices.shape[-2:])
         target = label_grid(canonical, size)

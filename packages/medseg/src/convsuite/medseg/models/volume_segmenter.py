@@ -27,12 +27,19 @@ from convsuite.medseg.data.ivdm3seg import (
     to_canonical,
 )
 
-__all__ = ["IVDM3SEG_AFFINE", "MIN_DISC_MM3", "VolumeSegmenter", "prepare_slices"]
+__all__ = ["IVDM3SEG_AFFINE", "MIN_DISC_MM3", "VolumeSegmenter", "grid_size", "prepare_slices"]
 
 IVDM3SEG_AFFINE = np.diag([2.0, 1.25, 1.25, 1.0])
 """The affine assumed when none is given: IVDM3Seg's 2.0 x 1.25 x 1.25 mm voxels, RAS."""
 MIN_DISC_MM3 = 300.0
 """Components smaller than this are specks, not discs (a lumbar disc is ~5000-10000 mm^3)."""
+
+
+def grid_size(
+    plane: tuple[int, int], spacing: tuple[float, float], pixel_mm: float
+) -> tuple[int, int]:
+    """In-plane size (H, W) of a (Y, Z) slice of ``spacing`` mm pixels resampled to ``pixel_mm``."""
+    return tuple(max(1, round(n * s / pixel_mm)) for n, s in zip(plane, spacing, strict=True))
 
 
 def prepare_slices(
@@ -50,7 +57,7 @@ def prepare_slices(
     spacing = canonical_spacing(affine)
     slices = torch.from_numpy(normalize(np.ascontiguousarray(canonical))).transpose(0, 1)
     plane = tuple(slices.shape[-2:])
-    target = tuple(max(1, round(n * s / pixel_mm)) for n, s in zip(plane, spacing[1:], strict=True))
+    target = grid_size(plane, spacing[1:], pixel_mm)
     if target != plane:
         slices = F.interpolate(slices, size=target, mode="bilinear", align_corners=False)
     return slices.contiguous(), plane
