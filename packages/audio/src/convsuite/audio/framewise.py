@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from convsuite.audio.model import D3AEC
 from convsuite.audio.stft import N_FFT
+from convsuite.core_ops.layers.complex import complex_block_weight
 from convsuite.core_ops.layers.pseudocomplex_d3 import (
     CausalPseudoComplexConv2d,
     PseudoComplexD2Block,
@@ -92,12 +93,11 @@ class _Node:
 def _fused(conv: CausalPseudoComplexConv2d) -> tuple[Tensor, Tensor]:
     """Real block weight (2 C_out, 2 C_in, k_t, k_f) and bias (2 C_out,) of one convolution."""
     inner = conv.conv
-    wr, wi = inner.weight_real.detach().float(), inner.weight_imag.detach().float()
-    weight = torch.cat([torch.cat([wr, -wi], 1), torch.cat([wi, wr], 1)], 0)
-    if inner.bias_real is None:
-        return weight, weight.new_zeros(weight.shape[0])
-    bias = torch.cat([inner.bias_real, inner.bias_imag]).detach().float()
-    return weight, bias
+    parts = (inner.weight_real, inner.weight_imag, inner.bias_real, inner.bias_imag)
+    weight, bias = complex_block_weight(
+        *(None if p is None else p.detach().float() for p in parts), inner.groups
+    )
+    return weight, weight.new_zeros(weight.shape[0]) if bias is None else bias
 
 
 def _folded(norm: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:

@@ -40,6 +40,7 @@ __all__ = [
     "PseudoComplexConv2d",
     "channels_to_complex",
     "complex_block_conv",
+    "complex_block_weight",
     "complex_to_channels",
 ]
 
@@ -135,21 +136,33 @@ def complex_block_conv(
         )
     if (bias_real is None) != (bias_imag is None):
         raise ValueError("bias_real and bias_imag must both be given or both be None")
-    # Per group g the weight block is [[Wr_g, -Wi_g], [Wi_g, Wr_g]]: (2 C_out/g, 2 C_in/g, *kernel).
+    weight, bias = complex_block_weight(weight_real, weight_imag, bias_real, bias_imag, groups)
+    y = conv_function(len(kernel))(
+        _group_major(x, groups), weight, bias, stride, padding, dilation, groups
+    )
+    return _part_major(y, groups)
+
+
+def complex_block_weight(
+    weight_real: Tensor,
+    weight_imag: Tensor,
+    bias_real: Tensor | None = None,
+    bias_imag: Tensor | None = None,
+    groups: int = 1,
+) -> tuple[Tensor, Tensor | None]:
+    """The real weight and bias of :func:`complex_block_conv`: per group g the weight block
+    ``[[Wr_g, -Wi_g], [Wi_g, Wr_g]]``, (2 C_out, 2 C_in / groups, *kernel), and the bias
+    ``[br_g; bi_g]`` per group, (2 C_out,) or None (group-major channel order)."""
+    c_out, c_in_group, *kernel = weight_real.shape
     w_r = weight_real.reshape(groups, c_out // groups, c_in_group, *kernel)
     w_i = weight_imag.reshape(groups, c_out // groups, c_in_group, *kernel)
     top = torch.cat([w_r, -w_i], dim=2)
     bottom = torch.cat([w_i, w_r], dim=2)
     weight = torch.stack([top, bottom], dim=1).reshape(2 * c_out, 2 * c_in_group, *kernel)
-    bias = None
-    if bias_real is not None:
-        bias = torch.stack(
-            [bias_real.reshape(groups, -1), bias_imag.reshape(groups, -1)], dim=1
-        ).reshape(2 * c_out)
-    y = conv_function(len(kernel))(
-        _group_major(x, groups), weight, bias, stride, padding, dilation, groups
-    )
-    return _part_major(y, groups)
+    if bias_real is None or bias_imag is None:
+        return weight, None
+    bias = torch.stack([bias_real.reshape(groups, -1), bias_imag.reshape(groups, -1)], dim=1)
+    return weight, bias.reshape(2 * c_out)
 
 
 class _ComplexConvBase2d(nn.Module):
