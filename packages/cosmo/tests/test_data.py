@@ -19,6 +19,7 @@ from convsuite.cosmo.data import (
     read_sky_map,
     simulate_cmb,
     simulate_sky,
+    ud_grade_nest,
     write_sky_map,
 )
 
@@ -127,6 +128,18 @@ def test_mask_nside_mismatch_and_regrade(tmp_path: Path) -> None:
         read_mask(path, NSIDE)
     fine = read_mask(path, NSIDE, regrade=True)
     assert fine.size == 12 * NSIDE**2 and (~fine).sum() == 4 and not fine[:4].any()
+    finer = np.ones(12 * 32**2)
+    finer[5] = 0  # a sub-pixel of NESTED pixel 1 at Nside 16: that pixel is masked
+    coarse_path = _write(tmp_path / "fine_mask.fits", finer, nest=True)
+    degraded = read_mask(coarse_path, NSIDE, regrade=True)
+    assert (~degraded).sum() == 1 and not degraded[1]
+
+
+def test_ud_grade_nest_is_healpy_bit_for_bit() -> None:
+    values = np.random.default_rng(0).normal(size=12 * 32**2)
+    for nside in (8, 16, 32, 64):
+        expected = hp.ud_grade(values, nside, order_in="NESTED", order_out="NESTED")
+        np.testing.assert_array_equal(ud_grade_nest(values, nside), expected)
 
 
 def test_simulator_is_seeded_and_has_the_lcdm_spectrum() -> None:

@@ -45,9 +45,10 @@ from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import bundled_weights, list_bundled
 from convsuite.core_ops.io import read_card
 from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
-from convsuite.cosmo.baselines import diffusive_inpaint, relax, ud_grade_nest
+from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
+from convsuite.cosmo.data.regrade import ud_grade_nest
 from convsuite.cosmo.data.simulate import simulate_cmb
 from convsuite.cosmo.data.units import uk_per_unit
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth

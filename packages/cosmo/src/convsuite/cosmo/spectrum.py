@@ -49,7 +49,8 @@ import numpy as np
 from scipy.special import gammaln
 
 from convsuite.core_ops.io import InputError
-from convsuite.cosmo.baselines import diffusive_inpaint, ud_grade_nest
+from convsuite.cosmo.baselines import diffusive_inpaint
+from convsuite.cosmo.data.regrade import ud_grade_nest
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
     SkyPrior,

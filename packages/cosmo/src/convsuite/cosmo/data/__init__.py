@@ -11,6 +11,7 @@ from convsuite.cosmo.data.fits_io import (
     write_sky_map,
 )
 from convsuite.cosmo.data.masks import MAX_ABS_UK, apply_mask, check_observed, read_mask
+from convsuite.cosmo.data.regrade import ud_grade_nest
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
     LCDM_N_S,
@@ -60,5 +61,6 @@ __all__ = [
     "simulate_mask",
     "simulate_sky",
     "sky_map_nside",
+    "ud_grade_nest",
     "write_sky_map",
 ]

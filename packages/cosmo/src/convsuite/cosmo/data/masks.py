@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 
-import healpy as hp
 import numpy as np
 
 from convsuite.core_ops.io import InputError
 from convsuite.cosmo.data.fits_io import MAX_MAP_BYTES, SkyMap, read_sky_map
+from convsuite.cosmo.data.regrade import ud_grade_nest
 
 __all__ = ["MAX_ABS_UK", "apply_mask", "check_observed", "read_mask"]
 
@@ -55,10 +55,7 @@ def read_mask(
                 f"mask has Nside {mask.nside} but the map has Nside {nside} "
                 "(pass --regrade-mask to ud_grade it)",
             )
-        fraction = hp.ud_grade(
-            observed.astype(np.float64), nside, order_in="NESTED", order_out="NESTED"
-        )
-        observed = fraction > 1.0 - 1e-6
+        observed = ud_grade_nest(observed, nside) > 1.0 - 1e-6
     return observed
 
 
