@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -86,7 +87,7 @@ class _Node:
     acc: Tensor  # (D - 1 + M, 2 C_out, F): partial sums of outputs t - p .. t - p + D - 2 + M
     depth: int  # D
     weight: Tensor  # (2 C_out, rows) for a 1x1 convolution
-    bias: Tensor  # (2 C_out, 1)
+    bias: Tensor  # (2 C_out, F): the bias materialized over the bins (no broadcast per frame)
     out: Tensor  # (2 C_out, F) view of the node's output rows in the feature buffer
 
 
@@ -95,19 +96,19 @@ def _fused(conv: CausalPseudoComplexConv2d) -> tuple[Tensor, Tensor]:
     inner = conv.conv
     parts = (inner.weight_real, inner.weight_imag, inner.bias_real, inner.bias_imag)
     weight, bias = complex_block_weight(
-        *(None if p is None else p.detach().float() for p in parts), inner.groups
+        *(None if p is None else p.detach().float().cpu() for p in parts), inner.groups
     )
     return weight, weight.new_zeros(weight.shape[0]) if bias is None else bias
 
 
 def _folded(norm: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
     """Eval-mode batch norm as ``x * scale + shift`` per channel."""
-    scale = norm.running_var.float().add(norm.eps).rsqrt()
+    scale = norm.running_var.float().cpu().add(norm.eps).rsqrt()
     if norm.weight is not None:
-        scale = scale * norm.weight.detach().float()
-    shift = -norm.running_mean.float() * scale
+        scale = scale * norm.weight.detach().float().cpu()
+    shift = -norm.running_mean.float().cpu() * scale
     if norm.bias is not None:
-        shift = shift + norm.bias.detach().float()
+        shift = shift + norm.bias.detach().float().cpu()
     return scale, shift
 
 
@@ -121,23 +122,34 @@ class FrameProgram:
     Args:
         network: a causal :class:`D3AEC`; its weights and batch-norm statistics are copied now
             (later changes to the network are not seen).
-        device: torch device of the program's buffers.
+
+    The program runs on the CPU whatever the network's device (a frame is ~80 calls on
+    (rows, 257) tensors: launch latency, not arithmetic, would rule on an accelerator).
     """
 
-    def __init__(self, network: D3AEC, device: str | torch.device = "cpu") -> None:
+    def __init__(self, network: D3AEC) -> None:
         if not network.config.causal:
             raise ValueError("only a causal network (config.causal=True) can stream")
         self.compression = network.config.compression
         self.bins = N_FFT // 2 + 1
-        self.device = torch.device(device)
         self._rows = 0
         self._specs: list[tuple] = []
         with torch.inference_mode():
             self._compile(network)
-            self.features = torch.zeros(self._rows, self.bins, device=self.device)
+            self.features = torch.zeros(self._rows, self.bins)
             self.nodes = [self._build(*spec) for spec in self._specs]
-            self.head_rows = self.features[self.head.row : self.head.row + 4]
-            self.window = torch.hann_window(N_FFT, periodic=True, device=self.device)
+        # The frame's analysis and masking run in numpy on views of the program's buffers
+        # (numpy's per-call cost on 257 bins is a fraction of torch's).
+        self._stem = self.nodes[0].source.numpy()  # [mic, far] real; [mic, far] imaginary
+        self._head = self.features[self.head.row : self.head.row + 4].numpy()
+        self._window = torch.hann_window(N_FFT, periodic=True).numpy()
+        self._frames = np.zeros((2, N_FFT), dtype=np.float32)
+        # torch's FFT, as in the offline stft (numpy's differs by rounding that the network
+        # amplifies to ~4e-6 of the output's peak; torch's keeps streaming within 1e-6)
+        self._frames_t = torch.from_numpy(self._frames)
+        self._spec_t = torch.zeros(2, self.bins, dtype=torch.complex64)
+        self._spec = self._spec_t.numpy()
+        self._masks = np.zeros((2, self.bins), dtype=np.complex64)
         self._schedules = [self._schedule(u) for u in range(_SPAN)]
         self.frame = 0
 
@@ -190,7 +202,7 @@ class FrameProgram:
         groups: list[int],
         out: _Part,
     ) -> _Node:
-        bins, device, features = self.bins, self.device, self.features
+        bins, features = self.bins, self.features
         # Act row a (parts' [real; imag] rows in turn) is complex channel channel[a] of the
         # node's input (pseudo_cat order over the parts), half[a] 0 real, 1 imaginary.
         feature_rows, channel, half = [], [], []
@@ -207,14 +219,14 @@ class FrameProgram:
         if feature_rows == list(range(first, first + rows)):
             source_rows = features[first : first + rows]
         else:
-            index = torch.tensor(feature_rows, device=device)
-            source_rows = torch.zeros(rows, bins, device=device)
+            index = torch.tensor(feature_rows)
+            source_rows = torch.zeros(rows, bins)
         scale, shift = torch.ones(rows), torch.zeros(rows)
         if norm is not None:
             pseudo = torch.tensor([h * total + k for k, h in zip(channel, half, strict=True)])
             scale, shift = (v[pseudo] for v in _folded(norm))
         pad = max(c.conv.dilation[1] * (c.conv.kernel_size[1] // 2) for c in convs)
-        padded = torch.zeros(rows, bins + 2 * pad, device=device)
+        padded = torch.zeros(rows, bins + 2 * pad)
         slot = padded[:, pad : pad + bins]
         one_by_one = len(convs) == 1 and convs[0].conv.kernel_size == (1, 1)
         group_start = [sum(groups[:g]) for g in range(len(groups))]
@@ -223,7 +235,7 @@ class FrameProgram:
         if depth - 1 > _SPAN:  # the move of pending outputs to the front must not overlap
             raise ValueError(f"a convolution spans {depth} frames, more than {_SPAN + 1}")
         rows_out = 2 * out.channels
-        acc = torch.zeros(0 if one_by_one else depth - 1 + _SPAN, rows_out, bins, device=device)
+        acc = torch.zeros(0 if one_by_one else depth - 1 + _SPAN, rows_out, bins)
         built, weights = [], []
         for g, conv in enumerate(convs):
             weight, _ = _fused(conv)
@@ -257,23 +269,23 @@ class FrameProgram:
             built.append(
                 _Group(
                     source=source,
-                    x=torch.zeros(count * k_f, bins, device=device),
-                    weight=lagged.reshape(k_t * rows_out, -1).contiguous().to(device),
-                    y=None if d_t == 1 else torch.zeros(k_t * rows_out, bins, device=device),
+                    x=torch.zeros(count * k_f, bins),
+                    weight=lagged.reshape(k_t * rows_out, -1).contiguous(),
+                    y=None if d_t == 1 else torch.zeros(k_t * rows_out, bins),
                     targets=targets,
                 )
             )
         return _Node(
             source=source_rows,
             index=index,
-            scale=scale[:, None].expand_as(slot).contiguous().to(device),
-            shift=shift[:, None].expand_as(slot).contiguous().to(device),
+            scale=scale[:, None].expand_as(slot).contiguous(),
+            shift=shift[:, None].expand_as(slot).contiguous(),
             slot=slot,
             groups=built,
             acc=acc,
             depth=depth,
-            weight=torch.cat(weights, 1).to(device) if one_by_one else padded.new_zeros(0),
-            bias=bias[:, None].to(device),
+            weight=torch.cat(weights, 1) if one_by_one else padded.new_zeros(0),
+            bias=bias[:, None].expand(-1, bins).contiguous(),
             out=features[out.row : out.row + 2 * out.channels],
         )
 
@@ -324,28 +336,32 @@ class FrameProgram:
                 node.acc.zero_()
         self.frame = 0
 
-    def step(self, mic: Tensor, far: Tensor) -> Tensor:
-        """One frame: (N_FFT,) microphone and far-end samples -> near-end spectrum (F,) complex.
+    def step(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+        """One frame: (N_FFT,) microphone and far-end samples -> near-end spectrum (F,) complex64.
 
         The samples are one analysis frame of :func:`convsuite.audio.stft.stft` (unwindowed).
         """
-        with torch.inference_mode():
-            return self._step(mic, far)
-
-    def _step(self, mic: Tensor, far: Tensor) -> Tensor:
-        spec = torch.fft.rfft(torch.stack([mic, far]) * self.window)  # (2, F)
+        frames = self._frames
+        np.multiply(mic, self._window, out=frames[0])
+        np.multiply(far, self._window, out=frames[1])
+        torch.fft.rfft(self._frames_t, out=self._spec_t)
+        spec = self._spec  # (2, F) complex64, a view of the torch result
         real, imag = spec.real, spec.imag
-        power = (real * real + imag * imag + _EPS).sqrt_().pow_(self.compression - 1)
+        power = np.sqrt(real * real + imag * imag + _EPS)
+        np.power(power, self.compression - 1, out=power)
+        np.multiply(real, power, out=self._stem[:2])
+        np.multiply(imag, power, out=self._stem[2:])
         t = self.frame
         self.frame += 1
-        stem = self.nodes[0].source  # the stem's input rows: [mic, far] real; [mic, far] imag
-        torch.mul(real, power, out=stem[:2])
-        torch.mul(imag, power, out=stem[2:])
-        for call, args, kwargs in self._schedules[t % len(self._schedules)]:
-            call(*args, **kwargs)
-        raw = self.head_rows  # [echo, noise] real; [echo, noise] imaginary
+        with torch.inference_mode():
+            for call, args, kwargs in self._schedules[t % len(self._schedules)]:
+                call(*args, **kwargs)
+        raw = self._head  # [echo, noise] real; [echo, noise] imaginary
         mask_real, mask_imag = raw[:2], raw[2:]
-        magnitude = (mask_real * mask_real + mask_imag * mask_imag + _EPS).sqrt()
-        bound = torch.tanh(magnitude).div_(magnitude)
-        masks = torch.complex(mask_real * bound, mask_imag * bound)
+        magnitude = np.sqrt(mask_real * mask_real + mask_imag * mask_imag + _EPS)
+        bound = np.tanh(magnitude)
+        np.divide(bound, magnitude, out=bound)
+        masks = self._masks
+        np.multiply(mask_real, bound, out=masks.real)
+        np.multiply(mask_imag, bound, out=masks.imag)
         return masks[1] * (masks[0] * spec[0])

@@ -124,7 +124,7 @@ class EchoCanceller:
 
     def stream(self, delay: int = 0) -> StreamingAEC:
         """A :class:`StreamingAEC` on this network (a per-frame program of its current weights)."""
-        return StreamingAEC(self.network, delay, self.device, self.precision)
+        return StreamingAEC(self.network, delay, self.precision)
 
 
 class StreamingAEC:
@@ -141,15 +141,13 @@ class StreamingAEC:
             :class:`~convsuite.audio.framewise.FrameProgram` (its weights are copied now; several
             streams may run on one network).
         delay: far-end to microphone delay in samples (the far end is delayed by it).
-        device: torch device.
         precision: as for :class:`EchoCanceller` (the network is prepared by the caller).
+
+    The per-frame program runs on the CPU whatever the network's device.
     """
 
-    def __init__(
-        self, network: D3AEC, delay: int = 0, device: str = "cpu", precision: str = "fp32"
-    ) -> None:
-        self.program = FrameProgram(network.eval(), device)
-        self.device = device
+    def __init__(self, network: D3AEC, delay: int = 0, precision: str = "fp32") -> None:
+        self.program = FrameProgram(network.eval())
         self.precision = check_precision(precision)
         self._mic = np.zeros(N_FFT - HOP, dtype=np.float32)  # unframed samples, history first
         self._far = np.zeros(N_FFT - HOP + max(int(delay), 0), dtype=np.float32)
@@ -158,10 +156,8 @@ class StreamingAEC:
         self._emitted = -HOP  # the first hop out is the pre-roll before the stream started
 
     def _frame(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
-        mic_t, far_t = torch.from_numpy(mic).to(self.device), torch.from_numpy(far).to(self.device)
-        near = self.program.step(mic_t, far_t).cpu().numpy()
-        # numpy's inverse FFT of one frame: a few us, several times cheaper per call than torch's
-        frame = np.fft.irfft(near, N_FFT).astype(np.float32)
+        # numpy's inverse FFT of one frame (float32): cheaper per call than torch's
+        frame = np.fft.irfft(self.program.step(mic, far), N_FFT)
         hop = self._tail + frame[:HOP]
         self._tail = frame[HOP:]
         return hop
