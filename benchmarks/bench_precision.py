@@ -16,7 +16,10 @@ each domain's own, computed on both outputs against the generated truth:
 - the audio echo canceller (audio, ``d3aec_small``): ERLE (dB) on two simulated 8 s far-end
   single-talk calls (``EchoCanceller.process`` timed: STFT, network, inverse STFT);
 - IVD-Net (medseg, ``ivdnet_small``): disc Dice on a simulated 36 x 256 x 256 Dixon subject
-  (``segment`` timed: reorientation, resampling, the network, connected components).
+  (``segment`` timed: reorientation, resampling, the network, connected components);
+- the EELS VAE (materials, ``eels_vae_small``): the reconstruction's Bernoulli NLL (nats per
+  pixel, the VAE's own reconstruction term) on a simulated 64 x 64 cube with a 2 eV shift
+  anomaly (``reconstruct`` timed: the network on column tiles).
 
 Target (issue 18): bf16 >= 1.5x faster than float32 at a metric change within 1%. A package that
 is not installed is skipped with a line saying so. This script lives outside core-ops, which must
@@ -175,11 +178,34 @@ def d3aec_case() -> Case:
     return Case("D3AEC small (2 x 8 s far-end)", net, run, metric, "ERLE dB")
 
 
+def eels_case() -> Case:
+    from convsuite.materials.data import AnomalySpec, energy_axis, simulate_cube
+    from convsuite.materials.data.preprocess import prepare
+    from convsuite.materials.infer import grid_of, reconstruct
+    from convsuite.materials.model import EELSVAE
+
+    net = EELSVAE.from_pretrained("eels_vae_small")
+    cube = simulate_cube((64, 64), seed=3, anomalies=[AnomalySpec("shift", 2.0, 30)])
+    prepared = prepare(cube.data, energy_axis(cube), grid_of(net))
+
+    def run(model: torch.nn.Module) -> object:
+        # The model is already prepared (bf16 or not): ``reconstruct`` runs it as it is.
+        return reconstruct(model, prepared.network_input, precision="fp32")
+
+    def metric(logits: object) -> float:
+        # The VAE's reconstruction term: Bernoulli NLL per pixel, nats, summed over energy.
+        nll = np.logaddexp(0, logits) - prepared.own * logits
+        return float(nll.sum(-1).mean())
+
+    return Case("EELS VAE small (64x64 px cube)", net, run, metric, "recon. NLL nats")
+
+
 CASES = {
     "convsuite.medseg": hybridgnet_case,
     "convsuite.cosmo": skyrecon_case,
     "convsuite.semicon": wafer_case,
     "convsuite.audio": d3aec_case,
+    "convsuite.materials": eels_case,
 }
 CASES_LATER = {"convsuite.medseg": ivdnet_case}  # a second network of an installed package
 

@@ -67,9 +67,10 @@ class _Group:
     """One dilation group of a convolution: the current frame's contributions to later outputs."""
 
     source: Tensor  # (count, k_f, F) strided view of the node's padded activations
-    x: Tensor  # (count k_f, F) its copy: the current frame, frequency taps expanded
+    x: Tensor  # (count k_f, F) its copy: the current frame, frequency taps expanded (scratch)
     weight: Tensor  # (k_t 2 C_out, count k_f): row block l is time tap k_t - 1 - l (lag l d_t)
-    y: Tensor | None  # (k_t 2 C_out, F) product when d_t > 1 (added to strided ``acc`` views)
+    y: Tensor | None  # (k_t 2 C_out, F) product when d_t > 1, added to strided ``acc`` views
+    # (scratch)
     targets: list[Tensor]  # per p = t mod M: the rows of outputs t, t + d_t, ... in ``acc``
 
 
@@ -78,11 +79,12 @@ class _Node:
     """One convolution of the program (see the module docstring)."""
 
     source: Tensor  # (rows, F): the input's feature rows in act order (a view of the features
-    # when contiguous, else gathered into by ``index``)
+    # when contiguous, else gathered into scratch by ``index``)
     index: Tensor | None  # feature rows to gather into ``source``, None when it is a view
     scale: Tensor  # (rows, F) folded batch-norm scale, act order, materialized
     shift: Tensor
-    slot: Tensor  # (rows, F) the activations: interior of a buffer with zero frequency margins
+    slot: Tensor  # (rows, F) the activations: interior of a scratch buffer with zero frequency
+    # margins
     groups: list[_Group]  # empty for a 1x1 convolution (its input is ``slot`` itself)
     acc: Tensor  # (D - 1 + M, 2 C_out, F): partial sums of outputs t - p .. t - p + D - 2 + M
     depth: int  # D
@@ -137,6 +139,7 @@ class FrameProgram:
         with torch.inference_mode():
             self._compile(network)
             self.features = torch.zeros(self._rows, self.bins)
+            self._allocate_scratch()
             self.nodes = [self._build(*spec) for spec in self._specs]
         # The frame's analysis and masking run in numpy on views of the program's buffers
         # (numpy's per-call cost on 257 bins is a fraction of torch's).
@@ -194,6 +197,24 @@ class FrameProgram:
         width = sum(p.channels for p in features)
         self.head = self._add(features, norm, [conv], [width], conv.out_channels)
 
+    def _allocate_scratch(self) -> None:
+        """Per-frame buffers shared by all nodes (used one node at a time; the working set of a
+        frame stays in cache): activations with zero frequency margins, gathered rows, the
+        frequency-tap copies and dilated products."""
+        rows, taps, products = [0], [0], [0]
+        for parts, _, convs, groups, out in self._specs:
+            rows.append(sum(2 * p.channels for p in parts))
+            for conv, width in zip(convs, groups, strict=True):
+                (k_t, k_f), d_t = conv.conv.kernel_size, conv.conv.dilation[0]
+                taps.append(2 * width * k_f if (k_t, k_f) != (1, 1) else 0)
+                products.append(k_t * 2 * out.channels if d_t > 1 else 0)
+        specs = [c.conv for spec in self._specs for c in spec[2]]
+        self._pad = max(c.dilation[1] * (c.kernel_size[1] // 2) for c in specs)
+        self._padded = torch.zeros(max(rows), self.bins + 2 * self._pad)
+        self._gathered = torch.zeros(max(rows), self.bins)
+        self._taps = torch.zeros(max(taps), self.bins)
+        self._products = torch.zeros(max(products), self.bins)
+
     def _build(
         self,
         parts: list[_Part],
@@ -220,13 +241,12 @@ class FrameProgram:
             source_rows = features[first : first + rows]
         else:
             index = torch.tensor(feature_rows)
-            source_rows = torch.zeros(rows, bins)
+            source_rows = self._gathered[:rows]
         scale, shift = torch.ones(rows), torch.zeros(rows)
         if norm is not None:
             pseudo = torch.tensor([h * total + k for k, h in zip(channel, half, strict=True)])
             scale, shift = (v[pseudo] for v in _folded(norm))
-        pad = max(c.conv.dilation[1] * (c.conv.kernel_size[1] // 2) for c in convs)
-        padded = torch.zeros(rows, bins + 2 * pad)
+        pad, padded = self._pad, self._padded[:rows]
         slot = padded[:, pad : pad + bins]
         one_by_one = len(convs) == 1 and convs[0].conv.kernel_size == (1, 1)
         group_start = [sum(groups[:g]) for g in range(len(groups))]
@@ -269,9 +289,9 @@ class FrameProgram:
             built.append(
                 _Group(
                     source=source,
-                    x=torch.zeros(count * k_f, bins),
+                    x=self._taps[: count * k_f],
                     weight=lagged.reshape(k_t * rows_out, -1).contiguous(),
-                    y=None if d_t == 1 else torch.zeros(k_t * rows_out, bins),
+                    y=None if d_t == 1 else self._products[: k_t * rows_out],
                     targets=targets,
                 )
             )

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Literal, get_args
 
@@ -123,8 +124,26 @@ def _memory_format(dims: int) -> torch.memory_format:
     return {4: torch.channels_last, 5: torch.channels_last_3d}.get(dims, torch.contiguous_format)
 
 
+# How many bf16 regions the current thread is inside: converted layers keep their bfloat16 output
+# there, and the outermost region casts its output back.
+_DEPTH = threading.local()
+
+
+def _depth() -> int:
+    return getattr(_DEPTH, "value", 0)
+
+
+def _first_float_dtype(args: tuple, kwargs: dict) -> torch.dtype:
+    """The dtype of the first floating tensor argument (float32 when there is none)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Tensor) and value.is_floating_point():
+            return value.dtype
+    return torch.float32
+
+
 def _cast_input(module: nn.Module, args: tuple) -> tuple:
-    """Forward pre-hook: the first input to bfloat16 (channels-last for 2-D/3-D feature maps)."""
+    """Forward pre-hook of a converted layer: the first input to bfloat16 (channels-last for
+    2-D/3-D feature maps)."""
     x = args[0]
     module._convsuite_return_dtype = x.dtype  # type: ignore[assignment]
     if isinstance(module, nn.Linear):
@@ -133,57 +152,96 @@ def _cast_input(module: nn.Module, args: tuple) -> tuple:
 
 
 def _cast_output(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    """Forward hook: the output back to the dtype the layer was called with."""
+    """Forward hook of a converted layer: outside a bf16 region, the output back to the dtype the
+    layer was called with; inside one it stays bfloat16 for the next layer."""
+    if _depth():
+        return output
     return output.to(module._convsuite_return_dtype)
 
 
-# Layers whose forward computes correctly on a bfloat16 channels-last input (eval mode), so that a
-# sequence of them and of converted layers can run in bfloat16 between one pair of casts.
-_BF16_SAFE = (
+def _cast_to_weight(module: nn.Module, args: tuple) -> tuple | None:
+    """Forward pre-hook of a float32 conv/linear inside a region: a bfloat16 input to float32."""
+    x = args[0]
+    if isinstance(x, Tensor) and x.dtype == torch.bfloat16:
+        return (x.to(module.weight.dtype), *args[1:])
+    return None
+
+
+def _enter_region(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook of a bf16 region: remember the caller's dtype, count the region."""
+    module.__dict__.setdefault("_convsuite_dtypes", []).append(_first_float_dtype(args, kwargs))
+    _DEPTH.value = _depth() + 1
+
+
+def _leave_region(module: nn.Module, args: tuple, kwargs: dict, output: object) -> object:
+    """Forward hook of a bf16 region (also run on an exception): the outermost one casts every
+    bfloat16 tensor of its output back to the caller's dtype, in torch's default layout."""
+    _DEPTH.value = max(_depth() - 1, 0)
+    dtype = module._convsuite_dtypes.pop()
+    if _depth() or dtype == torch.bfloat16:
+        return output
+    return _cast_tree(output, dtype)
+
+
+def _cast_tree(value: object, dtype: torch.dtype) -> object:
+    """``value`` with each bfloat16 tensor in it (nested tuples, named tuples, lists, dicts) cast."""
+    if isinstance(value, Tensor):
+        if value.dtype != torch.bfloat16:
+            return value
+        return value.to(dtype, memory_format=torch.contiguous_format)
+    if isinstance(value, tuple):
+        items = [_cast_tree(item, dtype) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, list):
+        return [_cast_tree(item, dtype) for item in value]
+    if isinstance(value, dict):
+        return {key: _cast_tree(item, dtype) for key, item in value.items()}
+    return value
+
+
+# Norms whose CPU kernels take a bfloat16 input with float32 weights and running statistics.
+_MIXED_NORMS = (
     nn.modules.batchnorm._BatchNorm,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.GELU,
-    nn.SiLU,
-    nn.ELU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardswish,
-    nn.Mish,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.Identity,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
 )
 
 
-def _runs_in_bf16(module: nn.Module) -> bool:
-    """True for a converted layer, a bf16-safe layer of torch's own, or a sequence of them."""
-    if getattr(module, _MARK, None) == "bf16":
+def _region_safe(module: nn.Module) -> bool:
+    """True when ``module``'s own forward computes correctly on bfloat16 feature maps.
+
+    That is a converted layer, a plain conv/linear left in float32 (it gets a hook that casts its
+    input), a norm of :data:`_MIXED_NORMS`, or a module without float32 parameters or buffers of
+    its own (activations, pools, containers, custom blocks that only call their children and
+    tensor functions). A module holding float32 weights it uses itself (FFT, graph, sparse,
+    DCLS layers) is not.
+    """
+    if getattr(module, _MARK, None) == "bf16" or _is_plain(module):
         return True
-    if type(module) is nn.Sequential:
-        return all(_runs_in_bf16(child) for child in module)
-    return isinstance(module, _BF16_SAFE) and type(module).forward in {
-        cls.forward for cls in type(module).__mro__ if cls.__module__.startswith("torch.nn")
-    }
+    if isinstance(module, _MIXED_NORMS):
+        return True
+    own = [*module._parameters.values(), *module._buffers.values()]
+    return not any(t is not None and t.dtype in (torch.float32, torch.float64) for t in own)
 
 
-def _bf16_regions(module: nn.Module) -> list[nn.Sequential]:
-    """The outermost sequences that run in bf16 as a whole and hold at least one converted layer."""
-    if type(module) is nn.Sequential and _runs_in_bf16(module):
-        return [module] if bf16_layers(module) else []
-    return [region for child in module.children() for region in _bf16_regions(child)]
+def _bf16_regions(module: nn.Module) -> list[nn.Module]:
+    """Every non-leaf module whose whole subtree is :func:`_region_safe` and holds a converted
+    layer: inside it activations stay bfloat16 from layer to layer (nested regions too, so that a
+    sub-network called on its own, such as ``model.encoder(x)``, is one)."""
+    safe: dict[nn.Module, bool] = {}
+
+    def visit(sub: nn.Module) -> bool:
+        results = [visit(child) for child in sub.children()]
+        safe[sub] = _region_safe(sub) and all(results)
+        return safe[sub]
+
+    visit(module)
+    return [
+        sub
+        for sub, ok in safe.items()
+        if ok and getattr(sub, _MARK, None) != "bf16" and bf16_layers(sub)
+    ]
 
 
 def fold_batch_norms(module: nn.Module) -> int:
@@ -265,10 +323,13 @@ def prepare_for_inference(module: nn.Module, precision: str = "fp32") -> nn.Modu
         sub.register_forward_pre_hook(_cast_input)
         sub.register_forward_hook(_cast_output)
         setattr(sub, _MARK, "bf16")
-    # Inside a region the layers' own hooks see bf16 inputs and leave their outputs bf16.
+    for sub in module.modules():
+        if _is_plain(sub) and getattr(sub, _MARK, None) != "bf16":
+            sub.register_forward_pre_hook(_cast_to_weight)
+    # Inside a region converted layers leave their outputs bf16; the outermost region casts back.
     for region in _bf16_regions(module):
-        region.register_forward_pre_hook(_cast_input)
-        region.register_forward_hook(_cast_output)
+        region.register_forward_pre_hook(_enter_region, with_kwargs=True)
+        region.register_forward_hook(_leave_region, with_kwargs=True, always_call=True)
     _LOG.debug("bf16 inference: %d dense layers converted", len(bf16_layers(module)))
     return module
 
