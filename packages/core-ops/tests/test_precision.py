@@ -143,7 +143,7 @@ class _Residual(nn.Module):
         return self.body(x) + self.shortcut(x)
 
 
-def test_sequences_of_safe_layers_run_in_bf16_between_one_pair_of_casts() -> None:
+def test_activations_stay_bf16_inside_regions_and_come_back_float32() -> None:
     torch.manual_seed(0)
     reference = nn.Sequential(_Residual(8), nn.Flatten(), nn.Linear(16 * 64, 3)).eval()
     for module in reference.modules():
@@ -158,11 +158,60 @@ def test_sequences_of_safe_layers_run_in_bf16_between_one_pair_of_casts() -> Non
 
         return hook
 
-    model[0].body[1].register_forward_hook(record("inside"))
+    model[0].body[1].register_forward_hook(record("before the first conv"))
+    model[0].body[2].register_forward_hook(record("conv"))
+    model[0].body[4].register_forward_hook(record("after a conv"))
     model[0].register_forward_hook(record("block"))
     x = torch.randn(2, 8, 8, 8)
     with inference_mode("bf16"):
         got, expected = model(x), reference(x)
-    assert seen == {"inside": torch.bfloat16, "block": torch.float32}
-    assert got.dtype == torch.float32
+        inside = dict(seen)
+        alone = model[0](x)  # a region called on its own casts back too
+    assert inside == {
+        "before the first conv": torch.float32,  # the input is not rounded to bf16 up front
+        "conv": torch.bfloat16,
+        "after a conv": torch.bfloat16,  # no cast back between layers inside the region
+        "block": torch.bfloat16,  # the add of the residual block too: it is inside the region
+    }
+    assert got.dtype == torch.float32 and alone.dtype == torch.float32
+    assert alone.is_contiguous()
     assert (got - expected).abs().max() / expected.abs().max() < 3e-2
+
+
+class _OwnWeight(nn.Module):
+    """A block that uses a float32 weight of its own in functional code: not a bf16 region."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.scale = nn.Parameter(torch.ones(8, 8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return torch.einsum("bchw,cd->bdhw", y, self.scale)
+
+
+class _TwoOutputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.own = _OwnWeight()
+        self.head = nn.Sequential(nn.Conv2d(8, 8, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        y = self.own(x)
+        return y, {"head": self.head(y)}
+
+
+def test_modules_with_own_float32_weights_stay_outside_regions() -> None:
+    torch.manual_seed(0)
+    reference = _TwoOutputs().eval()
+    model = prepare_for_inference(copy.deepcopy(reference), "bf16")
+    assert bf16_layers(model) == ["own.conv", "head.0"]
+    x = torch.randn(2, 8, 6, 6)
+    with inference_mode("bf16"):
+        (y, rest), (y_ref, rest_ref) = model(x), reference(x)
+    # The einsum met a float32 conv output (no region around _OwnWeight), and the head, a
+    # region, handed back float32 inside the dict.
+    assert y.dtype == torch.float32 and rest["head"].dtype == torch.float32
+    torch.testing.assert_close(y, y_ref, rtol=3e-2, atol=3e-2)
+    torch.testing.assert_close(rest["head"], rest_ref["head"], rtol=3e-2, atol=3e-2)

@@ -9,17 +9,23 @@ converts a model once instead:
 - every *dense* convolution (``nn.Conv1d/2d/3d`` and subclasses that convolve through torch's
   ``_conv_forward``, such as the HEALPix-padded convolution; ``nn.ConvTranspose2d/3d``; at least :data:`MIN_GROUP_CHANNELS` input and output channels per group) and every
   ``nn.Linear`` keeps its weights in bfloat16, 2-D/3-D kernels in channels-last layout; its input is
-  cast to bfloat16 (channels-last) on the way in and its output back to the input's dtype on the way
-  out, so the model's interface stays float32 and every other layer runs as before;
+  cast to bfloat16 (channels-last) on the way in and, outside a region (below), its output back to
+  the input's dtype on the way out, so the model's interface stays float32;
 - a batch norm that directly follows a plain convolution inside an ``nn.Sequential`` is folded
   into the convolution's weights (one pass over the activations fewer);
-- an ``nn.Sequential`` made only of converted layers and layers known to compute correctly on
-  bfloat16 tensors (batch norms, pointwise activations, pooling, dropout, identity; nested such
-  sequences) runs in bfloat16 as a whole: one cast on the way in and one on the way out instead of
-  two around each layer (on this CPU the casts cost as much as the bf16 convolutions save);
+- activations stay bfloat16 from layer to layer inside a *region*: any module whose whole subtree
+  is made of converted layers, plain float32 convs/linears (their input is cast back to float32),
+  norms whose CPU kernels take bfloat16 with float32 statistics, and modules without float32
+  weights of their own (activations, pools, containers, residual blocks, padding code). The
+  outermost region casts its output back to the caller's dtype (torch's default layout); a
+  module that uses float32 weights of its own in functional code (FFT, graph, sparse, DCLS
+  layers, an einsum with a parameter) is never inside one, so it sees float32 inputs. On this
+  CPU the casts around each layer cost as much as the bf16 convolutions save, and the
+  elementwise and padding work between convolutions moves half the bytes in bfloat16 (measured
+  with ``benchmarks/bench_precision.py``: SkyReconNet 1.3x -> 1.8x, EELS VAE 1.3x -> 2.3x);
 - depthwise and thin convolutions (memory-bound: no gain from bf16 units), FFT convolutions
   (:class:`~convsuite.core_ops.layers.FFTConv2d` and the dispatcher compute their transforms in
-  float32 inside; bf16 has no CPU FFT), norms, activations, graph and sparse layers stay float32.
+  float32 inside; bf16 has no CPU FFT), norms, graph and sparse layers keep float32 weights.
 
 Use, in a domain package::
 
