@@ -179,6 +179,14 @@ def test_evaluate_prints_every_method(weights: Path, invoke) -> None:
     assert status == 0, err
     for name in ("skyrecon", "diffusive", "wiener", "mse_over_wiener", "cv_fraction"):
         assert name in out
+    assert "cg_residual" in out and "not converged" not in err
+    # a CG baseline stopped early is flagged: its row is not the exact baseline's
+    status, out, err = invoke(
+        evaluate_app, "--nside", NSIDE, "--n", 1, "--methods", "wiener", "--wiener-iterations", 2
+    )
+    logged = " ".join(err.split())  # the log wraps lines
+    assert status == 0 and "stopped at 2 iterations" in logged
+    assert "not converged" in logged
     status, _, err = invoke(evaluate_app, "--nside", NSIDE, "--methods", "oracle")
     assert status == 2 and "oracle" in err and len(err.strip().splitlines()) == 1
 
@@ -196,6 +204,9 @@ def test_evaluate_off_the_training_prior_and_the_spectrum(weights: Path, tmp_pat
     assert {r["prior"] for r in rows} == {p.describe() for p in TARGET_PRIORS}
     assert {r["method"] for r in rows} == {"skyrecon", "prefill", "wiener"}
     assert all(0 < r["power_ratio"] < 2 for r in rows) and "power_ratio" in out
+    solves = [r for r in rows if r["method"] == "wiener"]
+    assert solves and all(0 < r["cg_iterations"] <= 300 and r["cg_residual"] >= 0 for r in solves)
+    assert all("cg_residual" not in r for r in rows if r["method"] != "wiener")
     status, out, err = invoke(evaluate_app, *args, "--spectrum")
     assert status == 0 and "vs truth" in out and "beam 60'" in out, err
     status, _, err = invoke(evaluate_app, *args, "--prior-family", "other")

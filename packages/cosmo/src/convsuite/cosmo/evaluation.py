@@ -10,7 +10,7 @@ masked-pixel MSE, SSIM in the holes, correlation in the holes, the fill's power 
 the truth's, the fraction of ell bins (2 <= ell < 3 nside, by 10) of the full-sky spectrum inside
 the cosmic-variance band of the true map's (``cv_fraction``; ``cv_fraction_per_bin`` with the
 narrower band of the bin average, see :mod:`convsuite.cosmo.metrics`), and the seconds each
-method took.
+method took; the CG baselines add their iterations and final residual.
 
 Skies: the default prior (LCDM, 2-pixel beam, 1 muK arcmin) or given priors (issue 13's held-out
 targets, :data:`~convsuite.cosmo.data.TARGET_PRIORS`: beams 30' and 60', n_s 0.94, amplitude
@@ -153,7 +153,9 @@ def evaluate_methods(
                 if progress:
                     progress(f"{prior.describe()}, seed {seed}: {method}")
                 started = time.perf_counter()
-                filled = _run(method, sky, prior, net, run_nside, wiener_iterations, prior_mode)
+                filled, solve = _run(
+                    method, sky, prior, net, run_nside, wiener_iterations, prior_mode
+                )
                 seconds = time.perf_counter() - started
                 rows.append(
                     {
@@ -162,6 +164,7 @@ def evaluate_methods(
                         "seed": seed,
                         **score(filled, sky),
                         "seconds": seconds,
+                        **solve,
                     }
                 )
     return rows
@@ -175,8 +178,10 @@ def _run(
     run_nside: int,
     wiener_iterations: int | None,
     prior_mode: str,
-) -> np.ndarray:
-    """One method's fill of one simulated sky."""
+) -> tuple[np.ndarray, dict[str, float]]:
+    """One method's fill of one simulated sky, and for the CG baselines their solve's
+    ``cg_iterations`` and ``cg_residual`` (the preconditioned residual relative to its start:
+    the reference is only as good as this; empty for the other methods)."""
     seed = sky.seed + 10**6  # the realizations' draws
     if method in _PIPELINE:
         use_net, mode = _PIPELINE[method]
@@ -184,7 +189,7 @@ def _run(
         pipeline_prior = (
             measured_prior(sky.masked, sky.observed) if prior_mode == "auto" else given_prior(nside)
         )
-        return inpaint_nest(
+        filled = inpaint_nest(
             net if use_net else None,
             sky.masked,
             sky.observed,
@@ -193,13 +198,16 @@ def _run(
             pipeline_prior,
             nside=run_nside if use_net else None,
         )
+        return filled, {}
     if method == "diffusive":
-        return diffusive_inpaint(sky.masked, sky.observed)
+        return diffusive_inpaint(sky.masked, sky.observed), {}
     wiener = simulation_wiener_filter(sky, wiener_iterations, prior)
     if method == "wiener":
-        return wiener.inpaint(sky.masked)
-    signal = wiener.constrained_realization(sky.masked, seed).signal
-    return np.where(sky.observed, sky.masked, signal)
+        result = wiener.solve(sky.masked)
+    else:
+        result = wiener.constrained_realization(sky.masked, seed)
+    solve = {"cg_iterations": float(result.iterations), "cg_residual": result.residual}
+    return np.where(sky.observed, sky.masked, result.signal), solve
 
 
 def spectrum_errors(
