@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from convsuite.medseg.data.ivdm3seg import read_subject
 
@@ -116,6 +117,31 @@ def test_train_exports_weights_validated_at_the_last_step(
     lines = (out / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
     validated = [line for line in lines[1:] if line.split(",")[-1]]
     assert [line.split(",")[1] for line in validated] == ["2"]  # after the 3rd (last) step
+
+
+def test_train_fine_tunes_from_init_and_refuses_another_network(
+    spines: Path, tmp_path: Path, medseg: Medseg, capsys
+) -> None:  # noqa: ANN001
+    """``--init``: with lr 0 one step leaves every parameter as the starting weights hold it (a
+    random start would not); a checkpoint of another architecture is refused in one line."""
+    from convsuite.core_ops.io import read_card
+    from convsuite.medseg import IVDNet
+
+    args = ("--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--accelerator", "cpu")
+    start = tmp_path / "start"
+    assert medseg("ivd", "train", spines, "--out", start, *args) == 0
+    init = start / "ivdnet.safetensors"
+    tuned = tmp_path / "tuned"
+    assert medseg("ivd", "train", spines, "--out", tuned, *args, "--init", init, "--lr", "0") == 0
+    before = dict(IVDNet.from_pretrained(init).named_parameters())
+    after = dict(IVDNet.from_pretrained(tuned / "ivdnet.safetensors").named_parameters())
+    assert all(torch.equal(before[name], value) for name, value in after.items())
+    assert "fine-tuned from ivdnet.safetensors" in read_card(tuned / "ivdnet.json").training_data
+    capsys.readouterr()
+    other = ("--model", "unet_early_fusion", "--init", init)
+    assert medseg("ivd", "train", spines, "--out", tmp_path / "x", *args, *other) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "ivdnet.safetensors" in message, message
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "segment", "evaluate"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,13 @@ from torch.export import Dim
 
 from convsuite.core_ops.hub import create_model, list_presets
 from convsuite.medseg.ivd_train import LABEL_ZOOM, IVDModule, _rotate, label_grid, load_slices
+from convsuite.medseg.models.volume_segmenter import (
+    IVDM3SEG_AFFINE,
+    VolumeSegmenter,
+    _shift,
+    scan_slices,
+    subpixel_offsets,
+)
 
 REFERENCE_PARAMETERS = 54_313_954
 """``IVD_Net_asym(1, 2, 32)`` of josedolz/IVD-Net (``IVD_Net.py``), counted with torch."""
@@ -103,6 +111,45 @@ def test_segment_refuses_bad_volumes() -> None:
     image[0, 0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
         net.segment(image)
+
+
+class _PointwiseNet(torch.nn.Module, VolumeSegmenter):
+    """A shift-equivariant toy disc network at 2.5 mm: logits (0, fat - 0.3) for every pixel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(pixel_mm=2.5, modalities=("fat", "inn", "opp", "wat"))
+        self.head = torch.nn.Conv2d(4, 2, 1)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.weight[1, 0] = 8.0
+            self.head.bias.copy_(torch.tensor([0.0, -8 * 0.3]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+
+def test_subpixel_grids_agree_with_one_grid_on_a_shift_equivariant_toy() -> None:
+    """1.25 mm slices, a pointwise network at 2.5 mm: on a linear ramp every grid (shifted by 0 or
+    1 scan pixel per axis, brought back and moved back) gives the same interior probability as
+    the unshifted grid, so the 4 agree with it; a grid moved back the wrong way would not."""
+    assert subpixel_offsets((1.25, 1.25), 2.5) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert subpixel_offsets((2.5, 1.25), 2.5) == [(0, 0), (0, 1)]
+    assert subpixel_offsets((2.5, 2.5), 2.5) == [(0, 0)]
+    net = _PointwiseNet().eval()
+    rows, cols = np.meshgrid(np.arange(48), np.arange(40), indexing="ij")
+    image = np.ones((4, 3, 48, 40), np.float32)
+    image[0] = 0.1 + 0.01 * rows + 0.005 * cols  # fat rises along both in-plane axes
+    one = net.disc_probability(image, IVDM3SEG_AFFINE, shifts=False)
+    four = net.disc_probability(image, IVDM3SEG_AFFINE, shifts=True)
+    inner = (slice(None), slice(3, -3), slice(3, -3))
+    np.testing.assert_allclose(four[inner], one[inner], atol=1e-5)
+    slices, _ = scan_slices(image, IVDM3SEG_AFFINE)
+    with torch.no_grad():  # moved by (1, 1), then "back" by (1, 1) more
+        logits = net(F.avg_pool2d(_shift(slices, 1, 1), 2))
+        wrong = _shift(F.interpolate(logits, size=(48, 40), mode="bilinear"), 1, 1)
+    wrong = wrong.softmax(1)[:, 1].numpy()
+    assert np.abs(wrong[inner] - one[inner]).max() > 0.01
 
 
 def _dice(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -50,6 +50,14 @@ Weights = Annotated[
     ),
 ]
 
+Shifts = Annotated[
+    bool,
+    typer.Option(
+        help="Also run the network on grids moved by half its pixel and average (4x the work "
+        "for the small preset on 1.25 mm scans; finer outlines)."
+    ),
+]
+
 
 def _check_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
@@ -141,6 +149,18 @@ def train(
         float,
         typer.Option(min=0, help="Turn training slices by a random angle up to this, degrees."),
     ] = 0.0,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from these weights (fine-tuning): a bundled name (ivdnet_small) or a "
+            ".safetensors checkpoint of the same --model and --preset.",
+            metavar="NAME|PATH",
+        ),
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Wall-clock budget, minutes; the best checkpoint is kept."),
+    ] = None,
     seed: Seed = 0,
     accelerator: Accelerator = "auto",
     devices: Devices = "auto",
@@ -170,6 +190,8 @@ def train(
         loss=loss,
         crop_mm=crop_mm or None,
         rotate_deg=rotate_deg,
+        init=init,
+        max_minutes=max_minutes,
         seed=seed,
         recipe=recipe_command(),
         **settings,
@@ -196,6 +218,7 @@ def segment_subjects(
     batch_size: BatchSize = 6,
     device: Device = "cpu",
     precision: Precision = "fp32",
+    shifts: Shifts = True,
 ) -> None:
     """Segment and localize the discs: OUT/<subject>/labels.nii.gz, discs.json, overlay.png.
 
@@ -232,7 +255,7 @@ def segment_subjects(
             def advance(done: int, task=task) -> None:
                 progress.update(task, completed=done)
 
-            result = segment_subject(net, folder, batch_size, advance, precision)
+            result = segment_subject(net, folder, batch_size, advance, precision, shifts)
             _write_result(out / stem, result)
             progress.remove_task(task)
             Console().print(f"{stem}: {len(result.discs)} discs")
@@ -296,6 +319,7 @@ def evaluate(
     figure: Annotated[Path | None, typer.Option(help="Write a bar chart of the methods.")] = None,
     batch_size: BatchSize = 6,
     device: Device = "cpu",
+    shifts: Shifts = True,
 ) -> None:
     """Dice, HD95 and mean surface distance (mm, MONAI, with the spacing), centroid error (mm)
     and discs found, per subject and per disc, for IVD-Net and the baselines."""
@@ -320,7 +344,7 @@ def evaluate(
         networks[name if name not in networks else f"{name} ({spec})"] = net
     console = Console(stderr=True, soft_wrap=True)
     scores = evaluate_subjects(
-        networks, data_root, batch_size, lambda m, s: console.print(f"{m}: {s}")
+        networks, data_root, batch_size, lambda m, s: console.print(f"{m}: {s}"), shifts
     )
     summary = {method: summarize(s) for method, s in scores.items()}
     table = Table(title=f"{data_root}: {len(folders)} subjects")

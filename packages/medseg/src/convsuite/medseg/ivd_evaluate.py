@@ -143,6 +143,7 @@ def evaluate_subjects(
     root: str | os.PathLike[str],
     batch_size: int = 6,
     progress: Callable[[str, str], None] | None = None,
+    shifts: bool = True,
 ) -> dict[str, list[SubjectScore]]:
     """Segment every labelled subject under ``root`` with each network and score it.
 
@@ -151,6 +152,7 @@ def evaluate_subjects(
         root: IVDM3Seg-layout folder (subjects with ``<NN>_Labels.nii``).
         batch_size: slices per forward pass.
         progress: called with (method, subject) after each subject.
+        shifts: sub-pixel shifted grids (see ``VolumeSegmenter.segment``).
     """
     import time
 
@@ -161,7 +163,9 @@ def evaluate_subjects(
             continue
         for method, net in networks.items():
             started = time.perf_counter()
-            labels, _ = net.segment(subject.image, subject.affine, batch_size=batch_size)
+            labels, _ = net.segment(
+                subject.image, subject.affine, batch_size=batch_size, shifts=shifts
+            )
             seconds = time.perf_counter() - started
             score = score_subject(subject.name, labels, subject.labels, subject.affine)
             score.seconds = seconds

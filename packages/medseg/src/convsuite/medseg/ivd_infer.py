@@ -51,16 +51,18 @@ def segment_subject(
     batch_size: int = 6,
     progress: Callable[[int], None] | None = None,
     precision: str = "fp32",
+    shifts: bool = True,
 ) -> IVDResult:
     """Read and segment one subject folder (``<NN>/<NN>_{fat,inn,opp,wat}.nii[.gz]``);
-    ``precision`` is ``fp32`` or ``bf16`` (see ``VolumeSegmenter.segment``).
+    ``precision`` is ``fp32`` or ``bf16``, ``shifts`` adds the sub-pixel shifted grids (see
+    ``VolumeSegmenter.segment``).
 
     Raises:
         InputError: a missing modality, volumes whose shapes or affines differ, NaN values.
     """
     subject = read_subject(folder, labels=False)
     labels, discs = net.segment(
-        subject.image, subject.affine, batch_size, progress, precision=precision
+        subject.image, subject.affine, batch_size, progress, precision=precision, shifts=shifts
     )
     return IVDResult(subject.name, subject.image, subject.affine, labels, discs)
 

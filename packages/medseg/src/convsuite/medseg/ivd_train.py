@@ -286,6 +286,8 @@ def train_ivd(
     loss: str = "ce",
     crop_mm: float | None = 160.0,
     rotate_deg: float = 0.0,
+    init: str | os.PathLike[str] | None = None,
+    max_minutes: float | None = None,
     seed: int = 0,
     val_fraction: float = 0.1,
     val_every: int | None = None,
@@ -309,6 +311,11 @@ def train_ivd(
             crop is this many pixels of ``config.pixel_mm``, rounded to a multiple of 16.
         rotate_deg: training slices are turned by a uniform random angle in
             [-rotate_deg, rotate_deg] degrees (0: not turned).
+        init: weights to start from (fine-tuning): a bundled name (``ivdnet_small``) or a
+            ``.safetensors`` checkpoint with its card, of the same architecture and config as
+            ``model`` / ``preset``; None starts from random weights.
+        max_minutes: wall-clock budget of the training, minutes (None: none); the best
+            checkpoint so far is exported when it runs out.
         seed: seeds the subject split, initialisation and sampling.
         val_fraction: share of subjects held out to pick the best checkpoint.
         val_every: validate every this many steps (default: once per epoch; with ``max_steps``
@@ -319,7 +326,8 @@ def train_ivd(
         **trainer_kwargs: passed to :func:`convsuite.core_ops.training.make_trainer`.
 
     Raises:
-        InputError: unknown model or preset, unreadable or unlabelled data.
+        InputError: unknown model or preset, unreadable or unlabelled data, ``init`` missing
+            or of another architecture or config.
     """
     if model not in IVD_MODELS:
         raise InputError(model, f"is not a disc network; use one of {', '.join(IVD_MODELS)}")
@@ -333,6 +341,11 @@ def train_ivd(
         raise InputError(data_root, "needs at least 2 subjects (one for validation)")
     val_subjects, train_subjects = order[:n_val].tolist(), order[n_val:].tolist()
     net = create_model(model, preset)
+    if init is not None:
+        start_from = type(net).from_pretrained(init)
+        if start_from.config != net.config:
+            raise InputError(init, f"is not a {model} {preset} network; pick its --model/--preset")
+        net.load_state_dict(start_from.state_dict())
     module = IVDModule(net, lr=lr, loss=loss)
     crop = None if crop_mm is None else max(16, round(crop_mm / config.pixel_mm / 16) * 16)
     train_set = _Crops(data.subset(train_subjects), crop, augment=True, rotate_deg=rotate_deg)
@@ -343,6 +356,8 @@ def train_ivd(
         epochs = -(-max_steps // per_epoch)  # the epoch budget becomes what the steps need
         per_epoch = -(-max_steps // epochs)
         settings = {"max_steps": epochs * per_epoch, "limit_train_batches": per_epoch}
+    if max_minutes is not None:
+        settings["max_time"] = {"seconds": round(60 * max_minutes)}
     if val_every is not None:
         settings["val_check_interval"] = min(val_every, per_epoch)
     trainer = make_trainer(
@@ -365,7 +380,9 @@ def train_ivd(
         training_data=(
             f"{len(train_set)} sagittal slices of {len(names)} subjects of {data_root} "
             f"(validation: {len(val_set)} slices of {n_val} subjects); lr {lr}, loss {loss}, "
-            f"batch {batch_size}, crop {crop} px, rotation +-{rotate_deg} deg, loss on a {LABEL_ZOOM}x finer grid, steps {trainer.global_step}"
+            f"batch {batch_size}, crop {crop} px, rotation +-{rotate_deg} deg, loss on a {LABEL_ZOOM}x "
+            f"finer grid, steps {trainer.global_step}"
+            f"{'' if init is None else f', fine-tuned from {Path(init).name}'}"
         ),
         intended_use=PHANTOM_USE,
         inputs={
