@@ -8,7 +8,14 @@ import torch
 
 from convsuite.audio.metrics import erle_db
 from convsuite.audio.model import D3AEC, D3AECConfig, bounded_mask, complex_multiply, compress
-from convsuite.audio.train import AECModule, SimulatedCalls, _pseudo, residual_db, spectral_loss
+from convsuite.audio.train import (
+    AECModule,
+    SimulatedCalls,
+    _pseudo,
+    residual_db,
+    spectral_loss,
+    speech_distortion,
+)
 from convsuite.core_ops.hub import create_model, model_config
 
 
@@ -95,6 +102,30 @@ def test_residual_db_is_minus_the_erle_in_far_end_single_talk() -> None:
     got = residual_db(spectra[1], silence, spectra[0]).item()
     assert abs(got + np.mean(erle)) < 0.3, (got, erle)
     assert residual_db(silence, silence, spectra[0]).item() == pytest.approx(-60.0, abs=1e-6)
+
+
+def test_speech_distortion_charges_the_masks_for_near_end_speech_only() -> None:
+    torch.manual_seed(0)
+    target = torch.randn(2, 2, 6, 257)
+    unit = torch.cat([torch.ones(2, 1, 6, 257), torch.zeros(2, 1, 6, 257)], dim=1)
+    assert speech_distortion(unit, unit, target).item() == pytest.approx(0.0, abs=1e-6)
+    half = 0.5 * unit
+    torch.testing.assert_close(
+        speech_distortion(half, unit, target), spectral_loss(0.5 * target, target)
+    )
+    assert speech_distortion(half, half, torch.zeros_like(target)).item() == 0.0  # fst: silent
+    # The module adds the weighted term on the masks the network applies to the microphone.
+    module = AECModule(model_config("d3aec", "tiny"), residual_weight=0.0).eval()
+    call = SimulatedCalls(2, seed=3, seconds=0.5, mix=(0.0, 0.0, 1.0))
+    batch = {k: torch.stack([call[i][k] for i in range(2)]) for k in call[0]}
+    with torch.no_grad():
+        plain = module._loss(batch)[0]
+        module.distortion_weight = 2.0
+        weighted = module._loss(batch)[0]
+        masks = module.net.mask_pair(_pseudo(batch["mic"]), _pseudo(batch["far"]))
+        expected = 2.0 * speech_distortion(*masks, _pseudo(batch["near"]))
+    assert expected.item() > 0
+    torch.testing.assert_close(weighted - plain, expected)
 
 
 def test_simulated_calls_follow_the_scenario_mix() -> None:

@@ -133,6 +133,10 @@ def train(
     residual_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of the residual-energy (dB) loss term.")
     ] = 0.01,
+    distortion_weight: Annotated[
+        float,
+        typer.Option(min=0.0, help="Weight of the near-end speech-distortion loss term."),
+    ] = 0.0,
     batch_size: BatchSize = 4,
     seed: Seed = 0,
     accelerator: Accelerator = "cpu",
@@ -168,6 +172,7 @@ def train(
         mix=mix,
         init=init,
         residual_weight=residual_weight,
+        distortion_weight=distortion_weight,
         progress=sys.stderr.isatty(),
         **settings,
     )

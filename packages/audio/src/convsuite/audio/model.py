@@ -167,11 +167,14 @@ class D3AEC(Pretrained, nn.Module):
         x = pseudo_cat([compress(mic, power), compress(far, power)])
         return self.head(self.body(self.stem(x)))
 
+    def mask_pair(self, mic: Tensor, far: Tensor) -> tuple[Tensor, Tensor]:
+        """Bounded (echo mask, noise mask), each pseudo-complex (N, 2, T, F)."""
+        real, imag = self.masks(mic, far).chunk(2, dim=1)  # (N, 2, T, F): [echo, noise] parts
+        echo_mask = bounded_mask(torch.cat([real[:, :1], imag[:, :1]], dim=1))
+        return echo_mask, bounded_mask(torch.cat([real[:, 1:], imag[:, 1:]], dim=1))
+
     def forward(self, mic: Tensor, far: Tensor) -> tuple[Tensor, Tensor]:
         """(N, 2, T, F) mic and far spectra -> (near-end estimate, echo-free estimate)."""
-        raw = self.masks(mic, far)
-        real, imag = raw.chunk(2, dim=1)  # (N, 2, T, F) each: [echo, noise] parts
-        echo_mask = bounded_mask(torch.cat([real[:, :1], imag[:, :1]], dim=1))
-        noise_mask = bounded_mask(torch.cat([real[:, 1:], imag[:, 1:]], dim=1))
+        echo_mask, noise_mask = self.mask_pair(mic, far)
         echo_free = complex_multiply(echo_mask, mic)
         return complex_multiply(noise_mask, echo_free), echo_free

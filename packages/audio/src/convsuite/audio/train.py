@@ -11,6 +11,15 @@ echo mask alone (the dual-mask cascade, see :mod:`convsuite.audio.model`); the t
 of echo suppression counts the same whether the residual is loud or already quiet; in double talk
 it is minus an SNR improvement, so removing near-end speech costs as much as leaving echo.
 
+Optional speech-distortion term (``distortion_weight`` D, default 0; the fine-tuning stage 4 of
+the recipe): the masks are linear in their input, so the estimate splits into the near-end speech
+passed through them, ``M_n M_e T``, and the rest. :func:`speech_distortion` is the spectral loss
+of ``M_n M_e T`` against T: it charges the masks for what they do to near-end speech alone (zero
+in far-end single talk), apart from how much echo they leave, after the weighted
+speech-distortion loss of Xia et al., "Weighted speech distortion losses for neural-network-based
+real-time speech enhancement", ICASSP 2020 (there: ``alpha SD + (1 - alpha) NR``; here added to
+the terms above with weight D).
+
 Training data (ours): the scenario mix of the training calls is a parameter (the recipe draws
 far-end single talk, whose ERLE the issue targets, more often than :func:`simulate_call`'s 20 %).
 """
@@ -29,12 +38,19 @@ from torch.utils.data import DataLoader, Dataset
 
 from convsuite.audio.data.simulate import SCENARIOS, simulate_call
 from convsuite.audio.infer import align_far, estimate_delay
-from convsuite.audio.model import D3AEC, D3AECConfig, compress
+from convsuite.audio.model import D3AEC, D3AECConfig, complex_multiply, compress
 from convsuite.audio.stft import stft
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.training import export_best, make_trainer, seed_everything
 
-__all__ = ["AECModule", "SimulatedCalls", "residual_db", "spectral_loss", "train_network"]
+__all__ = [
+    "AECModule",
+    "SimulatedCalls",
+    "residual_db",
+    "spectral_loss",
+    "speech_distortion",
+    "train_network",
+]
 
 _VALIDATION_SEED = 10_000_000  # validation calls: train-split seeds far from the training ones
 RESIDUAL_WEIGHT = 0.01
@@ -66,6 +82,15 @@ def residual_db(estimate: Tensor, target: Tensor, mic: Tensor, floor_db: float =
     error = (estimate - target).pow(2).sum(dims)
     energy = mic.pow(2).sum(dims) + 1e-10
     return (10 * torch.log10(error / energy + 10 ** (floor_db / 10))).mean()
+
+
+def speech_distortion(echo_mask: Tensor, noise_mask: Tensor, target: Tensor) -> Tensor:
+    """:func:`spectral_loss` of the near-end speech passed through both masks, ``M_n M_e T``, vs T.
+
+    All pseudo-complex (N, 2, T, F); zero when T = 0 (far-end single talk) or both masks are 1.
+    """
+    passed = complex_multiply(noise_mask, complex_multiply(echo_mask, target))
+    return spectral_loss(passed, target)
 
 
 class SimulatedCalls(Dataset):
@@ -125,23 +150,37 @@ class AECModule(L.LightningModule):
     """Trains a :class:`D3AEC` on batches of :class:`SimulatedCalls` with :func:`spectral_loss`."""
 
     def __init__(
-        self, config: D3AECConfig, lr: float = 1e-3, residual_weight: float = RESIDUAL_WEIGHT
+        self,
+        config: D3AECConfig,
+        lr: float = 1e-3,
+        residual_weight: float = RESIDUAL_WEIGHT,
+        distortion_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
-            {"config": config.to_dict(), "lr": lr, "residual_weight": residual_weight}
+            {
+                "config": config.to_dict(),
+                "lr": lr,
+                "residual_weight": residual_weight,
+                "distortion_weight": distortion_weight,
+            }
         )
         self.net = D3AEC(config)
         self.lr, self.residual_weight = lr, residual_weight
+        self.distortion_weight = distortion_weight
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         mic = _pseudo(batch["mic"])
-        near, echo_free = self.net(mic, _pseudo(batch["far"]))
+        echo_mask, noise_mask = self.net.mask_pair(mic, _pseudo(batch["far"]))
+        echo_free = complex_multiply(echo_mask, mic)
+        near = complex_multiply(noise_mask, echo_free)
         target = _pseudo(batch["near"])
         loss = spectral_loss(near, target)
         loss = loss + 0.5 * spectral_loss(echo_free, _pseudo(batch["echo_free"]))
         if self.residual_weight:
             loss = loss + self.residual_weight * residual_db(near, target, mic)
+        if self.distortion_weight:
+            loss = loss + self.distortion_weight * speech_distortion(echo_mask, noise_mask, target)
         return loss, near, mic
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -174,6 +213,7 @@ def train_network(
     mix: tuple[float, float, float] | None = None,
     init: str | Path | None = None,
     residual_weight: float = RESIDUAL_WEIGHT,
+    distortion_weight: float = 0.0,
     progress: bool | None = True,
     **trainer_settings: Any,
 ) -> Path:
@@ -194,6 +234,7 @@ def train_network(
         init: a ``.safetensors`` checkpoint of the same architecture to start from (fine-tuning);
             None starts from random weights. InputError when its architecture differs.
         residual_weight: weight of :func:`residual_db` in the loss (0: spectral terms only).
+        distortion_weight: weight of :func:`speech_distortion` in the loss (0: none).
         progress: progress bar (see :func:`~convsuite.core_ops.training.make_trainer`).
         **trainer_settings: accelerator, devices, strategy, num_nodes.
 
@@ -201,7 +242,9 @@ def train_network(
         The weights path.
     """
     seed_everything(seed)
-    module = AECModule(preset_config, lr=lr, residual_weight=residual_weight)
+    module = AECModule(
+        preset_config, lr=lr, residual_weight=residual_weight, distortion_weight=distortion_weight
+    )
     if init is not None:
         start_from = D3AEC.from_pretrained(init)
         if start_from.config != preset_config:
@@ -232,8 +275,8 @@ def train_network(
             f"simulate_call, split='train', seeds {seed}..{seed + train_calls - 1}, scenario "
             f"mix fst/nst/dt {mix or 'simulate_call default 0.2/0.2/0.6'}"
             f"{'' if init is None else f', fine-tuned from {Path(init).name}'}, residual-energy "
-            f"weight {residual_weight:g}): synthetic "
-            "source-filter speech, pyroomacoustics and exponential echo paths, loudspeaker "
+            f"weight {residual_weight:g}, speech-distortion weight {distortion_weight:g}): "
+            "synthetic source-filter speech, pyroomacoustics and exponential echo paths, loudspeaker "
             "nonlinearity, 10-500 ms delay, stationary and non-stationary noise"
         ),
         intended_use=(
