@@ -81,15 +81,15 @@ class _Node:
     source: Tensor  # (rows, F): the input's feature rows in act order (a view of the features
     # when contiguous, else gathered into scratch by ``index``)
     index: Tensor | None  # feature rows to gather into ``source``, None when it is a view
-    scale: Tensor  # (rows, 1) folded batch-norm scale, act order
-    shift: Tensor  # (rows, 1)
+    scale: Tensor  # (rows, F) folded batch-norm scale, act order, materialized
+    shift: Tensor
     slot: Tensor  # (rows, F) the activations: interior of a scratch buffer with zero frequency
     # margins
     groups: list[_Group]  # empty for a 1x1 convolution (its input is ``slot`` itself)
     acc: Tensor  # (D - 1 + M, 2 C_out, F): partial sums of outputs t - p .. t - p + D - 2 + M
     depth: int  # D
     weight: Tensor  # (2 C_out, rows) for a 1x1 convolution
-    bias: Tensor  # (2 C_out, 1)
+    bias: Tensor  # (2 C_out, F): the bias materialized over the bins (no broadcast per frame)
     out: Tensor  # (2 C_out, F) view of the node's output rows in the feature buffer
 
 
@@ -298,14 +298,14 @@ class FrameProgram:
         return _Node(
             source=source_rows,
             index=index,
-            scale=scale[:, None].contiguous(),
-            shift=shift[:, None].contiguous(),
+            scale=scale[:, None].expand_as(slot).contiguous(),
+            shift=shift[:, None].expand_as(slot).contiguous(),
             slot=slot,
             groups=built,
             acc=acc,
             depth=depth,
             weight=torch.cat(weights, 1) if one_by_one else padded.new_zeros(0),
-            bias=bias[:, None].contiguous(),
+            bias=bias[:, None].expand(-1, bins).contiguous(),
             out=features[out.row : out.row + 2 * out.channels],
         )
 
