@@ -134,7 +134,7 @@ def crossover_rows() -> list[Comparison]:
         for train in (False, True):
             g = grad_out if train else None
             kind = "dw" if depthwise else "dense32"
-            routes = ["channels_last", "fft"] + (["split"] if depthwise and train else [])
+            routes = ["channels_last", "fft"] + (["split", "kernel"] if depthwise and train else [])
             for route in routes:
                 times = paired_medians(
                     lambda g=g, x=x, w=w, kw=kw, route=route: _step(

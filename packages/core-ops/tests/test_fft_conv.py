@@ -130,21 +130,24 @@ def test_dispatcher_routes_large_training_kernels_to_fft(monkeypatch):
 
 
 def test_routes_follow_the_table():
-    assert choose_route(2, True, True, 13) == "channels_last"
+    assert choose_route(2, True, True, 13) == "kernel"
+    assert choose_route(2, True, True, 3) == "kernel"
+    assert choose_route(2, True, True, 1) == "direct"
     assert choose_route(2, True, True, 17) == "split"
     assert choose_route(2, True, False, 13) == "direct"
     assert choose_route(2, True, False, 9) == "direct"
     assert choose_route(1, True, False, 13) == "direct"
     assert choose_route(1, True, False, 15) == "channels_last"
     assert choose_route(2, True, False, 17) == "channels_last"
-    assert choose_route(1, True, True, 31) == "split"
+    assert choose_route(1, True, True, 31) == "kernel"
+    assert choose_route(1, True, True, 129) == "split"
     assert choose_route(2, False, False, 31) == "fft"
     for key, steps in ROUTES.items():
         extents = [extent for extent, _ in steps]
         assert extents == sorted(extents) and extents[0] == 1, key
 
 
-@pytest.mark.parametrize("route", ["direct", "channels_last", "split", "fft"])
+@pytest.mark.parametrize("route", ["direct", "channels_last", "kernel", "split", "fft"])
 @pytest.mark.parametrize(
     ("dims", "kernel", "padding", "channels_last"),
     [(1, 17, 8, False), (1, 13, 3, False)]

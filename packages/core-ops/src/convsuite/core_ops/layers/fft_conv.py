@@ -322,16 +322,22 @@ def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int)
 #                    171 ms at k = 13), or a (N, C, 1, L) channels-last 2-D convolution for 1-D
 #                    (conv1d jumps from 1.7 ms at k = 13 to 10.9 ms at k = 15; the channels-last
 #                    form takes 3.2 ms; its backward is faster up to k = 13 only);
+#   "kernel":        depthwise_kernels.DirectDepthwise (numba kernels vectorized over channels,
+#                    channels-last in 2-D, over positions in 1-D; forward, input and weight
+#                    gradient). Training only: measured 2026-12-02 07:45 UTC under load (~9, 2
+#                    threads, interleaved medians of 3) against the route it replaced: 1-D k = 5-127
+#                    2.3-3.0x (k = 31: 4-5x against conv1d's own), 2-D k = 3-15 1.9-1.1x; 2-D
+#                    k = 25-35 0.5-0.8x (the split route keeps k >= 17);
 #   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
 #   "fft":           fft_conv.
 # 3-D was not measured; dense convolutions keep the foundation issue's crossover (15).
 ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
     (1, True, False): ((1, "direct"), (15, "channels_last"), (127, "fft")),
-    (1, True, True): ((1, "channels_last"), (15, "direct"), (17, "split"), (257, "fft")),
+    (1, True, True): ((1, "channels_last"), (5, "kernel"), (129, "split"), (257, "fft")),
     (1, False, False): ((1, "direct"), (15, "fft")),
     (1, False, True): ((1, "direct"), (15, "fft")),
     (2, True, False): ((1, "direct"), (15, "channels_last"), (51, "fft")),
-    (2, True, True): ((1, "direct"), (5, "channels_last"), (15, "split"), (35, "fft")),
+    (2, True, True): ((1, "direct"), (3, "kernel"), (17, "split"), (35, "fft")),
     (2, False, False): ((1, "direct"), (15, "fft")),
     (2, False, True): ((1, "direct"), (15, "fft")),
     (3, True, False): ((1, "direct"), (51, "fft")),
@@ -495,12 +501,15 @@ def conv_by_route(
     groups: int = 1,
 ) -> Tensor:
     """The convolution computed by one route of :data:`ROUTES` ("direct", "channels_last",
-    "split", "fft"); what :func:`large_kernel_conv` runs, and what the benchmark's sweep times.
+    "kernel", "split", "fft"); what :func:`large_kernel_conv` runs, and what the benchmark's sweep
+    times.
 
-    "split" needs a depthwise square kernel, stride 1, dilation 1 and the same padding (< k) on
-    both sides of every axis; otherwise it runs the "channels_last" route.
+    "kernel" and "split" need a depthwise square kernel, stride 1, dilation 1 and the same padding
+    (< k) on both sides of every axis; otherwise they run the "channels_last" route. "kernel" also
+    needs 1 or 2 spatial axes and float32/float64 CPU tensors outside autocast; otherwise it runs
+    "split".
     """
-    if route == "split":
+    if route in ("kernel", "split"):
         dims = weight.dim() - 2
         kernel = tuple(weight.shape[2:])
         sides = _side_padding(padding, kernel, as_tuple(dilation, dims, "dilation"))
@@ -513,14 +522,34 @@ def conv_by_route(
             and len(set(sides)) == 1
             and sides[0][0] == sides[0][1] < kernel[0]
         ):
-            y = _SplitDepthwise.apply(x, weight, sides[0][0])
+            if route == "kernel" and _kernel_applies(x, weight):
+                from convsuite.core_ops.layers.depthwise_kernels import DirectDepthwise
+
+                y = DirectDepthwise.apply(x, weight, sides[0][0])
+            else:
+                y = _SplitDepthwise.apply(x, weight, sides[0][0])
             return y if bias is None else y + bias.reshape(1, -1, *([1] * dims))
         route = "channels_last"
     if route == "fft":
         return fft_conv(x, weight, bias, stride, padding, dilation, groups)
     if route not in ("direct", "channels_last"):
-        raise ValueError(f"route must be one of direct, channels_last, split, fft; got {route!r}")
+        raise ValueError(
+            f"route must be one of direct, channels_last, kernel, split, fft; got {route!r}"
+        )
     return _direct_conv(x, weight, bias, stride, padding, dilation, groups, route)
+
+
+def _kernel_applies(x: Tensor, weight: Tensor) -> bool:
+    """Whether :class:`~convsuite.core_ops.layers.depthwise_kernels.DirectDepthwise` computes
+    this depthwise convolution as torch would: 1-D or 2-D, float32/float64 CPU, no autocast."""
+    return (
+        x.dim() in (3, 4)
+        and x.dtype in (torch.float32, torch.float64)
+        and weight.dtype == x.dtype
+        and x.device.type == "cpu"
+        and weight.device.type == "cpu"
+        and not torch.is_autocast_enabled("cpu")
+    )
 
 
 class _FFTConvMixin:

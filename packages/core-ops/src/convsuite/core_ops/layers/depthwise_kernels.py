@@ -1,0 +1,299 @@
+"""Direct channels-last depthwise convolution kernels (numba), forward and backward.
+
+Layout (N, H, W, C) with the channel vector contiguous, so every tap is a SIMD multiply-add over
+channels: ``y[n, h, w, :] += k[a, b, :] * x[n, h + a - p, w + b - p, :]``. The forward and the
+input gradient (the forward with the kernel flipped and padding ``k - 1 - p``) run in parallel
+over (batch, output rows); the weight gradient ``gk[a, b, :] = sum_{n, h, w} x[n, h + a - p,
+w + b - p, :] g[n, h, w, :]`` is summed per block of rows, then over blocks. 1-D inputs run as
+H = 1. Stride 1, dilation 1, square kernels and symmetric zero padding only (the dispatcher in
+:mod:`convsuite.core_ops.layers.fft_conv` checks this and routes everything else elsewhere).
+
+numba compiles each kernel on first call (a few seconds, cached on disk with ``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+from torch import Tensor
+
+__all__ = ["DirectDepthwise", "depthwise_forward", "depthwise_weight_grad"]
+
+
+# Output positions per work item along W: a (TILE, C) accumulator block stays in L1 while every tap
+# is added into it (1-D rows are thousands of positions long).
+TILE = 64
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _forward_nhwc(x: np.ndarray, k: np.ndarray, pad_h: int, pad_w: int, out: np.ndarray) -> None:
+    """out (N, Ho, Wo, C) = depthwise correlation of x (N, H, W, C) with k (KH, KW, C).
+
+    Work items are (n, output row, tile of TILE columns); four taps per pass over the channel
+    vector (one load and store of the accumulator per four multiply-adds).
+    """
+    n_batch, height, width, channels = x.shape
+    _, out_h, out_w, _ = out.shape
+    size_h, size_w = k.shape[0], k.shape[1]
+    tiles = (out_w + TILE - 1) // TILE
+    for item in prange(n_batch * out_h * tiles):
+        row = item // tiles
+        w_start = (item - row * tiles) * TILE
+        w_stop = min(out_w, w_start + TILE)
+        n = row // out_h
+        h = row - n * out_h
+        acc = out[n, h]
+        acc[w_start:w_stop] = 0.0
+        for a in range(size_h):
+            ih = h + a - pad_h
+            if ih < 0 or ih >= height:
+                continue
+            x_row = x[n, ih]
+            taps = k[a]
+            for w in range(w_start, w_stop):
+                dst = acc[w]
+                b = max(0, pad_w - w)
+                b_stop = min(size_w, width + pad_w - w)
+                while b + 4 <= b_stop:
+                    t0, t1, t2, t3 = taps[b], taps[b + 1], taps[b + 2], taps[b + 3]
+                    s = w + b - pad_w
+                    s0, s1, s2, s3 = x_row[s], x_row[s + 1], x_row[s + 2], x_row[s + 3]
+                    for c in range(channels):
+                        dst[c] += (t0[c] * s0[c] + t1[c] * s1[c]) + (t2[c] * s2[c] + t3[c] * s3[c])
+                    b += 4
+                while b < b_stop:
+                    t0, s0 = taps[b], x_row[w + b - pad_w]
+                    for c in range(channels):
+                        dst[c] += t0[c] * s0[c]
+                    b += 1
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _weight_grad_nhwc(
+    x: np.ndarray, g: np.ndarray, pad_h: int, pad_w: int, parts: np.ndarray
+) -> None:
+    """parts (B, KH, KW, C): per block of work items (n, output row, tile of TILE columns), the
+    sum over the block of x shifted by each tap times g (x (N, H, W, C), g (N, Ho, Wo, C)); four
+    output columns per pass over the channel vector."""
+    n_batch, height, width, channels = x.shape
+    _, out_h, out_w, _ = g.shape
+    blocks, size_h, size_w = parts.shape[0], parts.shape[1], parts.shape[2]
+    tiles = (out_w + TILE - 1) // TILE
+    items = n_batch * out_h * tiles
+    for block in prange(blocks):
+        part = parts[block]
+        part[:] = 0.0
+        for item in range(block * items // blocks, (block + 1) * items // blocks):
+            row = item // tiles
+            w_start = (item - row * tiles) * TILE
+            w_end = min(out_w, w_start + TILE)
+            n = row // out_h
+            h = row - n * out_h
+            g_row = g[n, h]
+            for a in range(size_h):
+                ih = h + a - pad_h
+                if ih < 0 or ih >= height:
+                    continue
+                x_row = x[n, ih]
+                for b in range(size_w):
+                    dst = part[a, b]
+                    w = max(w_start, pad_w - b)
+                    w_stop = min(w_end, width + pad_w - b)
+                    while w + 4 <= w_stop:
+                        s = w + b - pad_w
+                        s0, s1, s2, s3 = x_row[s], x_row[s + 1], x_row[s + 2], x_row[s + 3]
+                        g0, g1, g2, g3 = g_row[w], g_row[w + 1], g_row[w + 2], g_row[w + 3]
+                        for c in range(channels):
+                            dst[c] += (s0[c] * g0[c] + s1[c] * g1[c]) + (
+                                s2[c] * g2[c] + s3[c] * g3[c]
+                            )
+                        w += 4
+                    while w < w_stop:
+                        s0, g0 = x_row[w + b - pad_w], g_row[w]
+                        for c in range(channels):
+                            dst[c] += s0[c] * g0[c]
+                        w += 1
+
+
+# 1-D: positions per work item of the (N, C, L) kernels.
+ROW_TILE = 512
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _forward_ncl(x: np.ndarray, k: np.ndarray, pad: int, out: np.ndarray) -> None:
+    """out (N, C, Lo) = depthwise correlation of x (N, C, L) with k (C, K), zero padding ``pad``.
+
+    Work items are (n, c, tile of ROW_TILE outputs); the tile's input span is copied into a
+    zero-padded buffer so the inner loop (four taps, contiguous positions) has no bounds.
+    """
+    n_batch, channels, length = x.shape
+    out_len = out.shape[2]
+    size = k.shape[1]
+    tiles = (out_len + ROW_TILE - 1) // ROW_TILE
+    for item in prange(n_batch * channels * tiles):
+        row = item // tiles
+        start = (item - row * tiles) * ROW_TILE
+        count = min(out_len, start + ROW_TILE) - start
+        n = row // channels
+        c = row - n * channels
+        span = np.zeros(count + size - 1, dtype=x.dtype)
+        low = max(0, start - pad)
+        high = min(length, start - pad + count + size - 1)
+        span[low - (start - pad) : high - (start - pad)] = x[n, c, low:high]
+        acc = np.zeros(count, dtype=x.dtype)
+        b = 0
+        while b + 4 <= size:
+            t0, t1, t2, t3 = k[c, b], k[c, b + 1], k[c, b + 2], k[c, b + 3]
+            for i in range(count):
+                acc[i] += (t0 * span[i + b] + t1 * span[i + b + 1]) + (
+                    t2 * span[i + b + 2] + t3 * span[i + b + 3]
+                )
+            b += 4
+        while b < size:
+            t0 = k[c, b]
+            for i in range(count):
+                acc[i] += t0 * span[i + b]
+            b += 1
+        out[n, c, start : start + count] = acc
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _weight_grad_ncl(x: np.ndarray, g: np.ndarray, pad: int, grad: np.ndarray) -> None:
+    """grad (C, K)[c, b] = sum over n and outputs o of x[n, c, o + b - pad] g[n, c, o] (x zero
+    outside), one channel per work item, four taps per pass over the row."""
+    n_batch, channels, length = x.shape
+    out_len = g.shape[2]
+    size = grad.shape[1]
+    for c in prange(channels):
+        sums = np.zeros(size, dtype=np.float64)
+        span = np.zeros(out_len + size - 1, dtype=x.dtype)
+        low, high = max(0, -pad), min(length, out_len + size - 1 - pad)
+        for n in range(n_batch):
+            span[low + pad : high + pad] = x[n, c, low:high]
+            g_row = g[n, c]
+            b = 0
+            while b + 4 <= size:
+                s0 = s1 = s2 = s3 = np.float32(0.0)
+                for i in range(out_len):
+                    gi = g_row[i]
+                    s0 += span[i + b] * gi
+                    s1 += span[i + b + 1] * gi
+                    s2 += span[i + b + 2] * gi
+                    s3 += span[i + b + 3] * gi
+                sums[b] += s0
+                sums[b + 1] += s1
+                sums[b + 2] += s2
+                sums[b + 3] += s3
+                b += 4
+            while b < size:
+                s0 = np.float32(0.0)
+                for i in range(out_len):
+                    s0 += span[i + b] * g_row[i]
+                sums[b] += s0
+                b += 1
+        for b in range(size):
+            grad[c, b] = sums[b]
+
+
+def _set_threads() -> int:
+    """numba's thread count set to torch's (at most numba's pool size); returns it."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    return threads
+
+
+def _nhwc(t: Tensor) -> Tensor:
+    """(N, C, H, W) -> contiguous (N, H, W, C): a view when ``t`` is channels-last."""
+    return t.detach().permute(0, 2, 3, 1).contiguous()
+
+
+def _correlate(x: Tensor, taps: Tensor, padding: int) -> Tensor:
+    """Depthwise correlation in the kernels' layouts: x (N, H, W, C) with taps (K, K, C), or
+    x (N, C, L) with taps (C, K); returns the output in the same layout."""
+    _set_threads()
+    if x.dim() == 3:
+        out = x.new_empty(*x.shape[:2], x.shape[2] + 2 * padding - taps.shape[1] + 1)
+        _forward_ncl(x.numpy(), taps.numpy(), padding, out.numpy())
+        return out
+    crop = 2 * padding - taps.shape[0] + 1
+    out = x.new_empty(x.shape[0], x.shape[1] + crop, x.shape[2] + crop, x.shape[3])
+    _forward_nhwc(x.numpy(), taps.numpy(), padding, padding, out.numpy())
+    return out
+
+
+def _taps(weight: Tensor, flip: bool = False) -> Tensor:
+    """(C, 1, *K) weight -> the kernels' tap layout: (C, K) for 1-D, (K, K, C) for 2-D."""
+    weight = weight.detach()
+    if flip:
+        weight = weight.flip(tuple(range(2, weight.dim())))
+    if weight.dim() == 3:
+        return weight[:, 0].contiguous()
+    return weight[:, 0].permute(1, 2, 0).contiguous()
+
+
+def _from_layout(t: Tensor) -> Tensor:
+    """Kernel layout -> (N, C, *L) view (2-D: channels-last in memory)."""
+    return t if t.dim() == 3 else t.permute(0, 3, 1, 2)
+
+
+def _to_layout(t: Tensor) -> Tensor:
+    """(N, C, *L) -> the kernels' layout, contiguous."""
+    return t.detach().contiguous() if t.dim() == 3 else _nhwc(t)
+
+
+def depthwise_forward(x: Tensor, weight: Tensor, padding: int) -> Tensor:
+    """Stride-1 depthwise correlation of x (N, C, *L) with weight (C, 1, *(K,) * D), D = 1 or 2,
+    zero padding ``padding`` (< K) on both sides of each axis.
+
+    Returns (N, C, *L_out), L_out = L + 2 padding - K + 1 (2-D: channels-last in memory).
+    """
+    return _from_layout(_correlate(_to_layout(x), _taps(weight.to(x.dtype)), padding))
+
+
+def _weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor:
+    """Weight gradient (C, 1, *(kernel,) * D) from x and grad_y in the kernels' layout."""
+    threads = _set_threads()
+    if x.dim() == 3:
+        grad = x.new_empty(x.shape[1], kernel)
+        _weight_grad_ncl(x.numpy(), grad_y.numpy(), padding, grad.numpy())
+        return grad.unsqueeze(1)
+    parts = x.new_empty(threads, kernel, kernel, x.shape[3])
+    _weight_grad_nhwc(x.numpy(), grad_y.numpy(), padding, padding, parts.numpy())
+    return parts.sum(0).permute(2, 0, 1).unsqueeze(1).contiguous()
+
+
+def depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor:
+    """Weight gradient (C, 1, *(kernel,) * D) of :func:`depthwise_forward` for the output
+    gradient ``grad_y`` (N, C, *L_out)."""
+    return _weight_grad(_to_layout(x), _to_layout(grad_y.to(x.dtype)), kernel, padding)
+
+
+class DirectDepthwise(torch.autograd.Function):
+    """Stride-1 depthwise convolution with symmetric zero padding, all three passes by the kernels
+    above: forward, input gradient (the forward of ``grad_y`` with the flipped kernel and padding
+    ``K - 1 - padding``) and weight gradient. float32 / float64 CPU tensors, D = 1 or 2; the
+    input is converted to the kernels' layout once and kept for the backward pass."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor, padding: int
+    ) -> Tensor:
+        x_l = _to_layout(x)
+        ctx.save_for_backward(x_l, weight)
+        ctx.padding = padding
+        return _from_layout(_correlate(x_l, _taps(weight.to(x.dtype)), padding))
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+        x_l, weight = ctx.saved_tensors
+        padding, size = ctx.padding, weight.shape[-1]
+        g_l = _to_layout(grad_y.to(x_l.dtype))
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            flipped = _taps(weight.to(x_l.dtype), flip=True)
+            grad_x = _from_layout(_correlate(g_l, flipped, size - 1 - padding))
+        if ctx.needs_input_grad[1]:
+            grad_w = _weight_grad(x_l, g_l, size, padding).to(weight.dtype)
+        return grad_x, grad_w, None

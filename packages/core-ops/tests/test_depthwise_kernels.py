@@ -1,0 +1,120 @@
+"""The numba depthwise kernels (the dispatcher's "kernel" route): torch's depthwise convolution in
+values and gradients, and clean fall-backs for what they do not cover."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convsuite.core_ops.layers.depthwise_kernels import (
+    DirectDepthwise,
+    depthwise_forward,
+    depthwise_weight_grad,
+)
+from convsuite.core_ops.layers.fft_conv import conv_by_route, large_kernel_conv
+
+DIRECT = {1: F.conv1d, 2: F.conv2d}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("dims", "kernel", "padding", "spatial", "channels_last"),
+    [
+        (2, 13, 6, (21, 17), False),
+        (2, 13, 6, (21, 17), True),
+        (2, 3, 1, (9, 70), False),  # a row longer than one 64-column tile
+        (2, 7, 2, (11, 13), True),  # padding < k // 2: a smaller output
+        (2, 17, 8, (5, 6), False),  # the window larger than the map
+        (1, 31, 15, (1100,), False),  # more than two 512-sample tiles
+        (1, 5, 0, (37,), False),
+        (1, 13, 4, (9,), False),
+    ],
+)
+def test_kernel_route_equals_torch(dtype, dims, kernel, padding, spatial, channels_last):
+    torch.manual_seed(kernel)
+    x = torch.randn(3, 5, *spatial, dtype=dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(5, 1, *(kernel,) * dims, dtype=dtype, requires_grad=True)
+    reference = DIRECT[dims](x, w, None, 1, padding, 1, 5)
+    ours = DirectDepthwise.apply(x, w, padding)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    scale = reference.abs().max().item()
+    assert ours.shape == reference.shape and ours.dtype == dtype
+    torch.testing.assert_close(ours, reference, rtol=0, atol=tol * scale)
+    grad_out = torch.randn_like(reference)
+    for g_ours, g_ref in zip(
+        torch.autograd.grad(ours, (x, w), grad_out),
+        torch.autograd.grad(reference, (x, w), grad_out),
+        strict=True,
+    ):
+        assert g_ours.shape == g_ref.shape
+        torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=tol * g_ref.abs().max().item())
+
+
+def test_functional_forms_match_the_autograd_function():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 12, 10)
+    w = torch.randn(4, 1, 5, 5)
+    g = torch.randn(2, 4, 12, 10)
+    torch.testing.assert_close(depthwise_forward(x, w, 2), F.conv2d(x, w, None, 1, 2, 1, 4))
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    F.conv2d(xg, wg, None, 1, 2, 1, 4).backward(g)
+    torch.testing.assert_close(depthwise_weight_grad(x, g, 5, 2), wg.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_dispatcher_trains_through_the_kernel_route(monkeypatch):
+    """large_kernel_conv sends 2-D k = 13 training to the kernels (and bias gradients stay right)."""
+    calls = []
+    original = DirectDepthwise.apply
+    monkeypatch.setattr(DirectDepthwise, "apply", lambda *a: calls.append(a[2]) or original(*a))
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 20, 20, requires_grad=True)
+    w = torch.randn(6, 1, 13, 13, requires_grad=True)
+    b = torch.randn(6, requires_grad=True)
+    ours = large_kernel_conv(x, w, b, 1, 6, 1, 6)
+    reference = F.conv2d(x, w, b, 1, 6, 1, 6)
+    assert calls == [6]
+    grad_out = torch.randn_like(reference)
+    for g_ours, g_ref in zip(
+        torch.autograd.grad(ours, (x, w, b), grad_out),
+        torch.autograd.grad(reference, (x, w, b), grad_out),
+        strict=True,
+    ):
+        torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=2e-5 * g_ref.abs().max().item())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "weight_shape"),
+    [
+        (dict(stride=2, padding=3), (4, 1, 7, 7)),  # stride 2
+        (dict(stride=1, padding="same"), (4, 1, 6, 6)),  # even kernel: asymmetric padding
+        (dict(stride=1, padding=2, dilation=2), (4, 1, 5, 5)),  # dilation
+        (dict(stride=1, padding=3), (4, 1, 7, 5)),  # not square
+    ],
+)
+def test_kernel_route_falls_back_where_it_does_not_apply(kwargs, weight_shape):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 15, 14, requires_grad=True)
+    w = torch.randn(*weight_shape, requires_grad=True)
+    ours = conv_by_route("kernel", x, w, None, groups=4, **kwargs)
+    reference = F.conv2d(x, w, None, groups=4, **kwargs)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    for g_ours, g_ref in zip(
+        torch.autograd.grad(ours.sum(), (x, w)),
+        torch.autograd.grad(reference.sum(), (x, w)),
+        strict=True,
+    ):
+        torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_route_under_autocast_runs_the_split_route():
+    x = torch.randn(2, 4, 20, 20, requires_grad=True)
+    w = torch.randn(4, 1, 13, 13, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv_by_route("kernel", x, w, None, 1, 6, 1, 4)
+    assert y.dtype == torch.bfloat16  # torch's bf16 direct kernel, as the split route runs it
+    y.float().sum().backward()
+    assert x.grad.dtype == w.grad.dtype == torch.float32
