@@ -25,10 +25,19 @@ Target (issue 18): bf16 >= 1.5x faster than float32 at a metric change within 1%
 is not installed is skipped with a line saying so. This script lives outside core-ops, which must
 not import domain packages.
 
+OpenMP workers sleep while idle (``OMP_WAIT_POLICY=PASSIVE`` unless set), as in core-ops'
+``bench_sparse.py``: on a shared machine spinning workers turn every parallel region into a
+scheduler wait.
+
     PYTHONPATH=shared python benchmarks/bench_precision.py
 """
 
+# ruff: noqa: E402  (OMP_WAIT_POLICY must be set before torch is imported)
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
 
 import copy
 import importlib.util
