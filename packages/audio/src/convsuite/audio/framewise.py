@@ -22,7 +22,10 @@ multidilated layers, head), and a frame is, per node:
 
 So no history of inputs is kept or copied (the causal zero padding of the offline network is a
 fresh buffer of partial sums), each input row is read by one matmul, and the working set stays in
-cache. The real/imaginary pair of every convolution is one real matmul with the fused weight
+cache: the per-frame buffers of steps 1-3 (padded activations, gathered rows, tap copies, dilated
+products) are scratch shared by all nodes, which run one at a time. The frame's analysis (window,
+torch's FFT as in the offline STFT, power-law compression) and the masking run in numpy on views
+of the program's buffers (numpy's per-call cost on 257 bins is a fraction of torch's). The real/imaginary pair of every convolution is one real matmul with the fused weight
 ``[[Wr, -Wi], [Wi, Wr]]``. The calls of a frame are precomputed as a flat list per phase
 ``t mod M`` (no per-frame Python bookkeeping beyond the calls themselves).
 
