@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from convsuite.core_ops.demo import DemoResult
 from convsuite.core_ops.figures import save_figure
+from convsuite.medseg.data.discs import Disc
 from convsuite.medseg.data.ivdm3seg import read_subject, write_subject
 from convsuite.medseg.data.layout import scan_dataset, write_sample
 from convsuite.medseg.data.phantom import PhantomOptions, simulate_phantoms
@@ -108,10 +111,16 @@ def run_ivd(
         "IVD-Net": net,
         "early-fusion U-Net": EarlyFusionUNet.from_pretrained("unet_early_fusion_small"),
     }
-    scores = evaluate_subjects(networks, root)
+    first: dict[str, tuple[np.ndarray, list[Disc]]] = {}  # IVD-Net's output of 00, for the overlay
+
+    def keep_first(method: str, name: str, labels: np.ndarray, discs: list[Disc]) -> None:
+        if (method, name) == ("IVD-Net", "00"):
+            first["00"] = (labels, discs)
+
+    scores = evaluate_subjects(networks, root, segmented=keep_first)
     summary = {m: {k: round(v, 4) for k, v in summarize(s).items()} for m, s in scores.items()}
     subject = read_subject(root / "00")
-    labels, discs = net.segment(subject.image, subject.affine)
+    labels, discs = first["00"]
     overlay = disc_overlay_figure(
         subject.image, subject.affine, labels, discs, truth=subject.labels, title="IVD-Net, 00"
     )

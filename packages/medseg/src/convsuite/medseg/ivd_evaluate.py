@@ -19,7 +19,7 @@ import torch
 from monai.metrics import DiceMetric, HausdorffDistanceMetric, SurfaceDistanceMetric
 from scipy import ndimage
 
-from convsuite.medseg.data.discs import find_discs
+from convsuite.medseg.data.discs import Disc, find_discs
 from convsuite.medseg.data.ivdm3seg import find_subjects, read_subject
 
 __all__ = ["FOUND_DICE", "SubjectScore", "evaluate_subjects", "score_subject", "summarize"]
@@ -144,6 +144,7 @@ def evaluate_subjects(
     batch_size: int = 6,
     progress: Callable[[str, str], None] | None = None,
     shifts: bool = True,
+    segmented: Callable[[str, str, np.ndarray, list[Disc]], None] | None = None,
 ) -> dict[str, list[SubjectScore]]:
     """Segment every labelled subject under ``root`` with each network and score it.
 
@@ -153,6 +154,8 @@ def evaluate_subjects(
         batch_size: slices per forward pass.
         progress: called with (method, subject) after each subject.
         shifts: sub-pixel shifted grids (see ``VolumeSegmenter.segment``).
+        segmented: called with (method, subject, labels, discs) after each segmentation (to
+            keep an output without segmenting again).
     """
     import time
 
@@ -163,10 +166,12 @@ def evaluate_subjects(
             continue
         for method, net in networks.items():
             started = time.perf_counter()
-            labels, _ = net.segment(
+            labels, discs = net.segment(
                 subject.image, subject.affine, batch_size=batch_size, shifts=shifts
             )
             seconds = time.perf_counter() - started
+            if segmented is not None:
+                segmented(method, subject.name, labels, discs)
             score = score_subject(subject.name, labels, subject.labels, subject.affine)
             score.seconds = seconds
             scores[method].append(score)

@@ -2,7 +2,7 @@
 
 The bundled ``ivdnet_small`` weights come from ``shared/recipes/medseg_ivdnet_small.sh``::
 
-    medseg ivd simulate --n 48 --seed 11 --out spine/train
+    medseg ivd simulate --n 24 --seed 11 --out spine/train
     medseg ivd train spine/train --model ivdnet --preset small --max-steps N --out runs/ivdnet
 
 Loss: cross-entropy over the two classes, as the reference code (``nn.CrossEntropyLoss``), or
