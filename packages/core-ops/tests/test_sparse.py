@@ -467,3 +467,41 @@ def test_window_paths_refuse_duplicate_sites() -> None:
         SparseConv2d(1, 3)(duplicated.replace_feats(torch.zeros(3, 1)))
     with pytest.raises(ValueError, match="duplicate"):
         SparseConv2d(2, 3)(duplicated)
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel"),
+    [
+        ((40, 50), (3, 3)),
+        ((40, 50), (5, 3)),
+        ((12, 10, 9), (3, 3, 3)),
+        ((300,), (5,)),
+        ((30, 30), (1, 3)),
+    ],
+)
+def test_compiled_rulebook_equals_the_tensor_path_pair_for_pair(summation, shape, kernel) -> None:
+    """Sites in raster order take the compiled pass; it must give the tensor path's rulebook
+    (same taps, bounds, pairs and CSR index: so the same sums, bit for bit)."""
+    x = _random_sites(shape, channels=1)
+    compiled = submanifold_rulebook(x, kernel)
+    radius = tuple(k // 2 for k in kernel)
+    keys, order = rulebook_module._sorted_keys(x, radius)
+    assert order is None  # raster order: the compiled pass was taken
+    extents = [s + 2 * r for s, r in zip(x.spatial_shape, radius, strict=True)]
+    strides = rulebook_module._row_major_strides(extents)
+    table, found, taps, centre = rulebook_module._neighbour_candidates(keys, kernel, strides)
+    n = keys.numel() - 2
+    reference = rulebook_module._pairs(table, found, n, taps, centre, False, -1)
+    assert compiled.num_pairs > 0
+    assert (compiled.taps, compiled.bounds, compiled.centre) == (
+        reference.taps,
+        reference.bounds,
+        reference.centre,
+    )
+    assert torch.equal(compiled.inputs, reference.inputs)
+    assert torch.equal(compiled.outputs, reference.outputs)
+    if summation == "csr":
+        for mine, theirs in zip(compiled.to_outputs, reference.to_outputs, strict=True):
+            assert torch.equal(mine, theirs)
+    else:
+        assert compiled.to_outputs is None and reference.to_outputs is None

@@ -25,9 +25,11 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from convsuite.core_ops.layers.sparse.kernels import submanifold_pairs
 from convsuite.core_ops.layers.sparse.tensor import SparseTensor
 
 __all__ = [
@@ -319,6 +321,9 @@ def submanifold_rulebook(x: SparseTensor, kernel_size: tuple[int, ...]) -> Ruleb
         n = keys.numel() - 2
         extents = [s + 2 * r for s, r in zip(x.spatial_shape, radius, strict=True)]
         strides = _row_major_strides(extents)
+        if order is None and keys.device.type == "cpu":  # raster order: one compiled pass
+            x._cache[entry] = _compiled_rulebook(keys[1 : n + 1], kernel_size, strides)
+            return x._cache[entry]
         candidates, found, taps, centre = _neighbour_candidates(keys, kernel_size, strides)
         shift = -1
         if order is not None:  # sorted positions -> rows of x (index -1 wraps to the sentinel n)
@@ -328,6 +333,51 @@ def submanifold_rulebook(x: SparseTensor, kernel_size: tuple[int, ...]) -> Ruleb
             shift = 0
         x._cache[entry] = _pairs(candidates, found, n, taps, centre, False, shift)
     return x._cache[entry]
+
+
+def _tap_order(kernel: Sequence[int]) -> tuple[list[int], int]:
+    """The taps in the order :func:`_neighbour_candidates` lays out their rows, and the centre.
+
+    Searched runs step-major, their mirror images, the centre run outwards (down, up per step).
+    """
+    run, radius = kernel[-1], kernel[-1] // 2
+    middle = math.prod(kernel[:-1]) // 2
+    searched = [i * run + step for step in range(run) for i in range(middle)]
+    last, centre = math.prod(kernel) - 1, middle * run + radius
+    outward = [tap for step in range(1, radius + 1) for tap in (centre - step, centre + step)]
+    return [*searched, *(last - tap for tap in searched), *outward], centre
+
+
+def _compiled_rulebook(sites: Tensor, kernel: Sequence[int], strides: Sequence[int]) -> Rulebook:
+    """:func:`submanifold_rulebook` of sorted keys through one compiled pass
+    (:func:`~convsuite.core_ops.layers.sparse.kernels.submanifold_pairs`): the same rulebook as
+    the tensor path, pair for pair."""
+    taps, centre = _tap_order(kernel)
+    window = itertools.product(*(range(k) for k in kernel))
+    offsets = [
+        sum((w - k // 2) * s for w, k, s in zip(tap, kernel, strides, strict=True))
+        for tap in window
+    ]
+    starts, inputs, outputs, crow, col = submanifold_pairs(
+        sites.numpy(), np.asarray(offsets, np.int64), np.asarray(taps, np.int64)
+    )
+    ends = starts.tolist()
+    kept = [r for r in range(len(taps)) if ends[r + 1] > ends[r]]
+    n, pairs = sites.numel(), int(ends[-1])
+    to_outputs = None
+    if pairs >= max(CSR_MIN_PAIRS, 1):
+        to_outputs = (torch.from_numpy(crow), torch.from_numpy(col))
+    return Rulebook(
+        n,
+        n,
+        centre,
+        [taps[r] for r in kept],
+        [0] + [ends[r + 1] for r in kept],
+        torch.from_numpy(inputs),
+        torch.from_numpy(outputs),
+        to_outputs,
+        None,
+    )
 
 
 @dataclass
