@@ -19,14 +19,16 @@ import numpy as np
 
 @numba.njit(cache=True)
 def submanifold_pairs(
-    keys: np.ndarray, offsets: np.ndarray, order: np.ndarray
+    keys: np.ndarray, offsets: np.ndarray, order: np.ndarray, run: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs of a submanifold convolution over N sorted, distinct int64 ``keys``.
 
     Args:
         keys: (N,) sorted site keys.
-        offsets: (K,) key offset of each weight tap (input key = output key + offset).
+        offsets: (K,) key offset of each weight tap (input key = output key + offset); taps come
+            in runs of ``run`` along the last axis, consecutive taps one key apart.
         order: (R,) the taps to pair, in the order their pairs are laid out (the centre left out).
+        run: the kernel's extent along the last axis.
 
     Returns:
         ``(starts, inputs, outputs, crow, col)``: pairs ``starts[r]:starts[r + 1]`` (R + 1,)
@@ -34,21 +36,30 @@ def submanifold_pairs(
         the CSR index (crow (N + 1,), col (P,)) that sums pairs into output rows: output j's pairs
         are ``col[crow[j]:crow[j + 1]]``, in the order of ``order``.
     """
-    n, taps = keys.size, order.size
+    n, taps, rows = keys.size, order.size, offsets.size // run
+    slot_of = np.full(offsets.size, -1, np.int64)
+    for r in range(taps):
+        slot_of[order[r]] = r
     neighbour = np.full((n, taps), -1, np.int64)
     counts = np.zeros(taps, np.int64)
-    pointer = np.zeros(taps, np.int64)
+    pointer = np.zeros(rows, np.int64)  # per run: the first key >= the run's first query
     for j in range(n):
         key = keys[j]
-        for r in range(taps):
-            query = key + offsets[order[r]]
-            p = pointer[r]
+        for row in range(rows):
+            query = key + offsets[row * run]
+            p = pointer[row]
             while p < n and keys[p] < query:
                 p += 1
-            pointer[r] = p
-            if p < n and keys[p] == query:
-                neighbour[j, r] = p
-                counts[r] += 1
+            pointer[row] = p
+            for step in range(run):  # the run's keys sit at consecutive sorted positions
+                while p < n and keys[p] < query + step:
+                    p += 1
+                if p == n:
+                    break
+                r = slot_of[row * run + step]
+                if r >= 0 and keys[p] == query + step:
+                    neighbour[j, r] = p
+                    counts[r] += 1
     starts = np.zeros(taps + 1, np.int64)
     for r in range(taps):
         starts[r + 1] = starts[r] + counts[r]

@@ -359,7 +359,7 @@ def _compiled_rulebook(sites: Tensor, kernel: Sequence[int], strides: Sequence[i
         for tap in window
     ]
     starts, inputs, outputs, crow, col = submanifold_pairs(
-        sites.numpy(), np.asarray(offsets, np.int64), np.asarray(taps, np.int64)
+        sites.numpy(), np.asarray(offsets, np.int64), np.asarray(taps, np.int64), kernel[-1]
     )
     ends = starts.tolist()
     kept = [r for r in range(len(taps)) if ends[r + 1] > ends[r]]
