@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 
 import pytest
@@ -505,3 +506,39 @@ def test_compiled_rulebook_equals_the_tensor_path_pair_for_pair(summation, shape
             assert torch.equal(mine, theirs)
     else:
         assert compiled.to_outputs is None and reference.to_outputs is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "stride"),
+    [
+        ((41, 50), (2, 3)),
+        ((40, 48), (2, 2)),
+        ((12, 10, 9), (2, 2, 2)),
+        ((301,), (4,)),
+        ((30, 31), (1, 3)),
+    ],
+)
+def test_compiled_window_map_and_rulebook_equal_the_tensor_path(monkeypatch, shape, stride) -> None:
+    """Raster-ordered sites take the compiled window pass and counting sorts; the map (output
+    sites, rows, taps, dropped edge sites) and the rulebook's pair orders must be the tensor
+    path's, element for element."""
+    x = _random_sites(shape, channels=1)
+    compiled = rulebook_module.window_map(x, stride)
+    assert x._cache[("unique",)] is True  # raster order: the compiled pass was taken
+    check = rulebook_module._check_unique_sites
+    monkeypatch.setattr(rulebook_module, "_check_unique_sites", lambda y: check(y) and False)
+    reference = rulebook_module.window_map(_random_sites(shape, channels=1), stride)
+    assert torch.equal(compiled.out.coords, reference.out.coords)
+    assert torch.equal(compiled.out_rows, reference.out_rows)
+    assert torch.equal(compiled.taps, reference.taps)
+    assert (compiled.sources is None) == (reference.sources is None)
+    if compiled.sources is not None:
+        assert torch.equal(compiled.sources, reference.sources)
+    monkeypatch.setattr(rulebook_module, "CSR_MIN_PAIRS", 0)
+    volume, m = math.prod(stride), compiled.out.coords.shape[0]
+    rulebook = rulebook_module._window_rulebook(compiled, x.coords.shape[0], volume)
+    order = torch.argsort(compiled.taps * m + compiled.out_rows)
+    outputs, taps = compiled.out_rows[order], compiled.taps[order]
+    inputs = order if compiled.sources is None else compiled.sources[order]
+    assert torch.equal(rulebook.inputs, inputs) and torch.equal(rulebook.outputs, outputs)
+    assert torch.equal(rulebook.to_outputs[1], torch.argsort(outputs * volume + taps))

@@ -1,4 +1,4 @@
-"""A submanifold rulebook in one compiled pass (numba) for sites in raster order.
+"""Rulebooks of sites in raster order in compiled passes (numba): submanifold and k = s windows.
 
 The vectorised torch path (:func:`~convsuite.core_ops.layers.sparse.rulebook._neighbour_candidates`
 and ``_pairs``) runs some forty tensor operations per rulebook, each a pass over memory and a
@@ -7,6 +7,9 @@ loop over the sorted sites walks one pointer per tap (the neighbours at a fixed 
 keys are themselves sorted, so each pointer only moves forward: O(N * K) in all), and a second
 loop writes the pairs grouped by tap and the CSR index by output row. Taps are visited in the
 torch path's order, so the rulebook is the same, pair for pair (tests), and so are the sums.
+A ``kernel == stride`` window map numbers the output sites band by band (a band: one batch item
+and first output cell, contiguous in raster order) instead of sorting all N keys, and its pair
+orders come from counting sorts.
 
 numba compiles the kernel on first call (about a second, cached on disk with ``cache=True``).
 """
@@ -82,3 +85,111 @@ def submanifold_pairs(
                 c += 1
         crow[j + 1] = c
     return starts, inputs, outputs, crow, col
+
+
+@numba.njit(cache=True)
+def window_sites(
+    coords: np.ndarray, stride: np.ndarray, out_shape: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Output windows of a ``kernel == stride`` downsampling of N sites in raster order.
+
+    Sites with the same batch item and first output cell are contiguous in raster order (a
+    band); within a band one stable sort of the remaining output cells numbers the windows, so
+    the outputs come out in raster order without a sort of all N keys.
+
+    Args:
+        coords: (N, 1 + D) int64 sites in raster order, distinct.
+        stride: (D,) window = stride per axis.
+        out_shape: (D,) the output grid (a partial window at the far edge is dropped).
+
+    Returns:
+        ``(keys, out_rows, taps, used)``: keys (M,) the output sites' keys (row-major over
+        (batch, *out_shape)), ascending; out_rows, taps (N,) each site's output row and position
+        in its window (row-major, first axis slowest; -1 for a dropped site); used (N,) bool.
+    """
+    n, dims = coords.shape[0], stride.size
+    cells = np.empty((n, dims), np.int64)
+    taps = np.full(n, -1, np.int64)
+    used = np.ones(n, np.bool_)
+    for i in range(n):
+        tap = 0
+        for d in range(dims):
+            cell = coords[i, 1 + d] // stride[d]
+            cells[i, d] = cell
+            tap = tap * stride[d] + coords[i, 1 + d] - cell * stride[d]
+            if cell >= out_shape[d]:
+                used[i] = False
+        if used[i]:
+            taps[i] = tap
+    out_rows = np.full(n, -1, np.int64)
+    keys = np.empty(n, np.int64)
+    m, lo = 0, 0
+    while lo < n:
+        hi = lo + 1
+        while hi < n and coords[hi, 0] == coords[lo, 0] and cells[hi, 0] == cells[lo, 0]:
+            hi += 1
+        rest = np.empty(hi - lo, np.int64)
+        for i in range(lo, hi):
+            key = 0
+            for d in range(1, dims):
+                key = key * out_shape[d] + cells[i, d]
+            rest[i - lo] = key
+        band = coords[lo, 0] * out_shape[0] + cells[lo, 0]
+        last = -1
+        for k in np.argsort(rest, kind="mergesort"):
+            i = lo + k
+            if not used[i]:
+                continue
+            if rest[k] != last:
+                last = rest[k]
+                key = band
+                for d in range(1, dims):
+                    key *= out_shape[d]
+                keys[m] = key + last
+                m += 1
+            out_rows[i] = m - 1
+        lo = hi
+    return keys[:m], out_rows, taps, used
+
+
+@numba.njit(cache=True)
+def window_orders(out_rows: np.ndarray, taps: np.ndarray, m: int, volume: int) -> tuple:
+    """The two pair orders of a ``kernel == stride`` convolution, by counting sorts.
+
+    Args:
+        out_rows, taps: (N',) output row and window tap of each used input (input order);
+            distinct (output, tap) pairs.
+        m, volume: outputs, taps per window.
+
+    Returns:
+        ``(order, by_output)``: the used inputs sorted by (tap, output) (the pairs), and the
+        pairs sorted by (output, tap): ``argsort`` of the two keys, without a comparison sort.
+    """
+    pairs = out_rows.size
+    start = np.zeros(m + 1, np.int64)
+    for p in range(pairs):
+        start[out_rows[p] + 1] += 1
+    for o in range(m):
+        start[o + 1] += start[o]
+    fill = start[:m].copy()
+    by_out = np.empty(pairs, np.int64)
+    for p in range(pairs):
+        by_out[fill[out_rows[p]]] = p
+        fill[out_rows[p]] += 1
+    tap_fill = np.zeros(volume + 1, np.int64)
+    for p in range(pairs):
+        tap_fill[taps[p] + 1] += 1
+    for t in range(volume):
+        tap_fill[t + 1] += tap_fill[t]
+    order = np.empty(pairs, np.int64)
+    for q in range(pairs):  # stable by tap over inputs sorted by output: (tap, output)
+        p = by_out[q]
+        order[tap_fill[taps[p]]] = p
+        tap_fill[taps[p]] += 1
+    fill = start[:m].copy()
+    by_output = np.empty(pairs, np.int64)
+    for s in range(pairs):  # stable by output over pairs sorted by tap: (output, tap)
+        o = out_rows[order[s]]
+        by_output[fill[o]] = s
+        fill[o] += 1
+    return order, by_output

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from convsuite.core_ops.layers.sparse.kernels import submanifold_pairs
+from convsuite.core_ops.layers.sparse.kernels import submanifold_pairs, window_orders, window_sites
 from convsuite.core_ops.layers.sparse.tensor import SparseTensor
 
 __all__ = [
@@ -398,18 +398,23 @@ class WindowMap:
     sources: Tensor | None
 
 
-def _check_unique_sites(x: SparseTensor) -> None:
-    """Raise on duplicate coordinate rows: one O(N) compare when the rows are in raster order."""
-    if ("unique",) in x._cache or x.coords.shape[0] < 2:
-        return
-    if math.prod([max(x.batch_size, 1), *x.spatial_shape]) >= _MAX_KEY:
-        raise ValueError(f"grid {[x.batch_size, *x.spatial_shape]} is too large for int64 keys")
-    keys = _linear_keys(x.coords, x.spatial_shape)
-    if not bool((keys[1:] > keys[:-1]).all()):
-        keys = torch.sort(keys).values
-        if bool((keys[1:] == keys[:-1]).any()):
-            raise ValueError("coords has duplicate rows: each active site must appear once")
-    x._cache[("unique",)] = True
+def _check_unique_sites(x: SparseTensor) -> bool:
+    """Raise on duplicate coordinate rows: one O(N) compare when the rows are in raster order.
+
+    Returns whether they are (cached on ``x``).
+    """
+    entry = ("unique",)
+    if entry not in x._cache:
+        if math.prod([max(x.batch_size, 1), *x.spatial_shape]) >= _MAX_KEY:
+            raise ValueError(f"grid {[x.batch_size, *x.spatial_shape]} is too large for int64 keys")
+        keys = _linear_keys(x.coords, x.spatial_shape)
+        raster = bool((keys[1:] > keys[:-1]).all())
+        if not raster:
+            keys = torch.sort(keys).values
+            if bool((keys[1:] == keys[:-1]).any()):
+                raise ValueError("coords has duplicate rows: each active site must appear once")
+        x._cache[entry] = raster
+    return x._cache[entry]
 
 
 def window_map(x: SparseTensor, stride: tuple[int, ...]) -> WindowMap:
@@ -424,7 +429,9 @@ def window_map(x: SparseTensor, stride: tuple[int, ...]) -> WindowMap:
     out_shape = tuple(s // k for s, k in zip(x.spatial_shape, stride, strict=True))
     if min(out_shape) < 1:
         raise ValueError(f"spatial_shape {x.spatial_shape} is smaller than kernel {stride}")
-    _check_unique_sites(x)
+    if _check_unique_sites(x) and x.coords.device.type == "cpu":  # raster order: compiled
+        x._cache[entry] = _compiled_window_map(x, stride, out_shape)
+        return x._cache[entry]
     out_keys, taps, inside = x.coords[:, 0], None, None
     for axis, (k, size) in enumerate(zip(stride, out_shape, strict=True)):
         column = x.coords[:, 1 + axis]
@@ -450,6 +457,28 @@ def window_map(x: SparseTensor, stride: tuple[int, ...]) -> WindowMap:
     )
     x._cache[entry] = WindowMap(out, out_rows, taps, sources)
     return x._cache[entry]
+
+
+def _compiled_window_map(
+    x: SparseTensor, stride: tuple[int, ...], out_shape: tuple[int, ...]
+) -> WindowMap:
+    """:func:`window_map` of sites in raster order through one compiled pass
+    (:func:`~convsuite.core_ops.layers.sparse.kernels.window_sites`): the same map."""
+    keys, out_rows, taps, used = window_sites(
+        np.ascontiguousarray(x.coords.numpy()),
+        np.asarray(stride, np.int64),
+        np.asarray(out_shape, np.int64),
+    )
+    sources = None
+    if not used.all():
+        sources = torch.from_numpy(np.flatnonzero(used))
+        out_rows, taps = out_rows[used], taps[used]
+    unique_keys = torch.from_numpy(keys)
+    m = unique_keys.numel()
+    out = SparseTensor._trusted(
+        _decode_keys(unique_keys, out_shape), x.feats.new_zeros(m, 0), out_shape, x.batch_size, {}
+    )
+    return WindowMap(out, torch.from_numpy(out_rows), torch.from_numpy(taps), sources)
 
 
 def window_rulebook(x: SparseTensor, stride: tuple[int, ...]) -> tuple[SparseTensor, Rulebook]:
@@ -482,7 +511,14 @@ def _order_of_unique(keys: Tensor, size: int) -> Tensor:
 
 def _window_rulebook(windows: WindowMap, n_in: int, volume: int) -> Rulebook:
     m, device = windows.out.coords.shape[0], windows.taps.device
-    order = _order_of_unique(windows.taps * max(m, 1) + windows.out_rows, volume * max(m, 1))
+    by_output = None
+    if device.type == "cpu":  # two counting sorts, compiled
+        order, by_output = (
+            torch.from_numpy(a)
+            for a in window_orders(windows.out_rows.numpy(), windows.taps.numpy(), m, volume)
+        )
+    else:
+        order = _order_of_unique(windows.taps * max(m, 1) + windows.out_rows, volume * max(m, 1))
     inputs = order if windows.sources is None else windows.sources.index_select(0, order)
     outputs = windows.out_rows.index_select(0, order)
     pair_taps = windows.taps.index_select(0, order)
@@ -493,7 +529,8 @@ def _window_rulebook(windows: WindowMap, n_in: int, volume: int) -> Rulebook:
     pairs = inputs.numel()
     if pairs >= max(CSR_MIN_PAIRS, 1):
         numbered = torch.arange(pairs, device=device)
-        by_output = _order_of_unique(outputs * volume + pair_taps, volume * max(m, 1))
+        if by_output is None:
+            by_output = _order_of_unique(outputs * volume + pair_taps, volume * max(m, 1))
         to_outputs = (_csr_pointers(torch.bincount(outputs, minlength=m)), by_output)
         pointers = _csr_pointers(torch.bincount(inputs, minlength=n_in))
         by_input = torch.empty_like(inputs).scatter_(0, pointers.index_select(0, inputs), numbered)
