@@ -123,29 +123,38 @@ def window_sites(
             taps[i] = tap
     out_rows = np.full(n, -1, np.int64)
     keys = np.empty(n, np.int64)
+    rest = np.empty(n, np.int64)  # each site's output cells after the first, as one key
+    for i in range(n):
+        key = 0
+        for d in range(1, dims):
+            key = key * out_shape[d] + cells[i, d]
+        rest[i] = key
+    index = np.empty(n, np.int64)
     m, lo = 0, 0
     while lo < n:
         hi = lo + 1
         while hi < n and coords[hi, 0] == coords[lo, 0] and cells[hi, 0] == cells[lo, 0]:
             hi += 1
-        rest = np.empty(hi - lo, np.int64)
-        for i in range(lo, hi):
-            key = 0
-            for d in range(1, dims):
-                key = key * out_shape[d] + cells[i, d]
-            rest[i - lo] = key
+        if hi - lo > 64:  # a long band: a library sort
+            index[lo:hi] = lo + np.argsort(rest[lo:hi], kind="mergesort")
+        else:  # a short one (the usual case): stable insertion sort, no allocation
+            for i in range(lo, hi):
+                k = i
+                while k > lo and rest[index[k - 1]] > rest[i]:
+                    index[k] = index[k - 1]
+                    k -= 1
+                index[k] = i
         band = coords[lo, 0] * out_shape[0] + cells[lo, 0]
+        for d in range(1, dims):
+            band *= out_shape[d]
         last = -1
-        for k in np.argsort(rest, kind="mergesort"):
-            i = lo + k
+        for k in range(lo, hi):
+            i = index[k]
             if not used[i]:
                 continue
-            if rest[k] != last:
-                last = rest[k]
-                key = band
-                for d in range(1, dims):
-                    key *= out_shape[d]
-                keys[m] = key + last
+            if rest[i] != last:
+                last = rest[i]
+                keys[m] = band + last
                 m += 1
             out_rows[i] = m - 1
         lo = hi
