@@ -3,6 +3,8 @@ values and gradients, and clean fall-backs for what they do not cover."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,3 +120,20 @@ def test_kernel_route_under_autocast_runs_the_split_route():
     assert y.dtype == torch.bfloat16  # torch's bf16 direct kernel, as the split route runs it
     y.float().sum().backward()
     assert x.grad.dtype == w.grad.dtype == torch.float32
+
+
+def _train_in_child(_: int) -> float:
+    torch.set_num_threads(1)  # as DataLoader workers do (torch's own OpenMP pool after fork)
+    x = torch.randn(2, 4, 12, 12, requires_grad=True)
+    w = torch.randn(4, 1, 5, 5, requires_grad=True)
+    large_kernel_conv(x, w, None, 1, 2, 1, 4).sum().backward()
+    return float(w.grad.abs().sum())
+
+
+def test_forked_child_of_a_kernel_user_falls_back_to_the_split_route():
+    """numba's OpenMP pool terminates a fork()ed child that enters it after the parent did: the
+    dispatcher must not send such a child to the kernels (a DataLoader worker, a process pool)."""
+    _train_in_child(0)  # the parent runs the kernels first
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        assert pool.map(_train_in_child, [0])[0] > 0

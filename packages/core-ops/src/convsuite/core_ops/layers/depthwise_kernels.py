@@ -13,13 +13,25 @@ numba compiles each kernel on first call (a few seconds, cached on disk with ``c
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import torch
 from numba import prange
 from torch import Tensor
 
-__all__ = ["DirectDepthwise", "depthwise_forward", "depthwise_weight_grad"]
+__all__ = ["DirectDepthwise", "depthwise_forward", "depthwise_weight_grad", "usable_here"]
+
+# The process whose numba thread pool the kernels started. numba's OpenMP layer (the one it picks
+# without TBB) terminates a fork()ed child that enters a parallel region after the parent did, so
+# a child process (a DataLoader worker, a multiprocessing pool) must not call the kernels.
+_POOL_PID: int | None = None
+
+
+def usable_here() -> bool:
+    """False in a fork()ed child of a process that has run the kernels (see ``_POOL_PID``)."""
+    return _POOL_PID is None or _POOL_PID == os.getpid()
 
 
 # Output positions per work item along W: a (TILE, C) accumulator block stays in L1 while every tap
@@ -199,6 +211,8 @@ def _weight_grad_ncl(x: np.ndarray, g: np.ndarray, pad: int, grad: np.ndarray) -
 
 def _set_threads() -> int:
     """numba's thread count set to torch's (at most numba's pool size); returns it."""
+    global _POOL_PID
+    _POOL_PID = os.getpid()
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(threads)
     return threads

@@ -506,8 +506,8 @@ def conv_by_route(
 
     "kernel" and "split" need a depthwise square kernel, stride 1, dilation 1 and the same padding
     (< k) on both sides of every axis; otherwise they run the "channels_last" route. "kernel" also
-    needs 1 or 2 spatial axes and float32/float64 CPU tensors outside autocast; otherwise it runs
-    "split".
+    needs 1 or 2 spatial axes and float32/float64 CPU tensors outside autocast, and not a fork()ed
+    child of a process that ran it (numba's OpenMP pool); otherwise it runs "split".
     """
     if route in ("kernel", "split"):
         dims = weight.dim() - 2
@@ -541,15 +541,20 @@ def conv_by_route(
 
 def _kernel_applies(x: Tensor, weight: Tensor) -> bool:
     """Whether :class:`~convsuite.core_ops.layers.depthwise_kernels.DirectDepthwise` computes
-    this depthwise convolution as torch would: 1-D or 2-D, float32/float64 CPU, no autocast."""
-    return (
+    this depthwise convolution as torch would: 1-D or 2-D, float32/float64 CPU, no autocast, and
+    not in a fork()ed child of a process that ran the kernels (numba's OpenMP pool)."""
+    if not (
         x.dim() in (3, 4)
         and x.dtype in (torch.float32, torch.float64)
         and weight.dtype == x.dtype
         and x.device.type == "cpu"
         and weight.device.type == "cpu"
         and not torch.is_autocast_enabled("cpu")
-    )
+    ):
+        return False
+    from convsuite.core_ops.layers.depthwise_kernels import usable_here
+
+    return usable_here()
 
 
 class _FFTConvMixin:
