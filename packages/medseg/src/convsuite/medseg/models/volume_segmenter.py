@@ -194,11 +194,11 @@ class VolumeSegmenter:
             total = None
             for dy, dz in offsets:
                 grid = F.pad(_resample(_shift(batch, dy, dz), size), pad).to(device)
-                logits = self(grid)[..., : size[0], : size[1]].float().cpu()
+                logits = self(grid)[..., : size[0], : size[1]].float()
                 # logits, not probabilities, are brought back (as in training) and averaged
                 logits = _unshift(_resample(logits, plane), dy, dz)
                 total = logits if total is None else total + logits
-            out.append((total / len(offsets)).softmax(dim=1)[:, 1])
+            out.append((total / len(offsets)).softmax(dim=1)[:, 1].cpu())
             if progress is not None:
                 progress(min(start + batch_size, slices.shape[0]))
         return torch.cat(out).numpy()
