@@ -137,38 +137,39 @@ ROW_TILE = 512
 def _forward_ncl(x: np.ndarray, k: np.ndarray, pad: int, out: np.ndarray) -> None:
     """out (N, C, Lo) = depthwise correlation of x (N, C, L) with k (C, K), zero padding ``pad``.
 
-    Work items are (n, c, tile of ROW_TILE outputs); the tile's input span is copied into a
-    zero-padded buffer so the inner loop (four taps, contiguous positions) has no bounds.
+    One (n, c) row per work item, in tiles of ROW_TILE outputs: each tile's input span is copied
+    into one zero-padded buffer per row so the inner loop (four taps, contiguous positions) has
+    no bounds; the tile accumulates in place in ``out``.
     """
     n_batch, channels, length = x.shape
     out_len = out.shape[2]
     size = k.shape[1]
-    tiles = (out_len + ROW_TILE - 1) // ROW_TILE
-    for item in prange(n_batch * channels * tiles):
-        row = item // tiles
-        start = (item - row * tiles) * ROW_TILE
-        count = min(out_len, start + ROW_TILE) - start
+    for row in prange(n_batch * channels):
         n = row // channels
         c = row - n * channels
-        span = np.zeros(count + size - 1, dtype=x.dtype)
-        low = max(0, start - pad)
-        high = min(length, start - pad + count + size - 1)
-        span[low - (start - pad) : high - (start - pad)] = x[n, c, low:high]
-        acc = np.zeros(count, dtype=x.dtype)
-        b = 0
-        while b + 4 <= size:
-            t0, t1, t2, t3 = k[c, b], k[c, b + 1], k[c, b + 2], k[c, b + 3]
-            for i in range(count):
-                acc[i] += (t0 * span[i + b] + t1 * span[i + b + 1]) + (
-                    t2 * span[i + b + 2] + t3 * span[i + b + 3]
-                )
-            b += 4
-        while b < size:
-            t0 = k[c, b]
-            for i in range(count):
-                acc[i] += t0 * span[i + b]
-            b += 1
-        out[n, c, start : start + count] = acc
+        span = np.empty(ROW_TILE + size - 1, dtype=x.dtype)
+        dst_row = out[n, c]
+        for start in range(0, out_len, ROW_TILE):
+            count = min(out_len - start, ROW_TILE)
+            span[:] = 0.0
+            low = max(0, start - pad)
+            high = min(length, start - pad + count + size - 1)
+            span[low - (start - pad) : high - (start - pad)] = x[n, c, low:high]
+            acc = dst_row[start : start + count]
+            acc[:] = 0.0
+            b = 0
+            while b + 4 <= size:
+                t0, t1, t2, t3 = k[c, b], k[c, b + 1], k[c, b + 2], k[c, b + 3]
+                for i in range(count):
+                    acc[i] += (t0 * span[i + b] + t1 * span[i + b + 1]) + (
+                        t2 * span[i + b + 2] + t3 * span[i + b + 3]
+                    )
+                b += 4
+            while b < size:
+                t0 = k[c, b]
+                for i in range(count):
+                    acc[i] += t0 * span[i + b]
+                b += 1
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
