@@ -17,14 +17,15 @@ def test_bf16_output_stays_close_to_fp32(invoke, tmp_path) -> None:
     call = simulate_call(4, 2.0, scenario="dt", split="test")
     fp32 = EchoCanceller.from_pretrained(precision="fp32").process(call.mic, call.far)
     bf16 = EchoCanceller.from_pretrained(precision="bf16")
-    # The API converts nn.Conv*/nn.Linear; D3AEC's convolutions are pseudo-complex (neither), so
-    # nothing is converted today and the outputs agree to float32 rounding.
-    assert bf16_layers(bf16.network) == []
+    # Every pseudo-complex convolution runs bf16 (core-ops caches its block weight in bf16).
+    assert len(bf16_layers(bf16.network)) == 23
     out = bf16.process(call.mic, call.far)
-    assert np.abs(out - fp32).max() <= 1e-2 * np.abs(fp32).max()
+    # bf16 feature maps (8-bit mantissas) through 23 convolutions: 2.7% of the peak here.
+    assert 0 < np.abs(out - fp32).max() <= 5e-2 * np.abs(fp32).max()
+    # The per-frame program copies the float32 parameters: a stream computes as fp32 offline.
     stream = bf16.stream(delay=0)
     streamed = np.concatenate([stream.process(call.mic, call.far), stream.flush()])
-    offline = bf16.process(call.mic, call.far, delay=0)
+    offline = EchoCanceller.from_pretrained().process(call.mic, call.far, delay=0)
     assert np.abs(streamed - offline).max() <= 1e-5 * np.abs(offline).max()
 
 

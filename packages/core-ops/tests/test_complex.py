@@ -344,3 +344,25 @@ def test_complex_net_learns_a_fixed_complex_filter() -> None:
         ComplexConv2d(8, 2, 1),
     )
     assert_learns(net, batches, loss, epochs=40, lr=1e-2, min_drop=0.05)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_cached_inference_weight_serves_bf16_and_leaves_float32_alone(groups: int) -> None:
+    torch.manual_seed(0)
+    layer = PseudoComplexConv2d(8, 6, 3, padding=(2, 1), dilation=(2, 1), groups=groups).eval()
+    x = torch.randn(2, 16, 11, 9)
+    with torch.no_grad():
+        before = layer(x)
+        state = copy.deepcopy(layer.state_dict())
+        layer.cache_inference_weight(torch.bfloat16)
+        # float32 input: the same computation as before, bit for bit; parameters untouched.
+        assert torch.equal(layer(x), before)
+        assert layer.weight_real.dtype == torch.float32
+        assert layer.state_dict().keys() == state.keys()
+        assert all(torch.equal(layer.state_dict()[k], v) for k, v in state.items())
+        assert layer.inference_weight.is_contiguous(memory_format=torch.channels_last)
+        low = layer(x.to(torch.bfloat16, memory_format=torch.channels_last))
+    assert low.dtype == torch.bfloat16 and low.shape == before.shape
+    # bf16 inputs and weights (8-bit mantissas), float32 accumulation in oneDNN: within 2%.
+    error = (low.float() - before).abs().max() / before.abs().max()
+    assert 0 < error < 2e-2

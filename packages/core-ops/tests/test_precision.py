@@ -215,3 +215,37 @@ def test_modules_with_own_float32_weights_stay_outside_regions() -> None:
     assert y.dtype == torch.float32 and rest["head"].dtype == torch.float32
     torch.testing.assert_close(y, y_ref, rtol=3e-2, atol=3e-2)
     torch.testing.assert_close(rest["head"], rest_ref["head"], rtol=3e-2, atol=3e-2)
+
+
+def test_pseudo_complex_convolutions_convert_and_the_network_stays_a_region() -> None:
+    from convsuite.core_ops.layers.pseudocomplex_d3 import (
+        CausalPseudoComplexConv2d,
+        pseudo_complex_d3_block,
+    )
+
+    torch.manual_seed(0)
+    reference = nn.Sequential(
+        CausalPseudoComplexConv2d(2, 8, 3),  # 4 real inputs, 16 outputs: converted (stem)
+        pseudo_complex_d3_block(8, 6, 2, 2),
+        nn.BatchNorm2d(2 * 32),
+        nn.ReLU(),
+        CausalPseudoComplexConv2d(32, 2, 1),  # 64 real inputs, 4 outputs: converted (head)
+    ).eval()
+    x = torch.randn(1, 4, 40, 33)
+    with inference_mode("fp32"):
+        expected = reference(x)
+        state = copy.deepcopy(reference.state_dict())
+        assert torch.equal(prepare_for_inference(copy.deepcopy(reference), "fp32")(x), expected)
+    model = prepare_for_inference(copy.deepcopy(reference), "bf16")
+    convs = [n for n, m in model.named_modules() if type(m).__name__ == "PseudoComplexConv2d"]
+    assert bf16_layers(model) == convs and len(convs) == 1 + 2 * (1 + 2) + 1  # stem, 2 x 3, head
+    # The parameters (and the state dict) stay float32: the bf16 block weights are a cache.
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    inner: list[torch.dtype] = []
+    model[1].blocks[1].register_forward_hook(lambda m, a, o: inner.append(o.dtype))
+    with inference_mode("bf16"):
+        got = model(x)
+    assert inner == [torch.bfloat16]  # the whole net is one region: bf16 between the layers
+    assert got.dtype == torch.float32 and got.is_contiguous()
+    error = (got - expected).abs().max() / expected.abs().max()
+    assert 0 < error < 3e-2

@@ -120,3 +120,34 @@ def test_layer_battery() -> None:
     check_layer(
         lambda: pseudo_complex_d3_block(1, 2, 2, 1), (1, 2, 6, 5), gradcheck_shape=(1, 2, 4, 3)
     )
+
+
+def test_pseudo_cat_and_split_keep_channels_last_maps_channels_last() -> None:
+    parts = [torch.randn(1, 2 * c, 5, 7) for c in (3, 2)]
+    last = [p.contiguous(memory_format=torch.channels_last) for p in parts]
+    joined = pseudo_cat(last)
+    assert torch.equal(joined, pseudo_cat(parts))
+    assert joined.is_contiguous(memory_format=torch.channels_last) and not joined.is_contiguous()
+    for got, want in zip(pseudo_split(joined, [3, 2]), parts, strict=True):
+        assert torch.equal(got, want) and got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_d2_block_by_parts_equals_the_joined_path() -> None:
+    """Eval on channels-last maps takes each layer's input unjoined: the same numbers."""
+    torch.manual_seed(4)
+    block = PseudoComplexD2Block(5, 3, 3, bottleneck_channels=None).double().eval()
+    for module in block.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # statistics that differ per channel
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    calls: list[int] = []
+    for layer in block.layers:
+        layer[0].register_forward_hook(lambda *_: calls.append(1))  # the joined path's norm
+    x = torch.randn(1, 10, 9, 8, dtype=torch.float64)
+    with torch.no_grad():
+        joined = block(x)
+        assert len(calls) == 3
+        parts = block(x.contiguous(memory_format=torch.channels_last))
+        assert len(calls) == 3  # no joined input normalized: the by-parts path ran
+    torch.testing.assert_close(parts, joined, rtol=1e-12, atol=1e-12)

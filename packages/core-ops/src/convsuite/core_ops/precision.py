@@ -11,6 +11,14 @@ converts a model once instead:
   ``nn.Linear`` keeps its weights in bfloat16, 2-D/3-D kernels in channels-last layout; its input is
   cast to bfloat16 (channels-last) on the way in and, outside a region (below), its output back to
   the input's dtype on the way out, so the model's interface stays float32;
+- every pseudo-complex convolution (:class:`~convsuite.core_ops.layers.PseudoComplexConv2d`,
+  which builds its block weight ``[[Wr, -Wi], [Wi, Wr]]`` in code, so is no ``nn.Conv2d``) with
+  at least :data:`MIN_GROUP_CHANNELS` real channels per group on its input *or* output side
+  caches that block weight once in bfloat16 channels-last and convolves bfloat16 inputs with it;
+  its float32 parameters and state dict stay as they are (code that reads ``weight_real``, such
+  as the audio package's per-frame program, sees float32), and float32 inputs take the float32
+  path unchanged. Both sides count so that a pseudo-complex network's stem and head convert too:
+  a float32 map concatenated with bf16 ones would promote them all back to float32;
 - a batch norm that directly follows a plain convolution inside an ``nn.Sequential`` is folded
   into the convolution's weights (one pass over the activations fewer);
 - activations stay bfloat16 from layer to layer inside a *region*: any module whose whole subtree
@@ -113,12 +121,26 @@ def _is_plain(module: nn.Module) -> bool:
     return kind._conv_forward is own
 
 
+def _is_block(module: nn.Module) -> bool:
+    """True for a layer that assembles its convolution weight in code and can cache it for
+    inference: it defines ``cache_inference_weight(dtype)`` (core-ops'
+    :class:`~convsuite.core_ops.layers.PseudoComplexConv2d`, whose block weight
+    ``[[Wr, -Wi], [Wi, Wr]]`` convolves 2 ``in_channels`` real channels into 2 ``out_channels``)."""
+    return callable(getattr(module, "cache_inference_weight", None))
+
+
 def _is_dense(module: nn.Module) -> bool:
-    """True for a plain conv/linear layer wide enough for bf16 to pay."""
+    """True for a plain conv/linear (or block-weight) layer wide enough for bf16 to pay."""
+    if isinstance(module, nn.Linear) and _is_plain(module):
+        return True
+    if _is_block(module):
+        # Real channels per group (twice the complex ones) on either side: a pseudo-complex
+        # network's stem (few inputs) and head (few outputs) convert too, so that their
+        # neighbours' bf16 feature maps are not promoted back to float32 when concatenated.
+        real = 2 * max(module.in_channels, module.out_channels) // module.groups
+        return real >= MIN_GROUP_CHANNELS
     if not _is_plain(module):
         return False
-    if isinstance(module, nn.Linear):
-        return True
     groups = module.groups
     return (
         module.in_channels // groups >= MIN_GROUP_CHANNELS
@@ -166,10 +188,11 @@ def _cast_output(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
 
 
 def _cast_to_weight(module: nn.Module, args: tuple) -> tuple | None:
-    """Forward pre-hook of a float32 conv/linear inside a region: a bfloat16 input to float32."""
+    """Forward pre-hook of a float32 conv/linear inside a region: a bfloat16 input to float32
+    (to the dtype of the layer's first parameter)."""
     x = args[0]
     if isinstance(x, Tensor) and x.dtype == torch.bfloat16:
-        return (x.to(module.weight.dtype), *args[1:])
+        return (x.to(next(module.parameters()).dtype), *args[1:])
     return None
 
 
@@ -223,7 +246,7 @@ def _region_safe(module: nn.Module) -> bool:
     tensor functions). A module holding float32 weights it uses itself (FFT, graph, sparse,
     DCLS layers) is not.
     """
-    if getattr(module, _MARK, None) == "bf16" or _is_plain(module):
+    if getattr(module, _MARK, None) == "bf16" or _is_plain(module) or _is_block(module):
         return True
     if isinstance(module, _MIXED_NORMS):
         return True
@@ -323,14 +346,17 @@ def prepare_for_inference(module: nn.Module, precision: str = "fp32") -> nn.Modu
     for sub in module.modules():
         if not _is_dense(sub):
             continue
-        sub.to(torch.bfloat16)
-        weight = sub.weight
-        weight.data = weight.data.contiguous(memory_format=_memory_format(weight.dim()))
+        if _is_plain(sub):
+            sub.to(torch.bfloat16)
+            weight = sub.weight
+            weight.data = weight.data.contiguous(memory_format=_memory_format(weight.dim()))
+        else:  # float32 parameters kept, a bf16 block weight cached beside them
+            sub.cache_inference_weight(torch.bfloat16)
         sub.register_forward_pre_hook(_cast_input)
         sub.register_forward_hook(_cast_output)
         setattr(sub, _MARK, "bf16")
     for sub in module.modules():
-        if _is_plain(sub) and getattr(sub, _MARK, None) != "bf16":
+        if (_is_plain(sub) or _is_block(sub)) and getattr(sub, _MARK, None) != "bf16":
             sub.register_forward_pre_hook(_cast_to_weight)
     # Inside a region converted layers leave their outputs bf16; the outermost region casts back.
     for region in _bf16_regions(module):

@@ -24,6 +24,7 @@ convolution, it runs under ``torch.autocast`` in bfloat16.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -278,9 +279,51 @@ class PseudoComplexConv2d(_ComplexConvBase2d):
         kernel_size, stride, padding, dilation, groups, bias: as in ``torch.nn.Conv2d``.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The block weight and bias cached by cache_inference_weight (not in the state dict).
+        self.register_buffer("inference_weight", None, persistent=False)
+        self.register_buffer("inference_bias", None, persistent=False)
+
+    def cache_inference_weight(self, dtype: torch.dtype = torch.bfloat16) -> None:
+        """Build the block weight ``[[Wr, -Wi], [Wi, Wr]]`` and bias once, in ``dtype``
+        (channels-last), for inference: from then on an input of that dtype is convolved with it
+        directly (one oneDNN call, no weight assembly per call), any other input as before.
+
+        Used by :func:`convsuite.core_ops.precision.prepare_for_inference` for bf16; the
+        parameters stay float32 (training, the state dict and code that reads ``weight_real``
+        see them unchanged). The cache is a snapshot: call again after changing the weights.
+        """
+        with torch.no_grad():
+            weight, bias = complex_block_weight(
+                self.weight_real, self.weight_imag, self.bias_real, self.bias_imag, self.groups
+            )
+        self.inference_weight = weight.to(dtype).contiguous(memory_format=torch.channels_last)
+        self.inference_bias = None if bias is None else bias.to(dtype)
+
     def forward(self, x: Tensor) -> Tensor:
         """(N, 2 in, H, W) real -> (N, 2 out, H_out, W_out) real."""
-        return self._conv_channels(x)
+        weight = self.inference_weight
+        if weight is None or x.dtype != weight.dtype:
+            return self._conv_channels(x)
+        if x.dim() != 4 or x.shape[1] != weight.shape[1] * self.groups:
+            raise ValueError(
+                f"input must be (N, {weight.shape[1] * self.groups}, H, W) (real then imaginary "
+                f"channels), got {tuple(x.shape)}"
+            )
+        if self.groups == 1:  # the group reordering is the identity (and would copy)
+            args = (self.stride, self.padding, self.dilation)
+            return F.conv2d(x, weight, self.inference_bias, *args)
+        y = F.conv2d(
+            _group_major(x, self.groups),
+            weight,
+            self.inference_bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
+        return _part_major(y, self.groups)
 
 
 class ComplexBatchNorm2d(nn.Module):

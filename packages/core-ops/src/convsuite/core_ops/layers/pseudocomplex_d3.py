@@ -41,12 +41,36 @@ __all__ = [
 ]
 
 
+def _channels_last(x: Tensor) -> bool:
+    """True for a 4-D tensor in channels-last layout (as bf16 inference keeps feature maps)."""
+    return (
+        x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+    )
+
+
+def _cat_channels_last(pieces: list[Tensor]) -> Tensor:
+    """``torch.cat(pieces, dim=1)`` into a channels-last tensor (``torch.cat`` alone returns
+    torch's default layout for slices of a one-sample batch)."""
+    first = pieces[0]
+    shape = (first.shape[0], sum(p.shape[1] for p in pieces), *first.shape[2:])
+    out = torch.empty(
+        shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last
+    )
+    return torch.cat(pieces, dim=1, out=out)
+
+
 def pseudo_cat(parts: Sequence[Tensor]) -> Tensor:
     """Concatenate pseudo-complex tensors (N, 2C_i, ...) on the complex channel axis.
 
     The result (N, 2 sum C_i, ...) keeps the layout [all real channels..., all imag channels...]
     (a plain ``torch.cat`` on dim 1 would interleave the parts' real and imaginary halves).
+    Channels-last inputs give a channels-last result (the same values).
     """
+    if all(_channels_last(p) for p in parts):
+        halves = [p.chunk(2, dim=1) for p in parts]
+        return _cat_channels_last([h[0] for h in halves] + [h[1] for h in halves])
     n, _, *spatial = parts[0].shape
     halves = [p.reshape(n, 2, p.shape[1] // 2, *spatial) for p in parts]
     joined = torch.cat(halves, dim=2)
@@ -54,7 +78,16 @@ def pseudo_cat(parts: Sequence[Tensor]) -> Tensor:
 
 
 def pseudo_split(x: Tensor, sizes: Sequence[int]) -> list[Tensor]:
-    """Split (N, 2C, ...) into pseudo-complex parts of ``sizes`` complex channels each."""
+    """Split (N, 2C, ...) into pseudo-complex parts of ``sizes`` complex channels each.
+
+    A channels-last input gives channels-last parts (the same values)."""
+    if _channels_last(x):
+        real, imag = x.chunk(2, dim=1)
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        return [
+            _cat_channels_last([real[:, a : a + size], imag[:, a : a + size]])
+            for a, size in zip(starts, sizes, strict=True)
+        ]
     n, channels, *spatial = x.shape
     halves = x.reshape(n, 2, channels // 2, *spatial).split(list(sizes), dim=2)
     return [h.reshape(n, 2 * h.shape[2], *spatial) for h in halves]
@@ -152,6 +185,10 @@ class PseudoComplexMultiDilatedConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         parts = pseudo_split(x, self.in_groups) if len(self.in_groups) > 1 else [x]
+        return self.convolve_parts(parts)
+
+    def convolve_parts(self, parts: Sequence[Tensor]) -> Tensor:
+        """The layer on its input already split into groups, (N, 2 in_groups[g], T, F) each."""
         out = self.convs[0](parts[0])
         for conv, part in zip(self.convs[1:], parts[1:], strict=True):
             out = out + conv(part)
@@ -166,6 +203,31 @@ class _NormActConv(nn.Sequential):
 
     def __init__(self, in_channels: int, conv: nn.Module) -> None:
         super().__init__(nn.BatchNorm2d(2 * in_channels), nn.ReLU(), conv)
+
+    def forward_parts(self, parts: Sequence[Tensor]) -> Tensor:
+        """Eval mode, on the input as its pseudo-complex parts (what :func:`pseudo_cat` would
+        join): each part normalized with its channels' statistics and activated, the parts
+        convolved as the multidilated groups they are, without joining them first (the
+        join and the split cost more than the channels-last bf16 convolutions). Equal to
+        ``self(pseudo_cat(parts))``."""
+        norm, act, conv = self
+        sizes = [p.shape[1] // 2 for p in parts]
+        total = sum(sizes)
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        activated = []
+        for part, start, size in zip(parts, starts, sizes, strict=True):
+            channels = torch.cat(
+                [
+                    torch.arange(start, start + size, device=part.device),
+                    torch.arange(total + start, total + start + size, device=part.device),
+                ]
+            )
+            stats = [
+                None if t is None else t.index_select(0, channels)
+                for t in (norm.running_mean, norm.running_var, norm.weight, norm.bias)
+            ]
+            activated.append(act(F.batch_norm(part, *stats, False, 0.0, norm.eps)))
+        return conv.convolve_parts(activated)
 
 
 class PseudoComplexD2Block(nn.Module):
@@ -224,8 +286,21 @@ class PseudoComplexD2Block(nn.Module):
         if self.bottleneck is not None:
             x = self.bottleneck(x)
         features = [x]
+        # Eval on channels-last maps (bf16 inference): each layer takes the parts unjoined.
+        by_parts = (
+            not self.training
+            and _channels_last(x)
+            and all(
+                isinstance(layer[2], PseudoComplexMultiDilatedConv2d)
+                and layer[2].in_groups[0] == x.shape[1] // 2
+                for layer in self.layers
+            )
+        )
         for layer in self.layers:
-            features.append(layer(pseudo_cat(features)))
+            if by_parts:
+                features.append(layer.forward_parts(features))
+            else:
+                features.append(layer(pseudo_cat(features)))
         return pseudo_cat(features[-self.out_layers :])
 
 
