@@ -366,3 +366,8 @@ def test_cached_inference_weight_serves_bf16_and_leaves_float32_alone(groups: in
     # bf16 inputs and weights (8-bit mantissas), float32 accumulation in oneDNN: within 2%.
     error = (low.float() - before).abs().max() / before.abs().max()
     assert 0 < error < 2e-2
+    with torch.no_grad():
+        layer.weight_real.mul_(2)  # the cache is a snapshot, and .float() brings it to float32:
+        doubled = layer.float()(x)  # float32 inputs still take the parameters' path
+        layer.inference_weight = None
+        assert torch.equal(doubled, layer(x))

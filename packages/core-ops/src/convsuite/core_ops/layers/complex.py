@@ -304,7 +304,9 @@ class PseudoComplexConv2d(_ComplexConvBase2d):
     def forward(self, x: Tensor) -> Tensor:
         """(N, 2 in, H, W) real -> (N, 2 out, H_out, W_out) real."""
         weight = self.inference_weight
-        if weight is None or x.dtype != weight.dtype:
+        # (a cache that a module-wide .float()/.double() brought to the parameters' dtype is
+        # not used: inputs of that dtype take the parameters' path)
+        if weight is None or x.dtype != weight.dtype or weight.dtype == self.weight_real.dtype:
             return self._conv_channels(x)
         if x.dim() != 4 or x.shape[1] != weight.shape[1] * self.groups:
             raise ValueError(
