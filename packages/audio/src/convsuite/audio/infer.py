@@ -67,9 +67,9 @@ class EchoCanceller:
         network: a :class:`D3AEC` (eval mode is set here).
         device: torch device.
         precision: ``"fp32"`` or ``"bf16"``, through core-ops' precision API
-            (:func:`~convsuite.core_ops.precision.prepare_for_inference`). That API converts
-            ``nn.Conv*``/``nn.Linear`` layers; D3AEC's pseudo-complex convolutions are neither, so
-            today bf16 leaves this network in float32 (same output, no speed-up).
+            (:func:`~convsuite.core_ops.precision.prepare_for_inference`): the pseudo-complex
+            convolutions run on a cached bf16 channels-last block weight (offline processing
+            only; the streaming frame program stays float32).
     """
 
     def __init__(self, network: D3AEC, device: str = "cpu", precision: str = "fp32") -> None:
