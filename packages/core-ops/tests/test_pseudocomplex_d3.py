@@ -151,3 +151,32 @@ def test_d2_block_by_parts_equals_the_joined_path() -> None:
         parts = block(x.contiguous(memory_format=torch.channels_last))
         assert len(calls) == 3  # no joined input normalized: the by-parts path ran
     torch.testing.assert_close(parts, joined, rtol=1e-12, atol=1e-12)
+
+
+def test_d3_block_trains_on_channels_last_maps() -> None:
+    """Gradients pass pseudo_cat / pseudo_split on channels-last maps (cat's ``out=`` does not)."""
+    torch.manual_seed(5)
+    block = pseudo_complex_d3_block(2, 2, 2, 2).double()
+    x = torch.randn(1, 4, 6, 5, dtype=torch.float64)
+    x_last = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_()
+    block(x_last).square().sum().backward()
+    grads_last = [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    x = x.requires_grad_()
+    block(x).square().sum().backward()
+    torch.testing.assert_close(x_last.grad, x.grad)
+    for got, want in zip(grads_last, (p.grad for p in block.parameters()), strict=True):
+        torch.testing.assert_close(got, want)
+    parts = [torch.randn(1, 4, 3, 3).contiguous(memory_format=torch.channels_last)]
+    parts.append(parts[0].clone().requires_grad_())
+    assert pseudo_cat(parts).requires_grad
+    assert all(p.requires_grad for p in pseudo_split(parts[1], [1, 1]))
+
+
+def test_pseudo_cat_promotes_mixed_dtypes_as_on_nchw_maps() -> None:
+    parts = [torch.randn(1, 4, 3, 5, dtype=torch.bfloat16), torch.randn(1, 2, 3, 5)]
+    last = [p.contiguous(memory_format=torch.channels_last) for p in parts]
+    want = pseudo_cat(parts)
+    got = pseudo_cat(last)
+    assert want.dtype == got.dtype == torch.float32
+    assert torch.equal(got, want)

@@ -52,12 +52,16 @@ def _channels_last(x: Tensor) -> bool:
 
 def _cat_channels_last(pieces: list[Tensor]) -> Tensor:
     """``torch.cat(pieces, dim=1)`` into a channels-last tensor (``torch.cat`` alone returns
-    torch's default layout for slices of a one-sample batch)."""
+    torch's default layout for slices of a one-sample batch).
+
+    Mixed dtypes promote as ``torch.cat`` does. ``out=`` is not differentiable, so when any
+    piece requires grad the result is ``torch.cat`` made channels-last (one extra copy)."""
+    if torch.is_grad_enabled() and any(p.requires_grad for p in pieces):
+        return torch.cat(pieces, dim=1).contiguous(memory_format=torch.channels_last)
     first = pieces[0]
+    dtype = functools.reduce(torch.promote_types, (p.dtype for p in pieces))
     shape = (first.shape[0], sum(p.shape[1] for p in pieces), *first.shape[2:])
-    out = torch.empty(
-        shape, dtype=first.dtype, device=first.device, memory_format=torch.channels_last
-    )
+    out = torch.empty(shape, dtype=dtype, device=first.device, memory_format=torch.channels_last)
     return torch.cat(pieces, dim=1, out=out)
 
 
