@@ -4,6 +4,8 @@ values and gradients, and clean fall-backs for what they do not cover."""
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import warnings
 
 import pytest
 import torch
@@ -14,9 +16,15 @@ from convsuite.core_ops.layers.depthwise_kernels import (
     depthwise_forward,
     depthwise_weight_grad,
 )
-from convsuite.core_ops.layers.fft_conv import conv_by_route, large_kernel_conv
+from convsuite.core_ops.layers.fft_conv import (
+    conv_by_route,
+    kernel_fallback_route,
+    large_kernel_conv,
+)
 
 DIRECT = {1: F.conv1d, 2: F.conv2d}
+# The module (the package's ``fft_conv`` name is the function).
+fft_conv = sys.modules[conv_by_route.__module__]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -112,28 +120,107 @@ def test_kernel_route_falls_back_where_it_does_not_apply(kwargs, weight_shape):
         torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-4)
 
 
-def test_kernel_route_under_autocast_runs_the_split_route():
+def test_kernel_route_under_autocast_runs_the_previous_route(monkeypatch):
+    routes = []
+    original = fft_conv._direct_conv
+    monkeypatch.setattr(fft_conv, "_direct_conv", lambda *a: routes.append(a[-1]) or original(*a))
     x = torch.randn(2, 4, 20, 20, requires_grad=True)
     w = torch.randn(4, 1, 13, 13, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = conv_by_route("kernel", x, w, None, 1, 6, 1, 4)
-    assert y.dtype == torch.bfloat16  # torch's bf16 direct kernel, as the split route runs it
+    assert routes == ["channels_last"]  # 2-D k = 13 training before the kernels
+    assert y.dtype == torch.bfloat16  # torch's bf16 direct kernel
     y.float().sum().backward()
     assert x.grad.dtype == w.grad.dtype == torch.float32
 
 
-def _train_in_child(_: int) -> float:
+@pytest.mark.parametrize(
+    ("dims", "extent", "route"),
+    [
+        (2, 3, "direct"),
+        (2, 5, "channels_last"),
+        (2, 13, "channels_last"),
+        (2, 15, "split"),
+        (2, 16, "split"),
+        (1, 5, "channels_last"),
+        (1, 13, "channels_last"),
+        (1, 15, "direct"),
+        (1, 31, "split"),
+        (1, 127, "split"),
+        (3, 7, "split"),
+    ],
+)
+def test_kernel_fallback_is_the_previous_table(dims, extent, route):
+    assert kernel_fallback_route(dims, extent) == route
+
+
+@pytest.mark.parametrize(("dims", "kernel"), [(1, 13), (1, 31), (2, 3), (2, 9), (2, 15)])
+def test_kernel_route_falls_back_to_the_previous_route_in_values(monkeypatch, dims, kernel):
+    """bf16 (no kernels): the previous route, torch's values and gradients."""
+    torch.manual_seed(kernel)
+    x = torch.randn(2, 4, *(24,) * dims, dtype=torch.bfloat16, requires_grad=True)
+    w = torch.randn(4, 1, *(kernel,) * dims, dtype=torch.bfloat16, requires_grad=True)
+    monkeypatch.setattr(DirectDepthwise, "apply", None)  # must not be reached
+    ours = conv_by_route("kernel", x, w, None, 1, kernel // 2, 1, 4)
+    reference = DIRECT[dims](x, w, None, 1, kernel // 2, 1, 4)
+    torch.testing.assert_close(ours, reference, rtol=2e-2, atol=2e-2 * reference.abs().max().item())
+    grad_out = torch.randn_like(reference)
+    for g_ours, g_ref in zip(
+        torch.autograd.grad(ours, (x, w), grad_out),
+        torch.autograd.grad(reference, (x, w), grad_out),
+        strict=True,
+    ):
+        scale = g_ref.abs().max().item()
+        torch.testing.assert_close(g_ours, g_ref, rtol=5e-2, atol=5e-2 * scale)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_kernel_route_reports_a_wrong_channel_count_as_torch_does(dims):
+    """An input with other channels than the weight never reaches the kernels (they would read
+    past the weight): torch's own error."""
+    x = torch.randn(2, 6, *(12,) * dims, requires_grad=True)
+    w = torch.randn(4, 1, *(5,) * dims, requires_grad=True)
+    with pytest.raises(RuntimeError):
+        DIRECT[dims](x, w, None, 1, 2, 1, 4)
+    with pytest.raises(RuntimeError):
+        conv_by_route("kernel", x, w, None, 1, 2, 1, 4)
+    with pytest.raises(RuntimeError):
+        large_kernel_conv(x, w, None, 1, 2, 1, 4)
+
+
+def _one_thread() -> None:
     torch.set_num_threads(1)  # as DataLoader workers do (torch's own OpenMP pool after fork)
+
+
+def _train_in_child(_: int) -> tuple[list[str], int, float]:
+    """Trains one 2-D k = 5 depthwise convolution; returns the routes taken, the number of
+    warnings and the weight gradient's size."""
+    routes: list[str] = []
+    direct, kernel = fft_conv._direct_conv, DirectDepthwise.apply
+    fft_conv._direct_conv = lambda *a: routes.append(a[-1]) or direct(*a)
+    DirectDepthwise.apply = lambda *a: routes.append("kernel") or kernel(*a)
+    try:
+        x = torch.randn(2, 4, 12, 12, requires_grad=True)
+        w = torch.randn(4, 1, 5, 5, requires_grad=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            large_kernel_conv(x, w, None, 1, 2, 1, 4).sum().backward()
+            large_kernel_conv(x, w, None, 1, 2, 1, 4)
+    finally:
+        fft_conv._direct_conv, DirectDepthwise.apply = direct, kernel
+    return routes, len(caught), float(w.grad.abs().sum())
+
+
+def test_forked_child_of_a_kernel_user_falls_back_to_the_previous_route():
+    """numba's OpenMP pool terminates a fork()ed child that enters it after the parent did: the
+    dispatcher must not send such a child to the kernels (a DataLoader worker, a process pool),
+    and says so once."""
     x = torch.randn(2, 4, 12, 12, requires_grad=True)
     w = torch.randn(4, 1, 5, 5, requires_grad=True)
-    large_kernel_conv(x, w, None, 1, 2, 1, 4).sum().backward()
-    return float(w.grad.abs().sum())
-
-
-def test_forked_child_of_a_kernel_user_falls_back_to_the_split_route():
-    """numba's OpenMP pool terminates a fork()ed child that enters it after the parent did: the
-    dispatcher must not send such a child to the kernels (a DataLoader worker, a process pool)."""
-    _train_in_child(0)  # the parent runs the kernels first
+    DirectDepthwise.apply(x, w, 2).sum().backward()  # the parent runs the kernels first
     context = multiprocessing.get_context("fork")
-    with context.Pool(1) as pool:
-        assert pool.map(_train_in_child, [0])[0] > 0
+    with context.Pool(1, initializer=_one_thread) as pool:
+        routes, warned, grad = pool.map_async(_train_in_child, [0]).get(timeout=60)[0]
+    assert routes == ["channels_last", "channels_last"]
+    assert warned == 1
+    assert grad > 0

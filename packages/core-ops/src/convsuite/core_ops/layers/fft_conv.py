@@ -16,6 +16,7 @@ sizes are rounded up to 5-smooth lengths (2^a 3^b 5^c), which pocketfft/MKL tran
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -28,6 +29,7 @@ from convsuite.core_ops.layers.factories import conv_function
 from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
+    "KERNEL_FALLBACK",
     "ROUTES",
     "FFTConv1d",
     "FFTConv2d",
@@ -36,6 +38,7 @@ __all__ = [
     "next_fast_len",
     "choose_route",
     "conv_by_route",
+    "kernel_fallback_route",
 ]
 
 
@@ -346,6 +349,13 @@ ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
     (3, False, True): ((1, "direct"), (15, "fft")),
 }
 
+# Where "kernel" cannot run (CUDA, bf16 or autocast, a fork()ed child): the depthwise training
+# routes ROUTES had before the kernels over their range, by number of spatial axes (same values).
+KERNEL_FALLBACK: dict[int, tuple[tuple[int, str], ...]] = {
+    1: ((1, "channels_last"), (15, "direct"), (17, "split")),
+    2: ((1, "direct"), (5, "channels_last"), (15, "split")),
+}
+
 # torch's channels-last 2-D depthwise forward is tuned for some kernel sizes only: at 13x13 it takes
 # 1.6-1.7x as long as the same kernel zero-padded to 15x15 (measured 108 vs 64 ms under load, 11.7
 # vs ~6 ms idle), so inference pads it (values unchanged: the extra taps are zero).
@@ -505,16 +515,20 @@ def conv_by_route(
     times.
 
     "kernel" and "split" need a depthwise square kernel, stride 1, dilation 1 and the same padding
-    (< k) on both sides of every axis; otherwise they run the "channels_last" route. "kernel" also
-    needs 1 or 2 spatial axes and float32/float64 CPU tensors outside autocast, and not a fork()ed
-    child of a process that ran it (numba's OpenMP pool); otherwise it runs "split".
+    (< k) on both sides of every axis; otherwise they run the "channels_last" route (where torch
+    also reports a channel count that does not match the weight). "kernel" also needs 1 or 2
+    spatial axes and float32/float64 CPU tensors outside autocast, and not a fork()ed child of a
+    process that ran it (numba's OpenMP pool; a warning, once); otherwise it runs the route the
+    table had before the kernels (:func:`kernel_fallback_route`).
     """
     if route in ("kernel", "split"):
         dims = weight.dim() - 2
         kernel = tuple(weight.shape[2:])
         sides = _side_padding(padding, kernel, as_tuple(dilation, dims, "dilation"))
         if (
-            len(set(kernel)) == 1
+            x.dim() == dims + 2
+            and x.shape[1] == groups
+            and len(set(kernel)) == 1
             and weight.shape[1] == 1
             and weight.shape[0] == groups
             and all(s == 1 for s in as_tuple(stride, dims, "stride"))
@@ -522,14 +536,18 @@ def conv_by_route(
             and len(set(sides)) == 1
             and sides[0][0] == sides[0][1] < kernel[0]
         ):
-            if route == "kernel" and _kernel_applies(x, weight):
-                from convsuite.core_ops.layers.depthwise_kernels import DirectDepthwise
+            if route == "kernel" and not _kernel_applies(x, weight):
+                route = kernel_fallback_route(dims, kernel[0])
+            if route in ("kernel", "split"):
+                if route == "kernel":
+                    from convsuite.core_ops.layers.depthwise_kernels import DirectDepthwise
 
-                y = DirectDepthwise.apply(x, weight, sides[0][0])
-            else:
-                y = _SplitDepthwise.apply(x, weight, sides[0][0])
-            return y if bias is None else y + bias.reshape(1, -1, *([1] * dims))
-        route = "channels_last"
+                    y = DirectDepthwise.apply(x, weight, sides[0][0])
+                else:
+                    y = _SplitDepthwise.apply(x, weight, sides[0][0])
+                return y if bias is None else y + bias.reshape(1, -1, *([1] * dims))
+        else:
+            route = "channels_last"
     if route == "fft":
         return fft_conv(x, weight, bias, stride, padding, dilation, groups)
     if route not in ("direct", "channels_last"):
@@ -539,12 +557,29 @@ def conv_by_route(
     return _direct_conv(x, weight, bias, stride, padding, dilation, groups, route)
 
 
+def kernel_fallback_route(dims: int, extent: int) -> str:
+    """The route :func:`conv_by_route` runs for "kernel" where the kernels do not apply: the
+    training route :data:`ROUTES` had before them (:data:`KERNEL_FALLBACK`; "split" for 3-D)."""
+    route = "split"
+    for smallest, name in KERNEL_FALLBACK.get(dims, ()):
+        if extent >= smallest:
+            route = name
+    return route
+
+
+_warned_forked = False
+
+
 def _kernel_applies(x: Tensor, weight: Tensor) -> bool:
     """Whether :class:`~convsuite.core_ops.layers.depthwise_kernels.DirectDepthwise` computes
-    this depthwise convolution as torch would: 1-D or 2-D, float32/float64 CPU, no autocast, and
-    not in a fork()ed child of a process that ran the kernels (numba's OpenMP pool)."""
+    this depthwise convolution as torch would: 1-D or 2-D, matching channel counts, float32/float64
+    CPU, no autocast, and not in a fork()ed child of a process that ran the kernels (numba's
+    OpenMP pool; warns once)."""
+    global _warned_forked
     if not (
         x.dim() in (3, 4)
+        and x.dim() == weight.dim()
+        and x.shape[1] == weight.shape[0]
         and x.dtype in (torch.float32, torch.float64)
         and weight.dtype == x.dtype
         and x.device.type == "cpu"
@@ -554,7 +589,18 @@ def _kernel_applies(x: Tensor, weight: Tensor) -> bool:
         return False
     from convsuite.core_ops.layers.depthwise_kernels import usable_here
 
-    return usable_here()
+    if usable_here():
+        return True
+    if not _warned_forked:
+        _warned_forked = True
+        warnings.warn(
+            "convsuite: the 'kernel' depthwise route does not run in a fork()ed child of a "
+            "process that ran it (numba's OpenMP pool); using the previous routes here "
+            "(same values, slower training)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return False
 
 
 class _FFTConvMixin:
