@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +58,17 @@ def test_program_equals_network_frame_by_frame() -> None:
 def test_program_refuses_an_offline_network() -> None:
     with pytest.raises(ValueError, match="causal"):
         FrameProgram(D3AEC(D3AECConfig(stem_channels=4, growth_rate=2, causal=False)))
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_program_computes_as_the_original(how: str) -> None:
+    net = _network(D3AECConfig(stem_channels=4, growth_rate=3, num_layers=2, num_blocks=2))
+    torch.manual_seed(3)
+    mic, far = torch.randn(2, 40 * 256).numpy()
+    program = FrameProgram(net)
+    hops = [(mic[m * 256 : m * 256 + 512], far[m * 256 : m * 256 + 512]) for m in range(38)]
+    for pair in hops[:5]:  # a stream under way: its state is copied too
+        program.step(*pair)
+    copied = copy.deepcopy(program) if how == "deepcopy" else pickle.loads(pickle.dumps(program))
+    for pair in hops[5:]:
+        np.testing.assert_array_equal(copied.step(*pair), program.step(*pair))

@@ -25,7 +25,8 @@ fresh buffer of partial sums), each input row is read by one matmul, and the wor
 cache: the per-frame buffers of steps 1-3 (padded activations, gathered rows, tap copies, dilated
 products) are scratch shared by all nodes, which run one at a time. The frame's analysis (window,
 torch's FFT as in the offline STFT, power-law compression) and the masking run in numpy on views
-of the program's buffers (numpy's per-call cost on 257 bins is a fraction of torch's). The real/imaginary pair of every convolution is one real matmul with the fused weight
+of the program's buffers (numpy's per-call cost on 257 bins is a fraction of torch's). The
+real/imaginary pair of every convolution is one real matmul with the fused weight
 ``[[Wr, -Wi], [Wi, Wr]]``. The calls of a frame are precomputed as a flat list per phase
 ``t mod M`` (no per-frame Python bookkeeping beyond the calls themselves).
 
@@ -36,6 +37,7 @@ with offline processing). Channel order inside the program: each produced tensor
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +74,7 @@ class _Group:
     source: Tensor  # (count, k_f, F) strided view of the node's padded activations
     x: Tensor  # (count k_f, F) its copy: the current frame, frequency taps expanded (scratch)
     weight: Tensor  # (k_t 2 C_out, count k_f): row block l is time tap k_t - 1 - l (lag l d_t)
-    y: Tensor | None  # (k_t 2 C_out, F) product when d_t > 1, added to strided ``acc`` views
-    # (scratch)
+    y: Tensor | None  # (k_t 2 C_out, F) d_t > 1: product added to strided ``acc`` (scratch)
     targets: list[Tensor]  # per p = t mod M: the rows of outputs t, t + d_t, ... in ``acc``
 
 
@@ -81,13 +82,11 @@ class _Group:
 class _Node:
     """One convolution of the program (see the module docstring)."""
 
-    source: Tensor  # (rows, F): the input's feature rows in act order (a view of the features
-    # when contiguous, else gathered into scratch by ``index``)
+    source: Tensor  # (rows, F) input rows in act order: a features view, or gathered (index)
     index: Tensor | None  # feature rows to gather into ``source``, None when it is a view
     scale: Tensor  # (rows, F) folded batch-norm scale, act order, materialized
     shift: Tensor
-    slot: Tensor  # (rows, F) the activations: interior of a scratch buffer with zero frequency
-    # margins
+    slot: Tensor  # (rows, F) activations: interior of a scratch buffer with zero bin margins
     groups: list[_Group]  # empty for a 1x1 convolution (its input is ``slot`` itself)
     acc: Tensor  # (D - 1 + M, 2 C_out, F): partial sums of outputs t - p .. t - p + D - 2 + M
     depth: int  # D
@@ -122,14 +121,14 @@ class FrameProgram:
 
     :meth:`step` takes one analysis frame of microphone and far-end samples and returns the
     near-end spectrum of that frame, equal to frame t of the offline network's output when fed
-    frames 0..t in order. :meth:`reset` starts a new stream (silence before it).
+    frames 0..t in order. :meth:`reset` starts a new stream (silence before it). The program
+    runs on the CPU whatever the network's device (a frame is ~80 calls on (rows, 257) tensors:
+    launch latency, not arithmetic, would rule on an accelerator). A deep copy or a pickle
+    carries the stream's state and runs independently of the original.
 
     Args:
         network: a causal :class:`D3AEC`; its weights and batch-norm statistics are copied now
             (later changes to the network are not seen).
-
-    The program runs on the CPU whatever the network's device (a frame is ~80 calls on
-    (rows, 257) tensors: launch latency, not arithmetic, would rule on an accelerator).
     """
 
     def __init__(self, network: D3AEC) -> None:
@@ -144,20 +143,40 @@ class FrameProgram:
             self.features = torch.zeros(self._rows, self.bins)
             self._allocate_scratch()
             self.nodes = [self._build(*spec) for spec in self._specs]
-        # The frame's analysis and masking run in numpy on views of the program's buffers
-        # (numpy's per-call cost on 257 bins is a fraction of torch's).
-        self._stem = self.nodes[0].source.numpy()  # [mic, far] real; [mic, far] imaginary
-        self._head = self.features[self.head.row : self.head.row + 4].numpy()
         self._window = torch.hann_window(N_FFT, periodic=True).numpy()
-        self._frames = np.zeros((2, N_FFT), dtype=np.float32)
         # torch's FFT, as in the offline stft (numpy's differs by rounding that the network
         # amplifies to ~4e-6 of the output's peak; torch's keeps streaming within 1e-6)
-        self._frames_t = torch.from_numpy(self._frames)
+        self._frames_t = torch.zeros(2, N_FFT)
         self._spec_t = torch.zeros(2, self.bins, dtype=torch.complex64)
-        self._spec = self._spec_t.numpy()
         self._masks = np.zeros((2, self.bins), dtype=np.complex64)
-        self._schedules = [self._schedule(u) for u in range(_SPAN)]
         self.frame = 0
+        self._bind()
+
+    _BOUND = ("_stem", "_head", "_frames", "_spec", "_schedules")
+
+    def _bind(self) -> None:
+        """The numpy views onto the program's torch buffers, where the frame's analysis and
+        masking run (numpy's per-call cost on 257 bins is a fraction of torch's), and the
+        calls of a frame, bound to the buffers' methods. A copy or a pickle would copy numpy
+        arrays apart from the torch storages and keep the methods bound to the original's
+        buffers, so neither is copied: both are bound again here (see :meth:`__setstate__`).
+        The rest travels through :func:`torch.save`, which (unlike a plain pickle) keeps the
+        many views of each scratch buffer on one storage."""
+        self._stem = self.nodes[0].source.numpy()  # [mic, far] real; [mic, far] imaginary
+        self._head = self.features[self.head.row : self.head.row + 4].numpy()
+        self._frames = self._frames_t.numpy()
+        self._spec = self._spec_t.numpy()
+        self._schedules = [self._schedule(u) for u in range(_SPAN)]
+
+    def __getstate__(self) -> dict:
+        saved = io.BytesIO()
+        torch.save({k: v for k, v in self.__dict__.items() if k not in self._BOUND}, saved)
+        return {"saved": saved.getvalue()}
+
+    def __setstate__(self, state: dict) -> None:
+        saved = io.BytesIO(state["saved"])
+        self.__dict__.update(torch.load(saved, weights_only=False))  # our own bytes
+        self._bind()
 
     # -- compilation ------------------------------------------------------------------------
 
