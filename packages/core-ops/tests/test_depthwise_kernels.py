@@ -75,6 +75,23 @@ def test_functional_forms_match_the_autograd_function():
     torch.testing.assert_close(depthwise_weight_grad(x, g, 5, 2), wg.grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(("dims", "spatial"), [(1, (11,)), (2, (7, 6))])
+def test_double_backward_is_torchs(dims, spatial):
+    """create_graph=True runs a differentiable backward (torch's), so second derivatives exist."""
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, *spatial, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, *(3,) * dims, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda a, b: DirectDepthwise.apply(a, b, 1), (x, w))
+    (gw,) = torch.autograd.grad(DirectDepthwise.apply(x, w, 1).square().sum(), w, create_graph=True)
+    (gw_ref,) = torch.autograd.grad(
+        DIRECT[dims](x, w, None, 1, 1, 1, 3).square().sum(), w, create_graph=True
+    )
+    torch.testing.assert_close(gw, gw_ref)
+    torch.testing.assert_close(
+        torch.autograd.grad(gw.sum(), x)[0], torch.autograd.grad(gw_ref.sum(), x)[0]
+    )
+
+
 def test_dispatcher_trains_through_the_kernel_route(monkeypatch):
     """large_kernel_conv sends 2-D k = 13 training to the kernels (and bias gradients stay right)."""
     calls = []

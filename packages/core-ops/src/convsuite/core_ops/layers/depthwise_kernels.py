@@ -260,9 +260,10 @@ def _to_layout(t: Tensor) -> Tensor:
 
 def depthwise_forward(x: Tensor, weight: Tensor, padding: int) -> Tensor:
     """Stride-1 depthwise correlation of x (N, C, *L) with weight (C, 1, *(K,) * D), D = 1 or 2,
-    zero padding ``padding`` (< K) on both sides of each axis.
+    zero padding ``padding`` (< K) on both sides of each axis; no autograd.
 
-    Returns (N, C, *L_out), L_out = L + 2 padding - K + 1 (2-D: channels-last in memory).
+    Returns (N, C, *L_out), L_out = L + 2 padding - K + 1 (2-D: channels-last in memory). A
+    channels-last 2-D input is read in place (otherwise converted once).
     """
     return _from_layout(_correlate(_to_layout(x), _taps(weight.to(x.dtype)), padding))
 
@@ -281,34 +282,62 @@ def _weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor
 
 def depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor:
     """Weight gradient (C, 1, *(kernel,) * D) of :func:`depthwise_forward` for the output
-    gradient ``grad_y`` (N, C, *L_out)."""
+    gradient ``grad_y`` (N, C, *L_out); no autograd. Channels-last 2-D tensors are read in place."""
     return _weight_grad(_to_layout(x), _to_layout(grad_y.to(x.dtype)), kernel, padding)
 
 
+def _kernel_layout(t: Tensor) -> Tensor:
+    """``t`` (N, C, *L) with the kernels' memory layout (2-D: channels-last), detached."""
+    return _from_layout(_to_layout(t))
+
+
 class DirectDepthwise(torch.autograd.Function):
-    """Stride-1 depthwise convolution with symmetric zero padding, all three passes by the kernels
-    above: forward, input gradient (the forward of ``grad_y`` with the flipped kernel and padding
-    ``K - 1 - padding``) and weight gradient. float32 / float64 CPU tensors, D = 1 or 2; the
-    input is converted to the kernels' layout once and kept for the backward pass."""
+    """Stride-1 depthwise convolution with symmetric zero padding, all three passes by
+    :func:`depthwise_forward` and :func:`depthwise_weight_grad`: forward, input gradient (the
+    forward of ``grad_y`` with the flipped kernel and padding ``K - 1 - padding``) and weight
+    gradient. float32 / float64 CPU tensors, D = 1 or 2; the input is converted to the kernels'
+    layout once and kept for the backward pass.
+
+    Double backward (``create_graph=True``): the backward pass is then torch's differentiable
+    convolution gradient (the kernels have no derivative of their own), so higher derivatives
+    are torch's.
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor, padding: int
     ) -> Tensor:
-        x_l = _to_layout(x)
-        ctx.save_for_backward(x_l, weight)
+        x_l = _kernel_layout(x)
+        ctx.save_for_backward(x, x_l, weight)
         ctx.padding = padding
-        return _from_layout(_correlate(x_l, _taps(weight.to(x.dtype)), padding))
+        return depthwise_forward(x_l, weight, padding)
 
     @staticmethod
     def backward(ctx, grad_y: Tensor):  # type: ignore[override]
-        x_l, weight = ctx.saved_tensors
+        x, x_l, weight = ctx.saved_tensors
         padding, size = ctx.padding, weight.shape[-1]
-        g_l = _to_layout(grad_y.to(x_l.dtype))
+        if torch.is_grad_enabled():
+            return (
+                *_differentiable_backward(x, weight, padding, grad_y, ctx.needs_input_grad),
+                None,
+            )
+        g_l = _kernel_layout(grad_y.to(x_l.dtype))
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            flipped = _taps(weight.to(x_l.dtype), flip=True)
-            grad_x = _from_layout(_correlate(g_l, flipped, size - 1 - padding))
+            flipped = weight.flip(tuple(range(2, weight.dim())))
+            grad_x = depthwise_forward(g_l, flipped, size - 1 - padding)
         if ctx.needs_input_grad[1]:
-            grad_w = _weight_grad(x_l, g_l, size, padding).to(weight.dtype)
+            grad_w = depthwise_weight_grad(x_l, g_l, size, padding).to(weight.dtype)
         return grad_x, grad_w, None
+
+
+def _differentiable_backward(
+    x: Tensor, weight: Tensor, padding: int, grad_y: Tensor, needs: tuple[bool, ...]
+) -> tuple[Tensor | None, Tensor | None]:
+    """(grad_x, grad_w) by torch's convolution under autograd (for ``create_graph=True``)."""
+    conv = torch.nn.functional.conv1d if x.dim() == 3 else torch.nn.functional.conv2d
+    inputs = [t for t, need in zip((x, weight), needs[:2], strict=True) if need]
+    with torch.enable_grad():
+        y = conv(x, weight.to(x.dtype), None, 1, padding, 1, x.shape[1])
+        grads = iter(torch.autograd.grad(y, inputs, grad_y, create_graph=True))
+    return tuple(next(grads) if need else None for need in needs[:2])  # type: ignore[return-value]
