@@ -136,6 +136,11 @@ def test_subpixel_grids_agree_with_one_grid_on_a_shift_equivariant_toy() -> None
     assert subpixel_offsets((1.25, 1.25), 2.5) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert subpixel_offsets((2.5, 1.25), 2.5) == [(0, 0), (0, 1)]
     assert subpixel_offsets((2.5, 2.5), 2.5) == [(0, 0)]
+    assert subpixel_offsets((1.2, 1.2), 2.5) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    # the 1.25 mm preset is not coarser by a scan pixel on scans finer than it by < 1 pixel
+    assert subpixel_offsets((1.2, 1.2), 1.25) == [(0, 0)]
+    assert subpixel_offsets((1.2499999, 1.2499999), 1.25) == [(0, 0)]
+    assert subpixel_offsets((1.1, 0.9), 1.25) == [(0, 0)]
     net = _PointwiseNet().eval()
     rows, cols = np.meshgrid(np.arange(48), np.arange(40), indexing="ij")
     image = np.ones((4, 3, 48, 40), np.float32)

@@ -11,8 +11,9 @@ Sub-pixel shifts (``shifts=True``, the default): a network coarser than the scan
 preset's 2.5 mm on IVDM3Seg's 1.25 mm) samples the scan on one grid of its pixels. The slices are
 then also moved by half a network pixel (one scan pixel at 2.5 / 1.25 mm) along each in-plane
 axis, the network run on each of the 4 grids, each grid's logits brought back to the scan's grid
-and moved back by the same amount, and the 4 averaged before the softmax: together the grids
-sample the scan's own pixels (4x the network's work). No flips: the in-plane axes of a sagittal
+and moved back by the same amount, and the 4 averaged before the softmax: the shifted grids add
+the midpoints between the first grid's pixel centres, so together they sample at the scan's pitch
+(4x the network's work). No flips: the in-plane axes of a sagittal
 slice are anterior-posterior and head-feet, which are not symmetric (the network counts discs from
 the sacrum), and a left-right flip only reorders slices that a 2-D network sees one at a time.
 """
@@ -100,8 +101,9 @@ def subpixel_offsets(spacing: tuple[float, float], pixel_mm: float) -> list[tupl
     """Shifts (dy, dz) in scan pixels of the grids that :meth:`VolumeSegmenter.segment` runs the
     network on with ``shifts=True``: 0 and half a network pixel along each in-plane axis where
     that is at least one scan pixel ([(0, 0), (0, 1), (1, 0), (1, 1)] for 2.5 mm on 1.25 mm),
-    else 0 along that axis."""
-    steps = [max(0, round(pixel_mm / (2 * s))) for s in spacing]
+    else 0 along that axis. The half pixel is rounded down to whole scan pixels: none for a
+    network at 1.25 mm on 0.9-1.25 mm scans (its grid is not coarser by a scan pixel)."""
+    steps = [int(pixel_mm / (2 * s) + 1e-6) for s in spacing]
     return [(dy, dz) for dy in sorted({0, steps[0]}) for dz in sorted({0, steps[1]})]
 
 
