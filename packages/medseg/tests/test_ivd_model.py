@@ -124,8 +124,10 @@ class _PointwiseNet(torch.nn.Module, VolumeSegmenter):
             self.head.weight.zero_()
             self.head.weight[1, 0] = 8.0
             self.head.bias.copy_(torch.tensor([0.0, -8 * 0.3]))
+        self.calls = 0  # forward calls: one per grid and batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
         return self.head(x)
 
 
@@ -146,7 +148,9 @@ def test_subpixel_grids_agree_with_one_grid_on_a_shift_equivariant_toy() -> None
     image = np.ones((4, 3, 48, 40), np.float32)
     image[0] = 0.1 + 0.01 * rows + 0.005 * cols  # fat rises along both in-plane axes
     one = net.disc_probability(image, IVDM3SEG_AFFINE, shifts=False)
+    assert net.calls == 1  # 3 slices: one batch on one grid
     four = net.disc_probability(image, IVDM3SEG_AFFINE, shifts=True)
+    assert net.calls == 1 + 4  # the shifted grids were run, not skipped
     inner = (slice(None), slice(3, -3), slice(3, -3))
     np.testing.assert_allclose(four[inner], one[inner], atol=1e-5)
     slices, _ = scan_slices(image, IVDM3SEG_AFFINE)
@@ -155,6 +159,14 @@ def test_subpixel_grids_agree_with_one_grid_on_a_shift_equivariant_toy() -> None
         wrong = _shift(F.interpolate(logits, size=(48, 40), mode="bilinear"), 1, 1)
     wrong = wrong.softmax(1)[:, 1].numpy()
     assert np.abs(wrong[inner] - one[inner]).max() > 0.01
+
+
+@pytest.mark.parametrize(("shifts", "grids"), [(True, 4), (False, 1)])
+def test_segment_passes_shifts_through(shifts: bool, grids: int) -> None:
+    net = _PointwiseNet().eval()
+    image = np.ones((4, 3, 48, 40), np.float32)
+    net.segment(image, shifts=shifts, min_disc_mm3=0.0)
+    assert net.calls == grids
 
 
 def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
