@@ -249,3 +249,55 @@ def test_pseudo_complex_convolutions_convert_and_the_network_stays_a_region() ->
     assert got.dtype == torch.float32 and got.is_contiguous()
     error = (got - expected).abs().max() / expected.abs().max()
     assert 0 < error < 3e-2
+
+
+class _SpectralFilter(nn.Module):
+    """No parameters, but a forward that needs float32 (torch.fft has no bf16 CPU kernels)."""
+
+    _convsuite_keep_fp32 = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft(torch.fft.rfft(x, dim=-1) * 0.5, n=x.shape[-1], dim=-1)
+
+
+def test_a_module_can_opt_out_of_regions() -> None:
+    torch.manual_seed(0)
+    reference = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), _SpectralFilter()).eval()
+    model = prepare_for_inference(copy.deepcopy(reference), "bf16")
+    assert bf16_layers(model) == ["0"]
+    x = torch.randn(2, 8, 6, 6)
+    with inference_mode("bf16"):
+        y = model(x)  # no region around the filter: it gets float32 (rfft would raise on bf16)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, reference(x), rtol=3e-2, atol=3e-2)
+    with pytest.raises(RuntimeError):
+        torch.fft.rfft(torch.randn(4, dtype=torch.bfloat16))
+
+
+def test_region_dtypes_are_per_thread() -> None:
+    """Threads running one prepared model each get their own caller dtype back."""
+    import threading
+
+    torch.manual_seed(0)
+    model = prepare_for_inference(
+        nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)),
+        "bf16",
+    )
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def run(dtype: torch.dtype) -> None:
+        try:
+            barrier.wait()
+            with inference_mode("bf16"):
+                for _ in range(20):
+                    assert model(torch.randn(1, 8, 6, 6, dtype=dtype)).dtype == dtype
+        except BaseException as error:  # noqa: BLE001 - reported in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in [torch.float32, torch.float64] * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors

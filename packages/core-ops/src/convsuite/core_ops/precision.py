@@ -27,7 +27,10 @@ converts a model once instead:
   weights of their own (activations, pools, containers, residual blocks, padding code). The
   outermost region casts its output back to the caller's dtype (torch's default layout); a
   module that uses float32 weights of its own in functional code (FFT, graph, sparse, DCLS
-  layers, an einsum with a parameter) is never inside one, so it sees float32 inputs. On this
+  layers, an einsum with a parameter) is never inside one, so it sees float32 inputs. A module
+  without float32 weights whose forward needs float32 anyway (a parameter-free ``torch.fft``
+  filter: bf16 has no CPU FFT) opts out with a true class or instance attribute
+  ``_convsuite_keep_fp32`` (:data:`KEEP_FP32`) and then also sees float32 inputs. On this
   CPU the casts around each layer cost as much as the bf16 convolutions save, and the
   elementwise and padding work between convolutions moves half the bytes in bfloat16 (measured
   with ``benchmarks/bench_precision.py``: SkyReconNet 1.3x -> 1.8x, EELS VAE 1.3x -> 2.3x);
@@ -67,6 +70,7 @@ from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
+    "KEEP_FP32",
     "MIN_GROUP_CHANNELS",
     "PRECISIONS",
     "PrecisionName",
@@ -87,6 +91,11 @@ MIN_GROUP_CHANNELS = 8
 
 _DENSE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 _MARK = "_convsuite_precision"
+
+# A module (class or instance) with this attribute true is never inside a bf16 region: for modules
+# without float32 weights whose forward still needs float32 inputs (``torch.fft`` has no bf16 CPU
+# kernels, for instance).
+KEEP_FP32 = "_convsuite_keep_fp32"
 
 
 def check_precision(precision: str, source: str = "precision") -> PrecisionName:
@@ -196,9 +205,17 @@ def _cast_to_weight(module: nn.Module, args: tuple) -> tuple | None:
     return None
 
 
+def _caller_dtypes(module: nn.Module) -> list[torch.dtype]:
+    """This thread's stack of the dtypes ``module`` (a region) was called with: thread-local like
+    the region depth, so threads running one model do not pop each other's dtypes."""
+    if not hasattr(_DEPTH, "dtypes"):
+        _DEPTH.dtypes = {}
+    return _DEPTH.dtypes.setdefault(id(module), [])
+
+
 def _enter_region(module: nn.Module, args: tuple, kwargs: dict) -> None:
     """Forward pre-hook of a bf16 region: remember the caller's dtype, count the region."""
-    module.__dict__.setdefault("_convsuite_dtypes", []).append(_first_float_dtype(args, kwargs))
+    _caller_dtypes(module).append(_first_float_dtype(args, kwargs))
     _DEPTH.value = _depth() + 1
 
 
@@ -206,7 +223,10 @@ def _leave_region(module: nn.Module, args: tuple, kwargs: dict, output: object) 
     """Forward hook of a bf16 region (also run on an exception): the outermost one casts every
     bfloat16 tensor of its output back to the caller's dtype, in torch's default layout."""
     _DEPTH.value = max(_depth() - 1, 0)
-    dtype = module._convsuite_dtypes.pop()
+    stack = _caller_dtypes(module)
+    dtype = stack.pop()
+    if not stack:
+        del _DEPTH.dtypes[id(module)]
     if _depth() or dtype == torch.bfloat16:
         return output
     return _cast_tree(output, dtype)
@@ -244,8 +264,10 @@ def _region_safe(module: nn.Module) -> bool:
     input), a norm of :data:`_MIXED_NORMS`, or a module without float32 parameters or buffers of
     its own (activations, pools, containers, custom blocks that only call their children and
     tensor functions). A module holding float32 weights it uses itself (FFT, graph, sparse,
-    DCLS layers) is not.
+    DCLS layers) is not, nor one that sets :data:`KEEP_FP32`.
     """
+    if getattr(module, KEEP_FP32, False):
+        return False
     if getattr(module, _MARK, None) == "bf16" or _is_plain(module) or _is_block(module):
         return True
     if isinstance(module, _MIXED_NORMS):
