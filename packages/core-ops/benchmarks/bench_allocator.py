@@ -15,13 +15,21 @@ forward+backward against direct (>= 5); 1-D depthwise k = 31 forward+backward ag
 backward allocates large im2col buffers); a ConvNeXt-atto training step with DCLS mixers against
 7x7 mixers (within 1.5x: ratio >= 0.67).
 
+OpenMP workers sleep while idle (``OMP_WAIT_POLICY=PASSIVE`` unless set), as in bench_sparse:
+numba's libgomp and torch's libgomp alternate thread pools on the kernel route, and spinning
+workers of one starve the other.
+
     PYTHONPATH=shared python packages/core-ops/benchmarks/bench_allocator.py
 """
 
+# ruff: noqa: E402  (OMP_WAIT_POLICY must be set before torch is imported)
 from __future__ import annotations
 
-import json
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
+
+import json
 import subprocess
 import sys
 

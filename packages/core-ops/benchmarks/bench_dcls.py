@@ -6,10 +6,19 @@ Targets (issue "core-ops foundation", section 4): forward+backward >= 5x faster 
 output; kernel construction cost independent of the dense kernel area; a ConvNeXt-atto training step
 with DCLS mixers within 1.5x of the 7x7 step (ratio >= 0.67 below).
 
+OpenMP workers sleep while idle (``OMP_WAIT_POLICY=PASSIVE`` unless set), as in bench_sparse:
+numba's libgomp and torch's libgomp alternate thread pools on the kernel route, and spinning
+workers of one starve the other.
+
     PYTHONPATH=shared python packages/core-ops/benchmarks/bench_dcls.py
 """
 
+# ruff: noqa: E402  (OMP_WAIT_POLICY must be set before torch is imported)
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
 
 import logging
 
@@ -25,6 +34,7 @@ from convsuite.core_ops.runtime import keep_freed_memory
 
 torch.set_num_threads(2)
 print(f"glibc keeps freed memory: {keep_freed_memory()}")
+print(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
 logging.disable(logging.WARNING)  # the reference logs a CUDA-kernel warning per construction
 
 BATCH, CHANNELS, SIZE = 8, 96, 56

@@ -7,10 +7,19 @@ its faster layout. Forward+backward rows compare against torch in its faster lay
 Targets (issue 18): forward >= 1.0 at every size and layout; forward+backward >= 5x at 2-D
 k = 13, >= 12x at 2-D k = 17, >= 8x at 1-D k = 31 (other sizes report only).
 
+OpenMP workers sleep while idle (``OMP_WAIT_POLICY=PASSIVE`` unless set), as in bench_sparse:
+numba's libgomp and torch's libgomp alternate thread pools on the kernel route, and spinning
+workers of one starve the other.
+
     PYTHONPATH=shared python packages/core-ops/benchmarks/bench_fft_conv.py [--quick]
 """
 
+# ruff: noqa: E402  (OMP_WAIT_POLICY must be set before torch is imported)
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP runtime
 
 import copy
 import sys
@@ -28,6 +37,7 @@ from convsuite.core_ops.runtime import keep_freed_memory
 torch.set_num_threads(2)
 # Both sides run in this process, so both get the same allocator setting (see runtime.py).
 print(f"glibc keeps freed memory: {keep_freed_memory()}")
+print(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
 QUICK = "--quick" in sys.argv
 BATCH, CHANNELS, SIZE = 8, 96, 56
 LENGTH = 4096
