@@ -32,8 +32,10 @@ converts a model once instead:
   filter: bf16 has no CPU FFT) opts out with a true class or instance attribute
   ``_convsuite_keep_fp32`` (:data:`KEEP_FP32`) and then also sees float32 inputs. On this
   CPU the casts around each layer cost as much as the bf16 convolutions save, and the
-  elementwise and padding work between convolutions moves half the bytes in bfloat16 (measured
-  with ``benchmarks/bench_precision.py``: SkyReconNet 1.3x -> 1.8x, EELS VAE 1.3x -> 2.3x);
+  elementwise and padding work between convolutions moves half the bytes in bfloat16
+  (``benchmarks/bench_precision.py``, 2 threads, idle: SkyReconNet 1.65x, EELS VAE 2.06x with
+  regions; SkyReconNet on one thread, CPU time: 1.30x with casts around every layer, 1.79x with
+  regions; see the core-ops README's table);
 - depthwise and thin convolutions (memory-bound: no gain from bf16 units), FFT convolutions
   (:class:`~convsuite.core_ops.layers.FFTConv2d` and the dispatcher compute their transforms in
   float32 inside; bf16 has no CPU FFT), norms, graph and sparse layers keep float32 weights.
