@@ -1,5 +1,7 @@
 """FFT convolution for large and long kernels, and the dispatcher that routes each convolution
-to torch's direct kernel (in the right layout), a split direct/FFT path or the FFT path.
+to one of five routes (:data:`ROUTES`): torch's direct kernel as laid out ("direct") or in
+channels-last ("channels_last"), the numba depthwise kernels ("kernel", training), a split
+direct/FFT path ("split") or the FFT path ("fft").
 
 Convolution theorem: a cross-correlation is a pointwise product in the Fourier domain,
 ``y = irfft(rfft(x) * conj(rfft(w)))``, costing O(n log n) per channel whatever the kernel size,
@@ -443,7 +445,8 @@ def large_kernel_conv(
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> Tensor:
-    """Convolution routed to torch's direct kernel, :class:`_SplitDepthwise` or :func:`fft_conv`.
+    """Convolution routed to torch's direct kernel (as laid out or channels-last), the numba
+    depthwise kernels, :class:`_SplitDepthwise` or :func:`fft_conv`.
 
     The route comes from :data:`ROUTES`, keyed by the number of spatial axes, whether the
     convolution is depthwise and whether autograd will need a backward pass (see
