@@ -123,8 +123,9 @@ class EchoCanceller:
         return istft(spec, mic.size).cpu().numpy().astype(np.float32)
 
     def stream(self, delay: int = 0) -> StreamingAEC:
-        """A :class:`StreamingAEC` on this network (a per-frame program of its current weights)."""
-        return StreamingAEC(self.network, delay, self.precision)
+        """A :class:`StreamingAEC` on this network (a per-frame program of its current weights;
+        float32 on the CPU whatever this canceller's precision and device)."""
+        return StreamingAEC(self.network, delay)
 
 
 class StreamingAEC:
@@ -132,7 +133,8 @@ class StreamingAEC:
 
     Call :meth:`process` with any number of microphone and far-end samples (equal counts); it
     returns every output sample complete so far. :meth:`flush` ends the stream and returns the
-    rest. The concatenated outputs equal :meth:`EchoCanceller.process` with the same ``delay``.
+    rest. The concatenated outputs equal fp32 offline processing (:meth:`EchoCanceller.process`
+    of an fp32 canceller) with the same ``delay``.
     Each output sample leaves 512 samples (32 ms) after it entered: one hop of buffering plus the
     half window of overlap-add.
 
@@ -141,14 +143,13 @@ class StreamingAEC:
             :class:`~convsuite.audio.framewise.FrameProgram` (its weights are copied now; several
             streams may run on one network).
         delay: far-end to microphone delay in samples (the far end is delayed by it).
-        precision: as for :class:`EchoCanceller` (the network is prepared by the caller).
 
-    The per-frame program runs on the CPU whatever the network's device.
+    The per-frame program runs in float32 on the CPU whatever the network's precision and device
+    (it copies the float32 parameters).
     """
 
-    def __init__(self, network: D3AEC, delay: int = 0, precision: str = "fp32") -> None:
+    def __init__(self, network: D3AEC, delay: int = 0) -> None:
         self.program = FrameProgram(network.eval())
-        self.precision = check_precision(precision)
         self._mic = np.zeros(N_FFT - HOP, dtype=np.float32)  # unframed samples, history first
         self._far = np.zeros(N_FFT - HOP + max(int(delay), 0), dtype=np.float32)
         self._tail = np.zeros(N_FFT - HOP, dtype=np.float32)
@@ -156,8 +157,8 @@ class StreamingAEC:
         self._emitted = -HOP  # the first hop out is the pre-roll before the stream started
 
     def _frame(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
-        # numpy's inverse FFT of one frame (float32): cheaper per call than torch's
-        frame = np.fft.irfft(self.program.step(mic, far), N_FFT)
+        # numpy's inverse FFT of one frame: cheaper per call than torch's (float64 before numpy 2)
+        frame = np.fft.irfft(self.program.step(mic, far), N_FFT).astype(np.float32, copy=False)
         hop = self._tail + frame[:HOP]
         self._tail = frame[HOP:]
         return hop
