@@ -542,3 +542,12 @@ def test_compiled_window_map_and_rulebook_equal_the_tensor_path(monkeypatch, sha
     inputs = order if compiled.sources is None else compiled.sources[order]
     assert torch.equal(rulebook.inputs, inputs) and torch.equal(rulebook.outputs, outputs)
     assert torch.equal(rulebook.to_outputs[1], torch.argsort(outputs * volume + taps))
+
+
+def test_importing_the_layers_does_not_import_numba() -> None:
+    """numba (the compiled rulebook passes, the depthwise kernels) is imported on first use."""
+    import subprocess
+    import sys
+
+    code = "import sys, convsuite.core_ops.layers.sparse; sys.exit('numba' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -13,6 +13,9 @@ Strided layers: with kernel == stride each site's window and tap are column arit
 masks for powers of two); ``torch.unique`` numbers the output sites in raster order
 (:func:`window_map`), and one sort of the pairs makes the rulebook, with no (K, M) table.
 
+The compiled passes (:mod:`.kernels`, numba) are imported on first use, as the dispatcher's
+depthwise kernels are: importing the layers does not import numba.
+
 Rulebooks are cached in ``SparseTensor._cache``, a dict that every tensor on the same sites shares,
 so each resolution of a network builds its rulebook once per input.
 """
@@ -29,7 +32,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from convsuite.core_ops.layers.sparse.kernels import submanifold_pairs, window_orders, window_sites
 from convsuite.core_ops.layers.sparse.tensor import SparseTensor
 
 __all__ = [
@@ -352,6 +354,8 @@ def _compiled_rulebook(sites: Tensor, kernel: Sequence[int], strides: Sequence[i
     """:func:`submanifold_rulebook` of sorted keys through one compiled pass
     (:func:`~convsuite.core_ops.layers.sparse.kernels.submanifold_pairs`): the same rulebook as
     the tensor path, pair for pair."""
+    from convsuite.core_ops.layers.sparse.kernels import submanifold_pairs  # numba: lazily
+
     taps, centre = _tap_order(kernel)
     window = itertools.product(*(range(k) for k in kernel))
     offsets = [
@@ -464,6 +468,8 @@ def _compiled_window_map(
 ) -> WindowMap:
     """:func:`window_map` of sites in raster order through one compiled pass
     (:func:`~convsuite.core_ops.layers.sparse.kernels.window_sites`): the same map."""
+    from convsuite.core_ops.layers.sparse.kernels import window_sites  # numba: lazily
+
     keys, out_rows, taps, used = window_sites(
         np.ascontiguousarray(x.coords.numpy()),
         np.asarray(stride, np.int64),
@@ -513,6 +519,8 @@ def _window_rulebook(windows: WindowMap, n_in: int, volume: int) -> Rulebook:
     m, device = windows.out.coords.shape[0], windows.taps.device
     by_output = None
     if device.type == "cpu":  # two counting sorts, compiled
+        from convsuite.core_ops.layers.sparse.kernels import window_orders  # numba: lazily
+
         order, by_output = (
             torch.from_numpy(a)
             for a in window_orders(windows.out_rows.numpy(), windows.taps.numpy(), m, volume)
