@@ -150,3 +150,24 @@ def test_stream_warns_that_it_runs_float32_on_the_cpu(invoke, call_files, tmp_pa
             "enhance", mic, far, "-o", tmp_path / "s.wav", "--stream", "--precision", "bf16"
         )
     assert status == 0 and len(caught) == 1
+
+
+def test_train_passes_the_loss_weights_through(invoke, tmp_path, monkeypatch) -> None:
+    import convsuite.audio.train
+
+    seen = {}
+
+    def fake_train(out, weights, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.update(kwargs)
+        return weights
+
+    monkeypatch.setattr(convsuite.audio.train, "train_network", fake_train)
+    weights = tmp_path / "w.safetensors"
+    status, _, _ = invoke(
+        "train", "--out", tmp_path, "--weights", weights,
+        "--distortion-weight", "0.3", "--residual-weight", "0.02",
+    )  # fmt: skip
+    assert status == 0
+    assert seen["distortion_weight"] == 0.3 and seen["residual_weight"] == 0.02
+    invoke("train", "--out", tmp_path, "--weights", weights)
+    assert seen["distortion_weight"] == 0.0  # off unless asked for

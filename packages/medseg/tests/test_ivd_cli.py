@@ -53,6 +53,29 @@ def test_segment_writes_labels_discs_and_overlay_per_subject(
         assert [d["index"] for d in discs] == list(range(1, len(discs) + 1))
 
 
+def test_segment_shifts_option_reaches_the_network(
+    ivd_tiny_weights: Path, tmp_path: Path, medseg: Medseg, monkeypatch
+) -> None:  # noqa: ANN001
+    """--shifts runs the tiny preset (2.5 mm) on 4 grids of a 1.25 mm scan, --no-shifts on one:
+    4x the forward calls."""
+    from convsuite.medseg.data.ivdm3seg import write_subject
+    from convsuite.medseg.models.ivdnet import IVDNet
+
+    image = np.random.default_rng(0).uniform(0, 1000, (4, 4, 64, 48))
+    subject = write_subject(tmp_path, "00", image, np.diag([6.0, 1.25, 1.25, 1.0]))
+
+    calls = []
+    forward = IVDNet.forward
+    monkeypatch.setattr(IVDNet, "forward", lambda self, x: calls.append(1) or forward(self, x))
+    counts = {}
+    for option in ("--shifts", "--no-shifts"):
+        calls.clear()
+        args = ("ivd", "segment", subject, "--weights", ivd_tiny_weights)
+        assert medseg(*args, "--out", tmp_path / option, option) == 0
+        counts[option] = len(calls)
+    assert counts["--no-shifts"] > 0 and counts["--shifts"] == 4 * counts["--no-shifts"]
+
+
 def test_a_bad_subject_exits_2_in_one_line_and_gets_no_output(
     spines: Path, ivd_tiny_weights: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
