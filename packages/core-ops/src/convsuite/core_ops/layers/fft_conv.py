@@ -332,7 +332,11 @@ def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int)
 #                    gradient). Training only: measured 2026-12-02 07:45 UTC under load (~9, 2
 #                    threads, interleaved medians of 3) against the route it replaced: 1-D k = 5-127
 #                    2.3-3.0x (k = 31: 4-5x against conv1d's own), 2-D k = 3-15 1.9-1.1x; 2-D
-#                    k = 25-35 0.5-0.8x (the split route keeps k >= 17);
+#                    k = 25-35 0.5-0.8x (the split route keeps k >= 17). Re-measured idle
+#                    (08:48 UTC, load 0.4-0.6, 2 threads, NCHW (8, 96, 56, 56), interleaved
+#                    medians of 7, against the previous route): 2-D k = 3 0.69x (8.3 vs 5.6 ms:
+#                    "direct" keeps k < 5), k = 5 / 7 / 9 / 11 / 13 1.11 / 0.99 / 1.04 / 1.07 /
+#                    1.22x (12.2 / 20.4 / 26.0 / 37.8 / 44.3 ms);
 #   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
 #   "fft":           fft_conv.
 # 3-D was not measured; dense convolutions keep the foundation issue's crossover (15).
@@ -342,7 +346,7 @@ ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
     (1, False, False): ((1, "direct"), (15, "fft")),
     (1, False, True): ((1, "direct"), (15, "fft")),
     (2, True, False): ((1, "direct"), (15, "channels_last"), (51, "fft")),
-    (2, True, True): ((1, "direct"), (3, "kernel"), (17, "split"), (35, "fft")),
+    (2, True, True): ((1, "direct"), (5, "kernel"), (17, "split"), (35, "fft")),
     (2, False, False): ((1, "direct"), (15, "fft")),
     (2, False, True): ((1, "direct"), (15, "fft")),
     (3, True, False): ((1, "direct"), (51, "fft")),
