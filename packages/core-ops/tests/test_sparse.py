@@ -525,8 +525,10 @@ def test_compiled_window_map_and_rulebook_equal_the_tensor_path(monkeypatch, sha
     x = _random_sites(shape, channels=1)
     compiled = rulebook_module.window_map(x, stride)
     assert x._cache[("unique",)] is True  # raster order: the compiled pass was taken
-    check = rulebook_module._check_unique_sites
-    monkeypatch.setattr(rulebook_module, "_check_unique_sites", lambda y: check(y) and False)
+    check = rulebook_module._unique_sites_in_raster_order
+    monkeypatch.setattr(
+        rulebook_module, "_unique_sites_in_raster_order", lambda y: check(y) and False
+    )
     reference = rulebook_module.window_map(_random_sites(shape, channels=1), stride)
     assert torch.equal(compiled.out.coords, reference.out.coords)
     assert torch.equal(compiled.out_rows, reference.out_rows)

@@ -402,11 +402,9 @@ class WindowMap:
     sources: Tensor | None
 
 
-def _check_unique_sites(x: SparseTensor) -> bool:
-    """Raise on duplicate coordinate rows: one O(N) compare when the rows are in raster order.
-
-    Returns whether they are (cached on ``x``).
-    """
+def _unique_sites_in_raster_order(x: SparseTensor) -> bool:
+    """Whether the coordinate rows are in raster order (cached on ``x``); raises on duplicate
+    rows (one O(N) compare when the rows are in raster order, a sort otherwise)."""
     entry = ("unique",)
     if entry not in x._cache:
         if math.prod([max(x.batch_size, 1), *x.spatial_shape]) >= _MAX_KEY:
@@ -433,7 +431,7 @@ def window_map(x: SparseTensor, stride: tuple[int, ...]) -> WindowMap:
     out_shape = tuple(s // k for s, k in zip(x.spatial_shape, stride, strict=True))
     if min(out_shape) < 1:
         raise ValueError(f"spatial_shape {x.spatial_shape} is smaller than kernel {stride}")
-    if _check_unique_sites(x) and x.coords.device.type == "cpu":  # raster order: compiled
+    if _unique_sites_in_raster_order(x) and x.coords.device.type == "cpu":  # raster order: compiled
         x._cache[entry] = _compiled_window_map(x, stride, out_shape)
         return x._cache[entry]
     out_keys, taps, inside = x.coords[:, 0], None, None
