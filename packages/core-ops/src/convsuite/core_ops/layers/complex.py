@@ -313,11 +313,9 @@ class PseudoComplexConv2d(_ComplexConvBase2d):
                 f"input must be (N, {weight.shape[1] * self.groups}, H, W) (real then imaginary "
                 f"channels), got {tuple(x.shape)}"
             )
-        if self.groups == 1:  # the group reordering is the identity (and would copy)
-            args = (self.stride, self.padding, self.dilation)
-            return F.conv2d(x, weight, self.inference_bias, *args)
+        grouped = self.groups > 1  # one group: the reordering is the identity (and would copy)
         y = F.conv2d(
-            _group_major(x, self.groups),
+            _group_major(x, self.groups) if grouped else x,
             weight,
             self.inference_bias,
             self.stride,
@@ -325,7 +323,7 @@ class PseudoComplexConv2d(_ComplexConvBase2d):
             self.dilation,
             self.groups,
         )
-        return _part_major(y, self.groups)
+        return _part_major(y, self.groups) if grouped else y
 
 
 class ComplexBatchNorm2d(nn.Module):
