@@ -301,3 +301,14 @@ def test_region_dtypes_are_per_thread() -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert not errors
+
+
+def test_region_outputs_keep_their_mapping_type() -> None:
+    from collections import OrderedDict
+
+    from convsuite.core_ops.precision import _cast_tree
+
+    value = OrderedDict(a=torch.ones(2, dtype=torch.bfloat16), b=[torch.ones(1)])
+    cast = _cast_tree(value, torch.float32)
+    assert type(cast) is OrderedDict and list(cast) == ["a", "b"]
+    assert cast["a"].dtype == torch.float32 and value["a"].dtype == torch.bfloat16

@@ -59,6 +59,7 @@ forward) sees a bfloat16 weight.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 import threading
@@ -245,8 +246,11 @@ def _cast_tree(value: object, dtype: torch.dtype) -> object:
         return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     if isinstance(value, list):
         return [_cast_tree(item, dtype) for item in value]
-    if isinstance(value, dict):
-        return {key: _cast_tree(item, dtype) for key, item in value.items()}
+    if isinstance(value, dict):  # a copy keeps the mapping's type (OrderedDict, defaultdict...)
+        cast = copy.copy(value)
+        for key, item in value.items():
+            cast[key] = _cast_tree(item, dtype)
+        return cast
     return value
 
 
