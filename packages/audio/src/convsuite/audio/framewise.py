@@ -21,9 +21,10 @@ multidilated layers, head), and a frame is, per node:
    ``pseudo_cat``). Every M frames the pending partial sums move to the front of their buffer.
 
 So no history of inputs is kept or copied (the causal zero padding of the offline network is a
-fresh buffer of partial sums), each input row is read by one matmul, and the working set stays in
-cache: the per-frame buffers of steps 1-3 (padded activations, gathered rows, tap copies, dilated
-products) are scratch shared by all nodes, which run one at a time. The frame's analysis (window,
+fresh buffer of partial sums), each input row is read by one matmul, and the working set is
+small (~6 MiB, ~2 MiB read per frame): the per-frame buffers of steps 1-3 (padded activations,
+gathered rows, tap copies, dilated products) are scratch shared by all nodes, which run one at a
+time. The frame's analysis (window,
 torch's FFT as in the offline STFT, power-law compression) and the masking run in numpy on views
 of the program's buffers (numpy's per-call cost on 257 bins is a fraction of torch's). The
 real/imaginary pair of every convolution is one real matmul with the fused weight
@@ -221,7 +222,7 @@ class FrameProgram:
 
     def _allocate_scratch(self) -> None:
         """Per-frame buffers shared by all nodes (used one node at a time; the working set of a
-        frame stays in cache): activations with zero frequency margins, gathered rows, the
+        frame stays small): activations with zero frequency margins, gathered rows, the
         frequency-tap copies and dilated products."""
         rows, taps, products = [0], [0], [0]
         for parts, _, convs, groups, out in self._specs:
