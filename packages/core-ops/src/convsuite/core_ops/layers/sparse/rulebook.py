@@ -127,7 +127,6 @@ def _neighbour_candidates(
     searched = list(range(middle))
     candidates = torch.empty((len(shifts) * run, n), dtype=torch.int64, device=device)
     found = torch.empty((len(shifts) * run, n), dtype=torch.bool, device=device)
-    taps: list[int] = []
     index = torch.arange(1, n + 1, device=device)
 
     def check(rows: slice, query: Tensor) -> None:
@@ -146,7 +145,6 @@ def _neighbour_candidates(
                 previous = slice((step - 1) * width, step * width)
                 torch.add(candidates[previous], found[previous], out=candidates[rows])
             check(rows, first if step == 0 else first + step)
-            taps.extend(i * run + step for i in searched)
         # Runs after the middle mirror them: j is i's neighbour at offset d exactly when i is j's
         # at -d, so scatter instead of searching (misses land in the unused slot 0).
         block = width * run
@@ -155,10 +153,8 @@ def _neighbour_candidates(
         mirror.scatter_(1, slots, index.expand(block, n))
         candidates[block : 2 * block] = mirror[:, 1 : n + 1]
         torch.ne(candidates[block : 2 * block], 0, out=found[block : 2 * block])
-        last = len(shifts) * run - 1
-        taps.extend(last - tap for tap in taps[:block])
     # Then the centre run: pairs of rows (down, up) per step, the site itself last.
-    base, centre_tap = 2 * width * run, middle * run + radius
+    base = 2 * width * run
     direction = torch.tensor([[-1], [1]], device=device)
     for step in range(1, radius + 1):
         rows = slice(base + 2 * (step - 1), base + 2 * step)
@@ -168,12 +164,11 @@ def _neighbour_candidates(
             previous = slice(rows.start - 2, rows.start)
             torch.add(candidates[previous], direction * found[previous], out=candidates[rows])
         check(rows, sites + direction * step)
-        taps.extend([centre_tap - step, centre_tap + step])
     centre = base + 2 * radius
     candidates[centre] = index
     found[centre] = True
-    taps.append(centre_tap)
-    return candidates, found, taps, centre
+    taps, centre_tap = _tap_order(kernel)  # the rows' taps, in the order laid out above
+    return candidates, found, [*taps, centre_tap], centre
 
 
 # Below this many pairs ``index_add_`` sums pair products as fast as a CSR matmul, and building
@@ -338,7 +333,8 @@ def submanifold_rulebook(x: SparseTensor, kernel_size: tuple[int, ...]) -> Ruleb
 
 
 def _tap_order(kernel: Sequence[int]) -> tuple[list[int], int]:
-    """The taps in the order :func:`_neighbour_candidates` lays out their rows, and the centre.
+    """The taps in the order :func:`_neighbour_candidates` and the compiled pass lay out their
+    rows (all but the centre), and the centre tap.
 
     Searched runs step-major, their mirror images, the centre run outwards (down, up per step).
     """
