@@ -287,7 +287,7 @@ def create_model(
     pretrained: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     **overrides: Any,
-):
+) -> torch.nn.Module:
     """Build model ``name`` from a preset (fresh weights) or load ``pretrained`` weights.
 
     Args:

@@ -313,7 +313,9 @@ class DirectDepthwise(torch.autograd.Function):
         return depthwise_forward(x_l, weight, padding)
 
     @staticmethod
-    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None]:
         x, x_l, weight = ctx.saved_tensors
         padding, size = ctx.padding, weight.shape[-1]
         if torch.is_grad_enabled():

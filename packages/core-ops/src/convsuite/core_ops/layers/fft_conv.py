@@ -217,7 +217,9 @@ class _FourierCorrelation(torch.autograd.Function):
         return y[(..., *(slice(0, out, st) for out, st in zip(out_len, stride, strict=True)))]
 
     @staticmethod
-    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
+    ) -> tuple[Tensor | None, ...]:
         x_f, w_f = ctx.saved_tensors
         groups, fft_size, out_len, stride, in_len = ctx.meta
         axes = tuple(range(-len(fft_size), 0))
@@ -265,7 +267,9 @@ class _SplitDepthwise(torch.autograd.Function):
         return _direct_conv(x, weight, None, 1, padding, 1, weight.shape[0], "channels_last")
 
     @staticmethod
-    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
+    ) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         padding = ctx.padding
         grad_y = grad_y.to(x.dtype)  # bf16 under autocast

@@ -79,7 +79,13 @@ class _SparseConvFunction(torch.autograd.Function):
     """(N, C_in) feats, (K, C_in, C_out) weight, (C_out,) bias or None -> (M, C_out)."""
 
     @staticmethod
-    def forward(ctx, feats, weight, bias, rulebook):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        feats: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        rulebook: Rulebook,
+    ) -> Tensor:
         c_out, centre = weight.shape[2], rulebook.centre
         if centre >= 0:
             centre_weight = weight[centre]
@@ -99,7 +105,9 @@ class _SparseConvFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
         feats, weight = ctx.saved_tensors
         rulebook: Rulebook = ctx.rulebook
         centre, pairs = rulebook.centre, rulebook.num_pairs
