@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 
 import lightning as L
 import pytest
@@ -11,6 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from convsuite.core_ops.config import ModelConfig
+from convsuite.core_ops.hub import Pretrained
 from convsuite.core_ops.io import (
     InputError,
     ModelCard,
@@ -18,7 +21,13 @@ from convsuite.core_ops.io import (
     load_checkpoint,
     save_checkpoint,
 )
-from convsuite.core_ops.training import export_best, make_trainer, seed_everything
+from convsuite.core_ops.training import (
+    export_best,
+    fine_tuned_card_text,
+    init_from,
+    make_trainer,
+    seed_everything,
+)
 
 
 def _mlp() -> nn.Module:
@@ -204,3 +213,38 @@ def test_make_trainer_without_any_progress_bar(tmp_path) -> None:
     loud = make_trainer(tmp_path, max_epochs=1, progress=False)
     assert not any(isinstance(c, ProgressBar) for c in quiet.callbacks)
     assert any(isinstance(c, ProgressBar) for c in loud.callbacks)
+
+
+@dataclass(frozen=True)
+class _WidthConfig(ModelConfig):
+    width: int = 4
+
+
+class _Tiny(Pretrained, nn.Module):
+    config_class = _WidthConfig
+    bundled_package = None
+    default_weights = None
+
+    def __init__(self, config: _WidthConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layer = nn.Linear(2, config.width)
+
+
+def test_init_from_loads_the_weights_and_returns_their_card(tmp_path) -> None:  # noqa: ANN001
+    torch.manual_seed(0)
+    start = _Tiny(_WidthConfig())
+    card = start.model_card(recipe="stage 1 cmd", training_data="set A", intended_use="tests")
+    path = save_checkpoint(start.state_dict(), tmp_path / "start.safetensors", card)
+    net = _Tiny(_WidthConfig())
+    assert not torch.equal(net.layer.weight, start.layer.weight)
+    loaded = init_from(net, path)
+    assert torch.equal(net.layer.weight, start.layer.weight) and loaded.recipe == "stage 1 cmd"
+    recipe, data = fine_tuned_card_text(loaded, path, "stage 2 cmd", "set B")
+    assert recipe == "stage 2 cmd; starting weights start.safetensors, their recipe: stage 1 cmd"
+    assert data == "set B; starting weights start.safetensors, their training data: set A"
+    with pytest.raises(InputError, match=r"start.safetensors.*width 4 vs 8") as caught:
+        init_from(_Tiny(_WidthConfig(width=8)), path)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InputError, match="missing.safetensors"):
+        init_from(net, tmp_path / "missing.safetensors")

@@ -40,8 +40,13 @@ from convsuite.audio.data.simulate import SCENARIOS, simulate_call
 from convsuite.audio.infer import align_far, estimate_delay
 from convsuite.audio.model import D3AEC, D3AECConfig, complex_multiply, compress
 from convsuite.audio.stft import stft
-from convsuite.core_ops.errors import InputError
-from convsuite.core_ops.training import export_best, make_trainer, seed_everything
+from convsuite.core_ops.training import (
+    export_best,
+    fine_tuned_card_text,
+    init_from,
+    make_trainer,
+    seed_everything,
+)
 
 __all__ = [
     "AECModule",
@@ -232,7 +237,8 @@ def train_network(
         mix: scenario probabilities (fst, nst, dt) of the training calls (see
             :class:`SimulatedCalls`); validation keeps the default draw.
         init: a ``.safetensors`` checkpoint of the same architecture to start from (fine-tuning);
-            None starts from random weights. InputError when its architecture differs.
+            None starts from random weights. InputError when its architecture differs. The card
+            keeps the starting card's recipe and training data after this run's.
         residual_weight: weight of :func:`residual_db` in the loss (0: spectral terms only).
         distortion_weight: weight of :func:`speech_distortion` in the loss (0: none).
         progress: progress bar (see :func:`~convsuite.core_ops.training.make_trainer`).
@@ -245,11 +251,7 @@ def train_network(
     module = AECModule(
         preset_config, lr=lr, residual_weight=residual_weight, distortion_weight=distortion_weight
     )
-    if init is not None:
-        start_from = D3AEC.from_pretrained(init)
-        if start_from.config != preset_config:
-            raise InputError(init, "its architecture is not the preset's; pick its --preset")
-        module.net.load_state_dict(start_from.state_dict())
+    start_card = None if init is None else init_from(module.net, init)
     train = DataLoader(
         SimulatedCalls(train_calls, seed, seconds, mix=mix), batch_size=batch_size, shuffle=True
     )
@@ -268,17 +270,23 @@ def train_network(
     start = time.perf_counter()
     trainer.fit(module, train, val)
     minutes = (time.perf_counter() - start) / 60
-    card = module.net.model_card(
-        recipe=card_recipe,
-        training_data=(
+    recipe, training_data = (
+        card_recipe,
+        (
             f"{train_calls} simulated {seconds:g}-s calls per epoch (convsuite.audio.data."
             f"simulate_call, split='train', seeds {seed}..{seed + train_calls - 1}, scenario "
             f"mix fst/nst/dt {mix or 'simulate_call default 0.2/0.2/0.6'}"
             f"{'' if init is None else f', fine-tuned from {Path(init).name}'}, residual-energy "
             f"weight {residual_weight:g}, speech-distortion weight {distortion_weight:g}): "
-            "synthetic source-filter speech, pyroomacoustics and exponential echo paths, loudspeaker "
-            "nonlinearity, 10-500 ms delay, stationary and non-stationary noise"
+            "synthetic source-filter speech, pyroomacoustics and exponential echo paths, "
+            "loudspeaker nonlinearity, 10-500 ms delay, stationary and non-stationary noise"
         ),
+    )
+    if start_card is not None:
+        recipe, training_data = fine_tuned_card_text(start_card, init, recipe, training_data)
+    card = module.net.model_card(
+        recipe=recipe,
+        training_data=training_data,
         intended_use=(
             "Demonstrating and testing the pipeline on simulated calls; not trained on real "
             "speech or real rooms, so not for real calls."

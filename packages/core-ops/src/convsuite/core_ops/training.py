@@ -27,10 +27,18 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
+from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.io import ModelCard, save_checkpoint
 from convsuite.core_ops.runtime import keep_freed_memory
 
-__all__ = ["export_best", "load_best", "make_trainer", "seed_everything"]
+__all__ = [
+    "export_best",
+    "fine_tuned_card_text",
+    "init_from",
+    "load_best",
+    "make_trainer",
+    "seed_everything",
+]
 
 _LOG = logging.getLogger(__name__)
 
@@ -188,3 +196,46 @@ def load_best(trainer: L.Trainer, module: L.LightningModule) -> dict[str, float]
     if callback.best_model_score is None:
         return {}
     return {str(callback.monitor): float(callback.best_model_score)}
+
+
+def init_from(net: torch.nn.Module, init: str | os.PathLike[str]) -> ModelCard:
+    """Start fine-tuning: load the weights ``init`` into ``net``; return their card.
+
+    Args:
+        net: a freshly built network with ``config`` and ``from_pretrained`` (core-ops' hub
+            ``Pretrained``).
+        init: a bundled weights name or a ``.safetensors`` checkpoint of the same architecture
+            and config.
+
+    Raises:
+        InputError: anything :meth:`from_pretrained` refuses, or a config other than ``net``'s
+            (one line naming the fields that differ).
+    """
+    start = type(net).from_pretrained(init)
+    if start.config != net.config:
+        ours, theirs = net.config.to_dict(), start.config.to_dict()
+        fields = ", ".join(
+            f"{key} {theirs.get(key)!r} vs {ours.get(key)!r}"
+            for key in sorted(ours.keys() | theirs.keys())
+            if ours.get(key) != theirs.get(key)
+        )
+        raise InputError(
+            init,
+            f"its architecture is not this {type(net).__name__}'s ({fields}): pick the "
+            "--model/--preset it was trained with",
+        )
+    net.load_state_dict(start.state_dict())
+    return start.card
+
+
+def fine_tuned_card_text(
+    start: ModelCard, init: str | os.PathLike[str], recipe: str, training_data: str
+) -> tuple[str, str]:
+    """The ``recipe`` and ``training_data`` of a card for weights fine-tuned from ``start`` (the
+    card :func:`init_from` returned): this run's text, then the starting weights' own, prefixed,
+    so that a chain of fine-tunes keeps its whole history without hand edits."""
+    name = Path(init).name
+    return (
+        f"{recipe}; starting weights {name}, their recipe: {start.recipe}",
+        f"{training_data}; starting weights {name}, their training data: {start.training_data}",
+    )

@@ -1,4 +1,4 @@
-"""Training IVD-Net and its fusion baselines on sagittal slices, and the recipe of the bundled weights.
+"""Training IVD-Net and its fusion baselines on sagittal slices; the recipe of the bundled weights.
 
 The bundled ``ivdnet_small`` weights come from ``shared/recipes/medseg_ivdnet_small.sh``::
 
@@ -46,7 +46,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.hub import create_model, model_config
-from convsuite.core_ops.training import export_best, make_trainer, seed_everything
+from convsuite.core_ops.training import (
+    export_best,
+    fine_tuned_card_text,
+    init_from,
+    make_trainer,
+    seed_everything,
+)
 from convsuite.medseg.data.ivdm3seg import find_subjects, read_subject, to_canonical
 from convsuite.medseg.models.volume_segmenter import prepare_slices
 
@@ -316,7 +322,8 @@ def train_ivd(
             [-rotate_deg, rotate_deg] degrees (0: not turned).
         init: weights to start from (fine-tuning): a bundled name (``ivdnet_small``) or a
             ``.safetensors`` checkpoint with its card, of the same architecture and config as
-            ``model`` / ``preset``; None starts from random weights.
+            ``model`` / ``preset``; None starts from random weights. The card keeps the
+            starting card's recipe and training data after this run's.
         max_minutes: wall-clock budget of the training, minutes (None: none); the best
             checkpoint so far is exported when it runs out.
         seed: seeds the subject split, initialisation and sampling.
@@ -344,11 +351,7 @@ def train_ivd(
         raise InputError(data_root, "needs at least 2 subjects (one for validation)")
     val_subjects, train_subjects = order[:n_val].tolist(), order[n_val:].tolist()
     net = create_model(model, preset)
-    if init is not None:
-        start_from = type(net).from_pretrained(init)
-        if start_from.config != net.config:
-            raise InputError(init, f"is not a {model} {preset} network; pick its --model/--preset")
-        net.load_state_dict(start_from.state_dict())
+    start_card = None if init is None else init_from(net, init)
     module = IVDModule(net, lr=lr, loss=loss)
     crop = None if crop_mm is None else max(16, round(crop_mm / config.pixel_mm / 16) * 16)
     train_set = _Crops(data.subset(train_subjects), crop, augment=True, rotate_deg=rotate_deg)
@@ -378,15 +381,19 @@ def train_ivd(
         DataLoader(val_set, 8),
     )
     names = [data.names[i] for i in train_subjects]
+    recipe = recipe or f"train_ivd({str(data_root)!r}, model={model!r}, preset={preset!r})"
+    training_data = (
+        f"{len(train_set)} sagittal slices of {len(names)} subjects of {data_root} "
+        f"(validation: {len(val_set)} slices of {n_val} subjects); lr {lr}, loss {loss}, "
+        f"batch {batch_size}, crop {crop} px, rotation +-{rotate_deg} deg, loss on a "
+        f"{LABEL_ZOOM}x finer grid, steps {trainer.global_step}"
+        f"{'' if init is None else f', fine-tuned from {Path(init).name}'}"
+    )
+    if start_card is not None:
+        recipe, training_data = fine_tuned_card_text(start_card, init, recipe, training_data)
     card = net.model_card(
-        recipe=recipe or f"train_ivd({str(data_root)!r}, model={model!r}, preset={preset!r})",
-        training_data=(
-            f"{len(train_set)} sagittal slices of {len(names)} subjects of {data_root} "
-            f"(validation: {len(val_set)} slices of {n_val} subjects); lr {lr}, loss {loss}, "
-            f"batch {batch_size}, crop {crop} px, rotation +-{rotate_deg} deg, loss on a {LABEL_ZOOM}x "
-            f"finer grid, steps {trainer.global_step}"
-            f"{'' if init is None else f', fine-tuned from {Path(init).name}'}"
-        ),
+        recipe=recipe,
+        training_data=training_data,
         intended_use=PHANTOM_USE,
         inputs={
             "modalities": list(config.modalities),
