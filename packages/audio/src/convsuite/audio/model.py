@@ -173,8 +173,13 @@ class D3AEC(Pretrained, nn.Module):
         echo_mask = bounded_mask(torch.cat([real[:, :1], imag[:, :1]], dim=1))
         return echo_mask, bounded_mask(torch.cat([real[:, 1:], imag[:, 1:]], dim=1))
 
-    def forward(self, mic: Tensor, far: Tensor) -> tuple[Tensor, Tensor]:
-        """(N, 2, T, F) mic and far spectra -> (near-end estimate, echo-free estimate)."""
-        echo_mask, noise_mask = self.mask_pair(mic, far)
+    @staticmethod
+    def apply_masks(echo_mask: Tensor, noise_mask: Tensor, mic: Tensor) -> tuple[Tensor, Tensor]:
+        """The masks of :meth:`mask_pair` on the mic spectrum: the echo mask, then the noise mask
+        -> (near-end estimate, echo-free estimate), each pseudo-complex (N, 2, T, F)."""
         echo_free = complex_multiply(echo_mask, mic)
         return complex_multiply(noise_mask, echo_free), echo_free
+
+    def forward(self, mic: Tensor, far: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, 2, T, F) mic and far spectra -> (near-end estimate, echo-free estimate)."""
+        return self.apply_masks(*self.mask_pair(mic, far), mic)

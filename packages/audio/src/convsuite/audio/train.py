@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from convsuite.audio.data.simulate import SCENARIOS, simulate_call
 from convsuite.audio.infer import align_far, estimate_delay
-from convsuite.audio.model import D3AEC, D3AECConfig, complex_multiply, compress
+from convsuite.audio.model import D3AEC, D3AECConfig, compress
 from convsuite.audio.stft import stft
 from convsuite.core_ops.training import (
     export_best,
@@ -94,7 +94,7 @@ def speech_distortion(echo_mask: Tensor, noise_mask: Tensor, target: Tensor) -> 
 
     All pseudo-complex (N, 2, T, F); zero when T = 0 (far-end single talk) or both masks are 1.
     """
-    passed = complex_multiply(noise_mask, complex_multiply(echo_mask, target))
+    passed, _ = D3AEC.apply_masks(echo_mask, noise_mask, target)
     return spectral_loss(passed, target)
 
 
@@ -177,8 +177,7 @@ class AECModule(L.LightningModule):
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         mic = _pseudo(batch["mic"])
         echo_mask, noise_mask = self.net.mask_pair(mic, _pseudo(batch["far"]))
-        echo_free = complex_multiply(echo_mask, mic)
-        near = complex_multiply(noise_mask, echo_free)
+        near, echo_free = self.net.apply_masks(echo_mask, noise_mask, mic)
         target = _pseudo(batch["near"])
         loss = spectral_loss(near, target)
         loss = loss + 0.5 * spectral_loss(echo_free, _pseudo(batch["echo_free"]))
