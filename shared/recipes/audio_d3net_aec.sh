@@ -38,13 +38,13 @@ AEC=${AEC:-.venv/bin/aec}
 WEIGHTS=packages/audio/src/convsuite/audio/weights
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-stage() {  # stage NAME ARGS...: time one `aec train` into $WORK/NAME
+stage() {  # [MINUTES=M] stage NAME ARGS...: time one `aec train` into $WORK/NAME (M: 24)
     local name=$1 start
     shift
     start=$(date +%s)
-    "$AEC" train --preset small --out "$WORK/$name" --weights "$WORK/$name/d3aec_small.safetensors" \
-        --calls 6000 --steps-per-epoch 40 --epochs 1000 --max-minutes 24 --seconds 2 \
-        --batch-size 4 "$@"
+    "$AEC" train --preset small --out "$WORK/$name" \
+        --weights "$WORK/$name/d3aec_small.safetensors" --calls 6000 --steps-per-epoch 40 \
+        --epochs 1000 --max-minutes "${MINUTES:-24}" --seconds 2 --batch-size 4 "$@"
     echo "$name took $(( $(date +%s) - start )) s"
 }
 
@@ -54,8 +54,8 @@ if [ -z "${STAGE1:-}" ]; then
 fi
 stage stage2 --init "$STAGE1" --fst-share 0.4 --lr 1e-3 --seed 6000
 stage stage3 --init "$WORK/stage2/d3aec_small.safetensors" --fst-share 0.3 --lr 5e-4 --seed 12000
-stage stage4 --init "$WORK/stage3/d3aec_small.safetensors" --fst-share 0.3 --lr 3e-4 --seed 18000 \
-    --distortion-weight 0.5 --max-minutes 20
+MINUTES=20 stage stage4 --init "$WORK/stage3/d3aec_small.safetensors" --fst-share 0.3 --lr 3e-4 \
+    --seed 18000 --distortion-weight 0.5
 mkdir -p "$WEIGHTS"
 cp "$WORK/stage4/d3aec_small.safetensors" "$WORK/stage4/d3aec_small.json" "$WEIGHTS/"
 
