@@ -180,8 +180,9 @@ def _run(
     prior_mode: str,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """One method's fill of one simulated sky, and for the CG baselines their solve's
-    ``cg_iterations`` and ``cg_residual`` (the preconditioned residual relative to its start:
-    the reference is only as good as this; empty for the other methods)."""
+    ``cg_iterations``, ``cg_residual`` (the preconditioned residual relative to its start:
+    the reference is only as good as this) and ``cg_converged`` (residual at most
+    :data:`~convsuite.cosmo.baselines.CONVERGED_RESIDUAL`); empty for the other methods."""
     seed = sky.seed + 10**6  # the realizations' draws
     if method in _PIPELINE:
         use_net, mode = _PIPELINE[method]
@@ -206,7 +207,11 @@ def _run(
         result = wiener.solve(sky.masked)
     else:
         result = wiener.constrained_realization(sky.masked, seed)
-    solve = {"cg_iterations": float(result.iterations), "cg_residual": result.residual}
+    solve = {
+        "cg_iterations": result.iterations,
+        "cg_residual": result.residual,
+        "cg_converged": result.converged,
+    }
     return np.where(sky.observed, sky.masked, result.signal), solve
 
 
@@ -243,13 +248,16 @@ def spectrum_errors(
 
 
 def summarize(rows: Sequence[dict[str, float | str]]) -> dict[tuple[str, str], dict[str, float]]:
-    """Per (prior, method), the mean of each metric, plus ``mse_over_wiener`` when the Wiener
-    filter ran on that prior's skies (same skies)."""
+    """Per (prior, method), the mean of each metric (for the CG solve's ``cg_iterations`` and
+    ``cg_residual`` the worst seed's, the maximum; ``cg_converged`` only if every seed's solve
+    converged), plus ``mse_over_wiener`` when the Wiener filter ran on that prior's skies (same
+    skies)."""
     summary: dict[tuple[str, str], dict[str, float]] = {}
     for key in dict.fromkeys((str(r.get("prior", "")), str(r["method"])) for r in rows):
         mine = [r for r in rows if (str(r.get("prior", "")), str(r["method"])) == key]
         keys = [k for k in mine[0] if k not in ("prior", "method", "seed")]
-        summary[key] = {k: float(np.mean([float(r[k]) for r in mine])) for k in keys}
+        reduce = {"cg_converged": np.min, "cg_iterations": np.max, "cg_residual": np.max}
+        summary[key] = {k: float(reduce.get(k, np.mean)([float(r[k]) for r in mine])) for k in keys}
     for (prior, _), values in summary.items():
         if (prior, "wiener") in summary:
             values["mse_over_wiener"] = values["mse"] / summary[(prior, "wiener")]["mse"]
