@@ -21,7 +21,9 @@ realization.
   after 3000; this data-space CG 832 after 300. Band-limited skies at high signal-to-noise keep
   the problem ill-conditioned all the same: at Nside 16 the solve stalls at 1.1-1.7 x the exact
   MSE (float64 round-off), so the solver stops at ``max_iterations`` and reports its residual,
-  and the figures quoted for "Wiener" are this budgeted solve, an upper bound on the optimum.
+  and the figures quoted for "Wiener" are this budgeted solve. A truncated solve's hole MSE
+  bounds the exact posterior mean's neither from above nor from below; a solve whose residual
+  is above :data:`CONVERGED_RESIDUAL` is reported as not converged.
 * :meth:`WienerFilter.constrained_realization`: Hoffman & Ribak (1991): draw a sky ``s'`` and
   noise ``n'`` from the prior, then ``s' + W (d - M (Y s' + n'))``, W the Wiener filter. A sample
   of the posterior: the right power in the holes, and about twice the Wiener filter's MSE there.
