@@ -130,16 +130,22 @@ def test_mask_nside_mismatch_and_regrade(tmp_path: Path) -> None:
     assert fine.size == 12 * NSIDE**2 and (~fine).sum() == 4 and not fine[:4].any()
     finer = np.ones(12 * 32**2)
     finer[5] = 0  # a sub-pixel of NESTED pixel 1 at Nside 16: that pixel is masked
-    coarse_path = _write(tmp_path / "fine_mask.fits", finer, nest=True)
-    degraded = read_mask(coarse_path, NSIDE, regrade=True)
+    fine_path = _write(tmp_path / "fine_mask.fits", finer, nest=True)
+    degraded = read_mask(fine_path, NSIDE, regrade=True)
     assert (~degraded).sum() == 1 and not degraded[1]
 
 
 def test_ud_grade_nest_is_healpy_bit_for_bit() -> None:
     values = np.random.default_rng(0).normal(size=12 * 32**2)
-    for nside in (8, 16, 32, 64):
+    for nside in (16, 8, 4, 2):  # degrading: our own reshape-and-mean
         expected = hp.ud_grade(values, nside, order_in="NESTED", order_out="NESTED")
         np.testing.assert_array_equal(ud_grade_nest(values, nside), expected)
+    for nside in (32, 64):  # the same Nside and upgrading call healpy itself: the delegation
+        expected = hp.ud_grade(values, nside, order_in="NESTED", order_out="NESTED")
+        np.testing.assert_array_equal(ud_grade_nest(values, nside), expected)
+    for size, nside in ((12 * 32**2 + 1, 8), (12 * 32**2, 3), (12 * 32**2, 0)):
+        with pytest.raises(ValueError, match="cannot regrade"):
+            ud_grade_nest(np.zeros(size), nside)
 
 
 def test_simulator_is_seeded_and_has_the_lcdm_spectrum() -> None:
