@@ -20,7 +20,7 @@
 # 0.80/0.98/0.99/0.99/0.99/1.00/0.99/0.99, clusters of 9 / 25 pixels 0.91 / 0.27; 0.00% flagged.
 # A retrain with `--kl-warmup 6 --max-minutes 20` (20 min, 14 epochs, held-out loss 79.51) was
 # tried and not adopted: see the README ("Why the VAE lost at small shifts").
-# Session 4 (2026-12-02): not retrained. packages/materials/scripts/diagnose_reconstruction.py
+# Session 4 (2026-12-02): not retrained. packages/materials/benchmarks/diagnose_reconstruction.py
 # (1.5 min) shows that the ranking, not the reconstruction error, limits the VAE against PCA
 # with the same reference (best-threshold local F1 at 0.5 eV 0.961 vs PCA-4 0.998; a perfect
 # reconstruction of the smoothed input 0.898), and that the warm-up retrain's false alarms come

@@ -18,7 +18,7 @@ single-pixel shifts at 100000 / 100001, anomaly-free cubes 200000-200003), no fi
    robust z of the normal pixels' log-scores (99.9% quantile; a Gaussian's is 3.09) and the
    share flagged (on phase boundaries).
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python packages/materials/scripts/diagnose_reconstruction.py
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python packages/materials/benchmarks/diagnose_reconstruction.py
 [--weights FILE] [--samples 8]`` (~1.5 min on one thread, loaded).
 """
 
