@@ -30,14 +30,15 @@ import logging
 import numpy as np
 import torch
 from scipy.ndimage import binary_dilation, gaussian_filter1d
-from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.metrics import precision_recall_curve
 
 from convsuite.materials.baselines import pca_reconstruction
 from convsuite.materials.data.io import energy_axis
-from convsuite.materials.data.preprocess import prepare
+from convsuite.materials.data.preprocess import EnergyGrid, prepare
 from convsuite.materials.data.simulate import AnomalySpec, simulate_cube
-from convsuite.materials.infer import grid_of, load_network
-from convsuite.materials.model import kl_divergence
+from convsuite.materials.evaluate import _NAMES, SHIFTS_EV, classification
+from convsuite.materials.infer import grid_of, load_network, reconstruct
+from convsuite.materials.model import EELSVAE, kl_divergence
 from convsuite.materials.scoring import (
     pearson_distance,
     reference_threshold,
@@ -47,15 +48,18 @@ from convsuite.materials.scoring import (
 )
 
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
-CUBES = {"0.5 eV": (100_000, 0.5), "1 eV": (100_001, 1.0)} | {
-    f"normal {s}": (s, None) for s in range(200_000, 200_004)
-}
-_NAMES = {"local": "local", "network": "plain"}
-SMOOTH_CHANNELS = 4  # 2 eV on the small preset's 0.5 eV grid
+# evaluate's seed scheme (seed 0): shifted cubes 100_000 + k, the normal-only cube 200_000 (and
+# three more after it here)
+CUBES: dict[str, tuple[int, float | None]] = {
+    f"{shift:g} eV": (100_000 + k, shift) for k, shift in enumerate(SHIFTS_EV[:2])
+} | {f"normal {s}": (s, None) for s in range(200_000, 200_004)}
+SMOOTH_EV = 2.0  # the residual's smooth part: Gaussian sigma in energy
 BANDS_EV = ((670, 700), (700, 712), (712, 720), (720, 730), (730, 750))
 
 
-def cube_of(seed: int, shift: float | None, grid):
+def cube_of(
+    seed: int, shift: float | None, grid: EnergyGrid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(own, network input, truth mask, phase map, thickness map) of a simulated 64 x 64 cube."""
     anomalies = [AnomalySpec("shift", shift, 500)] if shift else ()
     cube = simulate_cube((64, 64), seed=seed, anomalies=anomalies)
@@ -65,12 +69,14 @@ def cube_of(seed: int, shift: float | None, grid):
     return p.own, p.network_input, truth, np.asarray(sim.phase), np.asarray(sim.thickness)
 
 
-def reconstructions(net, x: np.ndarray, samples: int) -> tuple[dict, float, int]:
+def reconstructions(
+    net: EELSVAE, x: np.ndarray, samples: int
+) -> tuple[dict[str, np.ndarray], float, int]:
     """{decoding: (y, x, E) reconstruction}, KL nats per pixel, active latent dimensions."""
     torch.manual_seed(0)
+    out = {"z = mu": 1.0 / (1.0 + np.exp(-reconstruct(net, x)))}  # the detector's own decoding
     with torch.no_grad():
         mu, logvar = net.encode(torch.from_numpy(x)[None, None])
-        out = {"z = mu": torch.sigmoid(net.decode(mu))[0, 0].numpy()}
         draws = [
             torch.sigmoid(net.decode(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)))
             for _ in range(samples)
@@ -94,14 +100,18 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="checkpoint (default: bundled)")
     parser.add_argument("--samples", type=int, default=8, help="posterior samples to average")
     args = parser.parse_args()
+    if args.samples < 1:
+        parser.error(f"--samples must be >= 1, got {args.samples}")
     torch.set_num_threads(1)
     net = load_network(args.weights).eval()
     grid = grid_of(net)
     ch = window_channels(grid.values, (690.0, 730.0))
+    smooth_channels = SMOOTH_EV / float(grid.values[1] - grid.values[0])
     cubes = {name: cube_of(seed, shift, grid) for name, (seed, shift) in CUBES.items()}
+    decoded = {name: reconstructions(net, cube[1], args.samples) for name, cube in cubes.items()}
 
     own, x, _, phase, thickness = cubes["normal 200000"]
-    recs, kl, active = reconstructions(net, x, args.samples)
+    recs, kl, active = decoded["normal 200000"]
     rec = recs["z = mu"]
     error = pearson_distance(own, rec, ch)
     print(f"1. anomaly-free cube 200000: KL {kl:.2f} nats/pixel, {active} active dims")
@@ -128,11 +138,11 @@ def main() -> None:
             for a, b in BANDS_EV
         )
     )
-    smooth = gaussian_filter1d(x - rec, SMOOTH_CHANNELS, axis=-1)[..., ch]
+    smooth = gaussian_filter1d(x - rec, smooth_channels, axis=-1)[..., ch]
     share = float((smooth**2).sum() / ((x - rec)[..., ch] ** 2).sum())
     print(
         f"   share of the residual's power in 690-730 eV that is smooth in energy "
-        f"(Gaussian sigma {SMOOTH_CHANNELS} channels): {share:.2f}"
+        f"(Gaussian sigma {SMOOTH_EV:g} eV, {smooth_channels:.2f} channels): {share:.2f}"
     )
 
     print(
@@ -148,7 +158,7 @@ def main() -> None:
             elif label == "PCA-4 of own":
                 rec = pca_reconstruction(own, 4)
             else:
-                rec = reconstructions(net, x, args.samples)[0][label]
+                rec = decoded[name][0][label]
             if not truth.any():
                 normal.append(float(np.median(pearson_distance(own, rec, ch))))
             for reference, cells in rows.items():
@@ -157,9 +167,8 @@ def main() -> None:
                 if truth.any():
                     p, r, _ = precision_recall_curve(truth.ravel(), s.ravel())
                     best = float((2 * p * r / np.maximum(p + r, 1e-12)).max())
-                    f1 = 2 * (mask & truth).sum() / max(1, mask.sum() + truth.sum())
-                    auroc = roc_auc_score(truth.ravel(), s.ravel())
-                    cells.append(f"{name} {auroc:.4f} {best:.3f} {f1:.3f}")
+                    scores = classification(s, mask, truth)
+                    cells.append(f"{name} {scores['auroc']:.4f} {best:.3f} {scores['f1']:.3f}")
                 else:
                     on_edge = (mask & boundary(phase)).sum() / max(1, mask.sum())
                     cells.append(
