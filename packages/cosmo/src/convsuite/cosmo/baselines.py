@@ -40,6 +40,7 @@ import healpy as hp
 import numpy as np
 import scipy.sparse
 
+from convsuite.cosmo.data.regrade import degrade_masked_mean
 from convsuite.cosmo.data.simulate import gaussian_alm
 
 __all__ = [
@@ -120,12 +121,8 @@ def diffusive_inpaint(
     if not observed.any():
         raise ValueError("nothing observed")
     if nside > coarsest_nside:
-        children = observed.reshape(-1, 4)
-        counts = children.sum(1)
-        coarse = np.where(
-            counts > 0, (values * observed).reshape(-1, 4).sum(1) / np.maximum(counts, 1), 0.0
-        )
-        start = diffusive_inpaint(coarse, counts > 0, sweeps, coarsest_nside)
+        coarse, coverage = degrade_masked_mean(values, observed, nside // 2)
+        start = diffusive_inpaint(coarse, coverage > 0, sweeps, coarsest_nside)
         filled = np.where(observed, values, np.repeat(start, 4))
         level_sweeps = sweeps
     else:

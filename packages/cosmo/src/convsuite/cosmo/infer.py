@@ -48,7 +48,7 @@ from convsuite.core_ops.precision import check_precision, inference_mode, prepar
 from convsuite.cosmo.baselines import diffusive_inpaint, relax
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
-from convsuite.cosmo.data.regrade import ud_grade_nest
+from convsuite.cosmo.data.regrade import degrade_masked_mean
 from convsuite.cosmo.data.simulate import simulate_cmb
 from convsuite.cosmo.data.units import uk_per_unit
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
@@ -294,10 +294,9 @@ def _fill_at(
     pixels: their mismatch is relaxed (neighbour means) into the holes over a band of
     ``_BLEND_PIXELS x N / nside`` pixels, and the harmonic fill is used beyond.
     """
-    coverage = ud_grade_nest(known, nside)  # healpy's ud_grade, bit for bit (finite maps)
-    summed = ud_grade_nest(np.where(known, values, 0.0), nside)
+    mean, coverage = degrade_masked_mean(values, known, nside)
     coarse_known = coverage > 0.5
-    coarse = np.where(coarse_known, summed / np.maximum(coverage, 1e-12), 0.0)
+    coarse = np.where(coarse_known, mean, 0.0)
     filled = _predict(net, coarse, coarse_known, precision).astype(np.float64)
     lmax, native = 3 * nside - 1, hp.npix2nside(values.size)
     alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=3)

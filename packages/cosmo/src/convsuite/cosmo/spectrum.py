@@ -50,7 +50,7 @@ from scipy.special import gammaln
 
 from convsuite.core_ops.io import InputError
 from convsuite.cosmo.baselines import diffusive_inpaint
-from convsuite.cosmo.data.regrade import ud_grade_nest
+from convsuite.cosmo.data.regrade import degrade_masked_mean, degrade_observed
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
     SkyPrior,
@@ -348,9 +348,8 @@ def _estimate_degraded(
     observed; its value their mean), continued above ell = 1535 by LCDM times the ratio of the
     last 5 bins to it (module docstring)."""
     nside = hp.npix2nside(observed.size)
-    # healpy's ud_grade, bit for bit on these finite maps, without its bad-pixel masks
-    coarse_observed = ud_grade_nest(observed, _MAX_MEASURED_NSIDE) > 1.0 - 1e-6
-    coarse = ud_grade_nest(np.where(observed, values, 0.0), _MAX_MEASURED_NSIDE)
+    coarse_observed = degrade_observed(observed, _MAX_MEASURED_NSIDE)
+    coarse = degrade_masked_mean(values, observed, _MAX_MEASURED_NSIDE)[0]
     measured = estimate_spectrum(coarse, coarse_observed, steps, prewhiten)
     lmax, top = 3 * nside - 1, measured.cl.size - 1
     shape = lcdm_cl(lmax)

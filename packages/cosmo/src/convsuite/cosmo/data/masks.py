@@ -9,7 +9,7 @@ import numpy as np
 
 from convsuite.core_ops.io import InputError
 from convsuite.cosmo.data.fits_io import MAX_MAP_BYTES, SkyMap, read_sky_map
-from convsuite.cosmo.data.regrade import ud_grade_nest
+from convsuite.cosmo.data.regrade import degrade_observed
 
 __all__ = ["MAX_ABS_UK", "apply_mask", "check_observed", "read_mask"]
 
@@ -55,7 +55,7 @@ def read_mask(
                 f"mask has Nside {mask.nside} but the map has Nside {nside} "
                 "(pass --regrade-mask to ud_grade it)",
             )
-        observed = ud_grade_nest(observed, nside) > 1.0 - 1e-6
+        observed = degrade_observed(observed, nside)
     return observed
 
 

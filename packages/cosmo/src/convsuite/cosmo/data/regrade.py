@@ -5,7 +5,7 @@ from __future__ import annotations
 import healpy as hp
 import numpy as np
 
-__all__ = ["ud_grade_nest"]
+__all__ = ["degrade_masked_mean", "degrade_observed", "ud_grade_nest"]
 
 
 def ud_grade_nest(values: np.ndarray, nside: int) -> np.ndarray:
@@ -35,3 +35,34 @@ def ud_grade_nest(values: np.ndarray, nside: int) -> np.ndarray:
     if ratio <= 1:  # upgrading (nearest: a reshape) or the same Nside
         return hp.ud_grade(values, nside, order_in="NESTED", order_out="NESTED")
     return values.reshape(-1, ratio).sum(axis=1) / ratio
+
+
+def degrade_observed(observed: np.ndarray, nside: int) -> np.ndarray:
+    """(12 nside^2,) bool NESTED: the coarse pixels whose sub-pixels are all observed.
+
+    Args:
+        observed: (12 nside_in^2,) bool NESTED mask, nside_in a multiple of ``nside``.
+        nside: the coarse Nside.
+    """
+    return ud_grade_nest(observed, nside) > 1.0 - 1e-6
+
+
+def degrade_masked_mean(
+    values: np.ndarray, observed: np.ndarray, nside: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each coarse pixel's mean over its observed sub-pixels, and the observed fraction.
+
+    Args:
+        values: (12 nside_in^2,) NESTED map (values in the holes ignored), nside_in a multiple
+            of ``nside``.
+        observed: (12 nside_in^2,) bool NESTED mask.
+        nside: the coarse Nside.
+
+    Returns:
+        ((12 nside^2,) float64 mean, 0 where nothing is observed; (12 nside^2,) float64
+        fraction of sub-pixels observed). The sub-pixel count is a power of 4, so the mean is
+        exactly the observed sum over the observed count.
+    """
+    coverage = ud_grade_nest(observed, nside)
+    summed = ud_grade_nest(np.where(observed, values, 0.0), nside)
+    return np.where(coverage > 0, summed / np.maximum(coverage, 1e-12), 0.0), coverage
