@@ -553,3 +553,18 @@ def test_importing_the_layers_does_not_import_numba() -> None:
 
     code = "import sys, convsuite.core_ops.layers.sparse; sys.exit('numba' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_strided_conv_with_one_output_site_leaves_the_bias_alone() -> None:
+    """With no centre tap the output starts as the bias, and pair products are added in place:
+    one output row must not alias the bias parameter."""
+    coords = torch.tensor([[0, 0, 0], [0, 1, 1], [0, 2, 0]])
+    x = SparseTensor(coords, torch.ones(3, 2), (3, 3), 1)
+    layer = SparseConv2d(2, 4, 3, 3)
+    bias = layer.bias.detach().clone()
+    with torch.no_grad():
+        y = layer(x)
+    assert y.feats.shape == (1, 4)
+    assert torch.equal(layer.bias.detach(), bias)
+    reference = sparse_conv_reference(x, layer.weight, layer.bias, 3, 3, submanifold=False)
+    torch.testing.assert_close(y.feats, reference.feats)

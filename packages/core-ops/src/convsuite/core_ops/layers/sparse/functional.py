@@ -96,7 +96,7 @@ class _SparseConvFunction(torch.autograd.Function):
         elif bias is None:
             out = feats.new_zeros(rulebook.n_out, c_out)
         else:
-            out = bias.expand(rulebook.n_out, c_out).contiguous()
+            out = bias.repeat(rulebook.n_out, 1)  # own memory: the pair sums add in place
         if rulebook.num_pairs:
             out = _pair_sum(feats, weight.__getitem__, rulebook, out)
         ctx.save_for_backward(feats, weight)
