@@ -555,6 +555,33 @@ def test_importing_the_layers_does_not_import_numba() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_row_ops_equal_index_select_and_index_add(monkeypatch, dtype) -> None:
+    """Below CSR_MIN_PAIRS pairs are gathered and summed by serial compiled loops; forward and
+    gradients must equal the ``index_select`` / ``index_add_`` path's exactly (same summation
+    order), for a submanifold, a strided and a kernel == stride layer."""
+    x = _random_sites((13, 17), channels=4)
+    x = x.replace_feats(x.feats.to(dtype))
+    torch.manual_seed(0)
+    layers = [
+        SubmanifoldConv2d(4, 5).to(dtype),
+        SparseConv2d(4, 5, 3, 2).to(dtype),
+        SparseConv2d(4, 5, 2, 2).to(dtype),
+    ]
+    for layer in layers:
+        results = []
+        for compiled in (True, False):
+            monkeypatch.setattr(rulebook_module, "COMPILED_ROW_OPS", compiled)
+            feats = x.feats.detach().clone().requires_grad_()
+            layer.zero_grad(set_to_none=True)
+            y = layer(SparseTensor(x.coords, feats, x.spatial_shape, x.batch_size))
+            assert 0 < submanifold_rulebook(x, (3, 3)).num_pairs < rulebook_module.CSR_MIN_PAIRS
+            y.feats.backward(torch.linspace(-1, 1, y.feats.numel(), dtype=dtype).view_as(y.feats))
+            results.append((y.feats, feats.grad, layer.weight.grad, layer.bias.grad))
+        for mine, theirs in zip(*results, strict=True):
+            assert torch.equal(mine, theirs)
+
+
 def test_strided_conv_with_one_output_site_leaves_the_bias_alone() -> None:
     """With no centre tap the output starts as the bias, and pair products are added in place:
     one output row must not alias the bias parameter."""

@@ -71,7 +71,7 @@ def _pair_sum(
     rows: Tensor, weight: Callable[[int], Tensor], rulebook: Rulebook, base: Tensor
 ) -> Tensor:
     """``base`` (n_out, C_out) plus ``rows[input] @ weight(tap)`` of every pair at its output."""
-    products = _per_tap(rulebook, rows.index_select(0, rulebook.inputs), weight)
+    products = _per_tap(rulebook, rulebook.gather_inputs(rows), weight)
     return rulebook.sum_to_outputs(products, base)
 
 
@@ -136,7 +136,7 @@ class _SparseConvFunction(torch.autograd.Function):
                 torch.mm(feats.T, grad_out, out=grad_weight[centre])
             if pairs:
                 sizes = [b - a for a, b in itertools.pairwise(rulebook.bounds)]
-                at_pairs = feats.index_select(0, rulebook.inputs).split(sizes)
+                at_pairs = rulebook.gather_inputs(feats).split(sizes)
                 for tap, left, right in zip(
                     rulebook.taps, at_pairs, grad_at_pairs.split(sizes), strict=True
                 ):

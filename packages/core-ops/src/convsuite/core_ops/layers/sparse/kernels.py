@@ -11,6 +11,13 @@ A ``kernel == stride`` window map numbers the output sites band by band (a band:
 and first output cell, contiguous in raster order) instead of sorting all N keys, and its pair
 orders come from counting sorts.
 
+Below :data:`~convsuite.core_ops.layers.sparse.rulebook.CSR_MIN_PAIRS` pairs the pair rows are
+gathered and their products summed into output rows by two serial loops here (:func:`take_rows`,
+:func:`add_rows`) instead of ``index_select`` / ``index_add_``: at a few thousand pairs those
+torch ops cost 10-100 us each in dispatch and thread-pool wake-ups, the loops a few us. The sums
+are taken in the same order as ``index_add_``'s (pair by pair onto the base row), so the outputs
+are the same.
+
 numba compiles the kernel on first call (about a second, cached on disk with ``cache=True``).
 """
 
@@ -202,3 +209,34 @@ def window_orders(out_rows: np.ndarray, taps: np.ndarray, m: int, volume: int) -
         by_output[fill[o]] = s
         fill[o] += 1
     return order, by_output
+
+
+@numba.njit(cache=True)
+def take_rows(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(P, C) ``rows[index]``: ``index_select`` along the first axis, in one serial loop.
+
+    Args:
+        rows: (N, C) C-contiguous.
+        index: (P,) int64 rows of ``rows``, in range (trusted: a rulebook's).
+    """
+    out = np.empty((index.size, rows.shape[1]), rows.dtype)
+    for p in range(index.size):
+        out[p] = rows[index[p]]
+    return out
+
+
+@numba.njit(cache=True)
+def add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:
+    """``out[index[p]] += rows[p]`` for p = 0, 1, ... in place: ``index_add_`` along the first
+    axis, summing in its order.
+
+    Args:
+        out: (M, C) C-contiguous, updated in place.
+        index: (P,) int64 rows of ``out``, in range (trusted: a rulebook's).
+        rows: (P, C) C-contiguous.
+    """
+    for p in range(index.size):
+        target = out[index[p]]
+        source = rows[p]
+        for c in range(source.size):
+            target[c] += source[c]

@@ -174,6 +174,20 @@ def _neighbour_candidates(
 # Below this many pairs ``index_add_`` sums pair products as fast as a CSR matmul, and building
 # the CSR index would cost more than it saves.
 CSR_MIN_PAIRS = 1 << 14
+# Below CSR_MIN_PAIRS, gather pair rows and sum products by the serial compiled loops of
+# :mod:`.kernels` (float32/float64 on CPU) instead of ``index_select`` / ``index_add_``: the same
+# values, without per-op dispatch and thread-pool costs (a quarter of a 4-layer forward at 2k sites).
+COMPILED_ROW_OPS = True
+
+
+def _compiled_rows(*tensors: Tensor) -> bool:
+    """Whether the serial compiled row loops apply: all CPU, one float32/float64 dtype, contiguous."""
+    dtype = tensors[0].dtype
+    return (
+        COMPILED_ROW_OPS
+        and all(t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() for t in tensors)
+        and dtype in (torch.float32, torch.float64)
+    )
 
 
 @dataclass
@@ -221,18 +235,37 @@ class Rulebook:
                 )
         return self._csr[key]
 
+    def gather_inputs(self, rows: Tensor) -> Tensor:
+        """(P, C): ``rows`` (n_in, C) at each pair's input row."""
+        if self.num_pairs < CSR_MIN_PAIRS and _compiled_rows(rows):
+            from convsuite.core_ops.layers.sparse.kernels import take_rows  # numba: lazily
+
+            return torch.from_numpy(take_rows(rows.detach().numpy(), self.inputs.numpy()))
+        return rows.index_select(0, self.inputs)
+
     def sum_to_outputs(self, products: Tensor, base: Tensor) -> Tensor:
-        """``base`` (n_out, C) plus each pair's (P, C) product added at its output row."""
+        """``base`` (n_out, C) plus each pair's (P, C) product added at its output row (in place
+        below :data:`CSR_MIN_PAIRS` pairs)."""
         if self.to_outputs is None:
-            return base.index_add_(0, self.outputs, products)
+            return _add_rows(base, self.outputs, products)
         return torch.addmm(base, self._matrix("outputs", products.dtype), products)
 
     def sum_to_inputs(self, products: Tensor) -> Tensor:
         """(n_in, C): each pair's (P, C) product added at its input row."""
         if self.to_inputs is None:
             base = products.new_zeros(self.n_in, products.shape[1])
-            return base.index_add_(0, self.inputs, products)
+            return _add_rows(base, self.inputs, products)
         return self._matrix("inputs", products.dtype) @ products
+
+
+def _add_rows(base: Tensor, index: Tensor, products: Tensor) -> Tensor:
+    """``base.index_add_(0, index, products)``, by the compiled loop where it applies."""
+    if index.numel() < CSR_MIN_PAIRS and _compiled_rows(base, products):
+        from convsuite.core_ops.layers.sparse.kernels import add_rows  # numba: lazily
+
+        add_rows(base.detach().numpy(), index.numpy(), products.detach().numpy())
+        return base
+    return base.index_add_(0, index, products)
 
 
 def _csr_pointers(counts: Tensor) -> Tensor:
