@@ -595,3 +595,28 @@ def test_strided_conv_with_one_output_site_leaves_the_bias_alone() -> None:
     assert torch.equal(layer.bias.detach(), bias)
     reference = sparse_conv_reference(x, layer.weight, layer.bias, 3, 3, submanifold=False)
     torch.testing.assert_close(y.feats, reference.feats)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_compiled_keys_equal_the_tensor_path(monkeypatch, shuffle) -> None:
+    """Site keys and the raster-order check from the compiled pass equal the torch ops' (sorted
+    inputs); unsorted inputs fall back to the tensor path's sort; duplicates still raise."""
+    x = _random_sites((13, 17), channels=1)
+    if shuffle:
+        x = SparseTensor(x.coords.flip(0), x.feats.flip(0), x.spatial_shape, x.batch_size)
+    results = []
+    for compiled in (True, False):
+        monkeypatch.setattr(rulebook_module, "COMPILED_ROW_OPS", compiled)
+        y = SparseTensor(x.coords, x.feats, x.spatial_shape, x.batch_size)
+        keys, order = rulebook_module._sorted_keys(y, (1, 2))
+        results.append((keys, order, rulebook_module._unique_sites_in_raster_order(y)))
+    (keys, order, raster), (keys_ref, order_ref, raster_ref) = results
+    assert torch.equal(keys, keys_ref) and raster == raster_ref == (not shuffle)
+    assert (order is None) == (order_ref is None) == (not shuffle)
+    if shuffle:
+        assert torch.equal(order, order_ref)
+    monkeypatch.setattr(rulebook_module, "COMPILED_ROW_OPS", True)
+    twice = torch.cat([x.coords[:1], x.coords])
+    dup = SparseTensor._trusted(twice, torch.ones(twice.shape[0], 1), x.spatial_shape, 2, {})
+    with pytest.raises(ValueError, match="duplicate"):
+        rulebook_module._sorted_keys(dup, (1, 1))

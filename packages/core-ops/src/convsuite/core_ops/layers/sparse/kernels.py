@@ -240,3 +240,26 @@ def add_rows(out: np.ndarray, index: np.ndarray, rows: np.ndarray) -> None:
         source = rows[p]
         for c in range(source.size):
             target[c] += source[c]
+
+
+@numba.njit(cache=True)
+def raster_keys(
+    coords: np.ndarray, extents: np.ndarray, shift: int, sentinel: int
+) -> tuple[np.ndarray, bool]:
+    """Row-major int64 keys of (N, 1 + D) ``coords`` over (batch, *extents), plus ``shift``,
+    between ``-sentinel`` and ``sentinel`` ((N + 2,)), and whether they strictly ascend (the sites
+    are in raster order and distinct): the tensor path's keys, in one pass.
+    """
+    n, dims = coords.shape[0], extents.size
+    keys = np.empty(n + 2, np.int64)
+    keys[0], keys[n + 1] = -sentinel, sentinel
+    ascending = True
+    for i in range(n):
+        key = coords[i, 0]
+        for d in range(dims):
+            key = key * extents[d] + coords[i, 1 + d]
+        key += shift
+        keys[i + 1] = key
+        if i and key <= keys[i]:
+            ascending = False
+    return keys, ascending
