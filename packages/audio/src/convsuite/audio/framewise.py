@@ -138,36 +138,37 @@ class FrameProgram:
         self.compression = network.config.compression
         self.bins = N_FFT // 2 + 1
         self._rows = 0
-        self._specs: list[tuple] = []
         with torch.inference_mode():
-            self._compile(network)
+            specs = self._compile(network)
             self.features = torch.zeros(self._rows, self.bins)
-            self._allocate_scratch()
-            self.nodes = [self._build(*spec) for spec in self._specs]
-        self._window = torch.hann_window(N_FFT, periodic=True).numpy()
+            self._allocate_scratch(specs)
+            self.nodes = [self._build(*spec) for spec in specs]
         # torch's FFT, as in the offline stft (numpy's differs by rounding that the network
         # amplifies to ~4e-6 of the output's peak; torch's keeps streaming within 1e-6)
         self._frames_t = torch.zeros(2, N_FFT)
         self._spec_t = torch.zeros(2, self.bins, dtype=torch.complex64)
-        self._masks = np.zeros((2, self.bins), dtype=np.complex64)
         self.frame = 0
         self._bind()
 
-    _BOUND = ("_stem", "_head", "_frames", "_spec", "_schedules")
+    _BOUND = ("_stem", "_head", "_frames", "_spec", "_schedules", "_window", "_masks")
 
     def _bind(self) -> None:
         """The numpy views onto the program's torch buffers, where the frame's analysis and
         masking run (numpy's per-call cost on 257 bins is a fraction of torch's), and the
         calls of a frame, bound to the buffers' methods. A copy or a pickle would copy numpy
         arrays apart from the torch storages and keep the methods bound to the original's
-        buffers, so neither is copied: both are bound again here (see :meth:`__setstate__`).
-        The rest travels through :func:`torch.save`, which (unlike a plain pickle) keeps the
-        many views of each scratch buffer on one storage."""
+        buffers, so neither is copied: both are bound again here (see :meth:`__setstate__`),
+        with the analysis window and the masks' per-frame scratch. The rest (tensors, the
+        node records, numbers) travels through :func:`torch.save`, which (unlike a plain
+        pickle) keeps the many views of each scratch buffer on one storage, and is read back
+        with ``weights_only=True``."""
         self._stem = self.nodes[0].source.numpy()  # [mic, far] real; [mic, far] imaginary
         self._head = self.features[self.head.row : self.head.row + 4].numpy()
         self._frames = self._frames_t.numpy()
         self._spec = self._spec_t.numpy()
         self._schedules = [self._schedule(u) for u in range(_SPAN)]
+        self._window = torch.hann_window(N_FFT, periodic=True).numpy()
+        self._masks = np.zeros((2, self.bins), dtype=np.complex64)
 
     def __getstate__(self) -> dict:
         saved = io.BytesIO()
@@ -176,7 +177,8 @@ class FrameProgram:
 
     def __setstate__(self, state: dict) -> None:
         saved = io.BytesIO(state["saved"])
-        self.__dict__.update(torch.load(saved, weights_only=False))  # our own bytes
+        with torch.serialization.safe_globals([_Part, _Group, _Node]):
+            self.__dict__.update(torch.load(saved, weights_only=True))
         self._bind()
 
     # -- compilation ------------------------------------------------------------------------
@@ -188,6 +190,7 @@ class FrameProgram:
 
     def _add(
         self,
+        specs: list[tuple],
         parts: list[_Part],
         norm: nn.BatchNorm2d | None,
         convs: list[CausalPseudoComplexConv2d],
@@ -195,44 +198,50 @@ class FrameProgram:
         channels_out: int,
     ) -> _Part:
         out = self._part(channels_out)
-        self._specs.append((parts, norm, convs, groups, out))
+        specs.append((parts, norm, convs, groups, out))
         return out
 
-    def _compile(self, net: D3AEC) -> None:
+    def _compile(self, net: D3AEC) -> list[tuple]:
+        """The nodes' specifications (parts in, norm, convolutions, groups, part out), in
+        order; they hold the network's modules and are used only while the program is built."""
+        specs: list[tuple] = []
         stem_in = self._part(2)  # the compressed (mic, far) spectra: written by step()
-        features = [self._add([stem_in], None, [net.stem], [2], net.stem.out_channels)]
+        features = [self._add(specs, [stem_in], None, [net.stem], [2], net.stem.out_channels)]
         for block in net.body.blocks:
             assert isinstance(block, PseudoComplexD2Block)
             x = list(features)
             if block.bottleneck is not None:
                 norm, _, conv = block.bottleneck
                 width = sum(p.channels for p in x)
-                x = [self._add(x, norm, [conv], [width], conv.out_channels)]
+                x = [self._add(specs, x, norm, [conv], [width], conv.out_channels)]
             outputs: list[_Part] = []
             for layer in block.layers:
                 norm, _, multi = layer
                 assert isinstance(multi, PseudoComplexMultiDilatedConv2d)
                 groups = [sum(p.channels for p in x), *[p.channels for p in outputs]]
-                part = self._add(x + outputs, norm, list(multi.convs), groups, multi.out_channels)
+                part = self._add(
+                    specs, x + outputs, norm, list(multi.convs), groups, multi.out_channels
+                )
                 outputs.append(part)
             features += outputs[-block.out_layers :]
         norm, _, conv = net.head
         width = sum(p.channels for p in features)
-        self.head = self._add(features, norm, [conv], [width], conv.out_channels)
+        self.head = self._add(specs, features, norm, [conv], [width], conv.out_channels)
+        return specs
 
-    def _allocate_scratch(self) -> None:
+    def _allocate_scratch(self, specs: list[tuple]) -> None:
         """Per-frame buffers shared by all nodes (used one node at a time; the working set of a
         frame stays small): activations with zero frequency margins, gathered rows, the
         frequency-tap copies and dilated products."""
         rows, taps, products = [0], [0], [0]
-        for parts, _, convs, groups, out in self._specs:
+        for parts, _, convs, groups, out in specs:
             rows.append(sum(2 * p.channels for p in parts))
             for conv, width in zip(convs, groups, strict=True):
                 (k_t, k_f), d_t = conv.conv.kernel_size, conv.conv.dilation[0]
                 taps.append(2 * width * k_f if (k_t, k_f) != (1, 1) else 0)
                 products.append(k_t * 2 * out.channels if d_t > 1 else 0)
-        specs = [c.conv for spec in self._specs for c in spec[2]]
-        self._pad = max(c.dilation[1] * (c.kernel_size[1] // 2) for c in specs)
+        convs = [c.conv for spec in specs for c in spec[2]]
+        self._pad = max(c.dilation[1] * (c.kernel_size[1] // 2) for c in convs)
         self._padded = torch.zeros(max(rows), self.bins + 2 * self._pad)
         self._gathered = torch.zeros(max(rows), self.bins)
         self._taps = torch.zeros(max(taps), self.bins)
