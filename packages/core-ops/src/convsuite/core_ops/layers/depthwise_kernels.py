@@ -219,11 +219,6 @@ def _set_threads() -> int:
     return threads
 
 
-def _nhwc(t: Tensor) -> Tensor:
-    """(N, C, H, W) -> contiguous (N, H, W, C): a view when ``t`` is channels-last."""
-    return t.detach().permute(0, 2, 3, 1).contiguous()
-
-
 def _correlate(x: Tensor, taps: Tensor, padding: int) -> Tensor:
     """Depthwise correlation in the kernels' layouts: x (N, H, W, C) with taps (K, K, C), or
     x (N, C, L) with taps (C, K); returns the output in the same layout."""
@@ -238,11 +233,9 @@ def _correlate(x: Tensor, taps: Tensor, padding: int) -> Tensor:
     return out
 
 
-def _taps(weight: Tensor, flip: bool = False) -> Tensor:
+def _taps(weight: Tensor) -> Tensor:
     """(C, 1, *K) weight -> the kernels' tap layout: (C, K) for 1-D, (K, K, C) for 2-D."""
     weight = weight.detach()
-    if flip:
-        weight = weight.flip(tuple(range(2, weight.dim())))
     if weight.dim() == 3:
         return weight[:, 0].contiguous()
     return weight[:, 0].permute(1, 2, 0).contiguous()
@@ -254,8 +247,10 @@ def _from_layout(t: Tensor) -> Tensor:
 
 
 def _to_layout(t: Tensor) -> Tensor:
-    """(N, C, *L) -> the kernels' layout, contiguous."""
-    return t.detach().contiguous() if t.dim() == 3 else _nhwc(t)
+    """(N, C, *L) -> the kernels' layout, contiguous (2-D (N, H, W, C): a view when ``t`` is
+    channels-last)."""
+    t = t.detach()
+    return t.contiguous() if t.dim() == 3 else t.permute(0, 2, 3, 1).contiguous()
 
 
 def depthwise_forward(x: Tensor, weight: Tensor, padding: int) -> Tensor:
