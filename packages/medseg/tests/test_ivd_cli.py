@@ -167,6 +167,23 @@ def test_train_fine_tunes_from_init_and_refuses_another_network(
     assert len(message.splitlines()) == 1 and "ivdnet.safetensors" in message, message
 
 
+def test_train_validates_on_val_data_and_trains_on_every_data_subject(
+    spines: Path, tmp_path: Path, medseg: Medseg
+) -> None:
+    """``--val-data``: the checkpoint is picked on those subjects, none of DATA_ROOT's is held out
+    (the same split whatever --seed; a fine-tuning stage cannot validate on trained subjects)."""
+    from convsuite.core_ops.io import read_card
+
+    args = ("--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--accelerator", "cpu")
+    out = tmp_path / "run"
+    val = ("--val-data", spines / "01", "--seed", "3")
+    assert medseg("ivd", "train", spines / "00", "--out", out, *args, *val) == 0
+    card = read_card(out / "ivdnet.json")
+    assert "slices of 1 subjects of" in card.training_data
+    assert f"slices of 1 subjects of {spines / '01'})" in card.training_data
+    assert 0 <= card.metrics["val_dice"] <= 1
+
+
 @pytest.mark.parametrize("command", ["simulate", "train", "segment", "evaluate"])
 def test_help_has_an_example(command: str, medseg: Medseg, capsys) -> None:  # noqa: ANN001
     assert medseg("ivd", command, "--help") == 0

@@ -161,6 +161,13 @@ def train(
         float | None,
         typer.Option(min=0.1, help="Wall-clock budget, minutes; the best checkpoint is kept."),
     ] = None,
+    val_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Subject folders that pick the best checkpoint (default: 10% of DATA_ROOT's "
+            "subjects, drawn by --seed); every DATA_ROOT subject is then trained on."
+        ),
+    ] = None,
     seed: Seed = 0,
     accelerator: Accelerator = "auto",
     devices: Devices = "auto",
@@ -193,6 +200,7 @@ def train(
         init=init,
         max_minutes=max_minutes,
         seed=seed,
+        val_root=val_data,
         recipe=recipe_command(),
         **settings,
     )

@@ -299,6 +299,7 @@ def train_ivd(
     max_minutes: float | None = None,
     seed: int = 0,
     val_fraction: float = 0.1,
+    val_root: str | os.PathLike[str] | None = None,
     val_every: int | None = None,
     recipe: str = "",
     progress: bool = True,
@@ -327,7 +328,12 @@ def train_ivd(
         max_minutes: wall-clock budget of the training, minutes (None: none); the best
             checkpoint so far is exported when it runs out.
         seed: seeds the subject split, initialisation and sampling.
-        val_fraction: share of subjects held out to pick the best checkpoint.
+        val_fraction: share of subjects held out to pick the best checkpoint (when no
+            ``val_root``).
+        val_root: subject folders that pick the best checkpoint instead; every subject of
+            ``data_root`` is then trained on, and the split no longer depends on ``seed`` (a
+            fine-tuning stage with another seed would otherwise validate on subjects an earlier
+            stage trained on).
         val_every: validate every this many steps (default: once per epoch; with ``max_steps``
             the epochs are shortened to equal lengths that end exactly at the budget, so the
             last step is validated too).
@@ -345,17 +351,22 @@ def train_ivd(
     seed_everything(seed)
     config = model_config(model, preset)
     data = load_slices(data_root, config.pixel_mm, progress=progress)
-    order = torch.randperm(len(data.names), generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, round(len(data.names) * val_fraction))
-    if len(data.names) < 2:
-        raise InputError(data_root, "needs at least 2 subjects (one for validation)")
-    val_subjects, train_subjects = order[:n_val].tolist(), order[n_val:].tolist()
+    if val_root is None:
+        order = torch.randperm(len(data.names), generator=torch.Generator().manual_seed(seed))
+        n_val = max(1, round(len(data.names) * val_fraction))
+        if len(data.names) < 2:
+            raise InputError(data_root, "needs at least 2 subjects (one for validation)")
+        val_subjects, train_subjects = order[:n_val].tolist(), order[n_val:].tolist()
+        val_data = data.subset(val_subjects)
+    else:
+        val_data = load_slices(val_root, config.pixel_mm, progress=progress)
+        train_subjects, n_val = list(range(len(data.names))), len(val_data.names)
     net = create_model(model, preset)
     start_card = None if init is None else init_from(net, init)
     module = IVDModule(net, lr=lr, loss=loss)
     crop = None if crop_mm is None else max(16, round(crop_mm / config.pixel_mm / 16) * 16)
     train_set = _Crops(data.subset(train_subjects), crop, augment=True, rotate_deg=rotate_deg)
-    val_set = _Crops(data.subset(val_subjects), None, augment=False)
+    val_set = _Crops(val_data, None, augment=False)
     per_epoch = max(1, len(train_set) // batch_size)
     settings: dict[str, Any] = {}
     if max_steps > 0:  # epochs of equal length that end exactly at the budget, each validated
@@ -384,7 +395,8 @@ def train_ivd(
     recipe = recipe or f"train_ivd({str(data_root)!r}, model={model!r}, preset={preset!r})"
     training_data = (
         f"{len(train_set)} sagittal slices of {len(names)} subjects of {data_root} "
-        f"(validation: {len(val_set)} slices of {n_val} subjects); lr {lr}, loss {loss}, "
+        f"(validation: {len(val_set)} slices of {n_val} subjects"
+        f"{'' if val_root is None else f' of {val_root}'}); lr {lr}, loss {loss}, "
         f"batch {batch_size}, crop {crop} px, rotation +-{rotate_deg} deg, loss on a "
         f"{LABEL_ZOOM}x finer grid, steps {trainer.global_step}"
         f"{'' if init is None else f', fine-tuned from {Path(init).name}'}"
