@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import as_tuple
+from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, fused_applies
 from convsuite.core_ops.layers.fft_conv import large_kernel_conv
 
 __all__ = ["DCLSConv1d", "DCLSConv2d", "DCLSConv3d", "construct_kernel"]
@@ -54,6 +55,9 @@ _SIGMA_FLOOR = 0.27
 _SIGMA_INIT = 0.23
 # Added to the interpolation normalizer, as in the reference.
 _NORM_EPS = 1e-7
+# 2-D float32/float64 CPU kernels are rendered by dcls_kernels.RenderDCLS (one compiled pass
+# forward and one backward instead of ~20 small torch ops each); False: always the torch ops.
+FUSED_RENDERING = True
 
 
 def _axis_positions(positions: Tensor, window: Sequence[int]) -> list[Tensor]:
@@ -153,13 +157,28 @@ def construct_kernel(
     Returns:
         (C_out, C_in/groups, *window) dense kernel, differentiable in all inputs.
     """
+    if version not in _VERSIONS:
+        raise ValueError(f"version must be one of {_VERSIONS}, got {version!r}")
+    if version == "gauss" and sigma is None:
+        raise ValueError("version 'gauss' needs sigma")
+    window = tuple(window)
+    if FUSED_RENDERING and fused_applies(weight, positions, window):
+        return RenderDCLS.apply(weight, positions, sigma, window, version, _torch_kernel)
+    return _torch_kernel(weight, positions, window, version, sigma)
+
+
+def _torch_kernel(
+    weight: Tensor,
+    positions: Tensor,
+    window: Sequence[int],
+    version: str,
+    sigma: Tensor | None = None,
+) -> Tensor:
+    """:func:`construct_kernel` in torch ops (any D, device and dtype; twice differentiable)."""
     if version == "v1":
         return _bilinear_kernel(weight, positions, window)
-    if version == "gauss":
-        if sigma is None:
-            raise ValueError("version 'gauss' needs sigma")
-        return _gaussian_kernel(weight, positions, sigma, window)
-    raise ValueError(f"version must be one of {_VERSIONS}, got {version!r}")
+    assert sigma is not None  # checked by construct_kernel
+    return _gaussian_kernel(weight, positions, sigma, window)
 
 
 class _DCLSNd(nn.Module):

@@ -1,0 +1,85 @@
+"""Fused DCLS rendering (numba) equals the torch-op rendering in values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convsuite.core_ops.layers import dcls
+from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, fused_applies
+
+
+def _taps(version: str, dtype: torch.dtype, spread: float, window: tuple[int, int], seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    c_out, c_in, count = 6, 2, 5
+    weight = torch.randn(c_out, c_in, count, dtype=dtype, generator=generator)
+    positions = torch.randn(2, c_out, c_in, count, dtype=dtype, generator=generator) * spread
+    positions[:, :, :, 0] = positions[:, :, :, 0].round()  # integer positions: interpolation kinks
+    positions[0, 0, 0, 1] = window[1] // 2  # exactly on the clamp bounds
+    positions[1, 0, 0, 1] = -(window[0] // 2)
+    sigma = None
+    if version == "gauss":
+        sigma = torch.rand(2, c_out, c_in, count, dtype=dtype, generator=generator) - 0.3
+        sigma[0, 1, 0, 0] = 0.0  # |SIG| at its kink
+    inputs = [weight, positions] + ([sigma] if sigma is not None else [])
+    return [t.requires_grad_() for t in inputs]
+
+
+@pytest.mark.parametrize("version", ["v1", "gauss"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("spread", [0.7, 3.0, 9.0])  # 9.0: most taps clamped to the window edge
+def test_fused_rendering_equals_torch_ops(version, dtype, spread):
+    window = (9, 7)
+    inputs = _taps(version, dtype, spread, window, seed=int(spread * 10))
+    sigma = inputs[2] if version == "gauss" else None
+    fused = dcls.construct_kernel(inputs[0], inputs[1], window, version, sigma)
+    assert fused.grad_fn is not None and "RenderDCLS" in type(fused.grad_fn).__name__
+    plain = dcls._torch_kernel(inputs[0], inputs[1], window, version, sigma)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(fused, plain, **tol)
+    grad = torch.randn_like(plain)
+    for got, expected in zip(
+        torch.autograd.grad(fused, inputs, grad),
+        torch.autograd.grad(plain, inputs, grad),
+        strict=True,
+    ):
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(got, expected, **tol)
+
+
+@pytest.mark.parametrize("version", ["v1", "gauss"])
+def test_fused_rendering_gradcheck_and_double_backward(version):
+    window = (5, 7)
+    inputs = _taps(version, torch.float64, 1.0, window, seed=3)
+    with torch.no_grad():  # away from the kinks, where finite differences are meaningful
+        inputs[1][:, :, :, 0] += 0.3
+        inputs[1][:, 0, 0, 1] = 0.4
+        if version == "gauss":
+            inputs[2][0, 1, 0, 0] = 0.2
+
+    def render(*tensors):
+        sigma = tensors[2] if version == "gauss" else None
+        return RenderDCLS.apply(tensors[0], tensors[1], sigma, window, version, dcls._torch_kernel)
+
+    assert torch.autograd.gradcheck(render, inputs)
+    # create_graph=True runs the torch path's backward, so second derivatives exist
+    assert torch.autograd.gradgradcheck(render, inputs)
+
+
+def test_fused_rendering_applies_to_2d_float_cpu_only():
+    weight = torch.zeros(2, 1, 3)
+    positions = torch.zeros(2, 2, 1, 3)
+    assert fused_applies(weight, positions, (5, 5))
+    assert not fused_applies(weight, positions[:1], (5,))
+    assert not fused_applies(weight.bfloat16(), positions.bfloat16(), (5, 5))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused_applies(weight, positions, (5, 5))
+
+
+def test_layer_output_unchanged_by_fused_rendering(monkeypatch):
+    torch.manual_seed(0)
+    layer = dcls.DCLSConv2d(8, 8, 6, padding=4, dilated_kernel_size=9, groups=8, version="gauss")
+    x = torch.randn(2, 8, 12, 12)
+    y_fused = layer(x)
+    monkeypatch.setattr(dcls, "FUSED_RENDERING", False)
+    torch.testing.assert_close(y_fused, layer(x), rtol=1e-5, atol=1e-6)
