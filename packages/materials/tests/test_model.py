@@ -22,11 +22,33 @@ def test_presets_and_shapes() -> None:
     assert sum(p.numel() for p in EELSVAE(paper).parameters()) < 5_000_000
 
 
+def test_latent_cell_sets_the_spatial_strides_only() -> None:
+    """cell 2 / 1 drop the last one / both spatial strides: one latent per 2 x 2 pixels or per
+    pixel, the energy axis pooled as before, the same parameters (strides only)."""
+    import dataclasses
+
+    tiny = model_config("eels_vae", "tiny")
+    x = torch.rand(1, 1, 8, 12, 64)
+    counts = set()
+    for cell in (4, 2, 1):
+        net = EELSVAE(dataclasses.replace(tiny, cell=cell)).eval()
+        out = net(x)
+        assert out.logits.shape == x.shape
+        assert out.mu.shape == (1, 8, 8 // cell, 12 // cell, 1)
+        counts.add(sum(p.numel() for p in net.parameters()))
+    assert len(counts) == 1
+    # cards written before the field existed load as the reference's cell and 3 x 3 mean
+    old = {k: v for k, v in tiny.to_dict().items() if k not in ("cell", "spatial_mean")}
+    assert EELSVAEConfig.from_dict(old) == tiny and tiny.cell == 4 and tiny.spatial_mean
+
+
 def test_config_refuses_bad_grid() -> None:
     from convsuite.core_ops.errors import InputError
 
     with pytest.raises(InputError, match="multiple of 16"):
         EELSVAEConfig.from_dict({"n_energy": 100})
+    with pytest.raises(InputError, match="cell must be 1, 2 or 4"):
+        EELSVAEConfig.from_dict({"cell": 3})
 
 
 def test_loss_is_bce_plus_beta_kl() -> None:

@@ -10,6 +10,7 @@ its pipeline when it runs, so ``--help`` is fast.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -230,7 +231,7 @@ def fit(
     with tempfile.TemporaryDirectory(prefix="eels-fit-") as folder:
         _, module, metrics = fit_vae(
             net,
-            [prepared.network_input],
+            [prepared.network_view(net.config.spatial_mean)],
             folder,
             epochs=epochs,
             batch_size=batch_size,
@@ -258,6 +259,17 @@ def train(
     max_minutes: Annotated[
         float | None, typer.Option(min=0.1, help="Wall-clock cap of the training, minutes.")
     ] = None,
+    cell: Annotated[
+        int | None,
+        typer.Option(help="Pixels per side sharing one latent: 4 (reference), 2, 1 (preset's)."),
+    ] = None,
+    spatial_mean: Annotated[
+        bool | None,
+        typer.Option(
+            "--spatial-mean/--no-spatial-mean",
+            help="Feed the reference's 3x3 mean, or each pixel's own spectrum (preset's).",
+        ),
+    ] = None,
     init: Weights = None,
     batch_size: BatchSize = 8,
     seed: Seed = 0,
@@ -276,9 +288,19 @@ def train(
 
     if preset not in ("paper", "small", "tiny"):
         raise InputError("--preset", f"must be paper, small or tiny, got {preset!r}")
-    net = load_network(init).train() if init else EELSVAE(model_config("eels_vae", preset))
+    if cell not in (None, 1, 2, 4):
+        raise InputError("--cell", f"must be 1, 2 or 4, got {cell}")
+    changes = {k: v for k, v in (("cell", cell), ("spatial_mean", spatial_mean)) if v is not None}
+    if init and changes:
+        raise InputError("--init", "--cell and --spatial-mean come from the --init weights")
+    if init:
+        net = load_network(init).train()
+    else:
+        net = EELSVAE(dataclasses.replace(model_config("eels_vae", preset), **changes))
     c = net.config
-    data = bulk_cubes(c.energy_start_ev, c.energy_stop_ev, c.n_energy, cubes, size, 1000 + seed)
+    data = bulk_cubes(
+        c.energy_start_ev, c.energy_stop_ev, c.n_energy, cubes, size, 1000 + seed, c.spatial_mean
+    )
     _, module, metrics = fit_vae(
         net,
         data,

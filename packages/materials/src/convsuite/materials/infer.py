@@ -179,7 +179,8 @@ def _fine_tune(
     block = data[y0 : y0 + rows, x0 : x0 + cols, resampler.first : resampler.last]
     if not isinstance(block, np.ndarray):
         block = block.compute()
-    cube = prepare_band(block, resampler, low, high, top=0, bottom=0).network_input
+    prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
+    cube = prepared.network_view(net.config.spatial_mean)
     tuned = copy.deepcopy(net).train()
     with tempfile.TemporaryDirectory(prefix="eels-fit-") as folder:
         _, module, metrics = fit_vae(
@@ -303,7 +304,8 @@ def detect(
                 data[start - top : stop + bottom, :, resampler.first : resampler.last]
             )
             prepared = prepare_band(block, resampler, low, high, top=0, bottom=0)
-            logits = reconstruct(net, prepared.network_input, device, precision)
+            view = prepared.network_view(net.config.spatial_mean)
+            logits = reconstruct(net, view, device, precision)
             rows = slice(top, top + stop - start)
             recon = 1.0 / (1.0 + np.exp(-logits))
             for kind, target in maps.items():

@@ -47,6 +47,11 @@ class EELSVAEConfig(ModelConfig):
         n_energy: channels of the network's energy grid over that range (divisible by 16);
             any cube whose calibrated axis covers the range is resampled onto it.
         beta: weight of the KL term (reference: 1.2).
+        cell: pixels per side of the spatial cell that shares one latent vector: 4 (the
+            reference's two spatial strides), 2 or 1 (the last one or both spatial strides
+            dropped; the energy strides stay).
+        spatial_mean: the network's input is the reference's 3 x 3 spatial mean (True) or each
+            pixel's own spectrum (False); see :mod:`convsuite.materials.data.preprocess`.
     """
 
     channels: tuple[int, int, int, int] = (32, 64, 128, 256)
@@ -55,12 +60,16 @@ class EELSVAEConfig(ModelConfig):
     energy_stop_ev: float = 750.0
     n_energy: int = 320
     beta: float = 1.2
+    cell: int = 4
+    spatial_mean: bool = True
 
     def __post_init__(self) -> None:
         if self.n_energy % 16 or self.n_energy < 16:
             raise ValueError(f"n_energy must be a positive multiple of 16, got {self.n_energy}")
         if not self.energy_stop_ev > self.energy_start_ev:
             raise ValueError("energy_stop_ev must exceed energy_start_ev")
+        if self.cell not in (1, 2, 4):
+            raise ValueError(f"cell must be 1, 2 or 4, got {self.cell}")
         if min(self.channels) < 1 or self.latent_dim < 1 or self.beta < 0:
             raise ValueError("channels and latent_dim must be positive, beta non-negative")
 
@@ -90,6 +99,17 @@ _LAYERS = (
     ((3, 3, 3), (2, 2, 2)),
     ((3, 3, 3), (2, 2, 2)),
 )
+
+
+def _layers(cell: int) -> tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...]:
+    """The encoder's (kernel, stride) per layer for a latent ``cell`` of 4, 2 or 1 pixels: the
+    reference's with its last ``log2(4 / cell)`` spatial strides set to 1."""
+    keep = {4: 2, 2: 1, 1: 0}[cell]  # spatial stride-2 layers kept, the first ones
+    layers = list(_LAYERS)
+    for i in range(2 + keep, 4):
+        kernel, stride = layers[i]
+        layers[i] = (kernel, (1, 1, stride[2]))
+    return tuple(layers)
 
 
 @register_model(
@@ -125,7 +145,7 @@ class EELSVAE(Pretrained, nn.Module):
         widths = (1, *config.channels)
         encoder: list[nn.Module] = []
         decoder: list[nn.Module] = []
-        for i, (kernel, stride) in enumerate(_LAYERS):
+        for i, (kernel, stride) in enumerate(_layers(config.cell)):
             padding = tuple(k // 2 for k in kernel)
             encoder += [
                 nn.Conv3d(widths[i], widths[i + 1], kernel, stride, padding),

@@ -177,7 +177,7 @@ def fit_vae(
 
     Args:
         net: the network to train (fresh or pretrained).
-        cubes: (y, x, E) float32 cubes in [0, 1] on ``net``'s grid (``Prepared.network_input``),
+        cubes: (y, x, E) float32 cubes in [0, 1] on ``net``'s grid (``Prepared.network_view``),
             each at least 48 x 24 pixels; the last 24 rows of each are held out.
         out_dir: Lightning's folder (checkpoints, CSV metrics).
         epochs: passes of ``shards_per_epoch`` random shards.
@@ -225,9 +225,16 @@ def fit_vae(
 
 
 def bulk_cubes(
-    grid_start: float, grid_stop: float, n_energy: int, count: int, size: int, seed: int
+    grid_start: float,
+    grid_stop: float,
+    n_energy: int,
+    count: int,
+    size: int,
+    seed: int,
+    spatial_mean: bool = True,
 ) -> list[np.ndarray]:
-    """``count`` simulated defect-free cubes (size x size), preprocessed onto the grid.
+    """``count`` simulated defect-free cubes (size x size), preprocessed onto the grid as a
+    network with ``spatial_mean`` is fed (:meth:`Prepared.network_view`).
 
     Seeds ``seed``, ``seed + 1``, ...; every normal variation of the simulator is on (second
     phase, mixed valence, thickness wedge, drift).
@@ -240,7 +247,7 @@ def bulk_cubes(
     cubes = []
     for k in range(count):
         cube = simulate_cube((size, size), seed=seed + k, anomalies=())
-        cubes.append(prepare(cube.data, energy_axis(cube), grid).network_input)
+        cubes.append(prepare(cube.data, energy_axis(cube), grid).network_view(spatial_mean))
     return cubes
 
 

@@ -127,6 +127,11 @@ class Prepared:
     network_input: np.ndarray
     own: np.ndarray
 
+    def network_view(self, spatial_mean: bool = True) -> np.ndarray:
+        """What a network is fed: ``network_input`` (the reference's 3 x 3 mean) or, for a
+        network trained without it (``EELSVAEConfig.spatial_mean`` False), ``own``."""
+        return self.network_input if spatial_mean else self.own
+
 
 def prepare_band(
     block: np.ndarray,
