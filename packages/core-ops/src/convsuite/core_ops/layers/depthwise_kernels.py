@@ -18,6 +18,7 @@ import os
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 from numba import prange
 from torch import Tensor
 
@@ -131,15 +132,23 @@ def _weight_grad_nhwc(
 
 # 1-D: positions per work item of the (N, C, L) kernels.
 ROW_TILE = 512
+# 1-D taps per pass over a tile (one load and store of the accumulator per TAP_BLOCK
+# multiply-adds); the 1-D kernels take their taps zero-padded to a multiple of it (see
+# ``_padded_taps``), so every pass is a full block (a remainder of single-tap passes cost as much
+# as full ones: K = 31 ran 7 four-tap and 3 one-tap passes).
+TAP_BLOCK = 4
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _forward_ncl(x: np.ndarray, k: np.ndarray, pad: int, out: np.ndarray) -> None:
-    """out (N, C, Lo) = depthwise correlation of x (N, C, L) with k (C, K), zero padding ``pad``.
+    """out (N, C, Lo) = depthwise correlation of x (N, C, L) with k (C, KP), zero padding ``pad``;
+    KP a multiple of TAP_BLOCK (trailing taps zero), Lo = L + 2 pad - K + 1 for the true K.
 
     One (n, c) row per work item, in tiles of ROW_TILE outputs: each tile's input span is copied
     into one zero-padded buffer per row so the inner loop (four taps, contiguous positions) has
-    no bounds; the tile accumulates in place in ``out``.
+    no bounds; the tile accumulates in place in ``out``. The taps' spans are slices indexed by
+    the loop counter, which the compiler knows is non-negative (indexing ``span[i + b]`` made it
+    emit a negative-index check that turned the loads into gathers).
     """
     n_batch, channels, length = x.shape
     out_len = out.shape[2]
@@ -157,25 +166,20 @@ def _forward_ncl(x: np.ndarray, k: np.ndarray, pad: int, out: np.ndarray) -> Non
             span[low - (start - pad) : high - (start - pad)] = x[n, c, low:high]
             acc = dst_row[start : start + count]
             acc[:] = 0.0
-            b = 0
-            while b + 4 <= size:
+            for block in range(size // TAP_BLOCK):
+                b = block * TAP_BLOCK
                 t0, t1, t2, t3 = k[c, b], k[c, b + 1], k[c, b + 2], k[c, b + 3]
+                s0, s1, s2, s3 = span[b:], span[b + 1 :], span[b + 2 :], span[b + 3 :]
                 for i in range(count):
-                    acc[i] += (t0 * span[i + b] + t1 * span[i + b + 1]) + (
-                        t2 * span[i + b + 2] + t3 * span[i + b + 3]
-                    )
-                b += 4
-            while b < size:
-                t0 = k[c, b]
-                for i in range(count):
-                    acc[i] += t0 * span[i + b]
-                b += 1
+                    acc[i] += (t0 * s0[i] + t1 * s1[i]) + (t2 * s2[i] + t3 * s3[i])
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _weight_grad_ncl(x: np.ndarray, g: np.ndarray, pad: int, grad: np.ndarray) -> None:
-    """grad (C, K)[c, b] = sum over n and outputs o of x[n, c, o + b - pad] g[n, c, o] (x zero
-    outside), one channel per work item, four taps per pass over the row."""
+    """grad (C, KP)[c, b] = sum over n and outputs o of x[n, c, o + b - pad] g[n, c, o] (x zero
+    outside), KP a multiple of TAP_BLOCK (the taps past the true K are computed and dropped by
+    the caller); one channel per work item, four taps per pass over the row (slices as in
+    :func:`_forward_ncl`)."""
     n_batch, channels, length = x.shape
     out_len = g.shape[2]
     size = grad.shape[1]
@@ -186,28 +190,27 @@ def _weight_grad_ncl(x: np.ndarray, g: np.ndarray, pad: int, grad: np.ndarray) -
         for n in range(n_batch):
             span[low + pad : high + pad] = x[n, c, low:high]
             g_row = g[n, c]
-            b = 0
-            while b + 4 <= size:
+            for block in range(size // TAP_BLOCK):
+                b = block * TAP_BLOCK
+                x0, x1, x2, x3 = span[b:], span[b + 1 :], span[b + 2 :], span[b + 3 :]
                 s0 = s1 = s2 = s3 = np.float32(0.0)
                 for i in range(out_len):
                     gi = g_row[i]
-                    s0 += span[i + b] * gi
-                    s1 += span[i + b + 1] * gi
-                    s2 += span[i + b + 2] * gi
-                    s3 += span[i + b + 3] * gi
+                    s0 += x0[i] * gi
+                    s1 += x1[i] * gi
+                    s2 += x2[i] * gi
+                    s3 += x3[i] * gi
                 sums[b] += s0
                 sums[b + 1] += s1
                 sums[b + 2] += s2
                 sums[b + 3] += s3
-                b += 4
-            while b < size:
-                s0 = np.float32(0.0)
-                for i in range(out_len):
-                    s0 += span[i + b] * g_row[i]
-                sums[b] += s0
-                b += 1
         for b in range(size):
             grad[c, b] = sums[b]
+
+
+def _padded_taps(size: int) -> int:
+    """The 1-D kernels' tap count for a kernel of ``size`` taps: a multiple of TAP_BLOCK."""
+    return -(-size // TAP_BLOCK) * TAP_BLOCK
 
 
 def _set_threads() -> int:
@@ -224,7 +227,9 @@ def _correlate(x: Tensor, taps: Tensor, padding: int) -> Tensor:
     x (N, C, L) with taps (C, K); returns the output in the same layout."""
     _set_threads()
     if x.dim() == 3:
-        out = x.new_empty(*x.shape[:2], x.shape[2] + 2 * padding - taps.shape[1] + 1)
+        size = taps.shape[1]
+        out = x.new_empty(*x.shape[:2], x.shape[2] + 2 * padding - size + 1)
+        taps = F.pad(taps, (0, _padded_taps(size) - size))
         _forward_ncl(x.numpy(), taps.numpy(), padding, out.numpy())
         return out
     crop = 2 * padding - taps.shape[0] + 1
@@ -267,9 +272,9 @@ def _weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor
     """Weight gradient (C, 1, *(kernel,) * D) from x and grad_y in the kernels' layout."""
     threads = _set_threads()
     if x.dim() == 3:
-        grad = x.new_empty(x.shape[1], kernel)
+        grad = x.new_empty(x.shape[1], _padded_taps(kernel))
         _weight_grad_ncl(x.numpy(), grad_y.numpy(), padding, grad.numpy())
-        return grad.unsqueeze(1)
+        return grad[:, None, :kernel].contiguous()
     parts = x.new_empty(threads, kernel, kernel, x.shape[3])
     _weight_grad_nhwc(x.numpy(), grad_y.numpy(), padding, padding, parts.numpy())
     return parts.sum(0).permute(2, 0, 1).unsqueeze(1).contiguous()
