@@ -28,13 +28,17 @@ def _taps(version: str, dtype: torch.dtype, spread: float, window: tuple[int, in
 @pytest.mark.parametrize("version", ["v1", "gauss"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("spread", [0.7, 3.0, 9.0])  # 9.0: most taps clamped to the window edge
-def test_fused_rendering_equals_torch_ops(version, dtype, spread):
+@pytest.mark.parametrize("region", [None, ((2, 7), (1, 6))])
+def test_fused_rendering_equals_torch_ops(version, dtype, spread, region):
     window = (9, 7)
     inputs = _taps(version, dtype, spread, window, seed=int(spread * 10))
     sigma = inputs[2] if version == "gauss" else None
-    fused = dcls.construct_kernel(inputs[0], inputs[1], window, version, sigma)
+    fused = dcls.construct_kernel(inputs[0], inputs[1], window, version, sigma, region)
     assert fused.grad_fn is not None and "RenderDCLS" in type(fused.grad_fn).__name__
     plain = dcls._torch_kernel(inputs[0], inputs[1], window, version, sigma)
+    if region is not None:
+        plain = plain[..., slice(*region[0]), slice(*region[1])]
+    assert fused.shape == plain.shape
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
     torch.testing.assert_close(fused, plain, **tol)
     grad = torch.randn_like(plain)
@@ -59,7 +63,9 @@ def test_fused_rendering_gradcheck_and_double_backward(version):
 
     def render(*tensors):
         sigma = tensors[2] if version == "gauss" else None
-        return RenderDCLS.apply(tensors[0], tensors[1], sigma, window, version, dcls._torch_kernel)
+        return RenderDCLS.apply(
+            tensors[0], tensors[1], sigma, window, version, dcls._torch_kernel, ((1, 4), (0, 6))
+        )
 
     assert torch.autograd.gradcheck(render, inputs)
     # create_graph=True runs the torch path's backward, so second derivatives exist
@@ -76,10 +82,29 @@ def test_fused_rendering_applies_to_2d_float_cpu_only():
         assert not fused_applies(weight, positions, (5, 5))
 
 
-def test_layer_output_unchanged_by_fused_rendering(monkeypatch):
-    torch.manual_seed(0)
-    layer = dcls.DCLSConv2d(8, 8, 6, padding=4, dilated_kernel_size=9, groups=8, version="gauss")
-    x = torch.randn(2, 8, 12, 12)
-    y_fused = layer(x)
-    monkeypatch.setattr(dcls, "FUSED_RENDERING", False)
-    torch.testing.assert_close(y_fused, layer(x), rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("version", ["v1", "gauss"])
+@pytest.mark.parametrize("size", [3, 5, 12])  # 3, 5: a 9x9 window reaches only its central 5x5, 9x9
+def test_layer_rendering_only_reached_taps_keeps_output_and_gradients(version, size):
+    torch.manual_seed(size)
+    layer = dcls.DCLSConv2d(8, 8, 6, padding=4, dilated_kernel_size=9, groups=8, version=version)
+    layer.double()
+    with torch.no_grad():
+        layer.P.mul_(3.0)  # taps all over the window, many outside the reached part
+    x = torch.randn(2, 8, size, size, dtype=torch.float64, requires_grad=True)
+    params = [x, *layer.parameters()]
+    y = layer(x)
+    grad = torch.randn_like(y)
+    got = torch.autograd.grad(y, params, grad)
+    # the whole kernel rendered by torch ops, convolved by torch
+    dense = dcls._torch_kernel(layer.weight, layer.P, (9, 9), version, layer.SIG)
+    y_ref = torch.nn.functional.conv2d(x, dense, layer.bias, 1, 4, 1, 8)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    for g, g_ref in zip(got, torch.autograd.grad(y_ref, params, grad), strict=True):
+        torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_reach_of_a_window():
+    assert dcls._reach(4, 8, 17) == (5, 12)  # a 4x4 stage map uses the central 7x7 of 17x17
+    assert dcls._reach(8, 8, 17) == (1, 16)
+    assert dcls._reach(16, 8, 17) == (0, 17)
+    assert dcls._reach(4, 3, 7) == (0, 7)  # a 7x7 window on a 4x4 map reaches all its taps

@@ -143,8 +143,9 @@ def construct_kernel(
     window: Sequence[int],
     version: str = "gauss",
     sigma: Tensor | None = None,
+    region: Sequence[tuple[int, int]] | None = None,
 ) -> Tensor:
-    """Render DCLS taps into a dense kernel.
+    """Render DCLS taps into a dense kernel, or a region of it.
 
     Args:
         weight: (C_out, C_in/groups, K) tap weights.
@@ -153,18 +154,36 @@ def construct_kernel(
         window: the dilated kernel size per spatial axis, tensor order.
         version: 'v1' (bilinear) or 'gauss' (Gaussian with learnable spread).
         sigma: (D, C_out, C_in/groups, K) spread parameters for 'gauss' (spread = |sigma| + 0.27).
+        region: per spatial axis ``(start, stop)``: only ``kernel[..., start:stop, ...]`` is
+            rendered (the taps a convolution on a small map reaches); None: the whole window.
 
     Returns:
-        (C_out, C_in/groups, *window) dense kernel, differentiable in all inputs.
+        (C_out, C_in/groups, *window) dense kernel (or the region's part of it), differentiable
+        in all inputs.
     """
     if version not in _VERSIONS:
         raise ValueError(f"version must be one of {_VERSIONS}, got {version!r}")
     if version == "gauss" and sigma is None:
         raise ValueError("version 'gauss' needs sigma")
     window = tuple(window)
+    region = tuple(region) if region is not None else tuple((0, size) for size in window)
     if FUSED_RENDERING and fused_applies(weight, positions, window):
-        return RenderDCLS.apply(weight, positions, sigma, window, version, _torch_kernel)
-    return _torch_kernel(weight, positions, window, version, sigma)
+        return RenderDCLS.apply(weight, positions, sigma, window, version, _torch_kernel, region)
+    kernel = _torch_kernel(weight, positions, window, version, sigma)
+    return kernel[(..., *(slice(start, stop) for start, stop in region))]
+
+
+def _reach(length: int, padding: int, size: int) -> tuple[int, int]:
+    """(start, stop) of the taps of a window of ``size`` that a stride-1 convolution with
+    ``padding`` zeros on both sides of an axis of ``length`` reaches with real input: tap ``t``
+    reads input ``o - padding + t`` for outputs ``o`` in ``[0, length + 2 padding - size]``.
+    The result is symmetric (the same number dropped on both sides) or the whole window."""
+    outputs = length + 2 * padding - size + 1
+    start = max(0, padding - outputs + 1)
+    stop = min(size, padding + length)
+    if outputs < 1 or start != size - stop:
+        return 0, size
+    return start, stop
 
 
 def _torch_kernel(
@@ -260,14 +279,27 @@ class _DCLSNd(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        padding: tuple[int, ...] | int = self.padding
+        """(N, C_in, *L) -> (N, C_out, *L_out). At stride 1, only the taps that reach the input
+        are rendered (the rest multiply zero padding only), with the padding reduced to match:
+        same output and gradients as the whole kernel."""
+        padding = self.padding
         if self.padding_mode != "zeros":
             pad = [p for p in reversed(self.padding) for _ in range(2)]
             x = F.pad(x, pad, mode=self.padding_mode)
-            padding = 0
-        return large_kernel_conv(
-            x, self.dense_kernel(), self.bias, self.stride, padding, 1, self.groups
+            padding = (0,) * self.spatial_dims
+        region = None
+        if x.dim() == self.spatial_dims + 2 and all(s == 1 for s in self.stride):
+            region = [
+                _reach(length, pad, size)
+                for length, pad, size in zip(
+                    x.shape[2:], padding, self.dilated_kernel_size, strict=True
+                )
+            ]
+            padding = tuple(pad - start for pad, (start, _) in zip(padding, region, strict=True))
+        kernel = construct_kernel(
+            self.weight, self.P, self.dilated_kernel_size, self.version, self.SIG, region
         )
+        return large_kernel_conv(x, kernel, self.bias, self.stride, padding, 1, self.groups)
 
     def extra_repr(self) -> str:
         return (

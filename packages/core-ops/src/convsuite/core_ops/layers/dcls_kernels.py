@@ -28,6 +28,7 @@ path. numba compiles each kernel on first call (cached on disk).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -41,62 +42,126 @@ _NORM_EPS = 1e-7
 
 
 @numba.njit(cache=True)
-def _gauss_profiles(
-    p: float, sig: float, half: int, size: int, prof: np.ndarray
+def _gauss_profile(
+    p: float, sig: float, half: int, floor: float, prof: np.ndarray, k: int
 ) -> tuple[float, float, float, float]:
-    """Fill ``prof[:size]`` with the Gaussian profile of one tap on one axis.
+    """Fill ``prof[:, k]`` with the Gaussian profile of one tap on one axis of ``len(prof)``.
 
-    Returns (clamped position in window coordinates, spread, mass, clamp mask 0/1)."""
+    From the grid point nearest the centre outwards, each entry is the previous times a ratio
+    that itself changes by the factor ``exp(-1 / s^2)`` per step (4 exponentials instead of one
+    per entry); entries below ``floor`` (the dtype's smallest normal number, where the torch path
+    holds subnormals that only slow it down) are zero. Returns (clamped position in window
+    coordinates, 1 / spread, mass, clamp mask 0/1)."""
+    size = prof.shape[0]
     inside = 1.0 if -half <= p <= half else 0.0
     pos = min(max(p, -half), half) + half
-    spread = abs(sig) + _SIGMA_FLOOR
-    mass = 0.0
-    for g in range(size):
-        u = (g - pos) / spread
-        value = math.exp(-0.5 * u * u)
-        prof[g] = value
+    inv_spread = 1.0 / (abs(sig) + _SIGMA_FLOOR)
+    inv2 = inv_spread * inv_spread
+    step = math.exp(-inv2)
+    centre = min(max(int(math.floor(pos + 0.5)), 0), size - 1)
+    d = centre - pos
+    value = math.exp(-0.5 * d * d * inv2)
+    prof[centre, k] = value
+    mass = value
+    ratio = math.exp(-(d + 0.5) * inv2)  # prof[g + 1] / prof[g] at g = centre
+    for g in range(centre + 1, size):
+        value *= ratio
+        ratio *= step
+        if value < floor:
+            value = 0.0
+        prof[g, k] = value
         mass += value
-    return pos, spread, mass, inside
+    value = prof[centre, k]
+    ratio = math.exp((d - 0.5) * inv2)  # prof[g - 1] / prof[g] at g = centre
+    for g in range(centre - 1, -1, -1):
+        value *= ratio
+        ratio *= step
+        if value < floor:
+            value = 0.0
+        prof[g, k] = value
+        mass += value
+    return pos, inv_spread, mass, inside
+
+
+@numba.njit(cache=True)
+def _gauss_tap_profiles(
+    w: np.ndarray,
+    p: np.ndarray,
+    sig: np.ndarray,
+    m: int,
+    floor: float,
+    prof_y: np.ndarray,
+    prof_x: np.ndarray,
+    state: np.ndarray,
+) -> None:
+    """Profiles of every tap of pair ``m`` into ``prof_y`` (H, K) and ``prof_x`` (W, K); per tap
+    ``state[k]`` = (coef, denominator, mass_y, mass_x, pos_y, pos_x, 1/spread_y, 1/spread_x,
+    inside_y, inside_x)."""
+    half_y, half_x = prof_y.shape[0] // 2, prof_x.shape[0] // 2
+    for k in range(w.shape[1]):
+        pos_y, inv_y, mass_y, in_y = _gauss_profile(
+            p[1, m, k], sig[1, m, k], half_y, floor, prof_y, k
+        )
+        pos_x, inv_x, mass_x, in_x = _gauss_profile(
+            p[0, m, k], sig[0, m, k], half_x, floor, prof_x, k
+        )
+        denom = mass_y * mass_x + _NORM_EPS
+        st = state[k]
+        st[0], st[1], st[2], st[3], st[4] = w[m, k] / denom, denom, mass_y, mass_x, pos_y
+        st[5], st[6], st[7], st[8], st[9] = pos_x, inv_y, inv_x, in_y, in_x
 
 
 @numba.njit(cache=True)
 def _gauss_forward(
-    w: np.ndarray, p: np.ndarray, sig: np.ndarray, tiny: float, out: np.ndarray
+    w: np.ndarray,
+    p: np.ndarray,
+    sig: np.ndarray,
+    tiny: float,
+    window: tuple[int, int],
+    start: tuple[int, int],
+    out: np.ndarray,
 ) -> None:
-    """out (M, H, W) = Gaussian DCLS kernels of taps w (M, K), p and sig (2, M, K); p[0] moves
-    along W (x), p[1] along H (y)."""
+    """out (M, h, w) = the region from ``start`` (y, x) of the Gaussian DCLS kernels (M, *window)
+    of taps w (M, K), p and sig (2, M, K); p[0] moves along x, p[1] along y. Entries below
+    ``tiny`` are flushed to zero."""
     pairs, taps = w.shape
     height, width = out.shape[1], out.shape[2]
-    prof_y = np.empty(height)
-    prof_x = np.empty(width)
+    prof_y = np.empty((window[0], taps))
+    prof_x = np.empty((window[1], taps))
+    state = np.empty((taps, 10))
+    acc = np.empty((height, width))
+    rows = np.empty((taps, width))  # prof_x transposed: the inner loop runs along x
     for m in range(pairs):
-        acc = out[m]
+        _gauss_tap_profiles(w, p, sig, m, tiny, prof_y, prof_x, state)
+        for gx in range(width):
+            for k in range(taps):
+                rows[k, gx] = prof_x[start[1] + gx, k]
         acc[:] = 0.0
-        for k in range(taps):
-            _, _, mass_y, _ = _gauss_profiles(p[1, m, k], sig[1, m, k], height // 2, height, prof_y)
-            _, _, mass_x, _ = _gauss_profiles(p[0, m, k], sig[0, m, k], width // 2, width, prof_x)
-            coef = w[m, k] / (mass_y * mass_x + _NORM_EPS)
-            for gy in range(height):
-                a = coef * prof_y[gy]
-                row = acc[gy]
-                for gx in range(width):
-                    row[gx] += a * prof_x[gx]
+        for gy in range(height):
+            row = acc[gy]
+            for k in range(taps):
+                a = state[k, 0] * prof_y[start[0] + gy, k]
+                if a != 0.0:
+                    tap_row = rows[k]
+                    for gx in range(width):
+                        row[gx] += a * tap_row[gx]
         for gy in range(height):
             for gx in range(width):
-                if abs(acc[gy, gx]) < tiny:
-                    acc[gy, gx] = 0.0
+                value = acc[gy, gx]
+                out[m, gy, gx] = 0.0 if abs(value) < tiny else value
 
 
 @numba.njit(cache=True)
 def _profile_grads(
-    dprof: np.ndarray, prof: np.ndarray, pos: float, spread: float, size: int
+    dprof: np.ndarray, prof: np.ndarray, k: int, pos: float, inv_spread: float
 ) -> tuple[float, float]:
-    """(d/d position, d/d spread) of a Gaussian profile given the gradient ``dprof`` on it."""
+    """(d/d position, d/d spread) of tap ``k``'s Gaussian profile ``prof[:, k]`` given the
+    gradient ``dprof`` on it."""
     d_pos = 0.0
     d_spread = 0.0
-    for g in range(size):
-        u = (g - pos) / spread
-        t = dprof[g] * prof[g] * u / spread
+    for g in range(prof.shape[0]):
+        u = (g - pos) * inv_spread
+        t = dprof[g] * prof[g, k] * u * inv_spread
         d_pos += t
         d_spread += t * u
     return d_pos, d_spread
@@ -110,58 +175,57 @@ def _gauss_backward(
     grad: np.ndarray,
     kernel: np.ndarray,
     tiny: float,
+    window: tuple[int, int],
+    start: tuple[int, int],
     gw: np.ndarray,
     gp: np.ndarray,
     gsig: np.ndarray,
 ) -> None:
-    """Gradients of :func:`_gauss_forward` for the kernel gradient ``grad`` (M, H, W); ``kernel``
-    is the forward's output (flushed entries pass no gradient)."""
+    """Gradients of :func:`_gauss_forward` for the gradient ``grad`` (M, h, w) of its output
+    region; ``kernel`` is that output (flushed entries pass no gradient)."""
     pairs, taps = w.shape
-    height, width = grad.shape[1], grad.shape[2]
-    prof_y = np.empty(height)
-    prof_x = np.empty(width)
-    col = np.empty(width)  # sum_y prof_y[y] G[y, x]
-    row_sum = np.empty(height)  # sum_x G[y, x] prof_x[x]
-    g_m = np.empty((height, width))
+    height, width = window
+    prof_y = np.empty((height, taps))
+    prof_x = np.empty((width, taps))
+    state = np.empty((taps, 10))
+    by_y = np.empty((height, taps))  # sum_x G[y, x] prof_x[x, k] (G zero outside the region)
+    by_x = np.empty((width, taps))  # sum_y G[y, x] prof_y[y, k]
+    d_coef = np.empty(taps)
+    dprof_y = np.empty(height)
+    dprof_x = np.empty(width)
     for m in range(pairs):
+        _gauss_tap_profiles(w, p, sig, m, tiny, prof_y, prof_x, state)
+        by_y[:] = 0.0
+        by_x[:] = 0.0
+        for ry in range(grad.shape[1]):
+            gy = start[0] + ry
+            for rx in range(grad.shape[2]):
+                gx = start[1] + rx
+                value = grad[m, ry, rx]
+                if value == 0.0 or abs(kernel[m, ry, rx]) < tiny:
+                    continue
+                for k in range(taps):
+                    by_y[gy, k] += value * prof_x[gx, k]
+                    by_x[gx, k] += value * prof_y[gy, k]
+        d_coef[:] = 0.0
         for gy in range(height):
-            for gx in range(width):
-                g_m[gy, gx] = 0.0 if abs(kernel[m, gy, gx]) < tiny else grad[m, gy, gx]
+            for k in range(taps):
+                d_coef[k] += prof_y[gy, k] * by_y[gy, k]
         for k in range(taps):
-            sig_y, sig_x = sig[1, m, k], sig[0, m, k]
-            pos_y, spread_y, mass_y, in_y = _gauss_profiles(
-                p[1, m, k], sig_y, height // 2, height, prof_y
-            )
-            pos_x, spread_x, mass_x, in_x = _gauss_profiles(
-                p[0, m, k], sig_x, width // 2, width, prof_x
-            )
-            denom = mass_y * mass_x + _NORM_EPS
-            coef = w[m, k] / denom
-            col[:] = 0.0
-            for gy in range(height):
-                py = prof_y[gy]
-                s = 0.0
-                for gx in range(width):
-                    value = g_m[gy, gx]
-                    col[gx] += py * value
-                    s += value * prof_x[gx]
-                row_sum[gy] = s
-            d_coef = 0.0
-            for gx in range(width):
-                d_coef += col[gx] * prof_x[gx]
-            gw[m, k] = d_coef / denom
-            d_denom = -d_coef * coef / denom
+            coef, denom, mass_y, mass_x = state[k, 0], state[k, 1], state[k, 2], state[k, 3]
+            gw[m, k] = d_coef[k] / denom
+            d_denom = -d_coef[k] * coef / denom
             # profile gradients: coef * (G prof_x) for y, coef * (G^T prof_y) for x, plus the mass
             for gy in range(height):
-                row_sum[gy] = coef * row_sum[gy] + d_denom * mass_x
+                dprof_y[gy] = coef * by_y[gy, k] + d_denom * mass_x
             for gx in range(width):
-                col[gx] = coef * col[gx] + d_denom * mass_y
-            d_pos_y, d_spread_y = _profile_grads(row_sum, prof_y, pos_y, spread_y, height)
-            d_pos_x, d_spread_x = _profile_grads(col, prof_x, pos_x, spread_x, width)
-            gp[1, m, k] = d_pos_y * in_y
-            gp[0, m, k] = d_pos_x * in_x
-            gsig[1, m, k] = d_spread_y * np.sign(sig_y)
-            gsig[0, m, k] = d_spread_x * np.sign(sig_x)
+                dprof_x[gx] = coef * by_x[gx, k] + d_denom * mass_y
+            d_pos_y, d_spread_y = _profile_grads(dprof_y, prof_y, k, state[k, 4], state[k, 6])
+            d_pos_x, d_spread_x = _profile_grads(dprof_x, prof_x, k, state[k, 5], state[k, 7])
+            gp[1, m, k] = d_pos_y * state[k, 8]
+            gp[0, m, k] = d_pos_x * state[k, 9]
+            gsig[1, m, k] = d_spread_y * np.sign(sig[1, m, k])
+            gsig[0, m, k] = d_spread_x * np.sign(sig[0, m, k])
 
 
 @numba.njit(cache=True)
@@ -181,10 +245,21 @@ def _corners(p: float, half: int, size: int) -> tuple[int, float, float, float, 
 
 
 @numba.njit(cache=True)
-def _bilinear_forward(w: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
-    """out (M, H, W) = bilinear DCLS kernels of taps w (M, K) at positions p (2, M, K)."""
+def _region_value(grad: np.ndarray, m: int, ry: int, rx: int) -> float:
+    """``grad[m, ry, rx]``, zero outside the region (the window's other entries)."""
+    if 0 <= ry < grad.shape[1] and 0 <= rx < grad.shape[2]:
+        return grad[m, ry, rx]
+    return 0.0
+
+
+@numba.njit(cache=True)
+def _bilinear_forward(
+    w: np.ndarray, p: np.ndarray, window: tuple[int, int], start: tuple[int, int], out: np.ndarray
+) -> None:
+    """out (M, h, w) = the region from ``start`` (y, x) of the bilinear DCLS kernels (M, *window)
+    of taps w (M, K) at positions p (2, M, K)."""
     pairs, taps = w.shape
-    height, width = out.shape[1], out.shape[2]
+    height, width = window
     for m in range(pairs):
         acc = out[m]
         acc[:] = 0.0
@@ -194,24 +269,31 @@ def _bilinear_forward(w: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
             coef = w[m, k] / (ny * nx + _NORM_EPS)
             for dy in range(2):
                 wy = wy0 if dy == 0 else wy1
-                iy = ly + dy
-                if wy == 0.0 or iy < 0 or iy >= height:
+                iy = ly + dy - start[0]
+                if wy == 0.0 or iy < 0 or iy >= out.shape[1]:
                     continue
                 for dx in range(2):
                     wx = wx0 if dx == 0 else wx1
-                    ix = lx + dx
-                    if wx == 0.0 or ix < 0 or ix >= width:
+                    ix = lx + dx - start[1]
+                    if wx == 0.0 or ix < 0 or ix >= out.shape[2]:
                         continue
                     acc[iy, ix] += coef * wy * wx
 
 
 @numba.njit(cache=True)
 def _bilinear_backward(
-    w: np.ndarray, p: np.ndarray, grad: np.ndarray, gw: np.ndarray, gp: np.ndarray
+    w: np.ndarray,
+    p: np.ndarray,
+    grad: np.ndarray,
+    window: tuple[int, int],
+    start: tuple[int, int],
+    gw: np.ndarray,
+    gp: np.ndarray,
 ) -> None:
-    """Gradients of :func:`_bilinear_forward` for the kernel gradient ``grad`` (M, H, W)."""
+    """Gradients of :func:`_bilinear_forward` for the gradient ``grad`` (M, h, w) of its output
+    region."""
     pairs, taps = w.shape
-    height, width = grad.shape[1], grad.shape[2]
+    height, width = window
     for m in range(pairs):
         for k in range(taps):
             ly, wy0, wy1, ny, dfy = _corners(p[1, m, k], height // 2, height)
@@ -220,10 +302,10 @@ def _bilinear_backward(
             valid_y1 = 0 <= ly + 1 < height
             valid_x0 = 0 <= lx < width
             valid_x1 = 0 <= lx + 1 < width
-            g00 = grad[m, ly, lx] if valid_y0 and valid_x0 else 0.0
-            g01 = grad[m, ly, lx + 1] if valid_y0 and valid_x1 else 0.0
-            g10 = grad[m, ly + 1, lx] if valid_y1 and valid_x0 else 0.0
-            g11 = grad[m, ly + 1, lx + 1] if valid_y1 and valid_x1 else 0.0
+            g00 = _region_value(grad, m, ly - start[0], lx - start[1])
+            g01 = _region_value(grad, m, ly - start[0], lx + 1 - start[1])
+            g10 = _region_value(grad, m, ly + 1 - start[0], lx - start[1])
+            g11 = _region_value(grad, m, ly + 1 - start[0], lx + 1 - start[1])
             denom = ny * nx + _NORM_EPS
             coef = w[m, k] / denom
             # d loss / d (corner weight) per axis, and d loss / d coef
@@ -265,11 +347,14 @@ def _flat(t: Tensor, lead: int) -> np.ndarray:
 
 
 class RenderDCLS(torch.autograd.Function):
-    """Dense 2-D DCLS kernel (C_out, C_in/groups, H, W) from taps ``weight`` (C_out, C_in/groups,
-    K), ``positions`` and, for ``'gauss'``, ``sigma`` (2, C_out, C_in/groups, K): the numba
-    kernels above, forward and backward. Apply as ``RenderDCLS.apply(weight, positions, sigma,
-    window, version, reference)`` where ``reference`` is the torch rendering (same signature as
-    :func:`~convsuite.core_ops.layers.dcls.construct_kernel`), used for double backward."""
+    """Dense 2-D DCLS kernel from taps ``weight`` (C_out, C_in/groups, K), ``positions`` and,
+    for ``'gauss'``, ``sigma`` (2, C_out, C_in/groups, K): the numba kernels above, forward and
+    backward. Apply as ``RenderDCLS.apply(weight, positions, sigma, window, version, reference,
+    region)``: ``region`` ((y0, y1), (x0, x1)) selects the rendered part of the ``window`` (a
+    convolution on a small map only reaches the central taps), giving (C_out, C_in/groups,
+    y1 - y0, x1 - x0), equal to the full kernel's ``[..., y0:y1, x0:x1]``; ``reference`` is the
+    torch rendering (signature of :func:`~convsuite.core_ops.layers.dcls.construct_kernel`),
+    used for double backward."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -279,19 +364,22 @@ class RenderDCLS(torch.autograd.Function):
         sigma: Tensor | None,
         window: tuple[int, int],
         version: str,
-        reference,
+        reference: Callable[..., Tensor],
+        region: tuple[tuple[int, int], tuple[int, int]],
     ) -> Tensor:
         c_out, c_in, _ = weight.shape
-        out = torch.empty(c_out * c_in, *window, dtype=weight.dtype)
+        start = (region[0][0], region[1][0])
+        shape = (region[0][1] - start[0], region[1][1] - start[1])
+        out = torch.empty(c_out * c_in, *shape, dtype=weight.dtype)
         w, p = _flat(weight, 0), _flat(positions, 1)
         if version == "gauss":
             tiny = float(torch.finfo(weight.dtype).tiny)
-            _gauss_forward(w, p, _flat(sigma, 1), tiny, out.numpy())
+            _gauss_forward(w, p, _flat(sigma, 1), tiny, window, start, out.numpy())
         else:
-            _bilinear_forward(w, p, out.numpy())
-        kernel = out.reshape(c_out, c_in, *window)
+            _bilinear_forward(w, p, window, start, out.numpy())
+        kernel = out.reshape(c_out, c_in, *shape)
         ctx.save_for_backward(weight, positions, sigma, kernel)
-        ctx.window, ctx.version, ctx.reference = window, version, reference
+        ctx.window, ctx.version, ctx.reference, ctx.region = window, version, reference, region
         return kernel
 
     @staticmethod
@@ -299,36 +387,35 @@ class RenderDCLS(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
     ) -> tuple[Tensor | None, ...]:
         weight, positions, sigma, kernel = ctx.saved_tensors
+        (y0, y1), (x0, x1) = ctx.region
         if torch.is_grad_enabled():  # create_graph=True: the torch path's differentiable backward
             inputs = (weight, positions, sigma)
             needed = [t for t, need in zip(inputs, ctx.needs_input_grad[:3], strict=True) if need]
             with torch.enable_grad():
                 rendered = ctx.reference(weight, positions, ctx.window, ctx.version, sigma)
+                rendered = rendered[..., y0:y1, x0:x1]
                 grads = iter(torch.autograd.grad(rendered, needed, grad, create_graph=True))
             return (
                 *(next(grads) if need else None for need in ctx.needs_input_grad[:3]),
-                None,
-                None,
-                None,
+                *(None,) * 4,
             )
         w, p = _flat(weight, 0), _flat(positions, 1)
-        g = _flat(grad.to(weight.dtype).flatten(2), 0).reshape(-1, *ctx.window)
+        g = _flat(grad.to(weight.dtype).flatten(2), 0).reshape(-1, y1 - y0, x1 - x0)
         gw, gp = np.empty_like(w), np.empty_like(p)
         gsig = None
+        start = (y0, x0)
         if ctx.version == "gauss":
             s = _flat(sigma, 1)
             gs = np.empty_like(s)
             tiny = float(torch.finfo(weight.dtype).tiny)
-            k = kernel.reshape(-1, *ctx.window).numpy()
-            _gauss_backward(w, p, s, g, k, tiny, gw, gp, gs)
+            k = kernel.reshape(-1, y1 - y0, x1 - x0).numpy()
+            _gauss_backward(w, p, s, g, k, tiny, ctx.window, start, gw, gp, gs)
             gsig = torch.from_numpy(gs).reshape(sigma.shape)
         else:
-            _bilinear_backward(w, p, g, gw, gp)
+            _bilinear_backward(w, p, g, ctx.window, start, gw, gp)
         return (
             torch.from_numpy(gw).reshape(weight.shape),
             torch.from_numpy(gp).reshape(positions.shape),
             gsig,
-            None,
-            None,
-            None,
+            *(None,) * 4,
         )
