@@ -66,6 +66,24 @@ def test_single_pixel_anomalies_are_not_capped_by_spatial_averaging(single_pixel
     assert smeared["f1"] < 0.6 < own["f1"]
 
 
+def test_a_network_trained_without_the_spatial_mean_is_fed_own_spectra() -> None:
+    """``spatial_mean=False`` in the config: detect feeds each pixel's own spectrum (not the
+    reference's 3 x 3 mean) to the network."""
+    import dataclasses
+
+    cube = simulate_cube((24, 24), seed=7, anomalies=(), energy=AXIS)
+    config = dataclasses.replace(model_config("eels_vae", "tiny"), spatial_mean=False)
+    torch.manual_seed(0)
+    net = EELSVAE(config).eval()
+    seen = []
+    net.register_forward_pre_hook(lambda _, args: seen.append(args[0][0, 0].clone()))
+    detect(cube, net, fit=False, reference="network")
+    prepared = prepare(cube.data, AXIS, grid_of(net))
+    assert len(seen) == 1
+    assert np.allclose(seen[0].numpy(), prepared.own, atol=1e-6)
+    assert not np.allclose(prepared.own, prepared.network_input, atol=1e-3)
+
+
 def test_bands_and_lazy_cubes_give_the_same_scores(monkeypatch) -> None:
     import convsuite.materials.infer as infer
 
