@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from convsuite.core_ops.layers import dcls
-from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, fused_applies
+from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, flush_threshold, fused_applies
 
 
 def _taps(version: str, dtype: torch.dtype, spread: float, window: tuple[int, int], seed: int):
@@ -108,3 +108,14 @@ def test_reach_of_a_window():
     assert dcls._reach(8, 8, 17) == (1, 16)
     assert dcls._reach(16, 8, 17) == (0, 17)
     assert dcls._reach(4, 3, 7) == (0, 7)  # a 7x7 window on a 4x4 map reaches all its taps
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gaussian_kernel_has_no_entries_below_the_flush_threshold(dtype):
+    inputs = _taps("gauss", dtype, 3.0, (17, 17), seed=5)
+    kernel = dcls.construct_kernel(inputs[0], inputs[1], (17, 17), "gauss", inputs[2]).detach()
+    threshold = flush_threshold(dtype)
+    assert threshold**2 >= torch.finfo(dtype).tiny  # products of kept entries stay normal
+    nonzero = kernel[kernel != 0].abs()
+    assert nonzero.numel() > 0 and nonzero.min() >= threshold
+    assert (kernel == 0).any()  # the far tails were flushed

@@ -21,8 +21,14 @@ What differs, and why:
   (and of its normalization) to build each kernel as a sum of outer products of 1-D profiles. Cost is
   O(kernel_count * 2^D) and O(kernel_count * sum(dilated_kernel_size)) plus one small matrix product,
   instead of O(kernel_count * prod(dilated_kernel_size)).
-* Gaussian kernel entries below the smallest normal float are flushed to zero: subnormal entries make
-  the reference's CPU convolution ~25x slower and carry no signal.
+* Gaussian kernel entries below the square root of the smallest normal float (1.1e-19 in float32,
+  :func:`~convsuite.core_ops.layers.dcls_kernels.flush_threshold`) are flushed to zero: subnormal
+  entries make the reference's CPU convolution ~25x slower, and entries just above the smallest
+  normal still give subnormal products with activations; they carry no signal.
+* 2-D float32/float64 CPU kernels are rendered by one compiled pass forward and one backward
+  (:mod:`~convsuite.core_ops.layers.dcls_kernels`; ``FUSED_RENDERING = False`` restores the torch
+  ops), and the layer renders only the taps its input reaches (a 17x17 window on a 4x4 map
+  renders its central 7x7).
 * Positions are clamped to the dilated kernel inside ``forward`` (the reference only clamps when the
   user calls ``clamp_parameters()``); inside that range both agree exactly.
 * For non-square windows the reference centres and clamps ``P[j]`` with the size of axis ``j``
@@ -43,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import as_tuple
-from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, fused_applies
+from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, flush_threshold, fused_applies
 from convsuite.core_ops.layers.fft_conv import large_kernel_conv
 
 __all__ = ["DCLSConv1d", "DCLSConv2d", "DCLSConv3d", "construct_kernel"]
@@ -134,7 +140,7 @@ def _gaussian_kernel(
             acc = (acc.unsqueeze(-1) * profile.unsqueeze(-2)).flatten(-2)
         kernel = torch.matmul(acc.transpose(-1, -2), profiles[-1])
     kernel = kernel.reshape(c_out, c_in, *window)
-    return torch.where(kernel.abs() < torch.finfo(kernel.dtype).tiny, 0.0, kernel)
+    return torch.where(kernel.abs() < flush_threshold(kernel.dtype), 0.0, kernel)
 
 
 def construct_kernel(
