@@ -67,6 +67,30 @@ def check_layer(
         ), "gradcheck failed"
 
 
+def assert_gradients_close(
+    ours: torch.Tensor,
+    reference: torch.Tensor,
+    inputs: tuple[torch.Tensor, ...],
+    *,
+    rtol: float = 0.0,
+    atol: float = 1e-10,
+    scaled: bool = False,
+) -> None:
+    """Gradients of ``ours`` and ``reference`` with respect to ``inputs``, for one random output
+    gradient (``torch.randn_like(reference)``: seed before calling), have equal shapes and are
+    close: ``torch.testing.assert_close`` with ``rtol`` and ``atol``, ``atol`` multiplied by each
+    reference gradient's largest magnitude when ``scaled``."""
+    grad_out = torch.randn_like(reference)
+    got = torch.autograd.grad(ours, inputs, grad_out)
+    expected = torch.autograd.grad(reference, inputs, grad_out)
+    for index, (g_ours, g_ref) in enumerate(zip(got, expected, strict=True)):
+        assert g_ours.shape == g_ref.shape, f"gradient {index}: {g_ours.shape} vs {g_ref.shape}"
+        tol = atol * g_ref.abs().max().item() if scaled else atol
+        torch.testing.assert_close(
+            g_ours, g_ref, rtol=rtol, atol=tol, msg=lambda m, i=index: f"gradient {i}: {m}"
+        )
+
+
 def assert_learns(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
