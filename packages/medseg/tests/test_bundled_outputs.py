@@ -60,7 +60,8 @@ def test_bundled_unet_gives_the_recorded_probabilities() -> None:
 def test_bundled_disc_networks_give_the_recorded_probabilities(network: type, name: str) -> None:
     """Recorded when the weights were bundled (commit dd2bae0) and re-recorded when the recipe
     retrained them (issue 14, second part: the loss on the scan's grid; ``ivdnet_small`` again
-    after its two fine-tuning stages on turned slices, third part): the disc probability of
+    after its two fine-tuning stages on turned slices, third part; and after its fourth stage on
+    tilted phantoms with more degenerated discs, session 5): the disc probability of
     ``torch.rand(1, 4, 64, 64)`` (generator seed 2024, float64) at every 4th pixel."""
     generator = torch.Generator().manual_seed(2024)
     x = torch.rand(1, 4, 64, 64, generator=generator, dtype=torch.float64)
