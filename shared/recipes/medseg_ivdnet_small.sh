@@ -12,18 +12,24 @@
 # are ~2% of the pixels; validation Dice 0.0006), so the recipe uses the Dice option. The loss is
 # taken on the logits upsampled to the 1.25 mm labels (the network works at 2.5 mm). No in-plane
 # rotation (--rotate-deg 0): +-20 degrees from random weights left validation Dice at 0 through
-# step 374 of this budget. IVD-Net (the bundled weights) is then fine-tuned in two more stages on
+# step 374 of this budget. IVD-Net (the bundled weights) is then fine-tuned in three more stages on
 # slices turned in-plane (the spine's sagittal tilt): stage 2 from stage 1, +-20 degrees, lr 3e-4,
 # 500 steps; stage 3 from stage 2, +-25 degrees, lr 1e-4, 600 steps. Stage 3's --seed 1 also
 # changes the subject split: its 2 validation subjects were trained on in stages 1-2, so its
-# checkpoint was selected on training subjects and its validation Dice is optimistic. Not re-run
-# for the bundled weights: left for the next retrain (keep stages 1-2's split there).
+# checkpoint was selected on training subjects and its validation Dice is optimistic (kept as it
+# was run: the bundled weights descend from it). Stage 4 (fourth session) closes that: from
+# stage 3, on 20 new phantoms with sagittal tilts of std 15 degrees and half the discs
+# degenerated (seed 12), +-20 degrees, lr 1e-4, 900 steps (904: 8 equal epochs), its checkpoint
+# picked with --val-data on 4 more phantoms (seed 13) that no stage trains on, whatever the seed.
+# Stage 4's data hold as many tilted and degenerated discs as the held-out sets below: those are
+# no longer "what the training set holds few of".
 # Step numbers below count from 0, as the model cards do.
 # Held-out evaluation: 8 phantoms (seed 2026) with stronger tilts (std 15 degrees instead of 6)
-# and more degenerated discs (40% instead of 15%), which the training set holds few of; the
-# segmenter's default sub-pixel shifted grids (4 network passes per slice). These 8 were used
-# during development (the default shifts and stage 3 were chosen on them); the unbiased figure is
-# the last step's 16 fresh phantoms (seed 4242), which nothing was chosen on.
+# and more degenerated discs (40% instead of 15%), which stages 1-3's training set holds few of;
+# the segmenter's default sub-pixel shifted grids (4 network passes per slice). These 8 were used
+# during development (the default shifts and stage 3 were chosen on them), and so were 16 more
+# (seed 4242: stage 4 was adopted on them); the unbiased figure is the last step's 16 phantoms of
+# seed 9191, generated once after stage 4 was bundled and looked at only for the final figures.
 # Measured, one torch thread on the 2-core CPU shared with 5 other agents' jobs (load 8-10):
 # stage 1 (2026-12-02, second session; the first session's phantom sets reused, their simulation
 # took 336 s): IVD-Net 686 s (best validation Dice 0.942 at 1.25 mm, step 374), early-fusion U-Net
@@ -38,13 +44,18 @@
 # IVD-Net 0.890 / 1.41 mm / 0.72 mm / 56 of 56, early fusion 0.853 / 5.10 mm / 1.03 mm / 54 of 56,
 # late fusion 0.853 / 7.63 mm / 1.01 mm / 52 of 56. Fresh set (2026-12-02, fourth session, one
 # thread): Dice 0.927, HD95 2.54 mm, centroid error 0.41 mm, 111 of 112 discs, all 7 in 15 of 16
-# subjects, 5.3 s per subject; see packages/medseg/README.md.
+# subjects, 5.3 s per subject (stage 3's weights). Stage 4 (2026-12-02, fifth session, one
+# thread, load ~7): simulation 124 s (20 subjects) + 38 s (4), training 933 s (best validation
+# Dice 0.922 at the last step, 903); seed 4242 (now development) Dice 0.932, HD95 1.25 mm,
+# 112 of 112 discs, all 7 in 16 of 16; seed 9191 (untouched): see packages/medseg/README.md.
+# About 72 min for the bundled weights with the simulations.
 set -euo pipefail
 export OMP_NUM_THREADS=1
 WORK=${1:-recipe-medseg-ivd}
 STEPS=${STEPS:-500}
 STEPS2=${STEPS2:-500}
 STEPS3=${STEPS3:-600}
+STEPS4=${STEPS4:-900}
 MEDSEG=${MEDSEG:-.venv/bin/medseg}
 WEIGHTS=packages/medseg/src/convsuite/medseg/weights
 SECONDS=0
@@ -53,6 +64,10 @@ SECONDS=0
 [ -f "$WORK/spine/train/meta.json" ] || "$MEDSEG" ivd simulate --n 24 --seed 11 --out "$WORK/spine/train"
 [ -f "$WORK/spine/test/meta.json" ] || "$MEDSEG" ivd simulate --n 8 --seed 2026 --tilt-deg 15 \
     --degenerated 0.4 --out "$WORK/spine/test"
+[ -f "$WORK/spine/train4/meta.json" ] || "$MEDSEG" ivd simulate --n 20 --seed 12 --tilt-deg 15 \
+    --degenerated 0.5 --out "$WORK/spine/train4"
+[ -f "$WORK/spine/val4/meta.json" ] || "$MEDSEG" ivd simulate --n 4 --seed 13 --tilt-deg 15 \
+    --degenerated 0.4 --out "$WORK/spine/val4"
 echo "simulated in $SECONDS s"
 
 for model in ivdnet unet_early_fusion; do
@@ -73,11 +88,18 @@ echo "ivdnet stage 2 by $SECONDS s"
     --init "$WORK/runs/ivdnet_tilted/ivdnet.safetensors" --max-steps "$STEPS3" --epochs 100 \
     --batch-size 4 --lr 1e-4 --loss dicece --rotate-deg 25 --seed 1 --accelerator cpu \
     --out "$WORK/runs/ivdnet_tilted2"
+echo "ivdnet stage 3 by $SECONDS s"
+# Stage 4: from stage 3, on tilted phantoms with more degenerated discs; the checkpoint is picked
+# on subjects no stage trained on (--val-data: every train4 subject is trained on).
+"$MEDSEG" ivd train "$WORK/spine/train4" --model ivdnet --preset small \
+    --init "$WORK/runs/ivdnet_tilted2/ivdnet.safetensors" --val-data "$WORK/spine/val4" \
+    --max-steps "$STEPS4" --max-minutes 24 --epochs 100 --batch-size 4 --lr 1e-4 --loss dicece \
+    --rotate-deg 20 --accelerator cpu --out "$WORK/runs/ivdnet_stage4"
 echo "ivdnet fine-tuned by $SECONDS s"
 
 mkdir -p "$WEIGHTS"
 for suffix in safetensors json; do
-    cp "$WORK/runs/ivdnet_tilted2/ivdnet.$suffix" "$WEIGHTS/ivdnet_small.$suffix"
+    cp "$WORK/runs/ivdnet_stage4/ivdnet.$suffix" "$WEIGHTS/ivdnet_small.$suffix"
     cp "$WORK/runs/unet_early_fusion/unet_early_fusion.$suffix" \
         "$WEIGHTS/unet_early_fusion_small.$suffix"
 done
@@ -94,9 +116,14 @@ echo "weights recipe done in $SECONDS s"
     --baseline "$WEIGHTS/unet_early_fusion_small.safetensors" \
     --baseline "$WORK/runs/unet_late_fusion/unet_late_fusion.safetensors" \
     --out "$WORK/evaluation_test.json" --figure "$WORK/evaluation_test.png"
-# The unbiased figure: 16 fresh phantoms that no choice was made on.
+# 16 phantoms of seed 4242: the third session's unbiased set, the development set of stage 4.
 [ -f "$WORK/spine/fresh/meta.json" ] || "$MEDSEG" ivd simulate --n 16 --seed 4242 --tilt-deg 15 \
     --degenerated 0.4 --out "$WORK/spine/fresh"
 "$MEDSEG" ivd evaluate "$WORK/spine/fresh" --weights ivdnet_small \
     --out "$WORK/evaluation_fresh.json"
+# The unbiased figure: 16 phantoms of seed 9191 that no choice was made on.
+[ -f "$WORK/spine/untouched/meta.json" ] || "$MEDSEG" ivd simulate --n 16 --seed 9191 \
+    --tilt-deg 15 --degenerated 0.4 --out "$WORK/spine/untouched"
+"$MEDSEG" ivd evaluate "$WORK/spine/untouched" --weights ivdnet_small \
+    --out "$WORK/evaluation_untouched.json"
 echo "all done in $SECONDS s"
