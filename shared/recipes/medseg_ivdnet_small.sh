@@ -17,7 +17,7 @@
 # 500 steps; stage 3 from stage 2, +-25 degrees, lr 1e-4, 600 steps. Stage 3's --seed 1 also
 # changes the subject split: its 2 validation subjects were trained on in stages 1-2, so its
 # checkpoint was selected on training subjects and its validation Dice is optimistic (kept as it
-# was run: the bundled weights descend from it). Stage 4 (fourth session) closes that: from
+# was run: the bundled weights descend from it). Stage 4 (session 5) closes that: from
 # stage 3, on 20 new phantoms with sagittal tilts of std 15 degrees and half the discs
 # degenerated (seed 12), +-20 degrees, lr 1e-4, 900 steps (904: 8 equal epochs), its checkpoint
 # picked with --val-data on 4 more phantoms (seed 13) that no stage trains on, whatever the seed.
@@ -44,7 +44,7 @@
 # IVD-Net 0.890 / 1.41 mm / 0.72 mm / 56 of 56, early fusion 0.853 / 5.10 mm / 1.03 mm / 54 of 56,
 # late fusion 0.853 / 7.63 mm / 1.01 mm / 52 of 56. Fresh set (2026-12-02, fourth session, one
 # thread): Dice 0.927, HD95 2.54 mm, centroid error 0.41 mm, 111 of 112 discs, all 7 in 15 of 16
-# subjects, 5.3 s per subject (stage 3's weights). Stage 4 (2026-12-02, fifth session, one
+# subjects, 5.3 s per subject (stage 3's weights). Stage 4 (2026-12-02, session 5, one
 # thread, load ~7): simulation 124 s (20 subjects) + 38 s (4), training 933 s (best validation
 # Dice 0.922 at the last step, 903); seed 4242 (now development) Dice 0.932, HD95 1.25 mm,
 # 112 of 112 discs, all 7 in 16 of 16; seed 9191 (untouched): see packages/medseg/README.md.

@@ -6,7 +6,8 @@ The bundled ``ivdnet_small`` weights come from ``shared/recipes/medseg_ivdnet_sm
     medseg ivd train spine/train --model ivdnet --preset small --max-steps N --out runs/ivdnet
     medseg ivd train spine/train --init runs/ivdnet/ivdnet.safetensors --rotate-deg 20 ...
 
-(stage 1 from random weights, then two fine-tuning stages on turned slices; see the recipe.)
+(stage 1 from random weights, then three fine-tuning stages on turned slices, the last on tilted
+phantoms with more degenerated discs; see the recipe.)
 
 Loss: cross-entropy over the two classes, as the reference code (``nn.CrossEntropyLoss``), or
 MONAI's ``DiceCELoss`` (``loss="dicece"``). Optimizer: Adam with the reference's betas (0.9, 0.99).
