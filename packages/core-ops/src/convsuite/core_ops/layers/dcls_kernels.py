@@ -122,20 +122,18 @@ def _gauss_forward(
     window: tuple[int, int],
     start: tuple[int, int],
     out: np.ndarray,
-    profiles_y: np.ndarray,
-    profiles_x: np.ndarray,
-    states: np.ndarray,
 ) -> None:
     """out (M, h, w) = the region from ``start`` (y, x) of the Gaussian DCLS kernels (M, *window)
     of taps w (M, K), p and sig (2, M, K); p[0] moves along x, p[1] along y. Profile entries
-    below ``tiny`` are zero, kernel entries below ``flush`` are flushed to zero. The profiles
-    (M, H, K), (M, W, K) and per-tap states (M, K, 10) are kept for the backward pass."""
+    below ``tiny`` are zero, kernel entries below ``flush`` are flushed to zero."""
     pairs, taps = w.shape
     height, width = out.shape[1], out.shape[2]
+    prof_y = np.empty((window[0], taps))
+    prof_x = np.empty((window[1], taps))
+    state = np.empty((taps, 10))
     acc = np.empty((height, width))
     rows = np.empty((taps, width))  # prof_x transposed: the inner loop runs along x
     for m in range(pairs):
-        prof_y, prof_x, state = profiles_y[m], profiles_x[m], states[m]
         _gauss_tap_profiles(w, p, sig, m, tiny, prof_y, prof_x, state)
         for gx in range(width):
             for k in range(taps):
@@ -170,30 +168,34 @@ def _profile_grads(
 
 @numba.njit(cache=True)
 def _gauss_backward(
+    w: np.ndarray,
+    p: np.ndarray,
     sig: np.ndarray,
     grad: np.ndarray,
     kernel: np.ndarray,
+    tiny: float,
     flush: float,
+    window: tuple[int, int],
     start: tuple[int, int],
-    profiles_y: np.ndarray,
-    profiles_x: np.ndarray,
-    states: np.ndarray,
     gw: np.ndarray,
     gp: np.ndarray,
     gsig: np.ndarray,
 ) -> None:
     """Gradients of :func:`_gauss_forward` for the gradient ``grad`` (M, h, w) of its output
-    region; ``kernel`` is that output (flushed entries pass no gradient), ``profiles_*`` and
-    ``states`` what it kept."""
-    pairs, taps = gw.shape
-    height, width = profiles_y.shape[1], profiles_x.shape[1]
+    region; ``kernel`` is that output (flushed entries pass no gradient). The profiles are
+    evaluated again (cheaper than keeping them: megabytes of fresh memory per layer and call)."""
+    pairs, taps = w.shape
+    height, width = window
+    prof_y = np.empty((height, taps))
+    prof_x = np.empty((width, taps))
+    state = np.empty((taps, 10))
     by_y = np.empty((height, taps))  # sum_x G[y, x] prof_x[x, k] (G zero outside the region)
     by_x = np.empty((width, taps))  # sum_y G[y, x] prof_y[y, k]
     d_coef = np.empty(taps)
     dprof_y = np.empty(height)
     dprof_x = np.empty(width)
     for m in range(pairs):
-        prof_y, prof_x, state = profiles_y[m], profiles_x[m], states[m]
+        _gauss_tap_profiles(w, p, sig, m, tiny, prof_y, prof_x, state)
         by_y[:] = 0.0
         by_x[:] = 0.0
         for ry in range(grad.shape[1]):
@@ -382,32 +384,14 @@ class RenderDCLS(torch.autograd.Function):
         shape = (region[0][1] - start[0], region[1][1] - start[1])
         out = torch.empty(c_out * c_in, *shape, dtype=weight.dtype)
         w, p = _flat(weight, 0), _flat(positions, 1)
-        saved: tuple[Tensor, ...] = ()
         if version == "gauss":
             tiny = float(torch.finfo(weight.dtype).tiny)
             flush = flush_threshold(weight.dtype)
-            taps = weight.shape[-1]
-            pairs = c_out * c_in
-            saved = (
-                torch.empty(pairs, window[0], taps, dtype=torch.float64),
-                torch.empty(pairs, window[1], taps, dtype=torch.float64),
-                torch.empty(pairs, taps, 10, dtype=torch.float64),
-            )
-            _gauss_forward(
-                w,
-                p,
-                _flat(sigma, 1),
-                tiny,
-                flush,
-                window,
-                start,
-                out.numpy(),
-                *(t.numpy() for t in saved),
-            )
+            _gauss_forward(w, p, _flat(sigma, 1), tiny, flush, window, start, out.numpy())
         else:
             _bilinear_forward(w, p, window, start, out.numpy())
         kernel = out.reshape(c_out, c_in, *shape)
-        ctx.save_for_backward(weight, positions, sigma, kernel, *saved)
+        ctx.save_for_backward(weight, positions, sigma, kernel)
         ctx.window, ctx.version, ctx.reference, ctx.region = window, version, reference, region
         return kernel
 
@@ -415,7 +399,7 @@ class RenderDCLS(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
     ) -> tuple[Tensor | None, ...]:
-        weight, positions, sigma, kernel, *saved = ctx.saved_tensors
+        weight, positions, sigma, kernel = ctx.saved_tensors
         (y0, y1), (x0, x1) = ctx.region
         if torch.is_grad_enabled():  # create_graph=True: the torch path's differentiable backward
             inputs = (weight, positions, sigma)
@@ -437,8 +421,9 @@ class RenderDCLS(torch.autograd.Function):
             s = _flat(sigma, 1)
             gs = np.empty_like(s)
             k = kernel.reshape(-1, y1 - y0, x1 - x0).numpy()
+            tiny = float(torch.finfo(weight.dtype).tiny)
             flush = flush_threshold(weight.dtype)
-            _gauss_backward(s, g, k, flush, start, *(t.numpy() for t in saved), gw, gp, gs)
+            _gauss_backward(w, p, s, g, k, tiny, flush, ctx.window, start, gw, gp, gs)
             gsig = torch.from_numpy(gs).reshape(sigma.shape)
         else:
             _bilinear_backward(w, p, g, ctx.window, start, gw, gp)
