@@ -340,7 +340,15 @@ def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int)
 #                    (08:48 UTC, load 0.4-0.6, 2 threads, NCHW (8, 96, 56, 56), interleaved
 #                    medians of 7, against the previous route): 2-D k = 3 0.69x (8.3 vs 5.6 ms:
 #                    "direct" keeps k < 5), k = 5 / 7 / 9 / 11 / 13 1.11 / 0.99 / 1.04 / 1.07 /
-#                    1.22x (12.2 / 20.4 / 26.0 / 37.8 / 44.3 ms);
+#                    1.22x (12.2 / 20.4 / 26.0 / 37.8 / 44.3 ms). Register-blocked 2-D kernels
+#                    (2026-12-02 10:20 UTC, interleaved old/new DirectDepthwise, load 7-8,
+#                    medians of 7): k = 5 / 7 / 9 / 11 / 13 0.94 / 1.07 / 1.12 / 1.21 / 1.26x
+#                    the kernels before. Against "split" under that load (medians of 5-7):
+#                    k = 11 / 13 / 15 0.84 / 0.83 / 0.61x, k = 17 0.75x, so the split route
+#                    keeps k >= 17. At k = 11-16 the loaded sweep favours "split", and no idle
+#                    sweep has compared the two there yet (the 08:48 one timed the kernels
+#                    against the routes they replaced): the entries stay until one does
+#                    (`bench_fft_conv.py` without --quick times both);
 #   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
 #   "fft":           fft_conv.
 # 3-D was not measured; dense convolutions keep the foundation issue's crossover (15).
