@@ -40,8 +40,9 @@
 #     here (EPOCHS=3; fifth session, 10:33-10:42 UTC, load ~6, from the bundled stage-3 weights):
 #     566 s, 120 steps, the same validation losses (-0.0401, -0.0371, -0.0406) and the same file
 #     (SHA-1 c8f75dfd); the card is this run's (its command says --max-minutes 20: the cap did not
-#     bind, 120 steps took 9.2 min of fitting, so the recipe's 16 gives the same file). Held-out fst ERLE 38.00 dB (all 4 calls >= 36.8), dt
-#     PESQ-WB 1.14, AECMOS echo fst 4.27 / dt 4.20 (packages/audio/README.md).
+#     bind, 120 steps took 9.2 min of fitting, so the recipe's 16 gives the same file). Held-out
+#     fst ERLE 38.00 dB (all 4 calls >= 36.8), dt PESQ-WB 1.14, AECMOS echo fst 4.27 / dt 4.20
+#     (packages/audio/README.md).
 #   In all: 1469 + 1468 + 1466 + 566 = 4969 s (83 min); with the first stage-4 run's 930 s, 89 min.
 # Tried in the fifth session, not adopted (stage 4 from the same stage-3 weights, 14-minute cap,
 # no epoch limit, load 5-7):
