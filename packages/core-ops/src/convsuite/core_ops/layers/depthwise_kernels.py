@@ -325,6 +325,13 @@ def _padded_taps(size: int) -> int:
     return -(-size // TAP_BLOCK) * TAP_BLOCK
 
 
+def _tap_width(size: int) -> int:
+    """The 2-D kernels' tap columns for a kernel ``size`` wide: rounded up to a multiple of four
+    when two or three taps would be left over (one more block of four with zero taps costs less
+    than two or three single-tap passes), else ``size`` (one single tap left at most)."""
+    return size + (-size) % 4 if size % 4 >= 2 else size
+
+
 def _set_threads() -> int:
     """numba's thread count set to torch's (at most numba's pool size); returns it."""
     global _POOL_PID
@@ -335,9 +342,10 @@ def _set_threads() -> int:
 
 
 def _correlate(x: Tensor, taps: Tensor, padding: int) -> Tensor:
-    """Depthwise correlation in the kernels' layouts: x (N, H, W + 2 padding, C) from
-    :func:`_to_layout` (padded along W) with taps (K, K, C), or x (N, C, L) with taps (C, K);
-    returns the output in the same layout, unpadded: (N, Ho, Wo, C) or (N, C, Lo)."""
+    """Depthwise correlation in the kernels' layouts: x (N, H, W + 2 padding + KP - K, C) from
+    :func:`_to_layout` (padded along W) with taps (K, KP, C) from :func:`_taps`, or x (N, C, L)
+    with taps (C, K); returns the output in the same layout, unpadded: (N, Ho, Wo, C) or
+    (N, C, Lo)."""
     _set_threads()
     if x.dim() == 3:
         size = taps.shape[1]
@@ -345,19 +353,20 @@ def _correlate(x: Tensor, taps: Tensor, padding: int) -> Tensor:
         taps = F.pad(taps, (0, _padded_taps(size) - size))
         _forward_ncl(x.numpy(), taps.numpy(), padding, out.numpy())
         return out
-    size = taps.shape[0]
-    out_h, out_w = x.shape[1] + 2 * padding - size + 1, x.shape[2] - size + 1
+    out_h, out_w = x.shape[1] + 2 * padding - taps.shape[0] + 1, x.shape[2] - taps.shape[1] + 1
     out = x.new_empty(x.shape[0], out_h, out_w, x.shape[3])
     _forward_nhwc(x.numpy(), taps.numpy(), padding, out.numpy())
     return out
 
 
 def _taps(weight: Tensor) -> Tensor:
-    """(C, 1, *K) weight -> the kernels' tap layout: (C, K) for 1-D, (K, K, C) for 2-D."""
+    """(C, 1, *K) weight -> the kernels' tap layout: (C, K) for 1-D; (K, KP, C) for 2-D, with
+    KP - K zero columns (:func:`_tap_width`)."""
     weight = weight.detach()
     if weight.dim() == 3:
         return weight[:, 0].contiguous()
-    return weight[:, 0].permute(1, 2, 0).contiguous()
+    size = weight.shape[-1]
+    return F.pad(weight[:, 0], (0, _tap_width(size) - size)).permute(1, 2, 0).contiguous()
 
 
 def _from_layout(t: Tensor) -> Tensor:
@@ -365,18 +374,20 @@ def _from_layout(t: Tensor) -> Tensor:
     return t if t.dim() == 3 else t.permute(0, 3, 1, 2)
 
 
-def _to_layout(t: Tensor, padding: int = 0) -> Tensor:
+def _to_layout(t: Tensor, padding: int = 0, size: int = 0) -> Tensor:
     """(N, C, *L) -> the kernels' layout, contiguous and detached: (N, C, L) for 1-D, and for
-    2-D (N, H, W + 2 padding, C) with ``padding`` zero columns on both sides, in one copy (the
-    2-D kernels' column blocks then need no bounds; a view when ``padding`` is 0 and ``t`` is
-    channels-last)."""
+    2-D (N, H, W + 2 padding + KP - K, C) with ``padding`` zero columns on the left and
+    ``padding + KP - K`` on the right for a kernel ``size`` wide (KP = :func:`_tap_width`;
+    ``size`` 0: none), in one copy (the 2-D kernels' column blocks then need no bounds; a view
+    when there is no padding and ``t`` is channels-last)."""
     t = t.detach()
     if t.dim() == 3:
         return t.contiguous()
-    if not padding:
+    right = padding + (_tap_width(size) - size if size else 0)
+    if not padding and not right:
         return t.permute(0, 2, 3, 1).contiguous()
     n, c, h, w = t.shape
-    out = t.new_empty(n, h, w + 2 * padding, c)
+    out = t.new_empty(n, h, w + padding + right, c)
     out[:, :, :padding] = 0.0
     out[:, :, w + padding :] = 0.0
     out[:, :, padding : w + padding] = t.permute(0, 2, 3, 1)
@@ -390,28 +401,31 @@ def depthwise_forward(x: Tensor, weight: Tensor, padding: int) -> Tensor:
     Returns (N, C, *L_out), L_out = L + 2 padding - K + 1 (2-D: channels-last in memory). A 2-D
     input is copied once into the kernels' padded layout.
     """
-    return _from_layout(_correlate(_to_layout(x, padding), _taps(weight.to(x.dtype)), padding))
+    taps = _taps(weight.to(x.dtype))
+    return _from_layout(_correlate(_to_layout(x, padding, weight.shape[-1]), taps, padding))
 
 
 def _weight_grad(
     x: Tensor, grad_y: Tensor, kernel: int, padding: int, grad_start: int = 0
 ) -> Tensor:
     """Weight gradient (C, 1, *(kernel,) * D) from x and grad_y in the kernels' layout (2-D:
-    x padded by ``padding`` along W, grad_y's output columns starting at ``grad_start``)."""
+    x padded along W by :func:`_to_layout` for ``kernel``, grad_y's output columns starting at
+    ``grad_start``)."""
     threads = _set_threads()
     if x.dim() == 3:
         grad = x.new_empty(x.shape[1], _padded_taps(kernel))
         _weight_grad_ncl(x.numpy(), grad_y.numpy(), padding, grad.numpy())
         return grad[:, None, :kernel].contiguous()
-    parts = x.new_empty(threads, kernel, kernel, x.shape[3])
+    parts = x.new_empty(threads, kernel, _tap_width(kernel), x.shape[3])
     _weight_grad_nhwc(x.numpy(), grad_y.numpy(), padding, grad_start, parts.numpy())
-    return parts.sum(0).permute(2, 0, 1).unsqueeze(1).contiguous()
+    return parts.sum(0)[:, :kernel].permute(2, 0, 1).unsqueeze(1).contiguous()
 
 
 def depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int) -> Tensor:
     """Weight gradient (C, 1, *(kernel,) * D) of :func:`depthwise_forward` for the output
     gradient ``grad_y`` (N, C, *L_out); no autograd."""
-    return _weight_grad(_to_layout(x, padding), _to_layout(grad_y.to(x.dtype)), kernel, padding)
+    x_l = _to_layout(x, padding, kernel)
+    return _weight_grad(x_l, _to_layout(grad_y.to(x.dtype)), kernel, padding)
 
 
 class DirectDepthwise(torch.autograd.Function):
@@ -431,7 +445,7 @@ class DirectDepthwise(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, x: Tensor, weight: Tensor, padding: int
     ) -> Tensor:
-        x_l = _to_layout(x, padding)
+        x_l = _to_layout(x, padding, weight.shape[-1])
         ctx.save_for_backward(x, x_l, weight)
         ctx.padding = padding
         return _from_layout(_correlate(x_l, _taps(weight.to(x.dtype)), padding))
@@ -448,7 +462,9 @@ class DirectDepthwise(torch.autograd.Function):
                 None,
             )
         back_pad = size - 1 - padding
-        g_l = _to_layout(grad_y.to(x_l.dtype), back_pad if ctx.needs_input_grad[0] else 0)
+        g_l = _to_layout(
+            grad_y.to(x_l.dtype), *((back_pad, size) if ctx.needs_input_grad[0] else ())
+        )
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
             flipped = _taps(weight.flip(tuple(range(2, weight.dim()))).to(x_l.dtype))
