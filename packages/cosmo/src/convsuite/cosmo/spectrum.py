@@ -441,9 +441,9 @@ def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
     in sigma, and the realization's holes 13-25% short of the noise power; the median over the
     tail was 1-4% low on the same skies). Where the beam leaves the sky above the noise up to
     ell = 3 Nside - 1 (30' at Nside 128 and 256, 60' at 128, the default 2-pixel beam), that floor
-    is the sky's own damping tail, 25-5000x the noise: taken as noise, it made the rim's local
-    Wiener filter smooth the data and the realization draw white noise where the sky is smooth
-    (hole MSE +1.2% at Nside 128 and 30', mean and realization). So the floor is only the upper
+    is the sky's own damping tail, 6-15000x the noise variance: taken as noise, it made the rim's
+    local Wiener filter smooth the data and the realization draw white noise where the sky is
+    smooth (hole MSE +1.2% at Nside 128 and 30', mean and realization). So the floor is only the upper
     end of the search; maps above Nside :data:`_MAX_MEASURED_NSIDE` (measured degraded, the floor
     above ell 1535 not measured) keep it."""
     estimate = estimate_spectrum(values, observed)
@@ -467,18 +467,21 @@ def _cross_validated_noise(
     leave-one-out cross-validation of the pixel covariance (Rasmussen & Williams 2006, sec.
     5.4.2): the largest variance within a 95% likelihood interval of the best.
 
-    For each of :data:`_CV_SAMPLES` observed pixels (seeded, all of whose data disc of radius
-    :data:`_CV_RADIUS` pixel sizes is observed), the Gaussian prediction from the rest of its
-    disc under signal ``total_cl - noise`` plus white ``noise`` has residual ``r`` and variance
-    ``v`` (``[K^-1 y]_0 / [K^-1]_00`` and ``1 / [K^-1]_00``); the summed log-likelihood
+    For each of :data:`_CV_SAMPLES` observed pixels (seeded; ones whose disc of radius
+    :data:`_CV_RADIUS` pixel sizes is all observed), the Gaussian prediction from its
+    :data:`_CV_DATA` nearest neighbours under signal ``total_cl - noise`` plus white ``noise`` has
+    residual ``r`` and variance ``v`` (``[K^-1 y]_0 / [K^-1]_00`` and ``1 / [K^-1]_00``, K the
+    covariance of the pixel and its neighbours, y their values); the summed log-likelihood
     ``-(log v + r^2 / v) / 2`` is evaluated on :data:`_CV_LEVELS` log-spaced variances from
     ``upper`` (the spectrum's floor) down :data:`_CV_DECADES` decades. Too much noise smooths the
     prediction, too little makes it chase the noise: where the sky's own small scales hide the
     noise the likelihood is flat below some level, and the top of that plateau is taken (the
     rim's extrapolation from data taken as noiseless amplifies their noise: no noise at all put
-    the hole MSE at 1.4x). Measured against the true variance (two skies each, issue 13's
-    targets): 30' at Nside 256 0.8x, 60' at 128 0.8-1.6x, 60' at 256 the floor (0.92-0.97x); 30'
-    at 128 (floor 5000x) and the default prior (floor 1400x): a plateau, the top taken.
+    the hole MSE at 1.4x at Nside 128, 60'). Against the true variance (seeds 0 and 1): issue 13's
+    targets, 30' at Nside 256 0.64-0.66x (the floor 6-7x), 60' at 128 0.82x (floor 26x), 60' at
+    256 the floor itself (0.92-0.97x); where a plateau hides the noise, its top: 30' at 128 5-15x
+    (floor 4700-5100x), the default prior 1.4-4.3x at Nside 128 (floor 1400x) and 15x at 64
+    (floor 15000x). About 0.5 s (15 batched solves of 400 41 x 41 systems).
 
     Args:
         cleaned: (12 nside^2,) muK NESTED, monopole and dipole removed, 0 in the holes.
