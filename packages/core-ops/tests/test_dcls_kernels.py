@@ -9,9 +9,16 @@ from convsuite.core_ops.layers import dcls
 from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, flush_threshold, fused_applies
 
 
-def _taps(version: str, dtype: torch.dtype, spread: float, window: tuple[int, int], seed: int):
+def _taps(
+    version: str,
+    dtype: torch.dtype,
+    spread: float,
+    window: tuple[int, int],
+    seed: int,
+    shape: tuple[int, int, int] = (6, 2, 5),
+):
     generator = torch.Generator().manual_seed(seed)
-    c_out, c_in, count = 6, 2, 5
+    c_out, c_in, count = shape
     weight = torch.randn(c_out, c_in, count, dtype=dtype, generator=generator)
     positions = torch.randn(2, c_out, c_in, count, dtype=dtype, generator=generator) * spread
     positions[:, :, :, 0] = positions[:, :, :, 0].round()  # integer positions: interpolation kinks
@@ -54,7 +61,7 @@ def test_fused_rendering_equals_torch_ops(version, dtype, spread, region):
 @pytest.mark.parametrize("version", ["v1", "gauss"])
 def test_fused_rendering_gradcheck_and_double_backward(version):
     window = (5, 7)
-    inputs = _taps(version, torch.float64, 1.0, window, seed=3)
+    inputs = _taps(version, torch.float64, 1.0, window, seed=3, shape=(2, 1, 3))
     with torch.no_grad():  # away from the kinks, where finite differences are meaningful
         inputs[1][:, :, :, 0] += 0.3
         inputs[1][:, 0, 0, 1] = 0.4

@@ -49,18 +49,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import as_tuple
-from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, flush_threshold, fused_applies
+from convsuite.core_ops.layers.dcls_kernels import (
+    NORM_EPS,
+    SIGMA_FLOOR,
+    RenderDCLS,
+    flush_threshold,
+    fused_applies,
+)
 from convsuite.core_ops.layers.fft_conv import large_kernel_conv
 
 __all__ = ["DCLSConv1d", "DCLSConv2d", "DCLSConv3d", "construct_kernel"]
 
 _VERSIONS = ("v1", "gauss")
-# Added to |SIG| in the Gaussian version, as in the reference (keeps the spread away from zero).
-_SIGMA_FLOOR = 0.27
 # Initial SIG of the Gaussian version, as in the reference (spread 0.5 at start).
 _SIGMA_INIT = 0.23
-# Added to the interpolation normalizer, as in the reference.
-_NORM_EPS = 1e-7
 # 2-D float32/float64 CPU kernels are rendered by dcls_kernels.RenderDCLS (one compiled pass
 # forward and one backward instead of ~20 small torch ops each); False: always the torch ops.
 FUSED_RENDERING = True
@@ -99,7 +101,7 @@ def _bilinear_kernel(weight: Tensor, positions: Tensor, window: Sequence[int]) -
         corner_weight.append(weights)
         corner_valid.append(valid)
         axis_norm.append(weights.sum(0))
-    coefficient = weight / (math.prod(axis_norm) + _NORM_EPS)  # (O, I, K)
+    coefficient = weight / (math.prod(axis_norm) + NORM_EPS)  # (O, I, K)
 
     # Combine the per-axis corners into 2^D flat indices and products of weights.
     flat_index = corner_index[0]
@@ -126,12 +128,12 @@ def _gaussian_kernel(
     axis_pos = _axis_positions(positions, window)
     profiles, masses = [], []
     for axis, (pos, size) in enumerate(zip(axis_pos, window, strict=True)):
-        spread = sigma[dims - 1 - axis].abs() + _SIGMA_FLOOR
+        spread = sigma[dims - 1 - axis].abs() + SIGMA_FLOOR
         grid = torch.arange(size, device=pos.device, dtype=pos.dtype)
         profile = torch.exp(-0.5 * ((grid - pos.unsqueeze(-1)) / spread.unsqueeze(-1)) ** 2)
         profiles.append(profile)  # (O, I, K, size)
         masses.append(profile.sum(-1))
-    coefficient = weight / (math.prod(masses) + _NORM_EPS)
+    coefficient = weight / (math.prod(masses) + NORM_EPS)
     acc = profiles[0] * coefficient.unsqueeze(-1)
     if dims == 1:
         kernel = acc.sum(2)

@@ -18,7 +18,8 @@ for the Gaussian ``'gauss'``; see :mod:`convsuite.core_ops.layers.dcls`):
   position the fraction has zero gradient (the torch path's subgradient choice).
 
 Positions are clamped to the window (zero gradient outside, as ``torch.clamp``); the spread's
-gradient through ``|SIG|`` is ``sign(SIG)``. Equal to the torch path in values and gradients up
+gradient through ``|SIG|`` is ``sign(SIG)``. Arithmetic runs in float64 and is rounded to the
+input dtype once. Equal to the torch path in values and gradients up
 to rounding (``tests/test_dcls_kernels.py``: float32 and float64, gradcheck). Serial loops: one
 layer's rendering is ~0.1-3 MFLOP, and a serial kernel leaves numba's thread pool (and its
 fork() restriction) out of it. Double backward (``create_graph=True``) goes through the torch
@@ -35,10 +36,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["RenderDCLS", "flush_threshold", "fused_applies"]
+__all__ = ["NORM_EPS", "SIGMA_FLOOR", "RenderDCLS", "flush_threshold", "fused_applies"]
 
-_SIGMA_FLOOR = 0.27
-_NORM_EPS = 1e-7
+# Added to |SIG| in the Gaussian version, as in the reference (keeps the spread away from zero).
+SIGMA_FLOOR = 0.27
+# Added to the interpolation normalizer, as in the reference.
+NORM_EPS = 1e-7
 
 
 @numba.njit(cache=True)
@@ -55,7 +58,7 @@ def _gauss_profile(
     size = prof.shape[0]
     inside = 1.0 if -half <= p <= half else 0.0
     pos = min(max(p, -half), half) + half
-    inv_spread = 1.0 / (abs(sig) + _SIGMA_FLOOR)
+    inv_spread = 1.0 / (abs(sig) + SIGMA_FLOOR)
     inv2 = inv_spread * inv_spread
     step = math.exp(-inv2)
     centre = min(max(int(math.floor(pos + 0.5)), 0), size - 1)
@@ -106,7 +109,7 @@ def _gauss_tap_profiles(
         pos_x, inv_x, mass_x, in_x = _gauss_profile(
             p[0, m, k], sig[0, m, k], half_x, floor, prof_x, k
         )
-        denom = mass_y * mass_x + _NORM_EPS
+        denom = mass_y * mass_x + NORM_EPS
         st = state[k]
         st[0], st[1], st[2], st[3], st[4] = w[m, k] / denom, denom, mass_y, mass_x, pos_y
         st[5], st[6], st[7], st[8], st[9] = pos_x, inv_y, inv_x, in_y, in_x
@@ -267,7 +270,7 @@ def _bilinear_forward(
         for k in range(taps):
             ly, wy0, wy1, ny, _ = _corners(p[1, m, k], height // 2, height)
             lx, wx0, wx1, nx, _ = _corners(p[0, m, k], width // 2, width)
-            coef = w[m, k] / (ny * nx + _NORM_EPS)
+            coef = w[m, k] / (ny * nx + NORM_EPS)
             for dy in range(2):
                 wy = wy0 if dy == 0 else wy1
                 iy = ly + dy - start[0]
@@ -307,7 +310,7 @@ def _bilinear_backward(
             g01 = _region_value(grad, m, ly - start[0], lx + 1 - start[1])
             g10 = _region_value(grad, m, ly + 1 - start[0], lx - start[1])
             g11 = _region_value(grad, m, ly + 1 - start[0], lx + 1 - start[1])
-            denom = ny * nx + _NORM_EPS
+            denom = ny * nx + NORM_EPS
             coef = w[m, k] / denom
             # d loss / d (corner weight) per axis, and d loss / d coef
             d_wy0 = coef * (g00 * wx0 + g01 * wx1)
