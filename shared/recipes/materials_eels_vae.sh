@@ -26,6 +26,10 @@
 # reconstruction of the smoothed input 0.898), and that the warm-up retrain's false alarms come
 # from the null threshold sitting lower in a heavier boundary tail: README ("Where the normal
 # pixels' error comes from").
+# Session 5 (2026-12-02): not retrained. `train --cell 1 --no-spatial-mean` (one latent per pixel,
+# fed each pixel's own spectrum; 8 + 8 min) reaches best-threshold local F1 0.999 at 0.5 eV
+# (PCA-4 0.998; packages/materials/benchmarks/small_shifts.py) but loses the clusters and the plain
+# score: README ("Testing the fix").
 # Figures: packages/materials/README.md.
 set -euo pipefail
 WORK=${1:-recipe-materials}

@@ -7,6 +7,10 @@ spectrum with its reconstruction: the same crop, resampling and scaling, with th
 energy only and no spatial mean (a 3 x 3 mean before scoring spreads a single anomalous pixel over
 nine and caps the F1 of even a perfect reconstruction at ~0.2).
 
+A network trained with ``EELSVAEConfig.spatial_mean=False`` (not the reference's; see
+:mod:`convsuite.materials.model`) is fed each pixel's own spectrum instead of the 3 x 3 mean
+(:meth:`Prepared.network_view`).
+
 Everything works on a band of rows at a time, so a lazy (dask) cube is read and prepared in
 pieces; :func:`prepare_band` takes one more row above and below than it returns for the 3 x 3 mean.
 """
