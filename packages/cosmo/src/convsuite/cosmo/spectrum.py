@@ -481,7 +481,7 @@ def _cross_validated_noise(
     targets, 30' at Nside 256 0.64-0.66x (the floor 6-7x), 60' at 128 0.82x (floor 26x), 60' at
     256 the floor itself (0.92-0.97x); where a plateau hides the noise, its top: 30' at 128 5-15x
     (floor 4700-5100x), the default prior 1.4-4.3x at Nside 128 (floor 1400x) and 15x at 64
-    (floor 15000x). About 0.5 s (15 batched solves of 400 41 x 41 systems).
+    (floor 15000x). 0.14-0.23 s at Nside 64-512 (15 batched solves of 400 41 x 41 systems).
 
     Args:
         cleaned: (12 nside^2,) muK NESTED, monopole and dipole removed, 0 in the holes.
