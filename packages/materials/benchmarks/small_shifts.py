@@ -10,7 +10,7 @@ null threshold (false-alarm rate 5e-4); on ``evaluate``'s cubes of 2 eV shifts i
 and 25 pixels the null threshold's F1; on the anomaly-free cubes the share flagged.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python packages/materials/benchmarks/small_shifts.py
-[--weights FILE ...] [--pca]`` (bundled weights by default; ~45 s for 7 checkpoints and PCA-4,
+[--weights FILE ...] [--pca] [--pair]`` (bundled weights by default; ~45 s for 7 checkpoints and PCA-4,
 one thread, loaded).
 """
 
@@ -81,7 +81,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", nargs="*", default=[None], help="checkpoints (bundled)")
     parser.add_argument("--pca", action="store_true", help="also PCA-4 of the own spectra")
+    parser.add_argument(
+        "--pair",
+        action="store_true",
+        help="also 'either' across the first two checkpoints: the first's local score, the "
+        "second's plain score",
+    )
     args = parser.parse_args()
+    if args.pair and len(args.weights) < 2:
+        parser.error("--pair needs two --weights")
     torch.set_num_threads(1)
     print(
         "per reference: 0.5 eV, 1 eV: AUROC, best-threshold F1, null F1 | 2 eV clusters: null F1 "
@@ -89,7 +97,7 @@ def main() -> None:
     )
     nets = [(w or "bundled", load_network(w).eval()) for w in args.weights]
     grid = grid_of(nets[0][1])
-    channels = window_channels(grid.values, (690.0, 730.0))
+    c = window_channels(grid.values, (690.0, 730.0))
     prepared, truths = {}, {}
     for name, (seed, shift, cluster) in CUBES.items():
         anomalies = [AnomalySpec("shift", shift, 500, cluster=cluster)] if shift else ()
@@ -105,10 +113,19 @@ def main() -> None:
     }
     if args.pca:
         models["PCA-4 of own"] = {n: pca_reconstruction(p.own, 4) for n, p in prepared.items()}
+    maps = {}
     for label, reconstructions in models.items():
-        maps = {n: scores_of(prepared[n].own, r, channels) for n, r in reconstructions.items()}
+        maps[label] = {n: scores_of(prepared[n].own, r, c) for n, r in reconstructions.items()}
         for reference in REFERENCES:
-            print(f"{label}, {_NAMES[reference]}: {row(maps, truths, reference)}", flush=True)
+            print(
+                f"{label}, {_NAMES[reference]}: {row(maps[label], truths, reference)}", flush=True
+            )
+    if args.pair:
+        first, second = (maps[label] for label, _ in nets[:2])
+        pair = {
+            n: {"either": either_score(first[n]["local"], second[n]["network"])} for n in prepared
+        }
+        print(f"local of the first, plain of the second, either: {row(pair, truths, 'either')}")
 
 
 if __name__ == "__main__":
