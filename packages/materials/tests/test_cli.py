@@ -93,6 +93,10 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
         invoke, "detect", small_cube_file, *common, "--reference", "ring"
     )
     assert not out.exists()
+    runs = tmp_path / "runs"
+    assert "1, 2 or 4" in _refused(invoke, "train", "--out", runs, "--cell", 3)
+    assert "--init" in _refused(invoke, "train", "--out", runs, "--init", tiny_weights, "--cell", 1)
+    assert not runs.exists()
 
 
 def test_simulate_writes_ground_truth(invoke, tmp_path: Path) -> None:
