@@ -22,7 +22,8 @@
 # deterministic: from the bundled stage-3 weights (`git show d76d004:packages/audio/src/convsuite/
 # audio/weights/d3aec_small.safetensors`) it writes the bundled d3aec_small.safetensors byte for
 # byte (checked 2026-12-02, fifth session: same SHA-1), provided its 120 steps fit in the 16-minute
-# cap (9.4 min at load ~6; ~15.5 min at load ~9).
+# cap (9.4 min at load ~6; ~15.5 min at load ~9): the recipe checks the step count the stage-4
+# card records (metrics.steps) and stops with an error, copying nothing, when the cap cut it short.
 # STAGE1=path/to/weights.safetensors skips stage 1 and starts stage 2 from that file.
 #
 # Measured on 2026-12-02 on the 2-core machine shared with five other agents (load average 5-12),
@@ -80,6 +81,15 @@ stage stage2 --init "$STAGE1" --fst-share 0.4 --lr 1e-3 --seed 6000
 stage stage3 --init "$WORK/stage2/d3aec_small.safetensors" --fst-share 0.3 --lr 5e-4 --seed 12000
 EPOCHS=3 MINUTES=16 stage stage4 --init "$WORK/stage3/d3aec_small.safetensors" --fst-share 0.3 \
     --lr 3e-4 --seed 18000 --distortion-weight 0.5
+# The 16-minute cap only guards the budget: had it stopped stage 4 before its 120 steps (3 epochs
+# of 40), the checkpoint would not be the bundled one. The card records the steps taken.
+read_steps='import json, sys; print(round(json.load(sys.stdin)["metrics"]["steps"]))'
+steps=$(.venv/bin/python -c "$read_steps" <"$WORK/stage4/d3aec_small.json")
+if [ "$steps" -ne 120 ]; then
+    echo "stage 4 stopped at $steps of its 120 steps (the 16-minute cap): weights not copied;" \
+        "rerun it on a less loaded machine (or with MINUTES raised)" >&2
+    exit 1
+fi
 mkdir -p "$WEIGHTS"
 cp "$WORK/stage4/d3aec_small.safetensors" "$WORK/stage4/d3aec_small.json" "$WEIGHTS/"
 

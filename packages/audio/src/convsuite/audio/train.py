@@ -244,7 +244,9 @@ def train_network(
         **trainer_settings: accelerator, devices, strategy, num_nodes.
 
     Returns:
-        The weights path.
+        The weights path; its card's metrics hold ``train_minutes``, ``steps`` (optimizer steps
+        taken: fewer than ``epochs * steps_per_epoch`` when ``max_minutes`` ran out) and the best
+        ``val_loss``.
     """
     seed_everything(seed)
     module = AECModule(
@@ -293,4 +295,5 @@ def train_network(
         inputs={"sample_rate": 16000, "n_fft": 512, "hop": 256, "channels": "mic, far (aligned)"},
         outputs={"near_end": "complex STFT of the near-end speech estimate"},
     )
-    return export_best(trainer, module, weights, card, metrics={"train_minutes": minutes})
+    metrics = {"train_minutes": minutes, "steps": trainer.global_step}
+    return export_best(trainer, module, weights, card, metrics=metrics)
