@@ -22,7 +22,9 @@ def test_card_describes_the_weights(canceller: EchoCanceller) -> None:
     assert list_bundled("convsuite.audio") == ["d3aec_small"]
     card = canceller.network.card
     assert card.inputs["sample_rate"] == 16000 and card.inputs["hop"] == 256
-    assert card.recipe.startswith("aec train --preset small")
+    assert card.recipe.startswith("bash shared/recipes/audio_d3net_aec.sh WORK; its last stage")
+    assert "aec train --preset small --out WORK/stage4" in card.recipe and "/tmp" not in card.recipe
+    assert card.metrics["steps"] == 120  # 3 epochs of 40: the recipe's stage 4 in full
     assert card.metrics["val_loss"] < 0.1 and card.metrics["train_minutes"] <= 25
     assert canceller.network.config.causal and not canceller.network.training
 
