@@ -165,7 +165,8 @@ def train(
         Path | None,
         typer.Option(
             help="Subject folders that pick the best checkpoint (default: 10% of DATA_ROOT's "
-            "subjects, drawn by --seed); every DATA_ROOT subject is then trained on."
+            "subjects, drawn by --seed); every DATA_ROOT subject is then trained on. Refused "
+            "when it shares a subject folder with DATA_ROOT."
         ),
     ] = None,
     seed: Seed = 0,

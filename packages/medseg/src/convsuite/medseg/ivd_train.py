@@ -284,6 +284,20 @@ class TrainResult:
     seconds: float
 
 
+def _check_disjoint(data_root: str | os.PathLike[str], val_root: str | os.PathLike[str]) -> None:
+    """InputError (one line) when a subject folder of ``val_root`` is one of ``data_root``'s
+    (compared as resolved paths, so links and ``..`` do not hide a shared subject)."""
+    train = {folder.resolve() for folder in find_subjects(data_root)}
+    shared = sorted(f for f in find_subjects(val_root) if f.resolve() in train)
+    if shared:
+        raise InputError(
+            val_root,
+            f"shares {len(shared)} subject folder(s) with the training data {data_root} "
+            f"({', '.join(f.name for f in shared[:3])}{', ...' if len(shared) > 3 else ''}): "
+            "--val-data must hold subjects that are not trained on",
+        )
+
+
 def train_ivd(
     data_root: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -344,11 +358,14 @@ def train_ivd(
 
     Raises:
         InputError: unknown model or preset, unreadable or unlabelled data, ``init`` missing
-            or of another architecture or config.
+            or of another architecture or config, a ``val_root`` subject folder that is also one
+            of ``data_root``'s.
     """
     if model not in IVD_MODELS:
         raise InputError(model, f"is not a disc network; use one of {', '.join(IVD_MODELS)}")
     started = time.perf_counter()
+    if val_root is not None:
+        _check_disjoint(data_root, val_root)
     seed_everything(seed)
     config = model_config(model, preset)
     data = load_slices(data_root, config.pixel_mm, progress=progress)
