@@ -170,18 +170,52 @@ def test_train_fine_tunes_from_init_and_refuses_another_network(
 def test_train_validates_on_val_data_and_trains_on_every_data_subject(
     spines: Path, tmp_path: Path, medseg: Medseg
 ) -> None:
-    """``--val-data``: the checkpoint is picked on those subjects, none of DATA_ROOT's is held out
-    (the same split whatever --seed; a fine-tuning stage cannot validate on trained subjects)."""
-    from convsuite.core_ops.io import read_card
+    """``--val-data``: the checkpoint is picked on those subjects and every DATA_ROOT subject is
+    trained on, the same split whatever --seed (a fine-tuning stage with another seed cannot
+    validate on subjects an earlier stage trained on)."""
+    import shutil
 
+    from convsuite.core_ops.hub import model_config
+    from convsuite.core_ops.io import read_card
+    from convsuite.medseg.ivd_train import load_slices
+
+    val = tmp_path / "val"
+    shutil.copytree(spines / "01", val / "01")  # a copy: another folder, so not refused
+    pixel_mm = model_config("ivdnet", "tiny").pixel_mm
+    n_train = len(load_slices(spines, pixel_mm, progress=False).images)
+    n_val = len(load_slices(val, pixel_mm, progress=False).images)
     args = ("--preset", "tiny", "--max-steps", "1", "--batch-size", "2", "--accelerator", "cpu")
+    texts = []
+    for seed in ("0", "3"):
+        out = tmp_path / f"seed{seed}"
+        assert (
+            medseg("ivd", "train", spines, "--out", out, *args, "--val-data", val, "--seed", seed)
+            == 0
+        )
+        texts.append(read_card(out / "ivdnet.json").training_data)
+    assert texts[0].startswith(
+        f"{n_train} sagittal slices of 2 subjects of {spines} (validation: {n_val} slices of 1 "
+        f"subjects of {val}); lr "
+    ), texts[0]
+    assert texts[0] == texts[1]
+
+
+def test_train_refuses_val_data_that_shares_a_subject_with_data_root(
+    spines: Path, tmp_path: Path, medseg: Medseg, capsys
+) -> None:  # noqa: ANN001
+    """A --val-data subject folder that is also a DATA_ROOT one (here through a link, compared
+    resolved) would pick the checkpoint on trained data: one line, exit 2, nothing written."""
+    linked = tmp_path / "val"
+    linked.mkdir()
+    (linked / "01").symlink_to(spines / "01", target_is_directory=True)
     out = tmp_path / "run"
-    val = ("--val-data", spines / "01", "--seed", "3")
-    assert medseg("ivd", "train", spines / "00", "--out", out, *args, *val) == 0
-    card = read_card(out / "ivdnet.json")
-    assert "slices of 1 subjects of" in card.training_data
-    assert f"slices of 1 subjects of {spines / '01'})" in card.training_data
-    assert 0 <= card.metrics["val_dice"] <= 1
+    args = ("--preset", "tiny", "--max-steps", "1", "--accelerator", "cpu", "--out", out)
+    capsys.readouterr()
+    assert medseg("ivd", "train", spines, "--val-data", linked, *args) == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"shares 1 subject folder(s) with the training data {spines} (01)" in message, message
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("command", ["simulate", "train", "segment", "evaluate"])
