@@ -17,14 +17,17 @@ same output and gradients (``tests/test_dcls.py`` checks this against the packag
 What differs, and why:
 
 * Kernel construction does not evaluate every (tap, grid position) pair. Bilinear ``'v1'`` scatters
-  the 2^D corner weights of each tap; ``'gauss'`` uses the separability of an axis-aligned Gaussian
-  (and of its normalization) to build each kernel as a sum of outer products of 1-D profiles. Cost is
-  O(kernel_count * 2^D) and O(kernel_count * sum(dilated_kernel_size)) plus one small matrix product,
-  instead of O(kernel_count * prod(dilated_kernel_size)).
-* Gaussian kernel entries below the square root of the smallest normal float (1.1e-19 in float32,
-  :func:`~convsuite.core_ops.layers.dcls_kernels.flush_threshold`) are flushed to zero: subnormal
-  entries make the reference's CPU convolution ~25x slower, and entries just above the smallest
-  normal still give subnormal products with activations; they carry no signal.
+  the 2^D corner weights of each tap: O(kernel_count * 2^D) per channel pair. ``'gauss'`` uses the
+  separability of an axis-aligned Gaussian (and of its normalization) to build each kernel as a sum
+  of outer products of 1-D profiles: O(kernel_count * sum(dilated_kernel_size)) exponentials, and
+  in 2-D one (H x K) by (K x W) matrix product, O(kernel_count * H * W) multiply-adds per channel
+  pair (the reference's order, but no exponential per entry).
+* Gaussian kernel entries below the square root of the smallest normal float32 (1.1e-19,
+  :func:`~convsuite.core_ops.layers.dcls_kernels.flush_threshold`) are set to zero in value; their
+  gradient passes as if unflushed (all-zero weights still learn). Subnormal entries make the
+  reference's CPU convolution ~25x slower, and entries just above the smallest normal still give
+  subnormal products with activations; a flushed entry changes an output by at most 1.1e-19 times
+  the input's largest magnitude.
 * 2-D float32/float64 CPU kernels are rendered by one compiled pass forward and one backward
   (:mod:`~convsuite.core_ops.layers.dcls_kernels`; ``FUSED_RENDERING = False`` restores the torch
   ops), and the layer renders only the taps its input reaches (a 17x17 window on a 4x4 map
@@ -56,7 +59,7 @@ from convsuite.core_ops.layers.dcls_kernels import (
     flush_threshold,
     fused_applies,
 )
-from convsuite.core_ops.layers.fft_conv import large_kernel_conv
+from convsuite.core_ops.layers.fft_conv import large_kernel_conv, reached_taps
 
 __all__ = ["DCLSConv1d", "DCLSConv2d", "DCLSConv3d", "construct_kernel"]
 
@@ -142,7 +145,9 @@ def _gaussian_kernel(
             acc = (acc.unsqueeze(-1) * profile.unsqueeze(-2)).flatten(-2)
         kernel = torch.matmul(acc.transpose(-1, -2), profiles[-1])
     kernel = kernel.reshape(c_out, c_in, *window)
-    return torch.where(kernel.abs() < flush_threshold(kernel.dtype), 0.0, kernel)
+    # flushed entries are zero in value (kernel - kernel.detach()) but keep their gradient
+    small = kernel.detach().abs() < flush_threshold(kernel.dtype)
+    return torch.where(small, kernel - kernel.detach(), kernel)
 
 
 def construct_kernel(
@@ -174,24 +179,25 @@ def construct_kernel(
     if version == "gauss" and sigma is None:
         raise ValueError("version 'gauss' needs sigma")
     window = tuple(window)
+    dims = len(window)
+    if weight.dim() != 3:
+        raise ValueError(f"weight must be (C_out, C_in/groups, K), got shape {tuple(weight.shape)}")
+    expected = (dims, *weight.shape)
+    for name, t in (("positions", positions), ("sigma", sigma if version == "gauss" else None)):
+        if t is not None and tuple(t.shape) != expected:
+            raise ValueError(f"{name} must have shape {expected}, got {tuple(t.shape)}")
     region = tuple(region) if region is not None else tuple((0, size) for size in window)
-    if FUSED_RENDERING and fused_applies(weight, positions, window):
+    if len(region) != dims or not all(
+        0 <= start < stop <= size for (start, stop), size in zip(region, window, strict=True)
+    ):
+        raise ValueError(
+            f"region must give 0 <= start < stop <= size on each of the {dims} axes of window "
+            f"{window}, got {region}"
+        )
+    if FUSED_RENDERING and fused_applies(weight, positions, window, sigma):
         return RenderDCLS.apply(weight, positions, sigma, window, version, _torch_kernel, region)
     kernel = _torch_kernel(weight, positions, window, version, sigma)
     return kernel[(..., *(slice(start, stop) for start, stop in region))]
-
-
-def _reach(length: int, padding: int, size: int) -> tuple[int, int]:
-    """(start, stop) of the taps of a window of ``size`` that a stride-1 convolution with
-    ``padding`` zeros on both sides of an axis of ``length`` reaches with real input: tap ``t``
-    reads input ``o - padding + t`` for outputs ``o`` in ``[0, length + 2 padding - size]``.
-    The result is symmetric (the same number dropped on both sides) or the whole window."""
-    outputs = length + 2 * padding - size + 1
-    start = max(0, padding - outputs + 1)
-    stop = min(size, padding + length)
-    if outputs < 1 or start != size - stop:
-        return 0, size
-    return start, stop
 
 
 def _torch_kernel(
@@ -298,7 +304,7 @@ class _DCLSNd(nn.Module):
         region = None
         if x.dim() == self.spatial_dims + 2 and all(s == 1 for s in self.stride):
             region = [
-                _reach(length, pad, size)
+                reached_taps(length, pad, pad, size) or (0, size)
                 for length, pad, size in zip(
                     x.shape[2:], padding, self.dilated_kernel_size, strict=True
                 )

@@ -11,11 +11,15 @@ for the Gaussian ``'gauss'``; see :mod:`convsuite.core_ops.layers.dcls`):
 * ``'gauss'``: per tap, per axis a profile ``exp(-((g - p) / s)^2 / 2)`` over the window's grid
   ``g``, ``s = |SIG| + 0.27``, its mass; the tap adds ``w / (mass_y mass_x + 1e-7)`` times the
   outer product of its two profiles; entries below :func:`flush_threshold` (the square root of the
-  smallest normal float) are flushed to zero (zero gradient there), as in the torch path.
+  smallest normal float32) are flushed to zero in the value only (the gradient passes through as
+  if unflushed, so all-zero weights still learn), as in the torch path.
 * ``'v1'``: per tap, per axis the two linear-interpolation corners ``(1 - f, f)`` at
   ``floor(p)``, ``floor(p) + 1`` (corners outside the window count zero, and do not enter the
   normalizer); the tap adds ``w / (n_y n_x + 1e-7)`` times the corner products. At an integer
   position the fraction has zero gradient (the torch path's subgradient choice).
+
+A NaN position or spread makes its pair's whole kernel NaN (and that tap's gradients NaN), so it
+is not hidden by the clamp; the torch path gives NaN too (in the entries the tap reaches).
 
 Positions are clamped to the window (zero gradient outside, as ``torch.clamp``); the spread's
 gradient through ``|SIG|`` is ``sign(SIG)``. Arithmetic runs in float64 and is rounded to the
@@ -116,6 +120,18 @@ def _gauss_tap_profiles(
 
 
 @numba.njit(cache=True)
+def _pair_has_nan(p: np.ndarray, sig: np.ndarray, m: int) -> bool:
+    """Whether any tap of pair ``m`` has a NaN position or spread (``sig`` may have no taps)."""
+    for k in range(p.shape[2]):
+        if math.isnan(p[0, m, k]) or math.isnan(p[1, m, k]):
+            return True
+    for k in range(sig.shape[2]):
+        if math.isnan(sig[0, m, k]) or math.isnan(sig[1, m, k]):
+            return True
+    return False
+
+
+@numba.njit(cache=True)
 def _gauss_forward(
     w: np.ndarray,
     p: np.ndarray,
@@ -137,6 +153,9 @@ def _gauss_forward(
     acc = np.empty((height, width))
     rows = np.empty((taps, width))  # prof_x transposed: the inner loop runs along x
     for m in range(pairs):
+        if _pair_has_nan(p, sig, m):
+            out[m] = np.nan
+            continue
         _gauss_tap_profiles(w, p, sig, m, tiny, prof_y, prof_x, state)
         for gx in range(width):
             for k in range(taps):
@@ -175,18 +194,18 @@ def _gauss_backward(
     p: np.ndarray,
     sig: np.ndarray,
     grad: np.ndarray,
-    kernel: np.ndarray,
     tiny: float,
-    flush: float,
     window: tuple[int, int],
     start: tuple[int, int],
+    geometry: bool,
     gw: np.ndarray,
     gp: np.ndarray,
     gsig: np.ndarray,
 ) -> None:
     """Gradients of :func:`_gauss_forward` for the gradient ``grad`` (M, h, w) of its output
-    region; ``kernel`` is that output (flushed entries pass no gradient). The profiles are
-    evaluated again (cheaper than keeping them: megabytes of fresh memory per layer and call)."""
+    region, as if no entry were flushed (the flush is the forward value's only); position and
+    spread gradients only when ``geometry``. The profiles are evaluated again (cheaper than
+    keeping them: megabytes of fresh memory per layer and call)."""
     pairs, taps = w.shape
     height, width = window
     prof_y = np.empty((height, taps))
@@ -198,6 +217,11 @@ def _gauss_backward(
     dprof_y = np.empty(height)
     dprof_x = np.empty(width)
     for m in range(pairs):
+        if _pair_has_nan(p, sig, m):
+            gw[m] = np.nan
+            gp[:, m] = np.nan
+            gsig[:, m] = np.nan
+            continue
         _gauss_tap_profiles(w, p, sig, m, tiny, prof_y, prof_x, state)
         by_y[:] = 0.0
         by_x[:] = 0.0
@@ -206,7 +230,7 @@ def _gauss_backward(
             for rx in range(grad.shape[2]):
                 gx = start[1] + rx
                 value = grad[m, ry, rx]
-                if value == 0.0 or abs(kernel[m, ry, rx]) < flush:
+                if value == 0.0:
                     continue
                 for k in range(taps):
                     by_y[gy, k] += value * prof_x[gx, k]
@@ -218,6 +242,8 @@ def _gauss_backward(
         for k in range(taps):
             coef, denom, mass_y, mass_x = state[k, 0], state[k, 1], state[k, 2], state[k, 3]
             gw[m, k] = d_coef[k] / denom
+            if not geometry:
+                continue
             d_denom = -d_coef[k] * coef / denom
             # profile gradients: coef * (G prof_x) for y, coef * (G^T prof_y) for x, plus the mass
             for gy in range(height):
@@ -264,8 +290,12 @@ def _bilinear_forward(
     of taps w (M, K) at positions p (2, M, K)."""
     pairs, taps = w.shape
     height, width = window
+    no_sigma = np.empty((2, pairs, 0))
     for m in range(pairs):
         acc = out[m]
+        if _pair_has_nan(p, no_sigma, m):
+            acc[:] = np.nan
+            continue
         acc[:] = 0.0
         for k in range(taps):
             ly, wy0, wy1, ny, _ = _corners(p[1, m, k], height // 2, height)
@@ -298,7 +328,12 @@ def _bilinear_backward(
     region."""
     pairs, taps = w.shape
     height, width = window
+    no_sigma = np.empty((2, pairs, 0))
     for m in range(pairs):
+        if _pair_has_nan(p, no_sigma, m):
+            gw[m] = np.nan
+            gp[:, m] = np.nan
+            continue
         for k in range(taps):
             ly, wy0, wy1, ny, dfy = _corners(p[1, m, k], height // 2, height)
             lx, wx0, wx1, nx, dfx = _corners(p[0, m, k], width // 2, width)
@@ -332,26 +367,36 @@ def _bilinear_backward(
 
 
 def flush_threshold(dtype: torch.dtype) -> float:
-    """Gaussian kernel entries below this are zero: the square root of the smallest normal
-    number of ``dtype`` (1.1e-19 in float32). A product of a kernel entry above it and an
+    """Gaussian kernel entries below this are zero in value (their gradient passes): the square
+    root of the smallest normal number of ``dtype`` (1.1e-19 in float32 and bfloat16, 1.5e-154 in
+    float64), of float32 for 16-bit floats (float16's own would be 7.8e-3 and zero real entries:
+    3.4% kernel error against 0.37% unflushed). A product of a kernel entry above it and an
     activation or gradient above it is a normal number; smaller entries (most of a 17x17 window
     around taps of spread 0.5) made the convolutions' multiply-adds produce subnormals, which
-    x86 CPUs handle in microcode: the ConvNeXt-atto 32x32 stage's convolution ran ~25% slower
-    (measured loaded, 1 thread, 39 vs 30 ms). What they contribute is below float32 resolution
-    of any output above 1e-12."""
+    x86 CPUs handle in microcode: the ConvNeXt-atto 32x32 stage's convolution ran ~30% slower
+    (measured loaded, 1 thread, 39 vs 30 ms). The flushed entries of a window of n entries change
+    an output by at most n * 1.1e-19 * max|x| (x the convolution's input), below float32
+    resolution of any output above about n * 2e-12 * max|x|."""
+    if torch.finfo(dtype).bits <= 16:
+        dtype = torch.float32
     return float(torch.finfo(dtype).tiny) ** 0.5
 
 
-def fused_applies(weight: Tensor, positions: Tensor, window: tuple[int, ...]) -> bool:
+def fused_applies(
+    weight: Tensor, positions: Tensor, window: tuple[int, ...], sigma: Tensor | None = None
+) -> bool:
     """Whether :class:`RenderDCLS` renders these taps: a 2-D window, float32/float64 CPU
-    tensors, no autocast (the torch path's matrix product runs in bf16 there)."""
+    tensors of one dtype (``sigma`` too, when given), no autocast (the torch path's matrix
+    product runs in bf16 there), not inside ``torch.compile`` (numba calls do not trace)."""
     return (
         len(window) == 2
-        and weight.device.type == "cpu"
-        and positions.device.type == "cpu"
+        and all(
+            t.device.type == "cpu" and t.dtype == weight.dtype
+            for t in (weight, positions, *(() if sigma is None else (sigma,)))
+        )
         and weight.dtype in (torch.float32, torch.float64)
-        and positions.dtype == weight.dtype
         and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
     )
 
 
@@ -368,8 +413,8 @@ class RenderDCLS(torch.autograd.Function):
     region)``: ``region`` ((y0, y1), (x0, x1)) selects the rendered part of the ``window`` (a
     convolution on a small map only reaches the central taps), giving (C_out, C_in/groups,
     y1 - y0, x1 - x0), equal to the full kernel's ``[..., y0:y1, x0:x1]``; ``reference`` is the
-    torch rendering (signature of :func:`~convsuite.core_ops.layers.dcls.construct_kernel`),
-    used for double backward."""
+    torch rendering, ``convsuite.core_ops.layers.dcls._torch_kernel`` (not ``construct_kernel``,
+    which would come back here), used for double backward."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -385,7 +430,7 @@ class RenderDCLS(torch.autograd.Function):
         c_out, c_in, _ = weight.shape
         start = (region[0][0], region[1][0])
         shape = (region[0][1] - start[0], region[1][1] - start[1])
-        out = torch.empty(c_out * c_in, *shape, dtype=weight.dtype)
+        out = torch.empty(c_out * c_in, *shape, dtype=weight.dtype, device="cpu")
         w, p = _flat(weight, 0), _flat(positions, 1)
         if version == "gauss":
             tiny = float(torch.finfo(weight.dtype).tiny)
@@ -394,7 +439,7 @@ class RenderDCLS(torch.autograd.Function):
         else:
             _bilinear_forward(w, p, window, start, out.numpy())
         kernel = out.reshape(c_out, c_in, *shape)
-        ctx.save_for_backward(weight, positions, sigma, kernel)
+        ctx.save_for_backward(weight, positions, sigma)
         ctx.window, ctx.version, ctx.reference, ctx.region = window, version, reference, region
         return kernel
 
@@ -402,8 +447,11 @@ class RenderDCLS(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
     ) -> tuple[Tensor | None, ...]:
-        weight, positions, sigma, kernel = ctx.saved_tensors
+        weight, positions, sigma = ctx.saved_tensors
         (y0, y1), (x0, x1) = ctx.region
+        needs = ctx.needs_input_grad[:3]
+        if not any(needs):
+            return (None,) * 7
         if torch.is_grad_enabled():  # create_graph=True: the torch path's differentiable backward
             inputs = (weight, positions, sigma)
             needed = [t for t, need in zip(inputs, ctx.needs_input_grad[:3], strict=True) if need]
@@ -423,16 +471,15 @@ class RenderDCLS(torch.autograd.Function):
         if ctx.version == "gauss":
             s = _flat(sigma, 1)
             gs = np.empty_like(s)
-            k = kernel.reshape(-1, y1 - y0, x1 - x0).numpy()
             tiny = float(torch.finfo(weight.dtype).tiny)
-            flush = flush_threshold(weight.dtype)
-            _gauss_backward(w, p, s, g, k, tiny, flush, ctx.window, start, gw, gp, gs)
-            gsig = torch.from_numpy(gs).reshape(sigma.shape)
+            geometry = needs[1] or needs[2]
+            _gauss_backward(w, p, s, g, tiny, ctx.window, start, geometry, gw, gp, gs)
+            gsig = torch.from_numpy(gs).reshape(sigma.shape) if needs[2] else None
         else:
             _bilinear_backward(w, p, g, ctx.window, start, gw, gp)
         return (
-            torch.from_numpy(gw).reshape(weight.shape),
-            torch.from_numpy(gp).reshape(positions.shape),
+            torch.from_numpy(gw).reshape(weight.shape) if needs[0] else None,
+            torch.from_numpy(gp).reshape(positions.shape) if needs[1] else None,
             gsig,
             *(None,) * 4,
         )

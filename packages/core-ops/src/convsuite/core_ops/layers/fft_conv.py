@@ -508,15 +508,28 @@ def _crop_to_reach(
     sides = _side_padding(padding, kernel, (1,) * len(kernel))
     slices, new_padding = [], []
     for k, (left, right), length in zip(kernel, sides, x.shape[2:], strict=True):
-        out = length + left + right - k + 1
-        low, high = max(0, left - out + 1), min(k - 1, left + length - 1)
-        if left != right or low != k - 1 - high:
+        reach = reached_taps(length, left, right, k)
+        if reach is None:
             return weight, padding
-        slices.append(slice(low, high + 1))
-        new_padding.append(left - low)
+        slices.append(slice(*reach))
+        new_padding.append(left - reach[0])
     if all(sl.start == 0 for sl in slices):
         return weight, padding
     return weight[(..., *slices)], tuple(new_padding)
+
+
+def reached_taps(length: int, left: int, right: int, size: int) -> tuple[int, int] | None:
+    """(start, stop) of the taps of a window of ``size`` that a stride-1 convolution with ``left``
+    and ``right`` zeros of padding on an axis of ``length`` reaches with real input: tap ``t``
+    reads input ``o - left + t`` for outputs ``o`` in ``[0, length + left + right - size]``.
+    None where the crop would not be symmetric (the same number of taps dropped on both sides:
+    unequal padding) or there is no output (the convolution reports that itself).
+    Shared by :func:`large_kernel_conv` and the DCLS layers (which render only these taps)."""
+    outputs = length + left + right - size + 1
+    start, stop = max(0, left - outputs + 1), min(size, left + length)
+    if outputs < 1 or left != right or start != size - stop:
+        return None
+    return start, stop
 
 
 def conv_by_route(
