@@ -4,6 +4,8 @@ training one."""
 
 from __future__ import annotations
 
+import logging
+
 import healpy as hp
 import numpy as np
 import pytest
@@ -27,12 +29,15 @@ from convsuite.cosmo.metrics import (
 )
 from convsuite.cosmo.spectrum import (
     MapPrior,
+    _cross_validated_noise,
     apodized_weights,
     coupling_matrix,
     estimate_spectrum,
     given_prior,
     measured_prior,
+    pixels_per_steradian,
     read_cl,
+    spectrum_floor,
     wigner3j_squared_000,
 )
 
@@ -141,9 +146,9 @@ def test_measured_noise_is_cross_validated_not_the_spectrum_floor() -> None:
     """The prior's white noise: where a 120' beam at Nside 64 leaves a noise tail the estimate's
     floor is still 8x the true sigma, the cross-validated noise within 0.5-2x of it; where a 30'
     beam at Nside 32 leaves the sky above the noise at every ell the floor is the sky's damping
-    tail (800x the noise), the measured noise at least 10x below it, and the pipeline's mean (diffusive
-    interior: the prior acts through the rim and the band filter) has a hole MSE at least 2%
-    lower with it than with the floor taken as noise (7% on this sky)."""
+    tail (800x the noise), the measured noise at least 10x below it, and the pipeline's mean
+    (diffusive interior: the prior acts through the rim and the band filter) has a hole MSE at
+    least 2% lower with it than with the floor taken as noise (7% on this sky)."""
     wide = SkyPrior(amplitude=1.15, n_s=0.94, fwhm_arcmin=120.0, noise_uk_arcmin=10.0)
     sky = simulate_sky(64, 1, prior=wide)
     sigma = measured_prior(sky.masked, sky.observed).noise_sigma
@@ -151,9 +156,8 @@ def test_measured_noise_is_cross_validated_not_the_spectrum_floor() -> None:
 
     sky = simulate_sky(32, 1, prior=TARGET_PRIORS[0])
     prior = measured_prior(sky.masked, sky.observed)
-    above = prior.estimate.cl[2:]
-    floor = float(np.median(above[above <= 1.3 * above.min()]))  # the floor's rule, in C_ell
-    per_pixel = 12 * 32**2 / (4 * np.pi)
+    floor = spectrum_floor(prior.estimate.cl)
+    per_pixel = pixels_per_steradian(32)
     assert prior.noise_sigma < 0.1 * np.sqrt(floor * per_pixel)
     signal = np.maximum(prior.estimate.cl - floor, 0.0)
     signal[:2] = 0.0
@@ -164,6 +168,40 @@ def test_measured_noise_is_cross_validated_not_the_spectrum_floor() -> None:
         return hole_mse(filled, sky.truth, sky.observed)
 
     assert hole_mse_with(prior) < 0.98 * hole_mse_with(as_noise)
+
+
+def test_scattered_holes_keep_the_floor_with_a_warning(caplog) -> None:
+    """30% scattered dead pixels at Nside 16: no observed pixel has a whole disc, so the noise is
+    the spectrum's floor, with a warning; and the prior is the same on a second call (seeded)."""
+    sky = simulate_sky(16, 1, prior=TARGET_PRIORS[0])
+    observed = np.random.default_rng(0).random(sky.observed.size) > 0.3
+    with caplog.at_level(logging.WARNING, logger="convsuite.cosmo.spectrum"):
+        prior = measured_prior(sky.truth, observed)
+    assert "floor is kept" in caplog.text
+    floor = spectrum_floor(prior.estimate.cl)
+    assert prior.noise_sigma == pytest.approx(np.sqrt(floor * pixels_per_steradian(16)))
+    again = measured_prior(sky.truth, observed)
+    assert again.noise_sigma == prior.noise_sigma
+    np.testing.assert_array_equal(again.signal_cl, prior.signal_cl)
+
+
+def test_non_finite_likelihoods_keep_the_floor(monkeypatch, caplog) -> None:
+    """Every level's likelihood NaN (the solves made to return NaN): the upper level, a warning."""
+    sky = simulate_sky(32, 1, prior=TARGET_PRIORS[0])
+    total = estimate_spectrum(sky.masked, sky.observed).cl
+    cleaned = np.where(sky.observed, sky.masked, 0.0)
+    monkeypatch.setattr(np.linalg, "solve", lambda a, b: np.full(np.broadcast(a, b).shape, np.nan))
+    with caplog.at_level(logging.WARNING, logger="convsuite.cosmo.spectrum"):
+        assert _cross_validated_noise(cleaned, sky.observed, total, 7.0) == 7.0
+    assert "no finite likelihood" in caplog.text
+
+
+def test_measured_prior_is_repeatable() -> None:
+    """Two calls on one map (whole discs found) give the same noise and signal spectrum."""
+    sky = simulate_sky(32, 1, prior=TARGET_PRIORS[0])
+    first, second = (measured_prior(sky.masked, sky.observed) for _ in range(2))
+    assert first.noise_sigma == second.noise_sigma
+    np.testing.assert_array_equal(first.signal_cl, second.signal_cl)
 
 
 def test_spectrum_files(tmp_path) -> None:

@@ -40,12 +40,14 @@ Overrides: a spectrum file (:func:`read_cl`: healpy ``write_cl`` FITS or two tex
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import healpy as hp
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.special import gammaln
 
 from convsuite.core_ops.io import InputError
@@ -83,11 +85,15 @@ _WHITENED_APODIZATION_STEPS = 16  # the prewhitened pass's taper (_prewhitened)
 _WHITENED_FILL_SWEEPS = 30
 _FLOOR_WITHIN = 1.3  # the noise floor: the median of the estimate within this factor of its minimum
 _CV_SAMPLES = 400  # pixels whose leave-one-out prediction measures the noise ...
+_CV_MIN_SAMPLES = 50  # ... fewer whole discs than this: the floor is kept (logged)
 _CV_RADIUS = 4.0  # ... from observed pixels within this many pixel sizes ...
 _CV_DATA = 40  # ... the nearest this many of them
 _CV_DECADES = 7  # noise variances tried: from the floor down by this many decades
 _CV_LEVELS = 15  # ... on this many log-spaced levels (3.2x apart)
-_CV_CONFIDENCE = 1.92  # log-likelihood drop of a 95% interval (chi^2, 1 dof, / 2)
+# the log-likelihood drop tolerated below the best level: a heuristic tolerance (1.92 is half the
+# chi^2 1-dof 95% point, but the leave-one-out terms share pixels, so it is no calibrated interval)
+_CV_TOLERANCE = 1.92
+_LOG = logging.getLogger(__name__)
 
 
 def wigner3j_squared_000(l1: np.ndarray, l2: np.ndarray, l3: np.ndarray) -> np.ndarray:
@@ -425,8 +431,24 @@ class MapPrior:
 
     def total_cl(self) -> np.ndarray:
         """(3 nside,) signal plus the noise's flat spectrum ``sigma^2 4 pi / npix``."""
-        nside = self.signal_cl.size // 3
-        return self.signal_cl + self.noise_sigma**2 * 4 * np.pi / (12 * nside**2)
+        return self.signal_cl + white_noise_cl(self.noise_sigma**2, self.signal_cl.size // 3)
+
+
+def pixels_per_steradian(nside: int) -> float:
+    """``12 nside^2 / (4 pi)``: white noise of variance v per pixel has ``C_ell = v / this``."""
+    return 12 * nside**2 / (4 * np.pi)
+
+
+def white_noise_cl(variance: float, nside: int) -> float:
+    """The flat C_ell (muK^2) of white noise of ``variance`` (muK^2) per pixel at ``nside``."""
+    return variance / pixels_per_steradian(nside)
+
+
+def spectrum_floor(cl: np.ndarray) -> float:
+    """The estimate's flat floor (C_ell, muK^2): the median of ``cl`` over the ells >= 2 within
+    :data:`_FLOOR_WITHIN` of their lowest value (:func:`measured_prior`)."""
+    above = np.asarray(cl)[2:]
+    return float(np.median(above[above <= _FLOOR_WITHIN * above.min()]))
 
 
 def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
@@ -435,29 +457,54 @@ def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
     the local Wiener filter a diagonal (a band-limited spectrum alone makes the pixel covariance
     singular) and the realization pixel noise like the map's.
 
-    The spectrum alone bounds the noise from above: its floor, the median of the estimate over
-    the ells (>= 2) within :data:`_FLOOR_WITHIN` of its lowest value (where a beam leaves a flat
-    noise tail, the lowest value alone is a downward fluctuation: 60' beam at Nside 256, 7-14% low
-    in sigma, and the realization's holes 13-25% short of the noise power; the median over the
-    tail was 1-4% low on the same skies). Where the beam leaves the sky above the noise up to
-    ell = 3 Nside - 1 (30' at Nside 128 and 256, 60' at 128, the default 2-pixel beam), that floor
-    is the sky's own damping tail, 6-15000x the noise variance: taken as noise, it made the rim's
-    local Wiener filter smooth the data and the realization draw white noise where the sky is
-    smooth (hole MSE +1.2% at Nside 128 and 30', mean and realization). So the floor is only the upper
-    end of the search; maps above Nside :data:`_MAX_MEASURED_NSIDE` (measured degraded, the floor
-    above ell 1535 not measured) keep it."""
+    The spectrum alone bounds the noise from above: its floor (:func:`spectrum_floor`), the
+    median of the estimate over the ells (>= 2) within :data:`_FLOOR_WITHIN` of its lowest value
+    (where a beam leaves a flat noise tail, the lowest value alone is a downward fluctuation: 60'
+    beam at Nside 256, 7-14% low in sigma, and the realization's holes 13-25% short of the noise
+    power; the median over the tail was 1-4% low on the same skies). Where the beam leaves the
+    sky above the noise up to ell = 3 Nside - 1, that floor is the sky's own damping tail; in
+    variance, against the true noise on seeds 0-1 (:func:`_cross_validated_noise`): 6-7x for 30'
+    at Nside 256, 26x for 60' at 128, 4700-5100x for 30' at 128, 1400x and 15000x for the default
+    2-pixel beam at 128 and 64 (60' at 256 is the one case where it is the noise, 0.92-0.97x).
+    Taken as noise, it made the rim's local Wiener filter smooth the data and the realization
+    draw white noise where the sky is smooth (hole MSE +1.2% at Nside 128 and 30', mean and
+    realization). So the floor is only the upper end of the search; maps above Nside
+    :data:`_MAX_MEASURED_NSIDE` (measured degraded, the floor above ell 1535 not measured) keep
+    it."""
     estimate = estimate_spectrum(values, observed)
     nside = hp.npix2nside(np.asarray(observed).size)
-    per_pixel = 12 * nside**2 / (4 * np.pi)  # C_ell of white noise = variance / per_pixel
-    above = estimate.cl[2:]
-    floor = float(np.median(above[above <= _FLOOR_WITHIN * above.min()]))
+    per_pixel = pixels_per_steradian(nside)
+    noise_cl = spectrum_floor(estimate.cl)  # the noise's flat C_ell; variance = it x per_pixel
     if nside <= _MAX_MEASURED_NSIDE:
         cleaned = _without_dipole(np.asarray(values, dtype=np.float64), np.asarray(observed, bool))
-        floor = _cross_validated_noise(cleaned, observed, estimate.cl, floor * per_pixel)
-        floor /= per_pixel
-    signal = np.maximum(estimate.cl - floor, 0.0)
+        noise_cl = _cross_validated_noise(cleaned, observed, estimate.cl, noise_cl * per_pixel)
+        noise_cl /= per_pixel
+    signal = np.maximum(estimate.cl - noise_cl, 0.0)
     signal[:2] = 0.0
-    return MapPrior(signal, float(np.sqrt(floor * per_pixel)), "measured", estimate)
+    return MapPrior(signal, float(np.sqrt(noise_cl * per_pixel)), "measured", estimate)
+
+
+def _whole_disc_pixels(observed: np.ndarray, order: np.ndarray, reach: float) -> np.ndarray:
+    """The pixels of ``order`` (observed, NESTED) with no hole centre within ``reach`` radians of
+    their centre (``healpy.query_disc``'s disc all observed), in ``order``'s order, as far as the
+    :data:`_CV_SAMPLES`-th (vectorised: a k-d tree of the hole centres, queried in growing
+    chunks; the same pixels a loop over ``order`` with ``query_disc`` finds)."""
+    nside = hp.npix2nside(observed.size)
+    holes = np.flatnonzero(~observed)
+    if holes.size == 0:
+        return order[:_CV_SAMPLES]
+    tree = cKDTree(np.array(hp.pix2vec(nside, holes, nest=True)).T)
+    chord = 2.0 * np.sin(reach / 2.0)
+    found: list[np.ndarray] = []
+    count, start, size = 0, 0, 4 * _CV_SAMPLES
+    while start < order.size and count < _CV_SAMPLES:
+        chunk = order[start : start + size]
+        vectors = np.array(hp.pix2vec(nside, chunk, nest=True)).T
+        distance = tree.query(vectors, k=1, distance_upper_bound=chord)[0]
+        found.append(chunk[np.isinf(distance)])
+        count += found[-1].size
+        start, size = start + size, 4 * size
+    return np.concatenate(found)[:_CV_SAMPLES] if found else order[:0]
 
 
 def _cross_validated_noise(
@@ -465,23 +512,34 @@ def _cross_validated_noise(
 ) -> float:
     """The white-noise variance per pixel (muK^2) of a map with total spectrum ``total_cl``, by
     leave-one-out cross-validation of the pixel covariance (Rasmussen & Williams 2006, sec.
-    5.4.2): the largest variance within a 95% likelihood interval of the best.
+    5.4.2): the largest of :data:`_CV_LEVELS` levels (3.2x apart in variance) whose summed
+    log-likelihood is within :data:`_CV_TOLERANCE` of the best. The tolerance is a heuristic:
+    the leave-one-out terms share pixels, so it is no calibrated confidence interval.
 
-    For each of :data:`_CV_SAMPLES` observed pixels (seeded; ones whose disc of radius
-    :data:`_CV_RADIUS` pixel sizes is all observed), the Gaussian prediction from its
-    :data:`_CV_DATA` nearest neighbours under signal ``total_cl - noise`` plus white ``noise`` has
-    residual ``r`` and variance ``v`` (``[K^-1 y]_0 / [K^-1]_00`` and ``1 / [K^-1]_00``, K the
-    covariance of the pixel and its neighbours, y their values); the summed log-likelihood
-    ``-(log v + r^2 / v) / 2`` is evaluated on :data:`_CV_LEVELS` log-spaced variances from
+    For :data:`_CV_SAMPLES` observed pixels (seeded; ones whose disc of radius :data:`_CV_RADIUS`
+    pixel sizes is all observed, found by :func:`_whole_disc_pixels`), the Gaussian prediction
+    from its :data:`_CV_DATA` nearest neighbours under signal ``total_cl - noise`` plus white
+    ``noise`` has residual ``r`` and variance ``v`` (``[K^-1 y]_0 / [K^-1]_00`` and
+    ``1 / [K^-1]_00``, K the covariance of the pixel and its neighbours, y their values); the
+    summed log-likelihood ``-(log v + r^2 / v) / 2`` is evaluated on log-spaced variances from
     ``upper`` (the spectrum's floor) down :data:`_CV_DECADES` decades. Too much noise smooths the
     prediction, too little makes it chase the noise: where the sky's own small scales hide the
     noise the likelihood is flat below some level, and the top of that plateau is taken (the
     rim's extrapolation from data taken as noiseless amplifies their noise: no noise at all put
-    the hole MSE at 1.4x at Nside 128, 60'). Against the true variance (seeds 0 and 1): issue 13's
-    targets, 30' at Nside 256 0.64-0.66x (the floor 6-7x), 60' at 128 0.82x (floor 26x), 60' at
-    256 the floor itself (0.92-0.97x); where a plateau hides the noise, its top: 30' at 128 5-15x
-    (floor 4700-5100x), the default prior 1.4-4.3x at Nside 128 (floor 1400x) and 15x at 64
-    (floor 15000x). 0.14-0.23 s at Nside 64-512 (15 batched solves of 400 41 x 41 systems).
+    the hole MSE at 1.4x at Nside 128, 60'). The search never goes above ``upper``: where the
+    best level is the top one, the answer is ``upper`` (the floor bounds the noise from above:
+    white noise adds its flat C_ell to every ell of the total). Fewer than
+    :data:`_CV_MIN_SAMPLES` whole discs (scattered holes, a tiny sky fraction) or no finite
+    likelihood: ``upper``, with a warning.
+
+    Against the true variance (seeds 0 and 1): issue 13's targets, 30' at Nside 256 0.64-0.66x
+    (the floor 6-7x), 60' at 128 0.82x (floor 26x), 60' at 256 the floor itself (0.92-0.97x);
+    where a plateau hides the noise, its top: 30' at 128 5-15x (floor 4700-5100x), the default
+    prior 1.4-4.3x at Nside 128 (floor 1400x) and 15x at 64 (floor 15000x). 0.14-0.23 s at
+    Nside 64-512 (15 batched solves of 400 41 x 41 systems); 30% scattered dead pixels (no whole
+    disc, the floor kept): 0.02 s at Nside 64, 0.08 s at 128, 3.8 s at 512 (the k-d tree's
+    queries over every observed pixel; the loop over ``query_disc`` it replaced took 0.36 s,
+    1.4 s and ~23 s).
 
     Args:
         cleaned: (12 nside^2,) muK NESTED, monopole and dipole removed, 0 in the holes.
@@ -489,19 +547,25 @@ def _cross_validated_noise(
         total_cl: (3 nside,) the measured total spectrum, muK^2.
         upper: the largest variance tried, muK^2.
     """
+    observed = np.asarray(observed, dtype=bool)
     nside = hp.npix2nside(observed.size)
     reach = _CV_RADIUS * hp.nside2resol(nside)
     rng = np.random.default_rng(0)
     discs = []  # the left-out pixel first, then its nearest _CV_DATA observed pixels
-    for pixel in rng.permutation(np.flatnonzero(observed)):
+    for pixel in _whole_disc_pixels(observed, rng.permutation(np.flatnonzero(observed)), reach):
         centre = hp.pix2vec(nside, pixel, nest=True)
         disc = hp.query_disc(nside, centre, reach, nest=True)
-        if disc.size > _CV_DATA and observed[disc].all():
-            nearest = np.argsort(-(np.array(centre) @ np.array(hp.pix2vec(nside, disc, nest=True))))
-            discs.append(disc[nearest[: _CV_DATA + 1]])  # the pixel itself is the nearest
-            if len(discs) == _CV_SAMPLES:
-                break
-    if not discs:
+        if disc.size > _CV_DATA:
+            nearness = np.array(centre) @ np.array(hp.pix2vec(nside, disc, nest=True))
+            discs.append(disc[np.argsort(-nearness)[: _CV_DATA + 1]])  # the pixel itself first
+    if len(discs) < _CV_MIN_SAMPLES:
+        _LOG.warning(
+            "noise cross-validation: %d observed pixels with a whole disc of %g pixel sizes "
+            "(at least %d needed): the spectrum's floor is kept as the noise",
+            len(discs),
+            _CV_RADIUS,
+            _CV_MIN_SAMPLES,
+        )
         return upper
     vectors = np.array(hp.pix2vec(nside, np.array(discs), nest=True)).transpose(1, 2, 0)
     separation = 1.0 - vectors @ vectors.transpose(0, 2, 1)  # (samples, n, n)
@@ -509,8 +573,7 @@ def _cross_validated_noise(
     unit = np.zeros(data.shape + (1,))
     unit[:, 0] = 1.0
     levels = upper * np.logspace(-_CV_DECADES, 0, _CV_LEVELS)
-    likelihood = np.empty(levels.size)
-    per_pixel = observed.size / (4 * np.pi)
+    likelihood = np.full(levels.size, np.nan)
     diagonal = np.arange(data.shape[1])
     extent = 2 * _CV_RADIUS + 2
 
@@ -521,18 +584,28 @@ def _cross_validated_noise(
 
     # signal = total - noise is linear in the noise until it would go negative at some ell
     total, flat = signal_covariance(total_cl), signal_covariance(np.ones_like(total_cl))
-    lowest = float(total_cl[2:].min()) * per_pixel
+    lowest = float(total_cl[2:].min())
     for i, noise in enumerate(levels):
-        if noise <= lowest:
-            system = total - (noise / per_pixel) * flat
+        noise_cl = white_noise_cl(noise, nside)
+        if noise_cl <= lowest:
+            system = total - noise_cl * flat
         else:
-            system = signal_covariance(np.maximum(total_cl - noise / per_pixel, 0.0))
+            system = signal_covariance(np.maximum(total_cl - noise_cl, 0.0))
         system[:, diagonal, diagonal] += noise
-        inverse_row = np.linalg.solve(system, unit)[..., 0]  # [K^-1]_0. (K symmetric)
+        try:
+            inverse_row = np.linalg.solve(system, unit)[..., 0]  # [K^-1]_0. (K symmetric)
+        except np.linalg.LinAlgError:
+            continue  # a singular system: this level's likelihood stays NaN
         variance = 1.0 / inverse_row[:, 0]
         residual = np.einsum("sn,sn->s", inverse_row, data) * variance
-        likelihood[i] = -0.5 * float(np.sum(np.log(variance) + residual**2 / variance))
-    return float(levels[likelihood >= likelihood.max() - _CV_CONFIDENCE].max())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            likelihood[i] = -0.5 * float(np.sum(np.log(variance) + residual**2 / variance))
+    finite = np.isfinite(likelihood)
+    if not finite.any():
+        _LOG.warning("noise cross-validation: no finite likelihood; the spectrum's floor is kept")
+        return upper
+    best = float(likelihood[finite].max())
+    return float(levels[finite & (likelihood >= best - _CV_TOLERANCE)].max())
 
 
 def given_prior(
