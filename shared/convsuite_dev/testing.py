@@ -75,16 +75,21 @@ def assert_gradients_close(
     rtol: float = 0.0,
     atol: float = 1e-10,
     scaled: bool = False,
+    nonzero: bool = True,
 ) -> None:
     """Gradients of ``ours`` and ``reference`` with respect to ``inputs``, for one random output
     gradient (``torch.randn_like(reference)``: seed before calling), have equal shapes and are
     close: ``torch.testing.assert_close`` with ``rtol`` and ``atol``, ``atol`` multiplied by each
-    reference gradient's largest magnitude when ``scaled``."""
+    reference gradient's largest magnitude when ``scaled``. With ``nonzero`` (the default) each
+    reference gradient must also have a nonzero entry: two all-zero gradients would otherwise
+    pass (a path that blocks the gradient compared with another that does)."""
     grad_out = torch.randn_like(reference)
     got = torch.autograd.grad(ours, inputs, grad_out)
     expected = torch.autograd.grad(reference, inputs, grad_out)
     for index, (g_ours, g_ref) in enumerate(zip(got, expected, strict=True)):
         assert g_ours.shape == g_ref.shape, f"gradient {index}: {g_ours.shape} vs {g_ref.shape}"
+        if nonzero:
+            assert g_ref.abs().max() > 0, f"gradient {index}: the reference gradient is all zero"
         tol = atol * g_ref.abs().max().item() if scaled else atol
         torch.testing.assert_close(
             g_ours, g_ref, rtol=rtol, atol=tol, msg=lambda m, i=index: f"gradient {i}: {m}"
