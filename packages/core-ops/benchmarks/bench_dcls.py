@@ -160,10 +160,12 @@ def convnext_rows() -> list[Comparison]:
 
         def step():
             dcls.FUSED_RENDERING = fused
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), target).backward()
-            optimizer.step()
-            dcls.FUSED_RENDERING = True
+            try:
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), target).backward()
+                optimizer.step()
+            finally:
+                dcls.FUSED_RENDERING = True
 
         return step
 
