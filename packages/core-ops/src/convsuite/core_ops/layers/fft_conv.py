@@ -368,7 +368,8 @@ ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
 }
 
 # Where "kernel" cannot run (CUDA, bf16 or autocast, a fork()ed child): the depthwise training
-# routes ROUTES had before the kernels over their range, by number of spatial axes (same values).
+# routes ROUTES had before the kernels over their range, by number of spatial axes (the same
+# values for finite inputs: see depthwise_kernels on infinite ones).
 KERNEL_FALLBACK: dict[int, tuple[tuple[int, str], ...]] = {
     1: ((1, "channels_last"), (15, "direct"), (17, "split")),
     2: ((1, "direct"), (5, "channels_last"), (15, "split")),
