@@ -41,6 +41,7 @@ from convsuite.cosmo.metrics import (
 from convsuite.cosmo.spectrum import given_prior, measured_prior
 
 __all__ = [
+    "DRAW_SEED_OFFSET",
     "METHODS",
     "evaluate_methods",
     "spectrum_errors",
@@ -50,6 +51,7 @@ __all__ = [
     "wiener_budget",
 ]
 
+DRAW_SEED_OFFSET = 10**6  # a realization's draw seed: the sky's seed plus this
 METHODS = (
     "skyrecon",
     "skyrecon-cr",
@@ -183,7 +185,7 @@ def _run(
     ``cg_iterations``, ``cg_residual`` (the preconditioned residual relative to its start:
     the reference is only as good as this) and ``cg_converged`` (residual at most
     :data:`~convsuite.cosmo.baselines.CONVERGED_RESIDUAL`); empty for the other methods."""
-    seed = sky.seed + 10**6  # the realizations' draws
+    seed = sky.seed + DRAW_SEED_OFFSET  # the realizations' draws
     if method in _PIPELINE:
         use_net, mode = _PIPELINE[method]
         nside = hp.npix2nside(sky.truth.size)

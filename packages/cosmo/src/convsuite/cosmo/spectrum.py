@@ -73,7 +73,10 @@ __all__ = [
     "estimate_spectrum",
     "given_prior",
     "measured_prior",
+    "pixels_per_steradian",
     "read_cl",
+    "spectrum_floor",
+    "white_noise_cl",
     "wigner3j_squared_000",
 ]
 
