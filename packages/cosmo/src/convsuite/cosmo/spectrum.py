@@ -467,7 +467,7 @@ def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
     power; the median over the tail was 1-4% low on the same skies). Where the beam leaves the
     sky above the noise up to ell = 3 Nside - 1, that floor is the sky's own damping tail; in
     variance, against the true noise on seeds 0-1 (:func:`_cross_validated_noise`): 6-7x for 30'
-    at Nside 256, 26x for 60' at 128, 4700-5100x for 30' at 128, 1400x and 15000x for the default
+    at Nside 256, 26x for 60' at 128, 4700-5100x for 30' at 128, 1400x and 15000-16000x for the default
     2-pixel beam at 128 and 64 (60' at 256 is the one case where it is the noise, 0.92-0.97x).
     Taken as noise, it made the rim's local Wiener filter smooth the data and the realization
     draw white noise where the sky is smooth (hole MSE +1.2% at Nside 128 and 30', mean and
@@ -538,11 +538,12 @@ def _cross_validated_noise(
     Against the true variance (seeds 0 and 1): issue 13's targets, 30' at Nside 256 0.64-0.66x
     (the floor 6-7x), 60' at 128 0.82x (floor 26x), 60' at 256 the floor itself (0.92-0.97x);
     where a plateau hides the noise, its top: 30' at 128 5-15x (floor 4700-5100x), the default
-    prior 1.4-4.3x at Nside 128 (floor 1400x) and 15x at 64 (floor 15000x). 0.14-0.23 s at
-    Nside 64-512 (15 batched solves of 400 41 x 41 systems); 30% scattered dead pixels (no whole
-    disc, the floor kept): 0.02 s at Nside 64, 0.08 s at 128, 3.8 s at 512 (the k-d tree's
-    queries over every observed pixel; the loop over ``query_disc`` it replaced took 0.36 s,
-    1.4 s and ~23 s).
+    prior 1.4-4.3x at Nside 128 (floor 1400x) and 15x at 64 (floor 15000-16000x). Issue 13's
+    f_sky 0.75 masks: 0.12-0.16 s at Nside 64, 0.13 s at 128, 0.18 s at 256, 0.37 s at 512 (15
+    batched solves of 400 41 x 41 systems; the k-d tree over the holes adds 0.18 s at 512 to the
+    query_disc loop it replaced); 30% scattered dead pixels (no whole disc, the floor kept):
+    0.02 s at Nside 64, 0.08 s at 128, 3.8 s at 512 (the tree queried at every observed pixel;
+    the loop took 0.46 s, 1.85 s and ~23 s). One thread, load 1.1-1.4.
 
     Args:
         cleaned: (12 nside^2,) muK NESTED, monopole and dipole removed, 0 in the holes.
