@@ -9,8 +9,9 @@ validity side by side, as the paper's occlusion study. Figures: overlays of both
 occluded phantoms.
 
 ``run_ivd``: IVD-Net on held-out Dixon spine phantoms (stronger tilts, more degenerated discs than
-in the early-fusion U-Net's training and IVD-Net's first three stages), against the bundled early-fusion U-Net: Dice, HD95, centroid error, discs found;
-figures: the mid-sagittal overlay of one subject with its numbered discs, and the methods' bars.
+in the early-fusion U-Net's training and IVD-Net's first three stages), against the bundled
+early-fusion U-Net: Dice, HD95, centroid error, discs found; figures: the mid-sagittal overlay of
+one subject with its numbered discs, and the methods' bars.
 """
 
 from __future__ import annotations
