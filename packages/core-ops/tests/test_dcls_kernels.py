@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from convsuite.core_ops.layers import dcls
-from convsuite.core_ops.layers.dcls_kernels import RenderDCLS, flush_threshold, fused_applies
+from convsuite.core_ops.layers.dcls import flush_threshold, fused_applies
+from convsuite.core_ops.layers.dcls_kernels import RenderDCLS
 from convsuite.core_ops.layers.fft_conv import large_kernel_conv, reached_taps
 
 

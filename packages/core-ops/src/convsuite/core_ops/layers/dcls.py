@@ -23,7 +23,7 @@ What differs, and why:
   in 2-D one (H x K) by (K x W) matrix product, O(kernel_count * H * W) multiply-adds per channel
   pair (the reference's order, but no exponential per entry).
 * Gaussian kernel entries below the square root of the smallest normal float32 (1.1e-19,
-  :func:`~convsuite.core_ops.layers.dcls_kernels.flush_threshold`) are set to zero in value; their
+  :func:`flush_threshold`) are set to zero in value; their
   gradient passes as if unflushed (all-zero weights still learn). Subnormal entries make the
   reference's CPU convolution ~25x slower, and entries just above the smallest normal still give
   subnormal products with activations; a flushed entry changes an output by at most 1.1e-19 times
@@ -52,13 +52,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convsuite.core_ops.layers.arguments import as_tuple
-from convsuite.core_ops.layers.dcls_kernels import (
-    NORM_EPS,
-    SIGMA_FLOOR,
-    RenderDCLS,
-    flush_threshold,
-    fused_applies,
-)
 from convsuite.core_ops.layers.fft_conv import large_kernel_conv, reached_taps
 
 __all__ = ["DCLSConv1d", "DCLSConv2d", "DCLSConv3d", "construct_kernel"]
@@ -69,6 +62,44 @@ _SIGMA_INIT = 0.23
 # 2-D float32/float64 CPU kernels are rendered by dcls_kernels.RenderDCLS (one compiled pass
 # forward and one backward instead of ~20 small torch ops each); False: always the torch ops.
 FUSED_RENDERING = True
+# Added to |SIG| in the Gaussian version, as in the reference (keeps the spread away from zero).
+SIGMA_FLOOR = 0.27
+# Added to the interpolation normalizer, as in the reference.
+NORM_EPS = 1e-7
+
+
+def flush_threshold(dtype: torch.dtype) -> float:
+    """Gaussian kernel entries below this are zero in value (their gradient passes): the square
+    root of the smallest normal number of ``dtype`` (1.1e-19 in float32 and bfloat16, 1.5e-154 in
+    float64), of float32 for 16-bit floats (float16's own would be 7.8e-3 and zero real entries:
+    3.4% kernel error against 0.37% unflushed). A product of a kernel entry above it and an
+    activation or gradient above it is a normal number; smaller entries (most of a 17x17 window
+    around taps of spread 0.5) made the convolutions' multiply-adds produce subnormals, which
+    x86 CPUs handle in microcode: the ConvNeXt-atto 32x32 stage's convolution ran ~30% slower
+    (measured loaded, 1 thread, 39 vs 30 ms). The flushed entries of a window of n entries change
+    an output by at most n * 1.1e-19 * max|x| (x the convolution's input), below float32
+    resolution of any output above about n * 2e-12 * max|x|."""
+    if torch.finfo(dtype).bits <= 16:
+        dtype = torch.float32
+    return float(torch.finfo(dtype).tiny) ** 0.5
+
+
+def fused_applies(
+    weight: Tensor, positions: Tensor, window: tuple[int, ...], sigma: Tensor | None = None
+) -> bool:
+    """Whether :class:`~convsuite.core_ops.layers.dcls_kernels.RenderDCLS` renders these taps: a 2-D window, float32/float64 CPU
+    tensors of one dtype (``sigma`` too, when given), no autocast (the torch path's matrix
+    product runs in bf16 there), not inside ``torch.compile`` (numba calls do not trace)."""
+    return (
+        len(window) == 2
+        and all(
+            t.device.type == "cpu" and t.dtype == weight.dtype
+            for t in (weight, positions, *(() if sigma is None else (sigma,)))
+        )
+        and weight.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _axis_positions(positions: Tensor, window: Sequence[int]) -> list[Tensor]:
@@ -195,6 +226,9 @@ def construct_kernel(
             f"{window}, got {region}"
         )
     if FUSED_RENDERING and fused_applies(weight, positions, window, sigma):
+        # Imported here: numba (the kernels' compiler) loads on first use, not with the layers.
+        from convsuite.core_ops.layers.dcls_kernels import RenderDCLS
+
         return RenderDCLS.apply(weight, positions, sigma, window, version, _torch_kernel, region)
     kernel = _torch_kernel(weight, positions, window, version, sigma)
     return kernel[(..., *(slice(start, stop) for start, stop in region))]

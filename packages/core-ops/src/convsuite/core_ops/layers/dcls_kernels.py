@@ -40,12 +40,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["NORM_EPS", "SIGMA_FLOOR", "RenderDCLS", "flush_threshold", "fused_applies"]
+from convsuite.core_ops.layers.dcls import NORM_EPS, SIGMA_FLOOR, flush_threshold
 
-# Added to |SIG| in the Gaussian version, as in the reference (keeps the spread away from zero).
-SIGMA_FLOOR = 0.27
-# Added to the interpolation normalizer, as in the reference.
-NORM_EPS = 1e-7
+__all__ = ["RenderDCLS"]
 
 
 @numba.njit(cache=True)
@@ -364,40 +361,6 @@ def _bilinear_backward(
             d_fx = (d_wx1 if valid_x1 else 0.0) - (d_wx0 if valid_x0 else 0.0)
             gp[1, m, k] = d_fy * dfy
             gp[0, m, k] = d_fx * dfx
-
-
-def flush_threshold(dtype: torch.dtype) -> float:
-    """Gaussian kernel entries below this are zero in value (their gradient passes): the square
-    root of the smallest normal number of ``dtype`` (1.1e-19 in float32 and bfloat16, 1.5e-154 in
-    float64), of float32 for 16-bit floats (float16's own would be 7.8e-3 and zero real entries:
-    3.4% kernel error against 0.37% unflushed). A product of a kernel entry above it and an
-    activation or gradient above it is a normal number; smaller entries (most of a 17x17 window
-    around taps of spread 0.5) made the convolutions' multiply-adds produce subnormals, which
-    x86 CPUs handle in microcode: the ConvNeXt-atto 32x32 stage's convolution ran ~30% slower
-    (measured loaded, 1 thread, 39 vs 30 ms). The flushed entries of a window of n entries change
-    an output by at most n * 1.1e-19 * max|x| (x the convolution's input), below float32
-    resolution of any output above about n * 2e-12 * max|x|."""
-    if torch.finfo(dtype).bits <= 16:
-        dtype = torch.float32
-    return float(torch.finfo(dtype).tiny) ** 0.5
-
-
-def fused_applies(
-    weight: Tensor, positions: Tensor, window: tuple[int, ...], sigma: Tensor | None = None
-) -> bool:
-    """Whether :class:`RenderDCLS` renders these taps: a 2-D window, float32/float64 CPU
-    tensors of one dtype (``sigma`` too, when given), no autocast (the torch path's matrix
-    product runs in bf16 there), not inside ``torch.compile`` (numba calls do not trace)."""
-    return (
-        len(window) == 2
-        and all(
-            t.device.type == "cpu" and t.dtype == weight.dtype
-            for t in (weight, positions, *(() if sigma is None else (sigma,)))
-        )
-        and weight.dtype in (torch.float32, torch.float64)
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_compiling()
-    )
 
 
 def _flat(t: Tensor, lead: int) -> np.ndarray:
