@@ -101,17 +101,17 @@ def test_double_backward_is_torchs(dims, spatial):
 
 
 def test_dispatcher_trains_through_the_kernel_route(monkeypatch):
-    """large_kernel_conv sends 2-D k = 13 training to the kernels (and bias gradients stay right)."""
+    """large_kernel_conv sends 2-D k = 7 training to the kernels (and bias gradients stay right)."""
     calls = []
     original = DirectDepthwise.apply
     monkeypatch.setattr(DirectDepthwise, "apply", lambda *a: calls.append(a[2]) or original(*a))
     torch.manual_seed(0)
     x = torch.randn(2, 6, 20, 20, requires_grad=True)
-    w = torch.randn(6, 1, 13, 13, requires_grad=True)
+    w = torch.randn(6, 1, 7, 7, requires_grad=True)
     b = torch.randn(6, requires_grad=True)
-    ours = large_kernel_conv(x, w, b, 1, 6, 1, 6)
-    reference = F.conv2d(x, w, b, 1, 6, 1, 6)
-    assert calls == [6]
+    ours = large_kernel_conv(x, w, b, 1, 3, 1, 6)
+    reference = F.conv2d(x, w, b, 1, 3, 1, 6)
+    assert calls == [3]  # DirectDepthwise.apply reached once, with padding 3
     assert_gradients_close(ours, reference, (x, w, b), atol=2e-5, scaled=True)
 
 

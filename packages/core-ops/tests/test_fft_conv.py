@@ -126,7 +126,9 @@ def test_dispatcher_routes_large_training_kernels_to_fft(monkeypatch):
 
 
 def test_routes_follow_the_table():
-    assert choose_route(2, True, True, 13) == "kernel"
+    assert choose_route(2, True, True, 13) == "split"  # idle sweep: split from k = 9
+    assert choose_route(2, True, True, 9) == "split"
+    assert choose_route(2, True, True, 7) == "kernel"
     assert choose_route(2, True, True, 5) == "kernel"
     assert choose_route(2, True, True, 3) == "direct"  # the kernels lose at k = 3 (idle)
     assert choose_route(2, True, True, 1) == "direct"

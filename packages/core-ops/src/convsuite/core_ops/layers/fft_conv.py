@@ -344,11 +344,14 @@ def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int)
 #                    (2026-12-02 10:20 UTC, interleaved old/new DirectDepthwise, load 7-8,
 #                    medians of 7): k = 5 / 7 / 9 / 11 / 13 0.94 / 1.07 / 1.12 / 1.21 / 1.26x
 #                    the kernels before. Against "split" under that load (medians of 5-7):
-#                    k = 11 / 13 / 15 0.84 / 0.83 / 0.61x, k = 17 0.75x, so the split route
-#                    keeps k >= 17. At k = 11-16 the loaded sweep favours "split", and no idle
-#                    sweep has compared the two there yet (the 08:48 one timed the kernels
-#                    against the routes they replaced): the entries stay until one does
-#                    (`bench_fft_conv.py` without --quick times both);
+#                    k = 11 / 13 / 15 0.84 / 0.83 / 0.61x, k = 17 0.75x. Idle sweep of every
+#                    route (2026-12-02 11:42-11:55 UTC, load 0.4, 2 threads, default OpenMP wait
+#                    policy, NCHW (8, 96, 56, 56), paired medians of 3; `bench_fft_conv.py`
+#                    without --quick): kernel / split k = 5 12.7 / 18.8 ms, k = 7 13.1 / 21.8,
+#                    k = 9 21.9 / 18.8, k = 11 25.9 / 22.5, k = 13 31.8 / 23.1, k = 15 39.4 /
+#                    23.8, k = 17 46.8 / 26.4: "kernel" keeps k = 5-8, "split" from k = 9. (On
+#                    small channels-last maps the kernels hold longer: 8x8x160 k = 15 2.1 vs
+#                    2.5 ms, the ConvNeXt-atto DCLS stage; one table entry serves both.)
 #   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
 #   "fft":           fft_conv.
 # 3-D was not measured; dense convolutions keep the foundation issue's crossover (15).
@@ -358,7 +361,7 @@ ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
     (1, False, False): ((1, "direct"), (15, "fft")),
     (1, False, True): ((1, "direct"), (15, "fft")),
     (2, True, False): ((1, "direct"), (15, "channels_last"), (51, "fft")),
-    (2, True, True): ((1, "direct"), (5, "kernel"), (17, "split"), (35, "fft")),
+    (2, True, True): ((1, "direct"), (5, "kernel"), (9, "split"), (35, "fft")),
     (2, False, False): ((1, "direct"), (15, "fft")),
     (2, False, True): ((1, "direct"), (15, "fft")),
     (3, True, False): ((1, "direct"), (51, "fft")),
