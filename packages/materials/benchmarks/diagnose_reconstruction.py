@@ -30,13 +30,12 @@ import logging
 import numpy as np
 import torch
 from scipy.ndimage import binary_dilation, gaussian_filter1d
-from sklearn.metrics import precision_recall_curve
 
 from convsuite.materials.baselines import pca_reconstruction
 from convsuite.materials.data.io import energy_axis
 from convsuite.materials.data.preprocess import EnergyGrid, prepare
 from convsuite.materials.data.simulate import AnomalySpec, simulate_cube
-from convsuite.materials.evaluate import _NAMES, SHIFTS_EV, classification
+from convsuite.materials.evaluate import _NAMES, SHIFTS_EV, classification, oracle_f1
 from convsuite.materials.infer import grid_of, load_network, reconstruct
 from convsuite.materials.model import EELSVAE, kl_divergence
 from convsuite.materials.scoring import (
@@ -165,8 +164,7 @@ def main() -> None:
                 s = score_pixels(own, rec, ch, reference)
                 mask = s > reference_threshold(s, reference)
                 if truth.any():
-                    p, r, _ = precision_recall_curve(truth.ravel(), s.ravel())
-                    best = float((2 * p * r / np.maximum(p + r, 1e-12)).max())
+                    best = oracle_f1(s, truth)
                     scores = classification(s, mask, truth)
                     cells.append(f"{name} {scores['auroc']:.4f} {best:.3f} {scores['f1']:.3f}")
                 else:

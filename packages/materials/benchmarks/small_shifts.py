@@ -21,13 +21,12 @@ import logging
 
 import numpy as np
 import torch
-from sklearn.metrics import precision_recall_curve
 
 from convsuite.materials.baselines import pca_reconstruction
 from convsuite.materials.data.io import energy_axis
 from convsuite.materials.data.preprocess import prepare
 from convsuite.materials.data.simulate import AnomalySpec, simulate_cube
-from convsuite.materials.evaluate import _NAMES, classification
+from convsuite.materials.evaluate import _NAMES, classification, oracle_f1
 from convsuite.materials.infer import grid_of, load_network, reconstruct
 from convsuite.materials.scoring import (
     REFERENCES,
@@ -68,8 +67,7 @@ def row(
         if name.startswith("clusters"):
             cells.append(f"{name} {classification(s, mask, truth)['f1']:.3f}")
         elif truth.any():
-            p, r, _ = precision_recall_curve(truth.ravel(), s.ravel())
-            best = float((2 * p * r / np.maximum(p + r, 1e-12)).max())
+            best = oracle_f1(s, truth)
             scores = classification(s, mask, truth)
             cells.append(f"{name} {scores['auroc']:.4f} {best:.3f} {scores['f1']:.3f}")
         else:

@@ -152,3 +152,15 @@ def test_bundled_pipeline_finds_9_pixel_clusters_by_default(bundled) -> None:
     assert classification(found.scores, found.mask, truth)["f1"] >= 0.85
     local = detect(cube, bundled, fit=False, reference="local")
     assert classification(local.scores, local.mask, truth)["f1"] < 0.5
+
+
+def test_oracle_f1_is_the_best_f1_over_every_threshold() -> None:
+    """Against a brute-force sweep of every threshold, on overlapping scores (best F1 < 1)."""
+    from convsuite.materials.evaluate import classification, oracle_f1
+
+    rng = np.random.default_rng(3)
+    truth = rng.random((20, 20)) < 0.1
+    scores = rng.normal(size=(20, 20)) + 1.5 * truth
+    swept = max(classification(scores, scores >= t, truth)["f1"] for t in np.unique(scores))
+    assert oracle_f1(scores, truth) == pytest.approx(swept, abs=1e-12)
+    assert 0.3 < swept < 1.0

@@ -68,6 +68,15 @@ def classification(scores: np.ndarray, mask: np.ndarray, truth: np.ndarray) -> d
     return {"f1": f1, "precision": precision, "recall": recall, "auroc": auroc}
 
 
+def oracle_f1(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The best F1 of ``scores`` over every threshold, chosen with ``truth`` (both (y, x)): what
+    a perfect threshold rule could reach, so it ranks scores apart from their calibration."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(truth.ravel(), scores.ravel())
+    return float((2 * precision * recall / np.maximum(precision + recall, 1e-12)).max())
+
+
 def score_methods(
     cube: Any,
     net: EELSVAE,
