@@ -68,24 +68,36 @@ def _gauss_profile(
     prof[centre, k] = value
     mass = value
     up = math.exp(-(d + 0.5) * inv2)  # prof[g + 1] / prof[g] at g = centre
-    ratio = up
-    for g in range(centre + 1, size):
-        value *= ratio
-        ratio *= step
-        if value < floor:
-            value = 0.0
-        prof[g, k] = value
-        mass += value
-    value = prof[centre, k]
-    ratio = step / up  # prof[g - 1] / prof[g] at g = centre: exp((d - 0.5) / s^2)
-    for g in range(centre - 1, -1, -1):
-        value *= ratio
-        ratio *= step
-        if value < floor:
-            value = 0.0
-        prof[g, k] = value
-        mass += value
+    mass = _walk_out(prof, k, centre, size, 1, value, up, step, floor, mass)
+    # prof[g - 1] / prof[g] at g = centre: exp((d - 0.5) / s^2)
+    mass = _walk_out(prof, k, centre, -1, -1, value, step / up, step, floor, mass)
     return pos, inv_spread, mass, inside
+
+
+@numba.njit(cache=True, inline="always")
+def _walk_out(
+    prof: np.ndarray,
+    k: int,
+    centre: int,
+    stop: int,
+    stride: int,
+    value: float,
+    ratio: float,
+    step: float,
+    floor: float,
+    mass: float,
+) -> float:
+    """Fill ``prof[g, k]`` for g from ``centre + stride`` to ``stop`` (exclusive) by the ratio
+    recurrence of :func:`_gauss_profile` from the centre's ``value``; returns ``mass`` plus their
+    sum, added in that order."""
+    for g in range(centre + stride, stop, stride):
+        value *= ratio
+        ratio *= step
+        if value < floor:
+            value = 0.0
+        prof[g, k] = value
+        mass += value
+    return mass
 
 
 @numba.njit(cache=True)
