@@ -384,13 +384,19 @@ KERNEL_FALLBACK: dict[int, tuple[tuple[int, str], ...]] = {
 _PADDED_CHANNELS_LAST_KERNEL = {13: 15}
 
 
-def choose_route(dims: int, depthwise: bool, needs_grad: bool, extent: int) -> str:
-    """The route in :data:`ROUTES` for a kernel of dilated extent ``extent``."""
-    route = "direct"
-    for smallest, name in ROUTES[(dims, depthwise, needs_grad)]:
+def _route_in(table: tuple[tuple[int, str], ...], extent: int, default: str) -> str:
+    """The last route of ``table`` ((smallest extent, route) rising) whose smallest extent
+    ``extent`` reaches; ``default`` below them all."""
+    route = default
+    for smallest, name in table:
         if extent >= smallest:
             route = name
     return route
+
+
+def choose_route(dims: int, depthwise: bool, needs_grad: bool, extent: int) -> str:
+    """The route in :data:`ROUTES` for a kernel of dilated extent ``extent``."""
+    return _route_in(ROUTES[(dims, depthwise, needs_grad)], extent, "direct")
 
 
 def _direct_conv(
@@ -596,11 +602,7 @@ def conv_by_route(
 def kernel_fallback_route(dims: int, extent: int) -> str:
     """The route :func:`conv_by_route` runs for "kernel" where the kernels do not apply: the
     training route :data:`ROUTES` had before them (:data:`KERNEL_FALLBACK`; "split" for 3-D)."""
-    route = "split"
-    for smallest, name in KERNEL_FALLBACK.get(dims, ()):
-        if extent >= smallest:
-            route = name
-    return route
+    return _route_in(KERNEL_FALLBACK.get(dims, ()), extent, "split")
 
 
 _warned_forked = False
