@@ -74,9 +74,7 @@ def test_fused_rendering_gradcheck_and_double_backward(version):
 
     def render(*tensors):
         sigma = tensors[2] if version == "gauss" else None
-        return RenderDCLS.apply(
-            tensors[0], tensors[1], sigma, window, version, dcls._torch_kernel, ((1, 4), (0, 6))
-        )
+        return RenderDCLS.apply(tensors[0], tensors[1], sigma, window, version, ((1, 4), (0, 6)))
 
     assert torch.autograd.gradcheck(render, inputs)
     # create_graph=True runs the torch path's backward, so second derivatives exist

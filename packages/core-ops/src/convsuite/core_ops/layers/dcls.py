@@ -229,7 +229,7 @@ def construct_kernel(
         # Imported here: numba (the kernels' compiler) loads on first use, not with the layers.
         from convsuite.core_ops.layers.dcls_kernels import RenderDCLS
 
-        return RenderDCLS.apply(weight, positions, sigma, window, version, _torch_kernel, region)
+        return RenderDCLS.apply(weight, positions, sigma, window, version, region)
     kernel = _torch_kernel(weight, positions, window, version, sigma)
     return kernel[(..., *(slice(start, stop) for start, stop in region))]
 

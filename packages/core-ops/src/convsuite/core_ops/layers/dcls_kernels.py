@@ -33,14 +33,13 @@ path. numba compiles each kernel on first call (cached on disk).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numba
 import numpy as np
 import torch
 from torch import Tensor
 
-from convsuite.core_ops.layers.dcls import NORM_EPS, SIGMA_FLOOR, flush_threshold
+from convsuite.core_ops.layers.dcls import NORM_EPS, SIGMA_FLOOR, _torch_kernel, flush_threshold
 
 __all__ = ["RenderDCLS"]
 
@@ -384,12 +383,12 @@ def _flat(t: Tensor, lead: int) -> np.ndarray:
 class RenderDCLS(torch.autograd.Function):
     """Dense 2-D DCLS kernel from taps ``weight`` (C_out, C_in/groups, K), ``positions`` and,
     for ``'gauss'``, ``sigma`` (2, C_out, C_in/groups, K): the numba kernels above, forward and
-    backward. Apply as ``RenderDCLS.apply(weight, positions, sigma, window, version, reference,
-    region)``: ``region`` ((y0, y1), (x0, x1)) selects the rendered part of the ``window`` (a
+    backward. Apply as ``RenderDCLS.apply(weight, positions, sigma, window, version, region)``:
+    ``region`` ((y0, y1), (x0, x1)) selects the rendered part of the ``window`` (a
     convolution on a small map only reaches the central taps), giving (C_out, C_in/groups,
-    y1 - y0, x1 - x0), equal to the full kernel's ``[..., y0:y1, x0:x1]``; ``reference`` is the
-    torch rendering, ``convsuite.core_ops.layers.dcls._torch_kernel`` (not ``construct_kernel``,
-    which would come back here), used for double backward."""
+    y1 - y0, x1 - x0), equal to the full kernel's ``[..., y0:y1, x0:x1]``. Double backward runs
+    the torch rendering, ``convsuite.core_ops.layers.dcls._torch_kernel`` (not
+    ``construct_kernel``, which would come back here)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -399,7 +398,6 @@ class RenderDCLS(torch.autograd.Function):
         sigma: Tensor | None,
         window: tuple[int, int],
         version: str,
-        reference: Callable[..., Tensor],
         region: tuple[tuple[int, int], tuple[int, int]],
     ) -> Tensor:
         c_out, c_in, _ = weight.shape
@@ -415,7 +413,7 @@ class RenderDCLS(torch.autograd.Function):
             _bilinear_forward(w, p, window, start, out.numpy())
         kernel = out.reshape(c_out, c_in, *shape)
         ctx.save_for_backward(weight, positions, sigma)
-        ctx.window, ctx.version, ctx.reference, ctx.region = window, version, reference, region
+        ctx.window, ctx.version, ctx.region = window, version, region
         return kernel
 
     @staticmethod
@@ -426,17 +424,17 @@ class RenderDCLS(torch.autograd.Function):
         (y0, y1), (x0, x1) = ctx.region
         needs = ctx.needs_input_grad[:3]
         if not any(needs):
-            return (None,) * 7
+            return (None,) * 6
         if torch.is_grad_enabled():  # create_graph=True: the torch path's differentiable backward
             inputs = (weight, positions, sigma)
             needed = [t for t, need in zip(inputs, ctx.needs_input_grad[:3], strict=True) if need]
             with torch.enable_grad():
-                rendered = ctx.reference(weight, positions, ctx.window, ctx.version, sigma)
+                rendered = _torch_kernel(weight, positions, ctx.window, ctx.version, sigma)
                 rendered = rendered[..., y0:y1, x0:x1]
                 grads = iter(torch.autograd.grad(rendered, needed, grad, create_graph=True))
             return (
                 *(next(grads) if need else None for need in ctx.needs_input_grad[:3]),
-                *(None,) * 4,
+                *(None,) * 3,
             )
         w, p = _flat(weight, 0), _flat(positions, 1)
         g = _flat(grad.to(weight.dtype).flatten(2), 0).reshape(-1, y1 - y0, x1 - x0)
@@ -456,5 +454,5 @@ class RenderDCLS(torch.autograd.Function):
             torch.from_numpy(gw).reshape(weight.shape) if needs[0] else None,
             torch.from_numpy(gp).reshape(positions.shape) if needs[1] else None,
             gsig,
-            *(None,) * 4,
+            *(None,) * 3,
         )
