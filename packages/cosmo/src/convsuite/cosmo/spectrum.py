@@ -251,8 +251,17 @@ def estimate_spectrum(
     nside = hp.npix2nside(observed.size)
     if nside > _MAX_MEASURED_NSIDE:
         return _estimate_degraded(values, observed, steps, prewhiten)
-    lmax = 3 * nside - 1
     cleaned = _without_dipole(np.asarray(values, dtype=np.float64), observed)
+    return _estimate_cleaned(cleaned, observed, steps, prewhiten)
+
+
+def _estimate_cleaned(
+    cleaned: np.ndarray, observed: np.ndarray, steps: int, prewhiten: bool
+) -> SpectrumEstimate:
+    """:func:`estimate_spectrum` at Nside <= :data:`_MAX_MEASURED_NSIDE`, on the map with its
+    monopole and dipole already removed (:func:`_without_dipole`)."""
+    nside = hp.npix2nside(observed.size)
+    lmax = 3 * nside - 1
     centres, d_bins, pseudo = _master(cleaned, apodized_weights(observed, steps), lmax)
     cl = _smoothed(centres, d_bins, lmax)
     if prewhiten:
@@ -474,14 +483,18 @@ def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
     realization). So the floor is only the upper end of the search; maps above Nside
     :data:`_MAX_MEASURED_NSIDE` (measured degraded, the floor above ell 1535 not measured) keep
     it."""
-    estimate = estimate_spectrum(values, observed)
-    nside = hp.npix2nside(np.asarray(observed).size)
+    observed = np.asarray(observed, dtype=bool)
+    nside = hp.npix2nside(observed.size)
     per_pixel = pixels_per_steradian(nside)
-    noise_cl = spectrum_floor(estimate.cl)  # the noise's flat C_ell; variance = it x per_pixel
-    if nside <= _MAX_MEASURED_NSIDE:
-        cleaned = _without_dipole(np.asarray(values, dtype=np.float64), np.asarray(observed, bool))
+    if nside <= _MAX_MEASURED_NSIDE:  # the cleaned map serves the estimate and the noise's search
+        cleaned = _without_dipole(np.asarray(values, dtype=np.float64), observed)
+        estimate = _estimate_cleaned(cleaned, observed, APODIZATION_STEPS, prewhiten=True)
+        noise_cl = spectrum_floor(estimate.cl)  # the noise's flat C_ell; variance = it x per_pixel
         noise_cl = _cross_validated_noise(cleaned, observed, estimate.cl, noise_cl * per_pixel)
         noise_cl /= per_pixel
+    else:
+        estimate = estimate_spectrum(values, observed)
+        noise_cl = spectrum_floor(estimate.cl)
     signal = np.maximum(estimate.cl - noise_cl, 0.0)
     signal[:2] = 0.0
     return MapPrior(signal, float(np.sqrt(noise_cl * per_pixel)), "measured", estimate)
