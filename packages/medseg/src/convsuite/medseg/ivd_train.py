@@ -375,15 +375,16 @@ def train_ivd(
         if len(data.names) < 2:
             raise InputError(data_root, "needs at least 2 subjects (one for validation)")
         val_subjects, train_subjects = order[:n_val].tolist(), order[n_val:].tolist()
-        val_data = data.subset(val_subjects)
+        val_data, train_data = data.subset(val_subjects), data.subset(train_subjects)
     else:
         val_data = load_slices(val_root, config.pixel_mm, progress=progress)
         train_subjects, n_val = list(range(len(data.names))), len(val_data.names)
+        train_data = data  # every subject: no copy
     net = create_model(model, preset)
     start_card = None if init is None else init_from(net, init)
     module = IVDModule(net, lr=lr, loss=loss)
     crop = None if crop_mm is None else max(16, round(crop_mm / config.pixel_mm / 16) * 16)
-    train_set = _Crops(data.subset(train_subjects), crop, augment=True, rotate_deg=rotate_deg)
+    train_set = _Crops(train_data, crop, augment=True, rotate_deg=rotate_deg)
     val_set = _Crops(val_data, None, augment=False)
     per_epoch = max(1, len(train_set) // batch_size)
     settings: dict[str, Any] = {}
