@@ -53,7 +53,7 @@ from convsuite.cosmo.data.simulate import simulate_cmb
 from convsuite.cosmo.data.units import uk_per_unit
 from convsuite.cosmo.local_wiener import LocalWienerFilter, hole_depth
 from convsuite.cosmo.model import SkyReconNet
-from convsuite.cosmo.spectrum import MapPrior, measured_prior
+from convsuite.cosmo.spectrum import MapPrior, measured_prior, white_noise_cl
 
 __all__ = [
     "bundled_checkpoints",
@@ -278,7 +278,7 @@ def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
         return values
     lmax = 3 * nside - 1
     signal = prior.signal_cl[: lmax + 1]
-    noise = prior.noise_sigma**2 * 4 * np.pi / (12 * nside**2)
+    noise = white_noise_cl(prior.noise_sigma**2, nside)
     weight = signal / np.maximum(signal + noise, 1e-300)
     alm = hp.map2alm(hp.reorder(values, n2r=True), lmax=lmax, iter=1)
     return hp.reorder(hp.alm2map(hp.almxfl(alm, weight), nside, lmax=lmax), r2n=True)
