@@ -283,8 +283,7 @@ def train_network(
             "loudspeaker nonlinearity, 10-500 ms delay, stationary and non-stationary noise"
         ),
     )
-    if start_card is not None:
-        recipe, training_data = fine_tuned_card_text(start_card, init, recipe, training_data)
+    recipe, training_data = fine_tuned_card_text(start_card, init, recipe, training_data)
     card = module.net.model_card(
         recipe=recipe,
         training_data=training_data,

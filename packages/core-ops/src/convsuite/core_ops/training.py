@@ -229,11 +229,14 @@ def init_from(net: torch.nn.Module, init: str | os.PathLike[str]) -> ModelCard:
 
 
 def fine_tuned_card_text(
-    start: ModelCard, init: str | os.PathLike[str], recipe: str, training_data: str
+    start: ModelCard | None, init: str | os.PathLike[str] | None, recipe: str, training_data: str
 ) -> tuple[str, str]:
     """The ``recipe`` and ``training_data`` of a card for weights fine-tuned from ``start`` (the
     card :func:`init_from` returned): this run's text, then the starting weights' own, prefixed,
-    so that a chain of fine-tunes keeps its whole history without hand edits."""
+    so that a chain of fine-tunes keeps its whole history without hand edits. ``start`` None
+    (trained from scratch): this run's text as it is."""
+    if start is None or init is None:
+        return recipe, training_data
     name = Path(init).name
     return (
         f"{recipe}; starting weights {name}, their recipe: {start.recipe}",

@@ -420,8 +420,7 @@ def train_ivd(
         f"{LABEL_ZOOM}x finer grid, steps {trainer.global_step}"
         f"{'' if init is None else f', fine-tuned from {Path(init).name}'}"
     )
-    if start_card is not None:
-        recipe, training_data = fine_tuned_card_text(start_card, init, recipe, training_data)
+    recipe, training_data = fine_tuned_card_text(start_card, init, recipe, training_data)
     card = net.model_card(
         recipe=recipe,
         training_data=training_data,
