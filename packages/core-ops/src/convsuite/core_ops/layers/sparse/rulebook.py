@@ -63,8 +63,15 @@ def _linear_keys(
     for axis, extent in enumerate(extents):
         key = key * extent + coords[:, 1 + axis]
     if shift is not None:
-        key = key + sum(s * t for s, t in zip(shift, _row_major_strides(extents), strict=True))
+        key = key + _key_offset(shift, extents)
     return key
+
+
+def _key_offset(shift: Sequence[int] | None, extents: Sequence[int]) -> int:
+    """What a per-axis ``shift`` of every site adds to its :func:`_linear_keys` key (0 for None)."""
+    if shift is None:
+        return 0
+    return sum(s * t for s, t in zip(shift, _row_major_strides(extents), strict=True))
 
 
 def _decode_keys(keys: Tensor, extents: Sequence[int]) -> Tensor:
@@ -117,9 +124,7 @@ def _compiled_keys(
         return None
     from convsuite.core_ops.layers.sparse.kernels import raster_keys  # numba: lazily
 
-    offset = 0
-    if shift is not None:
-        offset = sum(s * t for s, t in zip(shift, _row_major_strides(extents), strict=True))
+    offset = _key_offset(shift, extents)
     keys, ascending = raster_keys(coords.numpy(), np.asarray(extents, np.int64), offset, _MAX_KEY)
     return torch.from_numpy(keys) if ascending else None
 
