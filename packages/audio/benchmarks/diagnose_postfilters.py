@@ -37,14 +37,9 @@ import torch
 from torch import Tensor
 
 from convsuite.audio.data.challenge import read_challenge_set
-from convsuite.audio.infer import EchoCanceller, align_far, estimate_delay
+from convsuite.audio.infer import EchoCanceller, _pseudo, align_far, estimate_delay
 from convsuite.audio.metrics import aecmos, erle_db, pesq_wb, stoi
 from convsuite.audio.stft import istft, stft
-
-
-def _pseudo(spec: Tensor) -> Tensor:
-    """(T, F) complex -> (1, 2, T, F) real."""
-    return torch.stack([spec.real, spec.imag]).unsqueeze(0)
 
 
 def _complex(x: Tensor) -> Tensor:
