@@ -58,6 +58,7 @@
 #      checkpoint 0.05 worse in dt PESQ-WB: selection by validation loss is noisy at this size.
 # The held-out evaluation below (12 test-split calls of 6 s): 1-8 minutes (about 1 min at load ~6).
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 WORK=${1:-recipe-audio}
 AEC=${AEC:-.venv/bin/aec}
 WEIGHTS=packages/audio/src/convsuite/audio/weights
@@ -91,7 +92,7 @@ if [ "$steps" -ne 120 ]; then
     exit 1
 fi
 mkdir -p "$WEIGHTS"
-cp "$WORK/stage4/d3aec_small.safetensors" "$WORK/stage4/d3aec_small.json" "$WEIGHTS/"
+bundle "$WORK" "$WORK/stage4/d3aec_small" "$WEIGHTS/d3aec_small"
 
 # Held-out evaluation: talkers, rooms and echo paths from the test split (never seen in training).
 "$AEC" simulate --seed 0 --count 12 --seconds 6 --split test --out "$WORK/heldout"

@@ -21,6 +21,7 @@
 # 64: 0.78822 / 0.78832, 128: 0.86892 / 0.86900, 256: 0.81015 / 0.81022: the network adds nothing
 # measurable at this budget (packages/cosmo/README.md, "Bundled checkpoints").
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 WORK=${1:-recipe-cosmo}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/cosmo/src/convsuite/cosmo/weights
@@ -33,9 +34,7 @@ train() {  # NSIDE EPOCHS N_TRAIN LR MINUTES [INIT]
     "$BIN/cosmo-train" --nside "$nside" --epochs "$2" --n-train "$3" --n-val 8 --batch-size 2 \
         --lr "$4" --max-minutes "$5" --prior-family wide --accelerator cpu --devices 1 \
         "${init_args[@]}" --out "$WORK/nside$nside"
-    for suffix in safetensors json; do
-        cp "$WORK/nside$nside/skyrecon.$suffix" "$WEIGHTS/skyrecon_nside$nside.$suffix"
-    done
+    bundle "$WORK" "$WORK/nside$nside/skyrecon" "$WEIGHTS/skyrecon_nside$nside"
     echo "Nside $nside: $((SECONDS - started)) s" >&2
 }
 

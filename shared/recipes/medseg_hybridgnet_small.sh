@@ -7,6 +7,7 @@
 # and are scored on held-out phantoms (seed 2026), clean and with 10/20/30% of the lung field
 # occluded. Time, on a 2-core CPU, and the reached figures are in packages/medseg/README.md.
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 WORK=${1:-recipe-medseg}
 MEDSEG=${MEDSEG:-.venv/bin/medseg}
 WEIGHTS=packages/medseg/src/convsuite/medseg/weights
@@ -19,10 +20,8 @@ WEIGHTS=packages/medseg/src/convsuite/medseg/weights
 "$MEDSEG" cxr train "$WORK/phantoms/train" --baseline --epochs 8 --out "$WORK/runs/unet"
 
 mkdir -p "$WEIGHTS"
-for suffix in safetensors json; do
-    cp "$WORK/runs/hybridgnet_finetune/hybridgnet.$suffix" "$WEIGHTS/hybridgnet_small.$suffix"
-    cp "$WORK/runs/unet/unet.$suffix" "$WEIGHTS/unet_small.$suffix"
-done
+bundle "$WORK" "$WORK/runs/hybridgnet_finetune/hybridgnet" "$WEIGHTS/hybridgnet_small"
+bundle "$WORK" "$WORK/runs/unet/unet" "$WEIGHTS/unet_small"
 
 for occlusion in 0 0.1 0.2 0.3; do
     "$MEDSEG" cxr simulate --n 100 --seed 2026 --size 256 --occlusion "$occlusion" \

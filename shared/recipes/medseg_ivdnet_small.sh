@@ -55,6 +55,7 @@
 # 0.41 mm) exactly. Seed 9191 (untouched, `ivd evaluate`): see packages/medseg/README.md.
 # About 72 min for the bundled weights with the simulations.
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 export OMP_NUM_THREADS=1
 WORK=${1:-recipe-medseg-ivd}
 STEPS=${STEPS:-500}
@@ -118,11 +119,8 @@ if [ "$steps" -ne "$planned" ]; then
 fi
 
 mkdir -p "$WEIGHTS"
-for suffix in safetensors json; do
-    cp "$WORK/runs/ivdnet_stage4/ivdnet.$suffix" "$WEIGHTS/ivdnet_small.$suffix"
-    cp "$WORK/runs/unet_early_fusion/unet_early_fusion.$suffix" \
-        "$WEIGHTS/unet_early_fusion_small.$suffix"
-done
+bundle "$WORK" "$WORK/runs/ivdnet_stage4/ivdnet" "$WEIGHTS/ivdnet_small"
+bundle "$WORK" "$WORK/runs/unet_early_fusion/unet_early_fusion" "$WEIGHTS/unet_early_fusion_small"
 echo "weights recipe done in $SECONDS s"
 
 # The comparison: the late-fusion variant with stage 1's budget, then on held-out data the bundled

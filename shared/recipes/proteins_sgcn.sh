@@ -14,6 +14,7 @@
 # One thread (OMP_NUM_THREADS=1, torch.set_num_threads via OMP). Time and figures: README.md and
 # the end of this file.
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 WORK=${1:-recipe-proteins}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/proteins/src/convsuite/proteins/weights
@@ -45,10 +46,8 @@ done
 echo "trained: $(( $(date +%s) - start )) s"
 
 mkdir -p "$WEIGHTS"
-for suffix in safetensors json; do
-    cp "$WORK/sgcn/sgcn.$suffix" "$WEIGHTS/sgcn_decoys.$suffix"
-    cp "$WORK/protein_gcn/protein_gcn.$suffix" "$WEIGHTS/gcn_decoys.$suffix"
-done
+bundle "$WORK" "$WORK/sgcn/sgcn" "$WEIGHTS/sgcn_decoys"
+bundle "$WORK" "$WORK/protein_gcn/protein_gcn" "$WEIGHTS/gcn_decoys"
 
 # VoroMQA is added when voronota-voromqa is on PATH (Debian package voronota), else noted "not run".
 "$BIN/protein-qa" evaluate --data "$WORK/test.npz" --weights sgcn_decoys --weights gcn_decoys \

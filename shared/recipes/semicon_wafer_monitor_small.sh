@@ -15,6 +15,7 @@
 # Held-out maps: accuracy 1.000, false alarms 5.6%; novel set 89/90 flagged (one spiral missed),
 # novel-vs-known AUROC 0.994. Details in packages/semicon/README.md.
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 WORK=${1:-recipe-semicon}
 shift || true
@@ -25,9 +26,8 @@ WEIGHTS=packages/semicon/src/convsuite/semicon/weights
 "$MONITOR" train "$WORK/maps/train" --epochs 20 --out "$WORK/model" --name wafer_monitor_small "$@"
 
 mkdir -p "$WEIGHTS"
-for suffix in safetensors json novelty.json; do  # the card names its novelty file: keep the names
-    cp "$WORK/model/wafer_monitor_small.$suffix" "$WEIGHTS/"
-done
+bundle "$WORK" "$WORK/model/wafer_monitor_small" "$WEIGHTS/wafer_monitor_small"
+cp "$WORK/model/wafer_monitor_small.novelty.json" "$WEIGHTS/"  # the card names it: same name
 
 "$MONITOR" simulate --n 270 --seed 2026 --out "$WORK/maps/test"
 "$MONITOR" evaluate "$WORK/maps/test" --model wafer_monitor_small --figures "$WORK/evaluation"
