@@ -220,14 +220,11 @@ class _NormActConv(nn.Sequential):
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         activated = []
         for part, start, size in zip(parts, starts, sizes, strict=True):
-            channels = torch.cat(
-                [
-                    torch.arange(start, start + size, device=part.device),
-                    torch.arange(total + start, total + start + size, device=part.device),
-                ]
-            )
+            # The part's real channels, then its imaginary ones (pseudo_cat's order).
             stats = [
-                None if t is None else t.index_select(0, channels)
+                None
+                if t is None
+                else torch.cat((t[start : start + size], t[total + start :][:size]))
                 for t in (norm.running_mean, norm.running_var, norm.weight, norm.bias)
             ]
             activated.append(act(F.batch_norm(part, *stats, False, 0.0, norm.eps)))
