@@ -145,7 +145,7 @@ def test_train_writes_weights_that_enhance_loads(invoke, call_files, tmp_path) -
 
 def test_stream_warns_that_it_runs_float32_on_the_cpu(invoke, call_files, tmp_path) -> None:
     mic, far = call_files
-    with pytest.warns(UserWarning, match="--stream runs float32 on the CPU") as caught:
+    with pytest.warns(UserWarning, match="streaming runs float32 on the CPU") as caught:
         status, _, _ = invoke(
             "enhance", mic, far, "-o", tmp_path / "s.wav", "--stream", "--precision", "bf16"
         )

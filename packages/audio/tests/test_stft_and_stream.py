@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,14 @@ def test_offline_chunks_equal_one_network_call(canceller: EchoCanceller, monkeyp
     np.testing.assert_allclose(
         canceller.process(call.mic, call.far, delay=0), whole, atol=1e-6 * np.abs(whole).max()
     )
+
+
+def test_stream_of_a_bf16_canceller_warns_it_runs_float32() -> None:
+    """A notebook user streaming a bf16 canceller is told the stream runs float32 (an fp32
+    canceller on the CPU is not)."""
+    config = D3AECConfig(stem_channels=4, growth_rate=4, num_layers=3, num_blocks=2)
+    with pytest.warns(UserWarning, match="streaming runs float32 on the CPU"):
+        EchoCanceller(D3AEC(config), precision="bf16").stream()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EchoCanceller(D3AEC(config)).stream()

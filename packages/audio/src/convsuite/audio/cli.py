@@ -9,7 +9,6 @@ neither numpy nor torch: each command imports its pipeline when it runs, so ``--
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -75,12 +74,6 @@ def enhance(
         import numpy as np
         import torch
 
-        if precision != "fp32" or torch.device(device).type != "cpu":
-            warnings.warn(
-                f"--stream runs float32 on the CPU (--precision {precision}, --device {device}"
-                " apply to offline processing only)",
-                stacklevel=1,
-            )
         torch.set_num_threads(1)  # a 16-ms frame is too little work to share between threads
 
         streamer = canceller.stream(delay)

@@ -14,6 +14,7 @@ still sees 1.5 s of far-end past for the paper preset, 1 s for the small preset)
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -124,7 +125,14 @@ class EchoCanceller:
 
     def stream(self, delay: int = 0) -> StreamingAEC:
         """A :class:`StreamingAEC` on this network (a per-frame program of its current weights;
-        float32 on the CPU whatever this canceller's precision and device)."""
+        float32 on the CPU whatever this canceller's precision and device: a warning says so when
+        they are not float32 and the CPU)."""
+        if self.precision != "fp32" or torch.device(self.device).type != "cpu":
+            warnings.warn(
+                f"streaming runs float32 on the CPU (precision {self.precision} and device "
+                f"{self.device} apply to offline processing only)",
+                stacklevel=2,
+            )
         return StreamingAEC(self.network, delay)
 
 
