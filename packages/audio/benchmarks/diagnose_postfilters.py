@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 
 from convsuite.audio.data.challenge import read_challenge_set
+from convsuite.audio.evaluate import score_call
 from convsuite.audio.infer import EchoCanceller, _pseudo, align_far, estimate_delay
-from convsuite.audio.metrics import aecmos, erle_db, pesq_wb, stoi
 from convsuite.audio.stft import istft, stft
 
 
@@ -84,16 +84,6 @@ def _variants() -> dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]]:
     return variants
 
 
-def _scores(call, output: np.ndarray) -> dict[str, float]:
-    scores = {}
-    if call.scenario == "fst":
-        scores["erle"] = erle_db(call.mic, output)
-    else:
-        scores["pesq"], scores["stoi"] = pesq_wb(call.near, output), stoi(call.near, output)
-    scores["echo"], scores["deg"] = aecmos(call.far, call.mic, output, call.scenario)
-    return scores
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="AEC-Challenge folder from `aec simulate`")
@@ -118,7 +108,7 @@ def main() -> None:
                 assert gap <= 1e-6, (
                     f"call {call.fileid}: base differs from EchoCanceller.process by {gap}"
                 )
-            rows[name].append((call.scenario, _scores(call, output.astype(np.float32))))
+            rows[name].append((call.scenario, score_call(call, output.astype(np.float32), True)))
 
     def mean(rs: list, scenario: str, key: str, reduce: Callable = np.mean) -> float:
         values = [s[key] for sc, s in rs if sc == scenario and math.isfinite(s.get(key, math.nan))]
@@ -131,11 +121,11 @@ def main() -> None:
     )
     for name, rs in rows.items():
         print(
-            f"{name:14s} | {mean(rs, 'fst', 'erle'):6.2f} ({mean(rs, 'fst', 'erle', np.min):5.2f})"
-            f" | {mean(rs, 'fst', 'echo'):.2f} | {mean(rs, 'dt', 'pesq'):.3f} "
-            f"| {mean(rs, 'dt', 'stoi'):.3f} | {mean(rs, 'dt', 'echo'):.2f} "
-            f"| {mean(rs, 'dt', 'deg'):.2f} | {mean(rs, 'nst', 'pesq'):.3f} "
-            f"| {mean(rs, 'nst', 'deg'):.2f}"
+            f"{name:14s} | {mean(rs, 'fst', 'erle_db'):6.2f} ({mean(rs, 'fst', 'erle_db', np.min):5.2f})"
+            f" | {mean(rs, 'fst', 'aecmos_echo'):.2f} | {mean(rs, 'dt', 'pesq_wb'):.3f} "
+            f"| {mean(rs, 'dt', 'stoi'):.3f} | {mean(rs, 'dt', 'aecmos_echo'):.2f} "
+            f"| {mean(rs, 'dt', 'aecmos_deg'):.2f} | {mean(rs, 'nst', 'pesq_wb'):.3f} "
+            f"| {mean(rs, 'nst', 'aecmos_deg'):.2f}"
         )
 
 

@@ -45,7 +45,10 @@ def _unprocessed(mic: np.ndarray, far: np.ndarray) -> np.ndarray:
     return mic
 
 
-def _score(call: ChallengeCall, output: np.ndarray, with_aecmos: bool) -> dict[str, float]:
+def score_call(call: ChallengeCall, output: np.ndarray, with_aecmos: bool) -> dict[str, float]:
+    """The metrics of one method's ``output`` (samples, 16 kHz) on ``call``, NaN where they do not
+    apply: ERLE in far-end single talk; PESQ-WB, STOI and SI-SDR against the near end where it
+    is known; AECMOS echo and degradation when ``with_aecmos``."""
     nan = math.nan
     scores = dict.fromkeys(_METRICS, nan)
     if call.scenario == "fst":
@@ -94,7 +97,7 @@ def evaluate_calls(
             else:
                 output = method(call.mic, far)
             elapsed = time.perf_counter() - start
-            scores = _score(call, output, with_aecmos)
+            scores = score_call(call, output, with_aecmos)
             scores["rtf"] = elapsed / (call.mic.size / SAMPLE_RATE)
             result.scores[name] = scores
             if keep_outputs:
