@@ -82,15 +82,9 @@ stage stage2 --init "$STAGE1" --fst-share 0.4 --lr 1e-3 --seed 6000
 stage stage3 --init "$WORK/stage2/d3aec_small.safetensors" --fst-share 0.3 --lr 5e-4 --seed 12000
 EPOCHS=3 MINUTES=16 stage stage4 --init "$WORK/stage3/d3aec_small.safetensors" --fst-share 0.3 \
     --lr 3e-4 --seed 18000 --distortion-weight 0.5
-# The 16-minute cap only guards the budget: had it stopped stage 4 before its 120 steps (3 epochs
-# of 40), the checkpoint would not be the bundled one. The card records the steps taken.
-read_steps='import json, sys; print(round(json.load(sys.stdin)["metrics"]["steps"]))'
-steps=$(.venv/bin/python -c "$read_steps" <"$WORK/stage4/d3aec_small.json")
-if [ "$steps" -ne 120 ]; then
-    echo "stage 4 stopped at $steps of its 120 steps (the 16-minute cap): weights not copied;" \
-        "rerun it on a less loaded machine (or with MINUTES raised)" >&2
-    exit 1
-fi
+# The 16-minute cap only guards the budget: had it stopped stage 4 before its 120 planned steps
+# (3 epochs of 40), the checkpoint would not be the bundled one, and `complete` stops here.
+complete "$WORK/stage4/d3aec_small.json"
 mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/stage4/d3aec_small" "$WEIGHTS/d3aec_small"
 

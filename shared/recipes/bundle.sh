@@ -9,3 +9,19 @@ bundle() {
 import os, sys
 sys.stdout.write(sys.stdin.read().replace(os.environ["WORK_DIR"], "WORK"))' <"$src.json" >"$dst.json"
 }
+
+# complete CARD: stop the recipe unless the run that wrote CARD took every step it planned (the
+# card's metrics `steps` and `planned_steps`, written by core-ops' export_best): a time cap that
+# ended it early would leave another checkpoint than the one the recipe describes.
+complete() {
+    python3 - "$1" <<'PY'
+import json, sys
+metrics = json.load(open(sys.argv[1]))["metrics"]
+if metrics["steps"] < metrics["planned_steps"]:
+    sys.exit(
+        f"{sys.argv[1]}: the run stopped at step {metrics['steps']:.0f} of "
+        f"{metrics['planned_steps']:.0f} (its time cap): weights not bundled; rerun it on a less "
+        "loaded machine or with the cap raised"
+    )
+PY
+}

@@ -109,7 +109,12 @@ def test_export_best_round_trips_through_safetensors(fitted, tmp_path) -> None:
     assert weights == tmp_path / "mlp.safetensors" and weights.is_file()
     written = json.loads(weights.with_suffix(".json").read_text())
     best = float(trainer.checkpoint_callback.best_model_score)
-    assert written["metrics"] == {"epochs": 3.0, "val_loss": pytest.approx(best)}
+    assert written["metrics"] == {
+        "epochs": 3.0,
+        "steps": 24.0,  # 3 epochs of 8 batches: the run took every step it planned
+        "planned_steps": 24.0,
+        "val_loss": pytest.approx(best),
+    }
     assert card.metrics == {"epochs": 3.0}  # the caller's card is not modified
 
     # The exported weights are the best checkpoint's, loaded into the module by export_best.
@@ -248,3 +253,28 @@ def test_init_from_loads_the_weights_and_returns_their_card(tmp_path) -> None:  
     assert "\n" not in str(caught.value)
     with pytest.raises(InputError, match="missing.safetensors"):
         init_from(net, tmp_path / "missing.safetensors")
+
+
+def test_export_best_records_a_run_cut_short(tmp_path) -> None:
+    """A run that a cap stops early (here a callback, as ``max_time`` does) records fewer steps
+    than planned: what the recipes check before bundling."""
+
+    class StopAtFive(L.Callback):
+        def on_train_batch_end(self, trainer, *_) -> None:  # noqa: ANN001, ANN002
+            trainer.should_stop = trainer.global_step >= 5
+
+    seed_everything(0)
+    module = _Regressor()
+    train, val = _loaders(0)
+    trainer = make_trainer(
+        tmp_path,
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        progress=False,
+        callbacks=[StopAtFive()],
+    )
+    trainer.fit(module, train, val)
+    weights = export_best(trainer, module, tmp_path / "mlp.safetensors", _card())
+    metrics = json.loads(weights.with_suffix(".json").read_text())["metrics"]
+    assert metrics["steps"] == 5.0 and metrics["planned_steps"] == 24.0

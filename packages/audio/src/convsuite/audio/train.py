@@ -294,5 +294,5 @@ def train_network(
         inputs={"sample_rate": 16000, "n_fft": 512, "hop": 256, "channels": "mic, far (aligned)"},
         outputs={"near_end": "complex STFT of the near-end speech estimate"},
     )
-    metrics = {"train_minutes": minutes, "steps": trainer.global_step}
+    metrics = {"train_minutes": minutes}
     return export_best(trainer, module, weights, card, metrics=metrics)

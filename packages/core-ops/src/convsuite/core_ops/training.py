@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -150,9 +151,12 @@ def export_best(
 
     The Lightning checkpoint is read with ``torch.load(..., weights_only=True)`` (no arbitrary
     unpickling). The card written beside the weights is a copy of ``card`` whose ``metrics`` gain
-    ``metrics`` (e.g. training time, a held-out score) and the best monitored value under the
-    monitor's name (``card`` itself is not modified). Everything goes into this one write: nothing
-    re-reads or re-saves the checkpoint afterwards.
+    the run's ``steps`` (optimizer steps taken) and ``planned_steps`` (what ``max_steps`` and the
+    epochs allowed; fewer steps taken means a time cap such as ``max_time`` ended the run, so a
+    recipe can refuse to bundle a checkpoint other than the one it describes), ``metrics`` (e.g.
+    training time, a held-out score) and the best monitored value under the monitor's name
+    (``card`` itself is not modified). Everything goes into this one write: nothing re-reads or
+    re-saves the checkpoint afterwards.
 
     Args:
         trainer: a trainer from :func:`make_trainer` after ``fit``.
@@ -168,9 +172,11 @@ def export_best(
         ValueError: the trainer kept no best checkpoint, or ``module`` has no ``net``.
     """
     best = load_best(trainer, module)
-    filled = dataclasses.replace(
-        card, metrics={**card.metrics, **{k: float(v) for k, v in (metrics or {}).items()}, **best}
-    )
+    run = {"steps": float(trainer.global_step)}
+    if math.isfinite(planned := float(trainer.estimated_stepping_batches)):
+        run["planned_steps"] = planned
+    given = {k: float(v) for k, v in (metrics or {}).items()}
+    filled = dataclasses.replace(card, metrics={**card.metrics, **run, **given, **best})
     _LOG.info("exporting %s (%s)", path, filled.metrics)
     return save_checkpoint(module.net.state_dict(), path, filled)
 
