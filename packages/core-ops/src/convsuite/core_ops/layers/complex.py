@@ -138,9 +138,26 @@ def complex_block_conv(
     if (bias_real is None) != (bias_imag is None):
         raise ValueError("bias_real and bias_imag must both be given or both be None")
     weight, bias = complex_block_weight(weight_real, weight_imag, bias_real, bias_imag, groups)
-    y = conv_function(len(kernel))(
-        _group_major(x, groups), weight, bias, stride, padding, dilation, groups
-    )
+    return _block_conv(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _block_conv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: IntOrSeq,
+    padding: IntOrSeq | str,
+    dilation: IntOrSeq,
+    groups: int,
+) -> Tensor:
+    """The real convolution of pseudo-complex ``x`` (part-major) with an assembled block
+    ``weight`` (:func:`complex_block_weight`), output part-major. Groups are reordered around
+    the convolution; one group needs no reordering (it is the identity, and would copy a
+    channels-last input)."""
+    conv = conv_function(weight.dim() - 2)
+    if groups == 1:
+        return conv(x, weight, bias, stride, padding, dilation, 1)
+    y = conv(_group_major(x, groups), weight, bias, stride, padding, dilation, groups)
     return _part_major(y, groups)
 
 
@@ -313,17 +330,9 @@ class PseudoComplexConv2d(_ComplexConvBase2d):
                 f"input must be (N, {weight.shape[1] * self.groups}, H, W) (real then imaginary "
                 f"channels), got {tuple(x.shape)}"
             )
-        grouped = self.groups > 1  # one group: the reordering is the identity (and would copy)
-        y = F.conv2d(
-            _group_major(x, self.groups) if grouped else x,
-            weight,
-            self.inference_bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
+        return _block_conv(
+            x, weight, self.inference_bias, self.stride, self.padding, self.dilation, self.groups
         )
-        return _part_major(y, self.groups) if grouped else y
 
 
 class ComplexBatchNorm2d(nn.Module):
