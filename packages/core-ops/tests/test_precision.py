@@ -312,3 +312,62 @@ def test_region_outputs_keep_their_mapping_type() -> None:
     cast = _cast_tree(value, torch.float32)
     assert type(cast) is OrderedDict and list(cast) == ["a", "b"]
     assert cast["a"].dtype == torch.float32 and value["a"].dtype == torch.bfloat16
+
+
+def test_bf16_relu_equals_torch_relu_on_every_bfloat16_value() -> None:
+    from convsuite.core_ops.precision import BF16ReLU
+
+    every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    expected = torch.relu(every)
+    assert expected.isnan().sum() > 0 and (every < 0).sum() > 0  # NaNs and negatives are there
+    for inplace in (False, True):
+        x = every.clone()
+        got = BF16ReLU(inplace=inplace)(x)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+        if inplace:
+            assert got.data_ptr() == x.data_ptr()
+        else:  # the input untouched, bit for bit
+            assert torch.equal(x.view(torch.int16), every.view(torch.int16))
+    y = torch.randn(3, 5)  # float32: nn.ReLU itself
+    assert torch.equal(BF16ReLU()(y), torch.relu(y))
+
+
+def test_prepare_replaces_relus_and_channels_last_maps_keep_their_layout() -> None:
+    from convsuite.core_ops.precision import BF16ReLU
+
+    model = prepare_for_inference(small_net(), "bf16")
+    assert type(model[2]) is BF16ReLU and type(model[5]) is BF16ReLU
+    x = torch.randn(2, 8, 6, 6).to(torch.bfloat16, memory_format=torch.channels_last)
+    y = BF16ReLU()(x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y, torch.relu(x))
+
+
+class _Thin(nn.Module):
+    """Two 4-channel convolutions, one in a child that sets its own floor back to 8."""
+
+    _convsuite_bf16_min_channels = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+        self.tail = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1))
+        self.tail._convsuite_bf16_min_channels = 8
+        self.head = nn.Conv2d(4, 2, 1)  # 2 outputs: under the floor of 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.tail(self.stem(x)))
+
+
+def test_a_module_can_lower_its_channel_floor() -> None:
+    torch.manual_seed(0)
+    reference = _Thin().eval()
+    model = prepare_for_inference(copy.deepcopy(reference), "bf16")
+    assert bf16_layers(model) == ["stem.0"]  # the inherited floor; tail's own; head too thin
+    assert bf16_layers(prepare_for_inference(nn.Sequential(nn.Conv2d(4, 4, 3)), "bf16")) == []
+    x = torch.randn(2, 4, 8, 8)
+    with inference_mode("bf16"):
+        got = model(x)
+    assert got.dtype == torch.float32
+    error = (got - reference(x)).abs().max() / reference(x).abs().max()
+    assert 0 < error < 3e-2

@@ -38,7 +38,13 @@ converts a model once instead:
   regions; see the core-ops README's table);
 - depthwise and thin convolutions (memory-bound: no gain from bf16 units), FFT convolutions
   (:class:`~convsuite.core_ops.layers.FFTConv2d` and the dispatcher compute their transforms in
-  float32 inside; bf16 has no CPU FFT), norms, graph and sparse layers keep float32 weights.
+  float32 inside; bf16 has no CPU FFT), norms, graph and sparse layers keep float32 weights. A
+  model whose thin layers are not memory-bound in its own measurement lowers the channel floor for
+  itself with a class or instance attribute ``_convsuite_bf16_min_channels``
+  (:data:`BF16_MIN_CHANNELS`), read from the module and inherited by its submodules;
+- every ``nn.ReLU`` becomes a :class:`BF16ReLU`, which on bfloat16 inputs zeroes the negative
+  values through the bits' int16 view (about 3x faster than torch's bfloat16 ReLU on this CPU,
+  and faster than its float32 one) and is ``nn.ReLU`` on any other dtype.
 
 Use, in a domain package::
 
@@ -73,6 +79,8 @@ from convsuite.core_ops.errors import InputError
 from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 
 __all__ = [
+    "BF16_MIN_CHANNELS",
+    "BF16ReLU",
     "KEEP_FP32",
     "MIN_GROUP_CHANNELS",
     "PRECISIONS",
@@ -99,6 +107,32 @@ _MARK = "_convsuite_precision"
 # without float32 weights whose forward still needs float32 inputs (``torch.fft`` has no bf16 CPU
 # kernels, for instance).
 KEEP_FP32 = "_convsuite_keep_fp32"
+
+# A module (class or instance) with this integer attribute converts its dense layers from that many
+# channels per group on (instead of :data:`MIN_GROUP_CHANNELS`); its submodules inherit the value
+# unless they set their own.
+BF16_MIN_CHANNELS = "_convsuite_bf16_min_channels"
+
+# The int16 bit pattern of bfloat16 -inf: a bfloat16 value is negative (or -0.0), and not NaN,
+# exactly when its bits read as an int16 are <= this (sign bit set, exponent and mantissa at most
+# those of infinity; a NaN with its sign set reads -127 ... -1).
+_BF16_NEG_INF_BITS = -128
+
+
+class BF16ReLU(nn.ReLU):
+    """``nn.ReLU`` that computes bfloat16 inputs on their bits: equal to ``torch.relu`` for every
+    bfloat16 value (NaN kept; -0.0 comes out +0.0, equal to it), 3x faster on this CPU.
+
+    Shapes: any, unchanged; float32 and other dtypes go through ``nn.ReLU`` itself.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype != torch.bfloat16:
+            return super().forward(x)
+        bits = x.view(torch.int16)
+        if self.inplace:
+            return torch.threshold_(bits, _BF16_NEG_INF_BITS, 0).view(torch.bfloat16)
+        return torch.threshold(bits, _BF16_NEG_INF_BITS, 0).view(torch.bfloat16)
 
 
 def check_precision(precision: str, source: str = "precision") -> PrecisionName:
@@ -141,8 +175,9 @@ def _is_block(module: nn.Module) -> bool:
     return callable(getattr(module, "cache_inference_weight", None))
 
 
-def _is_dense(module: nn.Module) -> bool:
-    """True for a plain conv/linear (or block-weight) layer wide enough for bf16 to pay."""
+def _is_dense(module: nn.Module, min_channels: int = MIN_GROUP_CHANNELS) -> bool:
+    """True for a plain conv/linear (or block-weight) layer wide enough for bf16 to pay: at least
+    ``min_channels`` channels per group."""
     if isinstance(module, nn.Linear) and _is_plain(module):
         return True
     if _is_block(module):
@@ -150,14 +185,36 @@ def _is_dense(module: nn.Module) -> bool:
         # network's stem (few inputs) and head (few outputs) convert too, so that their
         # neighbours' bf16 feature maps are not promoted back to float32 when concatenated.
         real = 2 * max(module.in_channels, module.out_channels) // module.groups
-        return real >= MIN_GROUP_CHANNELS
+        return real >= min_channels
     if not _is_plain(module):
         return False
     groups = module.groups
     return (
-        module.in_channels // groups >= MIN_GROUP_CHANNELS
-        and module.out_channels // groups >= MIN_GROUP_CHANNELS
+        module.in_channels // groups >= min_channels
+        and module.out_channels // groups >= min_channels
     )
+
+
+def _channel_floors(module: nn.Module) -> dict[nn.Module, int]:
+    """Each submodule's :data:`BF16_MIN_CHANNELS`: its own, else its parent's, else
+    :data:`MIN_GROUP_CHANNELS`."""
+    floors: dict[nn.Module, int] = {}
+
+    def visit(sub: nn.Module, floor: int) -> None:
+        floors[sub] = floor = getattr(sub, BF16_MIN_CHANNELS, floor)
+        for child in sub.children():
+            visit(child, floor)
+
+    visit(module, MIN_GROUP_CHANNELS)
+    return floors
+
+
+def _replace_relus(module: nn.Module) -> None:
+    """Every ``nn.ReLU`` (exactly that class) in ``module`` replaced by a :class:`BF16ReLU`."""
+    for parent in module.modules():
+        for name, child in parent._modules.items():
+            if type(child) is nn.ReLU:
+                parent._modules[name] = BF16ReLU(inplace=child.inplace)
 
 
 def _memory_format(dims: int) -> torch.memory_format:
@@ -371,8 +428,9 @@ def prepare_for_inference(module: nn.Module, precision: str = "fp32") -> nn.Modu
     if converted:
         return module
     fold_batch_norms(module)
-    for sub in module.modules():
-        if not _is_dense(sub):
+    _replace_relus(module)
+    for sub, floor in _channel_floors(module).items():
+        if not _is_dense(sub, floor):
             continue
         if _is_plain(sub):
             sub.to(torch.bfloat16)
