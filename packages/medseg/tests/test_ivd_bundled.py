@@ -48,7 +48,8 @@ def test_bundled_ivdnet_segments_a_held_out_phantom(net: IVDNet, held_out: Spine
 def test_bf16_disc_probability_stays_close_to_fp32(net: IVDNet, held_out: SpinePhantom) -> None:
     fp32 = net.disc_probability(held_out.image, held_out.affine)
     prepared = prepare_for_inference(copy.deepcopy(net), "bf16")
-    assert bf16_layers(prepared)  # the wide layers (>= 8 channels) really run in bf16
+    converted = bf16_layers(prepared)  # every conv, the 4-channel first level's too
+    assert "encoders.0.0.conv_in.0" in converted and "head" in converted
     with inference_mode("bf16"):
         bf16 = prepared.disc_probability(held_out.image, held_out.affine)
     assert np.abs(bf16 - fp32).mean() < 0.01

@@ -51,6 +51,23 @@ def test_tiny_networks_map_four_modalities_to_two_classes(name: str) -> None:
     assert out.shape == (2, 2, 64, 48) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("size", [(16, 12), (9, 7)])
+def test_pool_equals_torch_max_pool_in_both_precisions_and_layouts(size: tuple[int, int]) -> None:
+    from convsuite.medseg.models.ivdnet import _pool
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size)
+    x[0, 1, 2, 3] = float("nan")
+    for dtype, layout in [
+        (torch.float32, torch.contiguous_format),
+        (torch.bfloat16, torch.channels_last),
+    ]:
+        v = x.to(dtype, memory_format=layout)
+        got = _pool(v)
+        torch.testing.assert_close(got, F.max_pool2d(v, 2), rtol=0, atol=0, equal_nan=True)
+        assert got.dtype == dtype and got.is_contiguous(memory_format=layout)
+
+
 def test_each_path_reads_its_own_modality() -> None:
     """Changing one modality changes that path's first-level output only."""
     torch.manual_seed(0)

@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from convsuite.core_ops.config import ModelConfig
@@ -72,7 +71,15 @@ class IVDNetConfig(ModelConfig):
 
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
-    return F.max_pool2d(x, 2)
+    """``F.max_pool2d(x, 2)`` as two elementwise maxima of strided views (rows, then columns):
+    (N, C, H, W) -> (N, C, H // 2, W // 2), same values and memory format (an odd last row or
+    column is dropped, as there).
+
+    torch's max-pool kernel is slow at this network's few channels: (6, 4, 128, 128) float32
+    1.8 ms against 0.13 ms, bfloat16 channels-last 1.9 against 0.23 ms (one thread)."""
+    height, width = x.shape[-2:]
+    rows = torch.maximum(x[..., 0 : height - 1 : 2, :], x[..., 1:height:2, :])
+    return torch.maximum(rows[..., 0 : width - 1 : 2], rows[..., 1:width:2])
 
 
 def _decoder_up(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -107,6 +114,11 @@ class IVDNet(VolumeSegmenter, Pretrained, nn.Module):
     config_class = IVDNetConfig
     bundled_package = "convsuite.medseg"
     default_weights = "ivdnet_small"
+    # bf16 inference converts the 4-channel first level too (core-ops precision's
+    # BF16_MIN_CHANNELS): at (6, 4, 128, 128) its convolutions run 1.2-3x faster in bf16
+    # channels-last than in float32 (the 1 x 1 4 -> 4 ones 0.7x), and a float32 level would
+    # promote the bf16 maps concatenated with it back to float32.
+    _convsuite_bf16_min_channels = 1
 
     def __init__(self, config: IVDNetConfig) -> None:
         super().__init__()
