@@ -22,7 +22,10 @@ each domain's own, computed on both outputs against the generated truth:
   anomaly (``reconstruct`` timed: the network on column tiles).
 
 Target (issue 18): bf16 >= 1.5x faster than float32 at a metric change within 1%. A package that
-is not installed is skipped with a line saying so. This script lives outside core-ops, which must
+is not installed is skipped with a line saying so. ``--only TEXT`` runs the networks whose name
+contains TEXT; ``--profile`` adds, under each row, where one timed call spends its time in float32
+and in bf16 (torch.profiler, self CPU time summed by op group: :data:`OP_GROUPS`), so a row that
+misses its target shows what limits it. This script lives outside core-ops, which must
 not import domain packages.
 
 The OpenMP wait policy is left as the caller has it and printed ("default" when unset). These
@@ -31,11 +34,12 @@ benchmarks used to set ``OMP_WAIT_POLICY=PASSIVE``: that slows torch's own basel
 machine) and so inflated our ratios; our side is as fast or faster under the default, which is
 what users get.
 
-    PYTHONPATH=shared python benchmarks/bench_precision.py
+    PYTHONPATH=shared python benchmarks/bench_precision.py [--only IVD-Net] [--profile]
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib.util
 import os
@@ -46,12 +50,38 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.profiler import profile
 
 from convsuite.core_ops.precision import bf16_layers, inference_mode, prepare_for_inference
 
 torch.set_num_threads(2)
 TARGET_SPEEDUP = 1.5
 TARGET_METRIC_CHANGE = 0.01
+
+# torch.profiler op names (without "aten::" and "mkldnn_") by group, for --profile; an op in
+# none of them is "other".
+OP_GROUPS: dict[str, list[str]] = {
+    group: names.split()
+    for group, names in {
+        "dense convolution": "convolution _convolution conv1d conv2d conv_transpose2d "
+        "_slow_conv2d_forward slow_conv_dilated2d slow_conv_transpose2d",
+        "matrix products": "mm addmm bmm matmul linear _sparse_mm _sparse_addmm",
+        "gather / scatter": "index_select index_add index_add_ scatter scatter_ scatter_add_ "
+        "scatter_reduce gather index index_put_ embedding_bag _embedding_bag",
+        "sort / unique / search": "sort argsort unique _unique2 unique_consecutive searchsorted "
+        "bincount cumsum nonzero bucketize",
+        "pooling, max": "max_pool2d max_pool2d_with_indices maximum amax max",
+        "concatenation": "cat stack",
+        "norms": "native_batch_norm native_layer_norm native_group_norm batch_norm",
+        "elementwise": "add add_ mul mul_ div div_ sub clamp_min clamp_min_ threshold "
+        "threshold_ relu relu_ gelu where sigmoid exp log log1p pow sqrt rsqrt softmax _softmax "
+        "abs neg remainder floor_divide gt lt ge le eq ne min aminmax",
+        "casts / copies / fills": "copy_ _to_copy to clone contiguous fill_ zero_",
+        "FFT": "_fft_r2c _fft_c2r _fft_c2c",
+        "resampling, padding": "upsample_bilinear2d grid_sampler_2d constant_pad_nd "
+        "replication_pad2d reflection_pad2d pad",
+    }.items()
+}
 
 
 @dataclass
@@ -218,6 +248,10 @@ CASES_LATER = {"convsuite.medseg": ivdnet_case}  # a second network of an instal
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run the networks whose name contains this")
+    parser.add_argument("--profile", action="store_true", help="op-group profile under each row")
+    args = parser.parse_args()
     print(
         f"bf16 inference vs float32 (threads={torch.get_num_threads()}, torch {torch.__version__}); "
         f"target: speed-up >= {TARGET_SPEEDUP} at metric change <= {TARGET_METRIC_CHANGE:.0%}"
@@ -233,11 +267,15 @@ def main() -> None:
         if importlib.util.find_spec(package) is None:
             print(f"{package}: not installed, skipped")
             continue
-        print(_row(make()), flush=True)
+        case = make()
+        if args.only not in case.network:
+            continue
+        print(_row(case, args.profile), flush=True)
 
 
-def _row(case: Case) -> str:
-    """Time and score ``case`` in float32 and bf16; the table row."""
+def _row(case: Case, with_profile: bool = False) -> str:
+    """Time and score ``case`` in float32 and bf16; the table row (and, ``with_profile``, the
+    op-group table of :func:`_profile_table` below it)."""
     fp32_model = prepare_for_inference(case.model, "fp32")
     bf16_model = prepare_for_inference(copy.deepcopy(case.model), "bf16")
     with inference_mode("bf16"):
@@ -249,11 +287,102 @@ def _row(case: Case) -> str:
     change = abs(bf16_metric - fp32_metric) / max(abs(fp32_metric), 1e-12)
     speedup = fp32_s / bf16_s
     ok = speedup >= TARGET_SPEEDUP and change <= TARGET_METRIC_CHANGE
-    return (
+    row = (
         f"{case.network:<34}{fp32_s * 1e3:>10.1f}{bf16_s * 1e3:>10.1f}{speedup:>10.2f}"
         f"{case.metric_name:>20}{fp32_metric:>10.4g}{bf16_metric:>10.4g}{change:>9.2%}"
         f"  {'yes' if ok else 'NO'}"
     )
+    if not with_profile:
+        return row
+    with inference_mode("bf16"):
+        table = _profile_table(case, fp32_model, bf16_model, (fp32_s, bf16_s))
+    return f"{row}\n{table}"
+
+
+def _op_group(name: str) -> str:
+    """The :data:`OP_GROUPS` group of a profiler event name ("other" when none holds it)."""
+    op = name.removeprefix("aten::").removeprefix("mkldnn::").removeprefix("mkldnn_")
+    for group, ops in OP_GROUPS.items():
+        if op in ops:
+            return group
+    return "other"
+
+
+def _group_times(run: Callable[[], object], repeats: int = 3) -> dict[str, float]:
+    """Self CPU seconds per op group of one call of ``run`` (the mean of ``repeats`` profiled
+    calls, after the timing runs warmed it up)."""
+    with profile() as prof:
+        for _ in range(repeats):
+            run()
+    groups: dict[str, float] = {}
+    for event in prof.key_averages():
+        group = _op_group(event.key)
+        groups[group] = groups.get(group, 0.0) + event.self_cpu_time_total / 1e6 / repeats
+    return groups
+
+
+def _profile_table(
+    case: Case,
+    fp32_model: torch.nn.Module,
+    bf16_model: torch.nn.Module,
+    medians: tuple[float, float],
+) -> str:
+    """Per op group: self CPU ms of one call in float32 and bf16, their ratio, and each group's
+    share of the float32 and bf16 op totals; largest float32 group first. Last, the row's median
+    seconds ``medians`` (float32, bf16) less the op totals: time in no op (Python, waits), less
+    the profiler's own overhead."""
+    fp32 = _group_times(lambda: case.run(fp32_model))
+    bf16 = _group_times(lambda: case.run(bf16_model))
+    total32, total16 = sum(fp32.values()), sum(bf16.values())
+    lines = [
+        f"    {'op group (self CPU, one call)':<30}{'fp32 ms':>9}{'bf16 ms':>9}{'ratio':>7}"
+        f"{'fp32 %':>8}{'bf16 %':>8}"
+    ]
+    for group in sorted(set(fp32) | set(bf16), key=lambda g: -fp32.get(g, 0.0)):
+        a, b = fp32.get(group, 0.0), bf16.get(group, 0.0)
+        ratio = f"{a / b:>7.2f}" if b > 0 else f"{'-':>7}"
+        lines.append(
+            f"    {group:<30}{a * 1e3:>9.1f}{b * 1e3:>9.1f}{ratio}"
+            f"{a / total32:>8.1%}{b / total16:>8.1%}"
+        )
+    lines.append(
+        f"    {'total in ops':<30}{total32 * 1e3:>9.1f}{total16 * 1e3:>9.1f}"
+        f"{total32 / total16:>7.2f}"
+    )
+    outside32, outside16 = medians[0] - total32, medians[1] - total16
+    lines.append(f"    {'row median - ops':<30}{outside32 * 1e3:>9.1f}{outside16 * 1e3:>9.1f}")
+    names = bf16_layers(bf16_model)
+    inside32 = _time_in(case, fp32_model, names)
+    inside16 = _time_in(case, bf16_model, names)
+    lines.append(
+        f"    {f'{len(names)} converted layers (wall)':<30}{inside32 * 1e3:>9.1f}"
+        f"{inside16 * 1e3:>9.1f}{inside32 / inside16:>7.2f}{inside32 / medians[0]:>8.1%}"
+        f"{inside16 / medians[1]:>8.1%}"
+    )
+    bound = medians[0] / (medians[0] - inside32)
+    lines.append(f"    speed-up if the converted layers took no time (Amdahl): {bound:.2f}")
+    return "\n".join(lines)
+
+
+def _time_in(case: Case, model: torch.nn.Module, names: list[str]) -> float:
+    """Wall seconds one call of ``case.run(model)`` spends inside the layers ``names``."""
+    spent, starts = [0.0], {}
+
+    def enter(module: torch.nn.Module, args: tuple) -> None:
+        starts[module] = time.perf_counter()
+
+    def leave(module: torch.nn.Module, args: tuple, output: object) -> None:
+        spent[0] += time.perf_counter() - starts.pop(module)
+
+    layers = dict(model.named_modules())
+    hooks = [layers[n].register_forward_pre_hook(enter) for n in names]
+    hooks += [layers[n].register_forward_hook(leave) for n in names]
+    try:
+        case.run(model)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return spent[0]
 
 
 if __name__ == "__main__":
