@@ -115,6 +115,23 @@ def test_dispatcher_trains_through_the_kernel_route(monkeypatch):
     assert_gradients_close(ours, reference, (x, w, b), atol=2e-5, scaled=True)
 
 
+@pytest.mark.parametrize(("size", "kernel_route"), [(8, True), (9, False)])
+def test_dispatcher_trains_small_maps_through_the_kernel_route(monkeypatch, size, kernel_route):
+    """A 15 x 15 depthwise kernel in training takes the kernels on an 8 x 8 map (the table's
+    "split" elsewhere), with torch's values and gradients."""
+    calls = []
+    original = DirectDepthwise.apply
+    monkeypatch.setattr(DirectDepthwise, "apply", lambda *a: calls.append(a[2]) or original(*a))
+    torch.manual_seed(size)
+    x = torch.randn(2, 6, size, size, requires_grad=True)
+    w = torch.randn(6, 1, 15, 15, requires_grad=True)
+    ours = large_kernel_conv(x, w, None, 1, 7, 1, 6)
+    reference = F.conv2d(x, w, None, 1, 7, 1, 6)
+    assert calls == ([7] if kernel_route else [])
+    torch.testing.assert_close(ours, reference, rtol=0, atol=2e-5 * reference.abs().max().item())
+    assert_gradients_close(ours, reference, (x, w), atol=2e-5, scaled=True)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "weight_shape"),
     [

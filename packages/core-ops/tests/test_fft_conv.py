@@ -141,6 +141,12 @@ def test_routes_follow_the_table():
     assert choose_route(1, True, True, 31) == "kernel"
     assert choose_route(1, True, True, 129) == "split"
     assert choose_route(2, False, False, 31) == "fft"
+    # Small maps: "kernel" instead of "split" up to SMALL_MAP_POSITIONS (8 x 8), nothing else.
+    assert choose_route(2, True, True, 15, positions=64) == "kernel"
+    assert choose_route(2, True, True, 15, positions=65) == "split"
+    assert choose_route(2, True, True, 3, positions=16) == "direct"
+    assert choose_route(2, True, False, 15, positions=64) == "channels_last"
+    assert choose_route(1, True, True, 129, positions=40) == "split"
     for key, steps in ROUTES.items():
         extents = [extent for extent, _ in steps]
         assert extents == sorted(extents) and extents[0] == 1, key

@@ -33,6 +33,7 @@ from convsuite.core_ops.runtime import keep_freed_memory_on_first_use
 __all__ = [
     "KERNEL_FALLBACK",
     "ROUTES",
+    "SMALL_MAP_POSITIONS",
     "FFTConv1d",
     "FFTConv2d",
     "fft_conv",
@@ -350,8 +351,7 @@ def _depthwise_weight_grad(x: Tensor, grad_y: Tensor, kernel: int, padding: int)
 #                    without --quick): kernel / split k = 5 12.7 / 18.8 ms, k = 7 13.1 / 21.8,
 #                    k = 9 21.9 / 18.8, k = 11 25.9 / 22.5, k = 13 31.8 / 23.1, k = 15 39.4 /
 #                    23.8, k = 17 46.8 / 26.4: "kernel" keeps k = 5-8, "split" from k = 9. (On
-#                    small channels-last maps the kernels hold longer: 8x8x160 k = 15 2.1 vs
-#                    2.5 ms, the ConvNeXt-atto DCLS stage; one table entry serves both.)
+#                    small maps the kernels hold longer: SMALL_MAP_POSITIONS below.)
 #   "split":         _SplitDepthwise (direct forward and input gradient, FFT weight gradient);
 #   "fft":           fft_conv.
 # 3-D was not measured; dense convolutions keep the foundation issue's crossover (15).
@@ -394,9 +394,26 @@ def _route_in(table: tuple[tuple[int, str], ...], extent: int, default: str) -> 
     return route
 
 
-def choose_route(dims: int, depthwise: bool, needs_grad: bool, extent: int) -> str:
-    """The route in :data:`ROUTES` for a kernel of dilated extent ``extent``."""
-    return _route_in(ROUTES[(dims, depthwise, needs_grad)], extent, "direct")
+# 2-D depthwise training on a map of at most this many positions takes "kernel" where ROUTES
+# says "split": on small maps the split route's FFT weight gradient (transforms of a few dozen
+# samples per axis, per-call costs) loses to the kernels' direct one. Measured 2026-12-02 (1
+# thread, interleaved wall-clock medians of 9, load 3.0, fwd+bwd, batch 8): 8 x 8 x 160
+# k = 13 / 15 kernel 1.2 / 1.4 ms against split 2.1 / 2.1 ms (the ConvNeXt-atto DCLS stage:
+# 17 x 17 cropped to 15 x 15; idle at 2 threads 2.1 against 2.5 ms); 16 x 16 x 80 k = 17 3.5
+# against 3.6 ms, k = 31 7.0 against 5.2 ms: 256 positions keep the table's route.
+SMALL_MAP_POSITIONS = 64
+
+
+def choose_route(
+    dims: int, depthwise: bool, needs_grad: bool, extent: int, positions: int | None = None
+) -> str:
+    """The route in :data:`ROUTES` for a kernel of dilated extent ``extent``; on a 2-D map of
+    ``positions`` <= :data:`SMALL_MAP_POSITIONS` (H * W; None: not known) "kernel" replaces
+    "split" in depthwise training."""
+    route = _route_in(ROUTES[(dims, depthwise, needs_grad)], extent, "direct")
+    if route == "split" and dims == 2 and positions is not None:
+        return "kernel" if positions <= SMALL_MAP_POSITIONS else route
+    return route
 
 
 def _direct_conv(
@@ -475,8 +492,9 @@ def large_kernel_conv(
     depthwise kernels, :class:`_SplitDepthwise` or :func:`fft_conv`.
 
     The route comes from :data:`ROUTES`, keyed by the number of spatial axes, whether the
-    convolution is depthwise and whether autograd will need a backward pass (see
-    :func:`conv_by_route` for the routes). Arguments as :func:`torch.nn.functional.conv2d`.
+    convolution is depthwise and whether autograd will need a backward pass, and from the map's
+    size (:func:`choose_route`; see :func:`conv_by_route` for the routes). Arguments as
+    :func:`torch.nn.functional.conv2d`.
     """
     keep_freed_memory_on_first_use()
     needs_grad = torch.is_grad_enabled() and (
@@ -492,8 +510,9 @@ def large_kernel_conv(
     ):
         weight, padding = _crop_to_reach(x, weight, padding)
     extent = max(d * (k - 1) + 1 for k, d in zip(weight.shape[2:], dilation_, strict=True))
+    positions = x.shape[2:].numel() if x.dim() == dims + 2 else None
     return conv_by_route(
-        choose_route(dims, depthwise, needs_grad, extent),
+        choose_route(dims, depthwise, needs_grad, extent, positions),
         x,
         weight,
         bias,
