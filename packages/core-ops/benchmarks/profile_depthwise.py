@@ -3,10 +3,10 @@
 For each forward+backward row with a target (2-D (8, 96, 56, 56) k = 13 and 17, 1-D (8, 96, 4096)
 k = 31; targets as in bench_fft_conv.py): the time of each pass (forward, input gradient, weight
 gradient) on every training route of the dispatcher ("kernel", "split", "fft"; the one
-:data:`ROUTES` picks is marked) and of torch's direct convolution in its faster layout (one timed
-call of each picks it), with the achieved GFLOP/s of each (the direct-convolution count,
-2 N C L_out k^D per pass, so FFT passes show an effective rate), and the GFLOP/s that all three
-passes would need to meet the target.
+:data:`ROUTES` picks is marked) and of torch's direct convolution in its faster layout (the
+median of three calls of each picks it), with the achieved GFLOP/s of each (the
+direct-convolution count, 2 N C L_out k^D per pass, so FFT passes show an effective rate), and the
+GFLOP/s that all three passes would need to meet the target.
 
 Ceilings, measured in this process on the same threads:
 - the 2048^2 float32 GEMM (peak.py);
@@ -17,11 +17,12 @@ Ceilings, measured in this process on the same threads:
   1-D kernels' formulation can deliver.
 
 Pass times come by difference, in one process, all sides interleaved (medians): the forward alone
-(no autograd), forward + input gradient (only the input requires grad), forward + weight gradient
-(only the weight); each gradient pass is its sum minus the forward. The load average is printed at
-the start and the end. With ``--threads 1`` every pass runs in the calling thread and is timed by
-its CPU time (``time.thread_time``), so a machine shared with other processes does not inflate it
-(their cache traffic still can); with more threads, by wall time.
+(no autograd), forward + input gradient (only the input requires grad) and forward + both
+gradients (what training runs); the input gradient is the second minus the first, the weight
+gradient what the third adds to the second. The load average is printed at the start and the
+end. With ``--threads 1`` every pass runs in the calling thread and is timed by its CPU time
+(``time.thread_time``), so a machine shared with other processes inflates it less (their cache
+traffic still can); with more threads, by wall time.
 
     PYTHONPATH=shared python packages/core-ops/benchmarks/profile_depthwise.py \
         [--repeats N] [--threads T]
@@ -129,7 +130,7 @@ def numba_ceilings() -> dict[str, float]:
 def _pass_steps(
     conv: Callable[..., torch.Tensor], x: torch.Tensor, w: torch.Tensor, g: torch.Tensor
 ) -> dict[str, Callable[[], None]]:
-    """forward / forward + input grad / forward + weight grad / forward + both of conv(x, w)."""
+    """forward / forward + input grad / forward + both gradients of conv(x, w)."""
 
     def run(x_grad: bool, w_grad: bool) -> None:
         if not (x_grad or w_grad):
@@ -141,7 +142,6 @@ def _pass_steps(
     return {
         "fwd": lambda: run(False, False),
         "fwd+ig": lambda: run(True, False),
-        "fwd+wg": lambda: run(False, True),
         "total": lambda: run(True, True),
     }
 
@@ -168,7 +168,10 @@ def profile_row(dims: int, kernel: int, repeats: int, ceilings: dict[str, float]
     for steps in torch_sides.values():
         steps["total"]()  # warm-up
     # Only torch's faster layout is profiled (its slower one takes seconds per weight gradient).
-    torch_side = min(torch_sides, key=lambda name: _seconds(torch_sides[name]["total"]))
+    torch_side = min(
+        torch_sides,
+        key=lambda name: statistics.median(_seconds(torch_sides[name]["total"]) for _ in range(3)),
+    )
     sides[torch_side] = torch_sides[torch_side]
     chosen = choose_route(dims, True, True, kernel)
     for route in ("kernel", "split", "fft"):
@@ -204,7 +207,7 @@ def profile_row(dims: int, kernel: int, repeats: int, ceilings: dict[str, float]
     ]
     for side in sides:
         fwd = med[(side, "fwd")]
-        parts = (fwd, med[(side, "fwd+ig")] - fwd, med[(side, "fwd+wg")] - fwd)
+        parts = (fwd, med[(side, "fwd+ig")] - fwd, med[(side, "total")] - med[(side, "fwd+ig")])
         total = med[(side, "total")]
         cells = "".join(
             f"{part * 1e3:>16.2f}{flops / part / 1e9 if part > 0 else float('nan'):>7.1f}"
