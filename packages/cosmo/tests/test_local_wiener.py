@@ -58,6 +58,30 @@ def test_rim_is_close_to_the_exact_posterior_mean(
     assert mse["exact"] <= mse["local"] < mse["exact"] + 0.3 * (mse["diffusive"] - mse["exact"])
 
 
+def test_refill_is_close_to_the_exact_mean_given_both_sides(
+    exact_wiener: Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray],
+) -> None:
+    """The rim refilled from every other pixel (observed, and deeper hole pixels holding the
+    truth) against the dense conditional mean given all of them: closer than the fill from the
+    data side alone (squared difference 8x smaller on this sky), and every pixel outside the rim
+    unchanged."""
+    sky = simulate_sky(16, 0)
+    cl, sigma = beamed_lcdm_cl(16), pixel_noise_sigma(16)
+    local = LocalWienerFilter(sky.observed, cl, sigma, depth=2)
+    outside = np.ones(sky.observed.size, dtype=bool)
+    outside[local.rim] = False
+    values = np.where(outside, sky.truth, 0.0)
+    refilled = local.refill(values)
+    np.testing.assert_array_equal(refilled[outside], values[outside])
+    exact = exact_wiener(values, outside, cl, sigma)
+    one_sided = local.fill(np.where(sky.observed, sky.truth, 0.0))
+
+    def error(fill: np.ndarray) -> float:
+        return float(np.mean((fill - exact)[local.rim] ** 2))
+
+    assert error(refilled) < 0.2 * error(one_sided)
+
+
 def test_depth_zero_changes_nothing() -> None:
     sky = simulate_sky(16, 0)
     local = LocalWienerFilter(sky.observed, beamed_lcdm_cl(16), pixel_noise_sigma(16), depth=0)

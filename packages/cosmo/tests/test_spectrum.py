@@ -21,6 +21,7 @@ from convsuite.cosmo.data import (
     simulate_sky,
 )
 from convsuite.cosmo.infer import inpaint_nest
+from convsuite.cosmo.local_wiener import LocalWienerFilter
 from convsuite.cosmo.metrics import (
     cosmic_variance_fraction,
     hole_mse,
@@ -127,6 +128,18 @@ def test_prewhitening_measures_the_noise_tail_of_a_wide_beam() -> None:
     assert median_error(estimate_spectrum(sky.masked, sky.observed, prewhiten=False).cl) > 0.2
 
 
+def test_second_whitened_pass_keeps_single_bins_near_the_truth() -> None:
+    """60' at Nside 256 (seed 1): the one-pass estimate loses most bins at ell 400-640; whitened
+    by it once, unsmoothed, the bins it kept came back up to 1.8x the truth's (and the
+    realization drew that power into the holes). Smoothed and whitened twice, every 10-ell bin
+    at ell 330-640 is within 20% of the truth's (16% on this sky)."""
+    sky = simulate_sky(256, 1, prior=TARGET_PRIORS[1])
+    truth = power_spectrum(sky.truth)
+    estimate = estimate_spectrum(sky.masked, sky.observed).cl
+    bins = [estimate[a : a + 10].mean() / truth[a : a + 10].mean() for a in range(332, 632, 10)]
+    assert np.abs(np.array(bins) - 1).max() < 0.2
+
+
 def test_realization_from_the_measured_prior_has_the_right_power() -> None:
     """Off the training prior (60' beam), the measured prior's realization keeps >= 90% of the bins
     in the cosmic-variance band and the hole power within 0.8-1.2; the old fixed prior (2-pixel
@@ -140,6 +153,29 @@ def test_realization_from_the_measured_prior_has_the_right_power() -> None:
     assert 0.8 <= hole_power_ratio(measured, sky.truth, sky.observed) <= 1.2
     fixed = inpaint_nest(None, sky.masked, sky.observed, "realization", 5, given_prior(64))
     assert cosmic_variance_fraction(power_spectrum(fixed), truth) < 0.7
+
+
+def test_realization_of_a_smooth_sky_refills_its_rim_from_both_sides(monkeypatch) -> None:
+    """A 120' beam at Nside 128 (4.4 pixels, as 60' at Nside 256), 10 muK arcmin: with the
+    correction next to the data refilled from both sides (``LocalWienerFilter.refill``) the
+    realization keeps >= 90% of the bins in the cosmic-variance band (100% on this sky); with
+    the data side's extrapolation and the deeper fill meeting at a kink, the beam's damping tail
+    shows the steps (79%), at the same hole MSE (within 1%)."""
+    prior = SkyPrior(amplitude=1.15, n_s=0.94, fwhm_arcmin=120.0, noise_uk_arcmin=10.0)
+    sky = simulate_sky(128, 1, prior=prior)
+    truth = power_spectrum(sky.truth)
+    map_prior = measured_prior(sky.masked, sky.observed)
+
+    def realization() -> np.ndarray:
+        return inpaint_nest(None, sky.masked, sky.observed, "realization", 5, map_prior)
+
+    refilled = realization()
+    monkeypatch.setattr(LocalWienerFilter, "refill", lambda self, values: values)
+    one_sided = realization()
+    assert cosmic_variance_fraction(power_spectrum(refilled), truth) >= 0.9
+    assert cosmic_variance_fraction(power_spectrum(one_sided), truth) < 0.85
+    mse = [hole_mse(f, sky.truth, sky.observed) for f in (refilled, one_sided)]
+    assert mse[0] == pytest.approx(mse[1], rel=0.01)
 
 
 def test_measured_noise_is_cross_validated_not_the_spectrum_floor() -> None:

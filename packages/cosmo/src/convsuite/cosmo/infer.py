@@ -26,7 +26,10 @@ a noise level, or the old fixed LCDM prior).
 
 Up to Nside 512 the filled map is then passed through the prior's harmonic filter
 ``S_l / (S_l + N_l)`` (holes only; the data stay as they are): the fill's kinks where rim,
-interior and data meet are removed where the sky is below the noise (:func:`_signal_band`).
+interior and data meet are removed where the sky is below the noise (:func:`_signal_band`). In a
+realization, the correction's first :data:`_REFILL_STEPS` steps into the holes are then
+refilled from both sides, the data's and the deeper fill's
+(:meth:`~convsuite.cosmo.local_wiener.LocalWienerFilter.refill`), so the two meet without a kink.
 
 ``net=None`` runs the pipeline with the network's diffusive pre-fill in its place (same rim, same
 draw): what the network adds is the difference (README, "the network's own share").
@@ -70,6 +73,7 @@ _BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
 _PREFILL_SWEEPS = 30  # diffusive sweeps per level of the network's pre-fill (as trained)
 _MAX_BAND_NSIDE = 512  # the fill's signal-band filter (_signal_band) up to here
 _MEET_STEPS = 3  # the realization's filtered correction meets the data over this many steps
+_REFILL_STEPS = 6  # ... and is then refilled from both sides this deep (LocalWienerFilter.refill)
 
 
 def bundled_checkpoints() -> dict[int, str]:
@@ -220,8 +224,13 @@ def inpaint_nest(
     raw *= math.sqrt(2.0)  # in the network's float32 when it ran at the map's Nside
     raw = raw.astype(np.float64, copy=False)
     np.subtract(data, draw, out=raw, where=observed)  # d - s' on the data, the fill elsewhere
-    draw += _meet_the_data(raw, _signal_band(raw, prior), observed)
+    correction = _meet_the_data(raw, _signal_band(raw, prior), observed)
     del raw
+    if rim_depth and native <= _MAX_BAND_NSIDE:  # LocalWienerFilter.refill: both sides
+        shell = LocalWienerFilter(observed, prior.signal_cl, prior.noise_sigma, _REFILL_STEPS)
+        correction = shell.refill(correction)
+    draw += correction
+    del correction
     np.copyto(draw, data, where=observed)
     return draw.astype(np.float32)
 
@@ -237,9 +246,10 @@ def _meet_the_data(raw: np.ndarray, banded: np.ndarray, observed: np.ndarray) ->
     64 ells) but the whole map's spectrum was 1.2-2.4x the truth's there. Relaxing the
     mismatch (noise included: it averages out over the neighbours) into the first steps of
     the holes took the bins in band from 39% to 63% on that sky, 71% with the measured
-    prior's median noise floor (hole MSE unchanged). The rest is not closed: an exact
-    posterior sample (dense, an Nside 32 analog) keeps 100% in band, so it is the fill's own
-    structure in the holes (rim, diffusive interior) that adds power there.
+    prior's median noise floor (hole MSE unchanged). The rest was the fill's own structure
+    near the data (the rim extrapolated from the data side, the deeper fill meeting it with a
+    kink), which :meth:`~convsuite.cosmo.local_wiener.LocalWienerFilter.refill` removes
+    afterwards.
     """
     if banded is raw:  # above Nside _MAX_BAND_NSIDE: nothing was filtered
         return raw

@@ -159,14 +159,15 @@ class LocalWienerFilter:
         )
         self._nugget = noise_sigma**2 + _JITTER * float(self._covariance(np.zeros(1))[0])
 
-    def _weights(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The data pixels of a group and the (members, data) conditional-mean weights."""
+    def _weights(self, members: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The data pixels of a group (``usable`` ones, (12 nside^2,) bool, never members) and the
+        (members, data) conditional-mean weights."""
         nside, covariance = self.nside, self._covariance
         targets = np.array(hp.pix2vec(nside, members, nest=True)).T
         centre = targets.sum(0) / np.linalg.norm(targets.sum(0))
         spread = float(np.arccos(np.clip(targets @ centre, -1.0, 1.0)).max())
         data = hp.query_disc(nside, centre, self._reach + spread, nest=True)
-        data = data[self.observed[data]]
+        data = data[usable[data]]
         around = np.array(hp.pix2vec(nside, data, nest=True)).T
         near = (targets @ around.T).max(0) >= np.cos(self._reach)  # within reach of a member
         data, around = data[near], around[near]
@@ -182,11 +183,41 @@ class LocalWienerFilter:
         filled = np.array(values, dtype=np.float64)
 
         def fill_group(members: np.ndarray) -> None:
-            data, weights = self._weights(members)
+            data, weights = self._weights(members, self.observed)
             filled[..., members] = filled[..., data] @ weights.T  # data are never rim pixels
 
         # the groups are independent and numpy and LAPACK release the GIL: one thread per core,
         # each with a single-threaded BLAS (BLAS threads on top made it 2x slower)
         with threadpool_limits(1), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             list(pool.map(fill_group, self._groups))
+        return filled
+
+    def refill(self, values: np.ndarray) -> np.ndarray:
+        """``values`` ((12 nside^2,) NESTED, every pixel set: data and a fill of the holes) with
+        the rim pixels replaced, group after group, by their conditional mean given every pixel
+        within ``radius`` that is not a rim pixel still waiting: the observed ones, the deeper
+        hole pixels and the groups already refilled; float64.
+
+        Why. :meth:`fill` extrapolates from the data side alone, and the deeper fill (diffusion,
+        the network) meets it with a kink. Where the beam makes the sky smooth over several
+        pixels (60' at Nside 256: 4.4 pixels), the spectrum's damping tail at ell 350-460 is
+        1e-4 of its peak, and any step at the hole edges shows there: a realization's spectrum
+        was 1.5-2x the truth's at ell 350-450 and 62-71% of its bins in the cosmic-variance
+        band on seeds 0-2 (seed 0 with the true prior: the same). Refilling the
+        correction's first 6 steps from both sides: 99% on seed 0 (96% and 100% on seeds 1-2
+        once the measured prior's single-bin excess was also removed), hole MSE within 0.1%.
+        The groups go in turn, each conditioned on the ones refilled before it (sequential
+        simulation, Deutsch & Journel 1998, "GSLIB"): groups conditioned only on the
+        pixels outside the rim, each on its own truncated data, leave seams between them (45%
+        of the bins in band with 2 x 2 groups, 93% with 64 x 64 groups, in 44 s), and groups
+        conditioned on the rim's values from before kept part of their error (79%). One group
+        at a time: about 10 s at Nside 256 on a loaded 2-core machine.
+        """
+        filled = np.array(values, dtype=np.float64)
+        usable = np.ones(filled.size, dtype=bool)
+        usable[self.rim] = False
+        for members in self._groups:
+            data, weights = self._weights(members, usable)
+            filled[members] = weights @ filled[data]
+            usable[members] = True
         return filled
