@@ -120,6 +120,17 @@ def depthwise_rows(dims: int, kernels: list[int]) -> list[Comparison]:
                 error=error,
             )
         )
+        if dims == 2:  # both sides given channels-last input and output gradient (report only)
+            x_last = layouts[" CL"]
+            g_last = grad_out.contiguous(memory_format=torch.channels_last)
+            same_layout = paired_medians(
+                lambda x_last=x_last, g_last=g_last: _step(
+                    large_kernel_conv, x_last, w, g_last, **kw
+                ),
+                lambda x_last=x_last, g_last=g_last: _step(direct, x_last, w, g_last, **kw),
+                repeats,
+            )
+            rows.append(Comparison(f"{label} fwd+bwd CL", *same_layout, 3 * flops, error=error))
     return rows
 
 
