@@ -30,6 +30,10 @@
 # fed each pixel's own spectrum; 8 + 8 min) reaches best-threshold local F1 0.999 at 0.5 eV
 # (PCA-4 0.998; packages/materials/benchmarks/small_shifts.py) but loses the clusters and the plain
 # score: README ("Testing the fix").
+# Session 6 (2026-12-02): not retrained. The per-pixel network (retrained as in session 5) with the
+# bundled network's plain score beside it stays below PCA-3/4/5 at 0.5-2 eV and flags 2-4% of
+# anomaly-free cubes (small_shifts.py --shifts 0.5 1 1.5 2 3 5 8 11 --pca --pair): README
+# ("Every shift, every method").
 # Figures: packages/materials/README.md.
 set -euo pipefail
 WORK=${1:-recipe-materials}
