@@ -211,7 +211,8 @@ class LocalWienerFilter:
         pixels outside the rim, each on its own truncated data, leave seams between them (45%
         of the bins in band with 2 x 2 groups, 93% with 64 x 64 groups, in 44 s), and groups
         conditioned on the rim's values from before kept part of their error (79%). One group
-        at a time: about 10 s at Nside 256 on a loaded 2-core machine.
+        at a time: a realization (diffusive interior) took 9.5 s instead of 3.9 s at Nside 256,
+        30.2 s instead of 15.3 s at 512 (medians of two, interleaved, one thread, load 2.5-3).
         """
         filled = np.array(values, dtype=np.float64)
         usable = np.ones(filled.size, dtype=bool)
