@@ -36,6 +36,7 @@
 # ("Every shift, every method").
 # Figures: packages/materials/README.md.
 set -euo pipefail
+. "$(dirname "$0")/bundle.sh"
 WORK=${1:-recipe-materials}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/materials/src/convsuite/materials/weights
@@ -45,8 +46,6 @@ export OMP_NUM_THREADS=1
     --batch-size 8 --lr 2e-3 --seed 0 --out "$WORK"
 
 mkdir -p "$WEIGHTS"
-for suffix in safetensors json; do
-    cp "$WORK/eels_vae.$suffix" "$WEIGHTS/eels_vae_small.$suffix"
-done
+bundle "$WORK" "$WORK/eels_vae" "$WEIGHTS/eels_vae_small"
 
 "$BIN/eels-anomaly" evaluate --weights "$WEIGHTS/eels_vae_small.safetensors" --out "$WORK/evaluation"
