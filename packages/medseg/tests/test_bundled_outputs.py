@@ -83,4 +83,10 @@ def test_bundled_cards_say_what_the_weights_expect_and_give(network: type, name:
     assert card.inputs["image_size"] == net.config.image_size == 256
     assert tuple(card.inputs["organs"]) == net.config.organs == ("RL", "LL", "H")
     assert card.outputs and not (set(card.metrics) & {"image_size", "organs", "n_organs"})
-    assert set(card.metrics) <= {"train_seconds", "val_mse_px2", "val_dice"}
+    assert set(card.metrics) <= {
+        "train_seconds",
+        "steps",
+        "planned_steps",
+        "val_mse_px2",
+        "val_dice",
+    }

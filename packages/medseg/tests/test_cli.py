@@ -183,7 +183,7 @@ def test_train_exports_weights_with_a_model_card(
     assert card["recipe"] == "medseg " + " ".join(args)
     assert card["card_version"] == 2 and card["inputs"]["image_size"] == 64
     assert card["inputs"]["organs"] == ["RL", "LL", "H"] and card["outputs"]["landmarks"]["H"] == 26
-    assert set(card["metrics"]) == {"train_seconds", "val_mse_px2"}
+    assert set(card["metrics"]) == {"train_seconds", "steps", "planned_steps", "val_mse_px2"}
 
 
 def test_train_the_baseline_exports_a_unet_card(
@@ -198,6 +198,8 @@ def test_train_the_baseline_exports_a_unet_card(
     assert card["architecture"] == "UNetBaseline" and card["config"]["widths"] == [4, 8, 16]
     assert card["inputs"]["image_size"] == 64 and set(card["metrics"]) == {
         "train_seconds",
+        "steps",
+        "planned_steps",
         "val_dice",
     }
 

@@ -173,10 +173,11 @@ def export_best(
     """
     best = load_best(trainer, module)
     run = {"steps": float(trainer.global_step)}
-    if math.isfinite(planned := float(trainer.estimated_stepping_batches)):
+    planned = float(trainer.estimated_stepping_batches)  # max_steps (-1) when nothing bounds it
+    if math.isfinite(planned) and planned > 0:
         run["planned_steps"] = planned
     given = {k: float(v) for k, v in (metrics or {}).items()}
-    filled = dataclasses.replace(card, metrics={**card.metrics, **run, **given, **best})
+    filled = dataclasses.replace(card, metrics={**card.metrics, **given, **run, **best})
     _LOG.info("exporting %s (%s)", path, filled.metrics)
     return save_checkpoint(module.net.state_dict(), path, filled)
 

@@ -434,7 +434,7 @@ def train_ivd(
         outputs={"classes": ["background", "disc"], "activation": "softmax"},
     )
     seconds = time.perf_counter() - started
-    metrics = {"train_seconds": round(seconds, 1), "steps": float(trainer.global_step)}
+    metrics = {"train_seconds": round(seconds, 1)}
     weights = export_best(trainer, module, Path(out_dir) / f"{model}.safetensors", card, metrics)
     best = getattr(trainer.checkpoint_callback, "best_model_score", None)
     if best is not None:
