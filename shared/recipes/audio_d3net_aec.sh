@@ -58,7 +58,7 @@
 #      checkpoint 0.05 worse in dt PESQ-WB: selection by validation loss is noisy at this size.
 # The held-out evaluation below (12 test-split calls of 6 s): 1-8 minutes (about 1 min at load ~6).
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 WORK=${1:-recipe-audio}
 AEC=${AEC:-.venv/bin/aec}
 WEIGHTS=packages/audio/src/convsuite/audio/weights
@@ -83,8 +83,8 @@ stage stage3 --init "$WORK/stage2/d3aec_small.safetensors" --fst-share 0.3 --lr 
 EPOCHS=3 MINUTES=16 stage stage4 --init "$WORK/stage3/d3aec_small.safetensors" --fst-share 0.3 \
     --lr 3e-4 --seed 18000 --distortion-weight 0.5
 # The 16-minute cap only guards the budget: had it stopped stage 4 before its 120 planned steps
-# (3 epochs of 40), the checkpoint would not be the bundled one, and `complete` stops here.
-complete "$WORK/stage4/d3aec_small.json"
+# (3 epochs of 40), the checkpoint would not be the bundled one, and `require_full_run` stops here.
+require_full_run "$WORK/stage4/d3aec_small.json"
 mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/stage4/d3aec_small" "$WEIGHTS/d3aec_small"
 

@@ -21,7 +21,7 @@
 # 64: 0.78822 / 0.78832, 128: 0.86892 / 0.86900, 256: 0.81015 / 0.81022: the network adds nothing
 # measurable at this budget (packages/cosmo/README.md, "Bundled checkpoints").
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 WORK=${1:-recipe-cosmo}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/cosmo/src/convsuite/cosmo/weights

@@ -36,7 +36,7 @@
 # ("Every shift, every method").
 # Figures: packages/materials/README.md.
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 WORK=${1:-recipe-materials}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/materials/src/convsuite/materials/weights

@@ -7,7 +7,7 @@
 # and are scored on held-out phantoms (seed 2026), clean and with 10/20/30% of the lung field
 # occluded. Time, on a 2-core CPU, and the reached figures are in packages/medseg/README.md.
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 WORK=${1:-recipe-medseg}
 MEDSEG=${MEDSEG:-.venv/bin/medseg}
 WEIGHTS=packages/medseg/src/convsuite/medseg/weights

@@ -55,7 +55,7 @@
 # 0.41 mm) exactly. Seed 9191 (untouched, `ivd evaluate`): see packages/medseg/README.md.
 # About 72 min for the bundled weights with the simulations.
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 export OMP_NUM_THREADS=1
 WORK=${1:-recipe-medseg-ivd}
 STEPS=${STEPS:-500}
@@ -104,8 +104,8 @@ echo "ivdnet stage 3 by $SECONDS s"
 echo "ivdnet fine-tuned by $SECONDS s"
 # The 24-minute cap only guards the budget: had it stopped stage 4 before its planned steps (904
 # for STEPS4=900: train_ivd's equal epochs, 8 of 113 for 496 slices in batches of 4), the bundled
-# checkpoint would be another one, and `complete` stops here.
-complete "$WORK/runs/ivdnet_stage4/ivdnet.json"
+# checkpoint would be another one, and `require_full_run` stops here.
+require_full_run "$WORK/runs/ivdnet_stage4/ivdnet.json"
 
 mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/runs/ivdnet_stage4/ivdnet" "$WEIGHTS/ivdnet_small"

@@ -14,7 +14,7 @@
 # One thread (OMP_NUM_THREADS=1, torch.set_num_threads via OMP). Time and figures: README.md and
 # the end of this file.
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 WORK=${1:-recipe-proteins}
 BIN=${BIN:-.venv/bin}
 WEIGHTS=packages/proteins/src/convsuite/proteins/weights

@@ -15,7 +15,7 @@
 # Held-out maps: accuracy 1.000, false alarms 5.6%; novel set 89/90 flagged (one spiral missed),
 # novel-vs-known AUROC 0.994. Details in packages/semicon/README.md.
 set -euo pipefail
-. "$(dirname "$0")/bundle.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 WORK=${1:-recipe-semicon}
 shift || true
