@@ -116,14 +116,15 @@ def main() -> None:
 
     print(f"{args.folder}, weights {args.weights or 'bundled'}: means per scenario")
     print(
-        "variant        | fst ERLE (min) | fst echo | dt PESQ | dt STOI | dt echo | dt deg "
-        "| nst PESQ | nst deg"
+        "variant        | fst ERLE (min) | fst echo | dt PESQ | dt STOI | dt SI-SDR | dt echo "
+        "| dt deg | nst PESQ | nst deg"
     )
     for name, rs in rows.items():
+        erle, lowest = mean(rs, "fst", "erle_db"), mean(rs, "fst", "erle_db", np.min)
         print(
-            f"{name:14s} | {mean(rs, 'fst', 'erle_db'):6.2f} ({mean(rs, 'fst', 'erle_db', np.min):5.2f})"
-            f" | {mean(rs, 'fst', 'aecmos_echo'):.2f} | {mean(rs, 'dt', 'pesq_wb'):.3f} "
-            f"| {mean(rs, 'dt', 'stoi'):.3f} | {mean(rs, 'dt', 'aecmos_echo'):.2f} "
+            f"{name:14s} | {erle:6.2f} ({lowest:5.2f}) | {mean(rs, 'fst', 'aecmos_echo'):.2f} "
+            f"| {mean(rs, 'dt', 'pesq_wb'):.3f} | {mean(rs, 'dt', 'stoi'):.3f} "
+            f"| {mean(rs, 'dt', 'si_sdr_db'):6.2f} | {mean(rs, 'dt', 'aecmos_echo'):.2f} "
             f"| {mean(rs, 'dt', 'aecmos_deg'):.2f} | {mean(rs, 'nst', 'pesq_wb'):.3f} "
             f"| {mean(rs, 'nst', 'aecmos_deg'):.2f}"
         )

@@ -22,7 +22,15 @@ from convsuite.audio.data.wav import SAMPLE_RATE
 from convsuite.audio.infer import EchoCanceller, align_far, estimate_delay
 from convsuite.audio.metrics import aecmos, erle_db, pesq_wb, si_sdr_db, stoi
 
-__all__ = ["OURS", "UNPROCESSED", "CallResult", "evaluate_calls", "format_table", "summarize"]
+__all__ = [
+    "OURS",
+    "UNPROCESSED",
+    "CallResult",
+    "evaluate_calls",
+    "format_table",
+    "score_call",
+    "summarize",
+]
 
 OURS = "D3AEC (ours)"
 UNPROCESSED = "unprocessed mic"

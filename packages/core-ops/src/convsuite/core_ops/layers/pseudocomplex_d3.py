@@ -224,7 +224,7 @@ class _NormActConv(nn.Sequential):
             stats = [
                 None
                 if t is None
-                else torch.cat((t[start : start + size], t[total + start :][:size]))
+                else torch.cat((t[start : start + size], t[total + start : total + start + size]))
                 for t in (norm.running_mean, norm.running_var, norm.weight, norm.bias)
             ]
             activated.append(act(F.batch_norm(part, *stats, False, 0.0, norm.eps)))
