@@ -73,7 +73,10 @@ _BLEND_SWEEPS = 2  # relaxation sweeps per squared band width
 _PREFILL_SWEEPS = 30  # diffusive sweeps per level of the network's pre-fill (as trained)
 _MAX_BAND_NSIDE = 512  # the fill's signal-band filter (_signal_band) up to here
 _MEET_STEPS = 3  # the realization's filtered correction meets the data over this many steps
-_REFILL_STEPS = 6  # ... and is then refilled from both sides this deep (LocalWienerFilter.refill)
+# ... and is then refilled from both sides this deep (LocalWienerFilter.refill), which replaces
+# _meet_the_data's steps (so _REFILL_STEPS >= _MEET_STEPS). The refill shares the rim filter's data
+# radius (9 pixels), which must be >= 1.5 x depth: 6 is the deepest it allows.
+_REFILL_STEPS = 6
 
 
 def bundled_checkpoints() -> dict[int, str]:
@@ -224,11 +227,14 @@ def inpaint_nest(
     raw *= math.sqrt(2.0)  # in the network's float32 when it ran at the map's Nside
     raw = raw.astype(np.float64, copy=False)
     np.subtract(data, draw, out=raw, where=observed)  # d - s' on the data, the fill elsewhere
-    correction = _meet_the_data(raw, _signal_band(raw, prior), observed)
+    if rim.rim.size and native <= _MAX_BAND_NSIDE:  # LocalWienerFilter.refill: both sides
+        # the refill recomputes every pixel _meet_the_data would change: d - s' on the data
+        correction = _signal_band(raw, prior)
+        np.copyto(correction, raw, where=observed)
+        correction = rim.widened(_REFILL_STEPS).refill(correction)
+    else:
+        correction = _meet_the_data(raw, _signal_band(raw, prior), observed)
     del raw
-    if rim_depth and native <= _MAX_BAND_NSIDE:  # LocalWienerFilter.refill: both sides
-        shell = LocalWienerFilter(observed, prior.signal_cl, prior.noise_sigma, _REFILL_STEPS)
-        correction = shell.refill(correction)
     draw += correction
     del correction
     np.copyto(draw, data, where=observed)

@@ -28,6 +28,7 @@ no rim.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -71,10 +72,13 @@ def covariance_function(
     coefficients = CubicSpline(u, total / (4 * np.pi)).c  # (4, intervals)
     step = u[1] - u[0]
 
+    by_interval = np.ascontiguousarray(coefficients.T)  # (intervals, 4): one gather per point
+
     def covariance(points: np.ndarray) -> np.ndarray:
-        index = np.clip((points / step).astype(np.intp), 0, coefficients.shape[1] - 1)
+        index = np.clip((points / step).astype(np.intp), 0, by_interval.shape[0] - 1)
         t = points - index * step
-        c3, c2, c1, c0 = (coefficients[k][index] for k in range(4))
+        gathered = by_interval[index]
+        c3, c2, c1, c0 = (gathered[..., k] for k in range(4))
         return ((c3 * t + c2) * t + c1) * t + c0
 
     return covariance
@@ -142,15 +146,11 @@ class LocalWienerFilter:
         radius: float = 9.0,
         cluster_level: int = 3,
     ) -> None:
-        if radius < 1.5 * depth:
-            raise ValueError(f"radius {radius} leaves rim pixels {depth} steps deep without data")
         self.observed = np.asarray(observed, dtype=bool)
         self.nside = hp.npix2nside(self.observed.size)
-        distance = hole_depth(self.observed, depth)
-        self.rim = np.flatnonzero((distance >= 1) & (distance <= depth))  # groups contiguous
-        starts = np.flatnonzero(np.diff(self.rim >> (2 * cluster_level), prepend=-1))
-        self._groups = np.split(self.rim, starts[1:]) if self.rim.size else []
+        self._radius, self._cluster_level = radius, cluster_level
         self._reach = radius * hp.nside2resol(self.nside)
+        self._set_rim(depth)
         if not self._groups:
             return  # nothing to fill: no covariance table (seconds of Legendre sums at Nside 2048)
         extent = 2 * radius + 2 ** (cluster_level + 1) + 2
@@ -159,23 +159,49 @@ class LocalWienerFilter:
         )
         self._nugget = noise_sigma**2 + _JITTER * float(self._covariance(np.zeros(1))[0])
 
-    def _weights(self, members: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The data pixels of a group (``usable`` ones, (12 nside^2,) bool, never members) and the
-        (members, data) conditional-mean weights."""
-        nside, covariance = self.nside, self._covariance
-        targets = np.array(hp.pix2vec(nside, members, nest=True)).T
+    def _set_rim(self, depth: int) -> None:
+        """``rim`` and its groups for a rim ``depth`` steps wide."""
+        if self._radius < 1.5 * depth:
+            raise ValueError(
+                f"radius {self._radius} leaves rim pixels {depth} steps deep without data"
+            )
+        distance = hole_depth(self.observed, depth)
+        self.rim = np.flatnonzero((distance >= 1) & (distance <= depth))  # groups contiguous
+        starts = np.flatnonzero(np.diff(self.rim >> (2 * self._cluster_level), prepend=-1))
+        self._groups = np.split(self.rim, starts[1:]) if self.rim.size else []
+
+    def widened(self, depth: int) -> LocalWienerFilter:
+        """The same filter (mask, covariance table, radius) with a rim ``depth`` steps wide; this
+        filter's rim must not be empty (it has no covariance table then)."""
+        if not self._groups:
+            raise ValueError("a filter with an empty rim has no covariance table to share")
+        wider = copy.copy(self)
+        wider._set_rim(depth)
+        return wider
+
+    def _disc(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A group's (members, 3) unit vectors and the NESTED pixels its data are drawn from."""
+        targets = np.array(hp.pix2vec(self.nside, members, nest=True)).T
         centre = targets.sum(0) / np.linalg.norm(targets.sum(0))
         spread = float(np.arccos(np.clip(targets @ centre, -1.0, 1.0)).max())
-        data = hp.query_disc(nside, centre, self._reach + spread, nest=True)
-        data = data[usable[data]]
-        around = np.array(hp.pix2vec(nside, data, nest=True)).T
+        return targets, hp.query_disc(self.nside, centre, self._reach + spread, nest=True)
+
+    def _system(
+        self, targets: np.ndarray, disc: np.ndarray, usable: np.ndarray
+    ) -> tuple[np.ndarray, tuple[np.ndarray, bool], np.ndarray]:
+        """A group's data (the ``usable`` pixels of ``disc`` within reach of a member; ``usable``
+        (12 nside^2,) bool, never members), the Cholesky factor of their covariance (noise
+        included) and the (members, data) cross-covariance."""
+        covariance = self._covariance
+        data = disc[usable[disc]]
+        around = np.array(hp.pix2vec(self.nside, data, nest=True)).T
         near = (targets @ around.T).max(0) >= np.cos(self._reach)  # within reach of a member
         data, around = data[near], around[near]
         system = covariance(1.0 - around @ around.T)
         system[np.diag_indices_from(system)] += self._nugget
         cross = covariance(1.0 - targets @ around.T)
         factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
-        return data, scipy.linalg.cho_solve(factor, cross.T, check_finite=False).T
+        return data, factor, cross
 
     def fill(self, values: np.ndarray) -> np.ndarray:
         """``values`` ((..., 12 nside^2) NESTED) with the rim pixels replaced by their conditional
@@ -183,7 +209,8 @@ class LocalWienerFilter:
         filled = np.array(values, dtype=np.float64)
 
         def fill_group(members: np.ndarray) -> None:
-            data, weights = self._weights(members, self.observed)
+            data, factor, cross = self._system(*self._disc(members), self.observed)
+            weights = scipy.linalg.cho_solve(factor, cross.T, check_finite=False).T
             filled[..., members] = filled[..., data] @ weights.T  # data are never rim pixels
 
         # the groups are independent and numpy and LAPACK release the GIL: one thread per core,
@@ -217,8 +244,41 @@ class LocalWienerFilter:
         filled = np.array(values, dtype=np.float64)
         usable = np.ones(filled.size, dtype=bool)
         usable[self.rim] = False
-        for members in self._groups:
-            data, weights = self._weights(members, usable)
-            filled[members] = weights @ filled[data]
+        discs = [self._disc(members) for members in self._groups]
+
+        def refill_group(index: int) -> None:
+            members = self._groups[index]
+            data, factor, cross = self._system(*discs[index], usable)
+            # one right-hand side: the weights themselves are not needed
+            filled[members] = cross @ scipy.linalg.cho_solve(
+                factor, filled[data], check_finite=False
+            )
             usable[members] = True
+
+        with threadpool_limits(1), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            for wave in _waves(self._groups, [disc for _, disc in discs], filled.size):
+                list(pool.map(refill_group, wave))
         return filled
+
+
+def _waves(groups: list[np.ndarray], discs: list[np.ndarray], npix: int) -> list[list[int]]:
+    """The group indices in waves that give :meth:`LocalWienerFilter.refill` the values of going
+    group after group: a group's wave is one after the latest of the earlier groups it touches
+    (members in its ``disc``, or its members in theirs). So every earlier group it reads from or
+    writes into is done before it, no later one is, and the groups of one wave neither read nor
+    write each other's pixels."""
+    owner = np.full(npix, -1, dtype=np.intp)
+    for index, members in enumerate(groups):
+        owner[members] = index
+    later: list[list[int]] = [[] for _ in groups]  # later groups whose members lie in my disc
+    wave = np.zeros(len(groups), dtype=np.intp)
+    for index, disc in enumerate(discs):
+        touched = np.unique(owner[disc])
+        touched = touched[touched >= 0]
+        earlier = [*touched[touched < index].tolist(), *later[index]]
+        wave[index] = 1 + max((wave[j] for j in earlier), default=-1)
+        for j in touched[touched > index].tolist():
+            later[j].append(index)
+    return [
+        np.flatnonzero(wave == w).tolist() for w in range(int(wave.max()) + 1 if wave.size else 0)
+    ]

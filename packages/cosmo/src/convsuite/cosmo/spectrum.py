@@ -275,12 +275,21 @@ def _estimate_cleaned(
 
 
 def _master(
-    values: np.ndarray, weights: np.ndarray, lmax: int
+    values: np.ndarray,
+    weights: np.ndarray,
+    lmax: int,
+    kernel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MASTER on ``weights x values`` (NESTED): bin centres, binned D_b (muK^2) and the
-    pseudo-C_ell (lmax + 1,)."""
-    weighted = hp.reorder(weights * values, n2r=True)
-    pseudo = hp.anafast(weighted, lmax=lmax, iter=1)
+    pseudo-C_ell (lmax + 1,). ``kernel``: :func:`_master_kernel` of these weights, if at hand."""
+    centres, p, binned = kernel or _master_kernel(weights, lmax)
+    pseudo = hp.anafast(hp.reorder(weights * values, n2r=True), lmax=lmax, iter=1)
+    return centres, np.linalg.solve(binned, p @ pseudo), pseudo
+
+
+def _master_kernel(weights: np.ndarray, lmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What MASTER needs of the weights alone (NESTED): bin centres, the (nbins, lmax + 1)
+    binning ``P`` and the (nbins, nbins) binned coupling ``P M Q``."""
     window = hp.anafast(hp.reorder(weights, n2r=True), lmax=lmax, iter=1)
     edges = bin_edges(lmax)
     p, q = _binning(edges, lmax)
@@ -289,8 +298,7 @@ def _master(
     matrix[: coupled + 1, : coupled + 1] = coupling_matrix(window, coupled)
     beyond = np.arange(coupled + 1, lmax + 1)
     matrix[beyond, beyond] = np.mean(weights**2)
-    d_bins = np.linalg.solve(p @ matrix @ q, p @ pseudo)
-    return 0.5 * (edges[:-1] + edges[1:] - 1), d_bins, pseudo
+    return 0.5 * (edges[:-1] + edges[1:] - 1), p, p @ matrix @ q
 
 
 def _prewhitened(
@@ -331,6 +339,7 @@ def _prewhitened(
     alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=1)
     del filled
     weights = apodized_weights(observed, _WHITENED_APODIZATION_STEPS)
+    kernel = _master_kernel(weights, lmax)  # the same for every pass
     ell = np.rint(centres).astype(int)
     cl, d_bins = first, first_bins
     for _ in range(_WHITENING_PASSES):
@@ -344,7 +353,7 @@ def _prewhitened(
         filter_ = 1.0 / np.sqrt(shape)
         filter_[:2] = 0.0
         whitened = hp.reorder(hp.alm2map(hp.almxfl(alm, filter_), nside, lmax=lmax), r2n=True)
-        _, d_white, _ = _master(whitened, weights, lmax)
+        _, d_white, _ = _master(whitened, weights, lmax, kernel)
         cl = _blend(first, _smoothed(centres, d_white, lmax) * shape, nside)
         d_bins = _blend(first_bins, d_white * shape[ell], nside, centres)
     return cl, d_bins
