@@ -262,6 +262,10 @@ def main() -> None:
         help="one thread, timed by its CPU time (time.thread_time): steadier on a loaded machine",
     )
     args = parser.parse_args()
+    if args.profile and args.cpu_time:
+        # The profile's op totals and per-layer times are wall time: against CPU-time medians
+        # their differences mean nothing (and can go negative).
+        parser.error("--profile times ops by wall clock; it cannot be combined with --cpu-time")
     clock = time.perf_counter
     if args.cpu_time:
         torch.set_num_threads(1)
@@ -364,7 +368,7 @@ def _profile_table(
         )
     lines.append(
         f"    {'total in ops':<30}{total32 * 1e3:>9.1f}{total16 * 1e3:>9.1f}"
-        f"{total32 / total16:>7.2f}"
+        f"{_ratio(total32, total16):>7}"
     )
     outside32, outside16 = medians[0] - total32, medians[1] - total16
     lines.append(f"    {'row median - ops':<30}{outside32 * 1e3:>9.1f}{outside16 * 1e3:>9.1f}")
@@ -373,12 +377,17 @@ def _profile_table(
     inside16 = _time_in(case, bf16_model, names)
     lines.append(
         f"    {f'{len(names)} converted layers (wall)':<30}{inside32 * 1e3:>9.1f}"
-        f"{inside16 * 1e3:>9.1f}{inside32 / inside16:>7.2f}{inside32 / medians[0]:>8.1%}"
+        f"{inside16 * 1e3:>9.1f}{_ratio(inside32, inside16):>7}{inside32 / medians[0]:>8.1%}"
         f"{inside16 / medians[1]:>8.1%}"
     )
-    bound = medians[0] / (medians[0] - inside32)
-    lines.append(f"    speed-up if the converted layers took no time (Amdahl): {bound:.2f}")
+    bound = _ratio(medians[0], medians[0] - inside32)
+    lines.append(f"    speed-up if the converted layers took no time (Amdahl): {bound}")
     return "\n".join(lines)
+
+
+def _ratio(a: float, b: float) -> str:
+    """``a / b`` to two decimals, or "n/a" when ``b`` is not positive (nothing to divide by)."""
+    return f"{a / b:.2f}" if b > 0 else "n/a"
 
 
 def _time_in(case: Case, model: torch.nn.Module, names: list[str]) -> float:
