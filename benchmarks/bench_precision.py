@@ -270,6 +270,16 @@ def main() -> None:
     if args.cpu_time:
         torch.set_num_threads(1)
         clock = time.thread_time
+    cases = []
+    for package, make in [*CASES.items(), *CASES_LATER.items()]:
+        if importlib.util.find_spec(package) is None:
+            print(f"{package}: not installed, skipped")
+            continue
+        case = make()
+        if args.only in case.network:
+            cases.append(case)
+    if not cases:
+        parser.error(f"--only {args.only!r} matches no installed network")
     print(
         f"bf16 inference vs float32 (threads={torch.get_num_threads()}, torch {torch.__version__}); "
         f"target: speed-up >= {TARGET_SPEEDUP} at metric change <= {TARGET_METRIC_CHANGE:.0%}"
@@ -282,13 +292,7 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for package, make in [*CASES.items(), *CASES_LATER.items()]:
-        if importlib.util.find_spec(package) is None:
-            print(f"{package}: not installed, skipped")
-            continue
-        case = make()
-        if args.only not in case.network:
-            continue
+    for case in cases:
         print(_row(case, args.profile, clock), flush=True)
 
 
