@@ -332,6 +332,19 @@ def test_bf16_relu_equals_torch_relu_on_every_bfloat16_value() -> None:
     assert torch.equal(BF16ReLU()(y), torch.relu(y))
 
 
+def test_bf16_relu_passes_gradients_on_inputs_that_require_them() -> None:
+    from convsuite.core_ops.precision import BF16ReLU
+
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.25, 3.0], dtype=torch.bfloat16, requires_grad=True)
+    for inplace in (False, True):
+        x.grad = None
+        y = BF16ReLU(inplace=inplace)(x * 1)  # in place on a non-leaf, as in a network
+        assert y.requires_grad
+        y.sum().backward()
+        expected = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0], dtype=torch.bfloat16)
+        assert torch.equal(x.grad, expected)
+
+
 def test_prepare_replaces_relus_and_channels_last_maps_keep_their_layout() -> None:
     from convsuite.core_ops.precision import BF16ReLU
 

@@ -123,11 +123,12 @@ class BF16ReLU(nn.ReLU):
     """``nn.ReLU`` that computes bfloat16 inputs on their bits: equal to ``torch.relu`` for every
     bfloat16 value (NaN kept; -0.0 comes out +0.0, equal to it), 3x faster on this CPU.
 
-    Shapes: any, unchanged; float32 and other dtypes go through ``nn.ReLU`` itself.
+    Shapes: any, unchanged; float32 and other dtypes, and a bfloat16 input that autograd records
+    (the int16 view has no gradient), go through ``nn.ReLU`` itself.
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dtype != torch.bfloat16:
+        if x.dtype != torch.bfloat16 or (torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)
         bits = x.view(torch.int16)
         if self.inplace:
