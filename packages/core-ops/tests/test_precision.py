@@ -356,6 +356,28 @@ def test_prepare_replaces_relus_and_channels_last_maps_keep_their_layout() -> No
     assert torch.equal(y, torch.relu(x))
 
 
+def test_bf16_relu_in_place_keeps_the_layout_and_what_lies_outside_the_view() -> None:
+    from convsuite.core_ops.precision import BF16ReLU
+
+    x = torch.randn(2, 8, 6, 6).to(torch.bfloat16, memory_format=torch.channels_last)
+    expected = torch.relu(x)
+    y = BF16ReLU(inplace=True)(x)
+    assert y.data_ptr() == x.data_ptr() and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, expected)
+
+    base = torch.randn(4, 10, 7, dtype=torch.bfloat16)
+    before = base.clone()
+    view = base[1:3, ::3, 1::2]  # strided in every dimension
+    assert not view.is_contiguous()
+    out = BF16ReLU(inplace=True)(view)
+    assert out.data_ptr() == view.data_ptr()
+    inside = torch.zeros_like(base, dtype=torch.bool)
+    inside[1:3, ::3, 1::2] = True
+    assert torch.equal(base[inside], torch.relu(before[inside]))
+    assert torch.equal(base[~inside], before[~inside])  # untouched, negatives included
+    assert (before[~inside] < 0).any()
+
+
 class _Thin(nn.Module):
     """Two 4-channel convolutions, one in a child that sets its own floor back to 8."""
 
