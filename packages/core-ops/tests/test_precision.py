@@ -406,3 +406,18 @@ def test_a_module_can_lower_its_channel_floor() -> None:
     assert got.dtype == torch.float32
     error = (got - reference(x)).abs().max() / reference(x).abs().max()
     assert 0 < error < 3e-2
+
+
+@pytest.mark.parametrize("floor", [0, -1, 2.0, "4", True, None])
+def test_a_channel_floor_that_is_no_positive_int_is_refused(floor: object) -> None:
+    model = nn.Sequential(nn.Conv2d(8, 8, 3), nn.Sequential(nn.Conv2d(8, 8, 3)))
+    model[1]._convsuite_bf16_min_channels = floor
+    with pytest.raises(ValueError, match=r"^Sequential \(1\): _convsuite_bf16_min_channels must"):
+        prepare_for_inference(model, "bf16")
+
+
+def test_a_floor_of_one_converts_depthwise_convolutions() -> None:
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 8, 1))
+    assert bf16_layers(prepare_for_inference(copy.deepcopy(model), "bf16")) == ["1"]
+    model._convsuite_bf16_min_channels = 1
+    assert bf16_layers(prepare_for_inference(model, "bf16")) == ["0", "1"]

@@ -41,10 +41,13 @@ converts a model once instead:
   float32 inside; bf16 has no CPU FFT), norms, graph and sparse layers keep float32 weights. A
   model whose thin layers are not memory-bound in its own measurement lowers the channel floor for
   itself with a class or instance attribute ``_convsuite_bf16_min_channels``
-  (:data:`BF16_MIN_CHANNELS`), read from the module and inherited by its submodules;
+  (:data:`BF16_MIN_CHANNELS`, a positive int), read from the module and inherited by its
+  submodules; the floor counts channels per group, so a floor of 1 converts depthwise
+  convolutions too;
 - every ``nn.ReLU`` becomes a :class:`BF16ReLU`, which on bfloat16 inputs zeroes the negative
-  values through the bits' int16 view (about 3x faster than torch's bfloat16 ReLU on this CPU,
-  and faster than its float32 one) and is ``nn.ReLU`` on any other dtype.
+  values through the bits' int16 view and is ``nn.ReLU`` on any other dtype (a (6, 4, 128, 128)
+  channels-last map on one thread, median thread CPU time, load 2.8: 35 us against torch's ReLU
+  84 us in bfloat16 and 114 us in float32, 2.4x and 3.3x).
 
 Use, in a domain package::
 
@@ -121,7 +124,7 @@ _BF16_NEG_INF_BITS = -128
 
 class BF16ReLU(nn.ReLU):
     """``nn.ReLU`` that computes bfloat16 inputs on their bits: equal to ``torch.relu`` for every
-    bfloat16 value (NaN kept; -0.0 comes out +0.0, equal to it), 3x faster on this CPU.
+    bfloat16 value (NaN kept; -0.0 comes out +0.0, equal to it), faster (module docstring).
 
     Shapes: any, unchanged; float32 and other dtypes, and a bfloat16 input that autograd records
     (the int16 view has no gradient), go through ``nn.ReLU`` itself.
@@ -198,15 +201,23 @@ def _is_dense(module: nn.Module, min_channels: int = MIN_GROUP_CHANNELS) -> bool
 
 def _channel_floors(module: nn.Module) -> dict[nn.Module, int]:
     """Each submodule's :data:`BF16_MIN_CHANNELS`: its own, else its parent's, else
-    :data:`MIN_GROUP_CHANNELS`."""
+    :data:`MIN_GROUP_CHANNELS`.
+
+    Raises:
+        ValueError: a module sets it to anything but a positive int (the message names it).
+    """
     floors: dict[nn.Module, int] = {}
 
-    def visit(sub: nn.Module, floor: int) -> None:
-        floors[sub] = floor = getattr(sub, BF16_MIN_CHANNELS, floor)
-        for child in sub.children():
-            visit(child, floor)
+    def visit(sub: nn.Module, name: str, floor: int) -> None:
+        floor = getattr(sub, BF16_MIN_CHANNELS, floor)
+        if type(floor) is not int or floor < 1:
+            where = f"{type(sub).__name__} ({name or 'the model'})"
+            raise ValueError(f"{where}: {BF16_MIN_CHANNELS} must be a positive int, got {floor!r}")
+        floors[sub] = floor
+        for child_name, child in sub.named_children():
+            visit(child, f"{name}.{child_name}" if name else child_name, floor)
 
-    visit(module, MIN_GROUP_CHANNELS)
+    visit(module, "", MIN_GROUP_CHANNELS)
     return floors
 
 
