@@ -68,6 +68,23 @@ def test_pool_equals_torch_max_pool_in_both_precisions_and_layouts(size: tuple[i
         assert got.dtype == dtype and got.is_contiguous(memory_format=layout)
 
 
+@pytest.mark.parametrize("size", [(16, 12), (9, 7)])
+def test_pool_gradient_equals_torch_max_pool_without_ties(size: tuple[int, int]) -> None:
+    from convsuite.medseg.models.ivdnet import _pool
+
+    torch.manual_seed(0)
+    count = 2 * 5 * size[0] * size[1]
+    x = torch.randperm(count).reshape(2, 5, *size).float()  # distinct values: no ties
+    upstream = torch.randn(2, 5, size[0] // 2, size[1] // 2)
+    grads = []
+    for pool in (_pool, lambda v: F.max_pool2d(v, 2)):
+        v = x.clone().requires_grad_()
+        pool(v).backward(upstream)
+        grads.append(v.grad)
+    assert grads[0].count_nonzero() == upstream.numel()  # one element per window
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
 def test_each_path_reads_its_own_modality() -> None:
     """Changing one modality changes that path's first-level output only."""
     torch.manual_seed(0)

@@ -72,8 +72,10 @@ class IVDNetConfig(ModelConfig):
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
     """``F.max_pool2d(x, 2)`` as two elementwise maxima of strided views (rows, then columns):
-    (N, C, H, W) -> (N, C, H // 2, W // 2), same values and memory format (an odd last row or
-    column is dropped, as there).
+    (N, C, H, W) -> (N, C, H // 2, W // 2), same forward values and memory format (an odd last
+    row or column is dropped, as there). The gradient is max_pool2d's where a window's maximum is
+    unique; on ties ``torch.maximum`` splits it between the tied elements where max_pool2d gives it
+    all to the first (after a ReLU the ties are mostly zeros, whose gradient the ReLU drops).
 
     torch's max-pool kernel is slow at this network's few channels: (6, 4, 128, 128) float32
     1.8 ms against 0.13 ms, bfloat16 channels-last 1.9 against 0.23 ms (one thread)."""
