@@ -20,9 +20,10 @@ Pass times come by difference, in one process, all sides interleaved (medians): 
 (no autograd), forward + input gradient (only the input requires grad) and forward + both
 gradients (what training runs); the input gradient is the second minus the first, the weight
 gradient what the third adds to the second. The load average is printed at the start and the
-end. With ``--threads 1`` every pass runs in the calling thread and is timed by its CPU time
-(``time.thread_time``), so a machine shared with other processes inflates it less (their cache
-traffic still can); with more threads, by wall time.
+end, numba's threading layer after the first row. With ``--threads 1`` every pass and the
+ceilings run in the calling thread and are timed by its CPU time (``time.thread_time``), so a
+machine shared with other processes inflates them less (their cache traffic still can); with more
+threads, by wall time (the numba probes' thread pool is started outside the timed region).
 
     PYTHONPATH=shared python packages/core-ops/benchmarks/profile_depthwise.py \
         [--repeats N] [--threads T]
@@ -31,6 +32,7 @@ traffic still can); with more threads, by wall time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -83,25 +85,33 @@ def _best_rate(run: Callable[[], None], flops: float, repeats: int = 9) -> float
     return flops / best / 1e9
 
 
+def _clock() -> Callable[[], float]:
+    """The calling thread's CPU time on one thread (where every pass runs in this thread, so other
+    processes' share of the cores does not count), else wall time."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
 def _seconds(fn: Callable[[], object]) -> float:
-    """Seconds of ``fn()``: the calling thread's CPU time on one thread (where every pass runs in
-    this thread, so other processes' share of the cores does not count), else wall time."""
-    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    """Seconds of ``fn()`` by :func:`_clock`."""
+    clock = _clock()
     start = clock()
     fn()
     return clock() - start
 
 
-def _on_threads(probe: Callable[[int], None], threads: int) -> Callable[[], None]:
-    """A run of ``probe(thread index)`` on ``threads`` Python threads at once (the probes release
-    the GIL), one per core as the kernels' thread pool runs."""
+def _on_threads(
+    probe: Callable[[int], None], pool: ThreadPoolExecutor | None, threads: int
+) -> Callable[[], None]:
+    """A run of ``probe(thread index)`` on ``threads`` Python threads of ``pool`` at once (the
+    probes release the GIL), one per core as the kernels' thread pool runs; with no pool (one
+    thread) in the calling thread, where :func:`_seconds`' CPU clock sees it. The pool is made
+    outside the timed region: starting and joining threads costs as much as a probe's work."""
 
     def run() -> None:
-        if threads == 1:
-            probe(0)  # in this thread, where _seconds' CPU clock sees it
+        if pool is None:
+            probe(0)
             return
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(probe, range(threads)))
+        list(pool.map(probe, range(threads)))
 
     return run
 
@@ -113,17 +123,19 @@ def numba_ceilings() -> dict[str, float]:
     reps = 4000
     values = rng.random((threads, 1024), dtype=np.float32)
     a, b = np.float32(0.999), np.float32(0.001)
-    chains = _best_rate(
-        _on_threads(lambda t: _multiply_add_chains(values[t], reps, a, b), threads),
-        2 * 16 * values.size * reps,
-    )
     acc = np.zeros((threads, 512), dtype=np.float32)
     span = rng.random((threads, 515), dtype=np.float32)
     taps = np.full(4, 0.25, dtype=np.float32)
-    shifted = _best_rate(
-        _on_threads(lambda t: _shifted_taps(acc[t], span[t], taps, reps), threads),
-        8 * acc.size * reps,
-    )
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
+        chains = _best_rate(
+            _on_threads(lambda t: _multiply_add_chains(values[t], reps, a, b), pool, threads),
+            2 * 16 * values.size * reps,
+        )
+        shifted = _best_rate(
+            _on_threads(lambda t: _shifted_taps(acc[t], span[t], taps, reps), pool, threads),
+            8 * acc.size * reps,
+        )
     return {"multiply-add loop": chains, "shifted-tap loop": shifted}
 
 
@@ -233,14 +245,16 @@ def main() -> None:
     print(f"glibc keeps freed memory: {keep_freed_memory()}")
     print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    peaks = gemm_peak()
+    peaks = gemm_peak(clock=_clock())
     ceilings = {"GEMM fp32 2048^2": peaks["fp32"], **numba_ceilings()}
     print(f"ceilings ({torch.get_num_threads()} threads, GFLOP/s):")
     for name, rate in ceilings.items():
         print(f"  {name:<20}{rate:>8.0f}")
-    for dims, kernel in TARGETS:
+    for index, (dims, kernel) in enumerate(TARGETS):
         for line in profile_row(dims, kernel, args.repeats, ceilings):
             print(line, flush=True)
+        if index == 0:  # numba picks its threading layer at the first parallel kernel call
+            print(f"numba threading layer: {numba.threading_layer()}", flush=True)
     print("\n'*': the route ROUTES picks. Passes by difference (see the docstring).")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
