@@ -4,6 +4,9 @@ Baseline: ``torch.nn.functional.conv{1,2}d``, same process, same inputs, 2 threa
 give both sides the input in the same layout (2-D: NCHW and channels-last rows; issue 18: ">= 1.0x
 of torch's direct conv at every kernel size and layout"), plus a report-only row against torch in
 its faster layout. Forward+backward rows compare against torch in its faster layout.
+Small-map depthwise training rows (report only, where ``fft_conv.SMALL_MAP_POSITIONS`` comes from):
+the dispatcher against torch, and the "kernel" route against the "split" route, on 8x8 and 16x16
+maps.
 Targets (issue 18): forward >= 1.0 at every size and layout; forward+backward >= 5x at 2-D
 k = 13, >= 12x at 2-D k = 17, >= 8x at 1-D k = 31 (other sizes report only).
 
@@ -28,7 +31,13 @@ import torch.nn.functional as F
 from convsuite_dev.bench import Comparison, median_seconds, paired_medians, relative_error
 from peak import print_table_with_peak as print_table
 
-from convsuite.core_ops.layers.fft_conv import ROUTES, conv_by_route, fft_conv, large_kernel_conv
+from convsuite.core_ops.layers.fft_conv import (
+    ROUTES,
+    SMALL_MAP_POSITIONS,
+    conv_by_route,
+    fft_conv,
+    large_kernel_conv,
+)
 from convsuite.core_ops.precision import prepare_for_inference
 from convsuite.core_ops.runtime import keep_freed_memory
 
@@ -167,6 +176,47 @@ def crossover_rows() -> list[Comparison]:
     return rows
 
 
+# Small-map depthwise training (report only): where fft_conv.SMALL_MAP_POSITIONS comes from. 8x8
+# is the ConvNeXt-atto DCLS stage (17x17 cropped to 15x15); 16x16 (256 positions) keeps the table's
+# route.
+SMALL_MAPS = [
+    ((8, 160, 8, 8), 13),
+    ((8, 160, 8, 8), 15),
+    ((8, 80, 16, 16), 17),
+    ((8, 80, 16, 16), 31),
+]
+
+
+def small_map_rows() -> tuple[list[Comparison], list[Comparison]]:
+    """Depthwise fwd+bwd on :data:`SMALL_MAPS`, NCHW float32: the dispatcher against torch in its
+    faster layout, and the "kernel" route against the "split" route (report only)."""
+    ours_vs_torch, kernel_vs_split = [], []
+    for shape, k in SMALL_MAPS:
+        torch.manual_seed(0)
+        x = torch.randn(*shape)
+        w = torch.randn(shape[1], 1, k, k) / k**2
+        kw = dict(stride=1, padding=k // 2, dilation=1, groups=shape[1])
+        reference = F.conv2d(x, w, None, **kw)
+        grad_out = torch.randn_like(reference)
+        flops = 3 * 2 * reference.numel() * k**2
+        label = f"{tuple(shape)} k={k} fwd+bwd"
+        error = relative_error(large_kernel_conv(x, w, None, **kw), reference)
+        times = paired_medians(
+            lambda x=x, w=w, g=grad_out, kw=kw: _step(large_kernel_conv, x, w, g, **kw),
+            _fastest_direct(x, w, grad_out, **kw),
+            9,
+        )
+        ours_vs_torch.append(Comparison(label, *times, flops, error=error))
+        kernel, split = (
+            lambda x=x, w=w, g=grad_out, kw=kw, route=route: _step(
+                lambda *a, **b: conv_by_route(route, *a, **b), x, w, g, **kw
+            )
+            for route in ("kernel", "split")
+        )
+        kernel_vs_split.append(Comparison(label, *paired_medians(kernel, split, 9), flops))
+    return ours_vs_torch, kernel_vs_split
+
+
 def bf16_rows() -> list[Comparison]:
     """bf16 autocast: the FFT path computes in float32 (no bf16 FFT on CPU); direct paths use bf16."""
     rows = []
@@ -225,6 +275,13 @@ def main() -> None:
         f"Depthwise 1-D long kernels, input ({BATCH}, {CHANNELS}, {LENGTH}) float32",
         depthwise_rows(1, [13, 31, 127, 511]),
         "direct",
+    )
+    ours_vs_torch, kernel_vs_split = small_map_rows()
+    print_table("Small-map depthwise training: dispatcher vs torch", ours_vs_torch, "direct")
+    print_table(
+        f"Small maps: kernel route vs split route (SMALL_MAP_POSITIONS = {SMALL_MAP_POSITIONS})",
+        kernel_vs_split,
+        "split",
     )
     print_table("bf16 vs float32 (ratio = float32 / bf16)", bf16_rows(), "fp32")
     if not QUICK:

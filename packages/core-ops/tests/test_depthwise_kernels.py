@@ -170,7 +170,9 @@ def test_kernel_route_under_autocast_runs_the_previous_route(monkeypatch):
     [
         (2, 3, "direct"),
         (2, 5, "channels_last"),
-        (2, 13, "channels_last"),
+        (2, 7, "channels_last"),
+        (2, 9, "split"),  # ROUTES' own route: "kernel" there only on small maps
+        (2, 13, "split"),
         (2, 15, "split"),
         (2, 16, "split"),
         (1, 5, "channels_last"),
@@ -181,8 +183,25 @@ def test_kernel_route_under_autocast_runs_the_previous_route(monkeypatch):
         (3, 7, "split"),
     ],
 )
-def test_kernel_fallback_is_the_previous_table(dims, extent, route):
+def test_kernel_fallback_is_the_previous_route(dims, extent, route):
     assert kernel_fallback_route(dims, extent) == route
+
+
+@pytest.mark.parametrize("kernel", [9, 13])
+def test_a_small_bf16_map_trains_by_split_as_before_the_small_map_rule(monkeypatch, kernel):
+    """ROUTES says "split" at k = 9-14 and the small-map rule "kernel"; where the kernels cannot
+    run (bf16) the dispatcher keeps "split", not KERNEL_FALLBACK's "channels_last"."""
+    import importlib
+
+    fft_conv = importlib.import_module("convsuite.core_ops.layers.fft_conv")  # the module
+    calls = []
+    split = fft_conv._SplitDepthwise.apply
+    monkeypatch.setattr(DirectDepthwise, "apply", None)  # must not be reached
+    monkeypatch.setattr(fft_conv._SplitDepthwise, "apply", lambda *a: calls.append(a) or split(*a))
+    x = torch.randn(2, 4, 8, 8, dtype=torch.bfloat16, requires_grad=True)
+    w = torch.randn(4, 1, kernel, kernel, dtype=torch.bfloat16, requires_grad=True)
+    y = large_kernel_conv(x, w, None, 1, kernel // 2, 1, 4)
+    assert len(calls) == 1 and y.shape == x.shape
 
 
 @pytest.mark.parametrize(("dims", "kernel"), [(1, 13), (1, 31), (2, 3), (2, 9), (2, 15)])

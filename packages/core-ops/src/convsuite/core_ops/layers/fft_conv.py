@@ -395,12 +395,14 @@ def _route_in(table: tuple[tuple[int, str], ...], extent: int, default: str) -> 
 
 
 # 2-D depthwise training on a map of at most this many positions takes "kernel" where ROUTES
-# says "split": on small maps the split route's FFT weight gradient (transforms of a few dozen
-# samples per axis, per-call costs) loses to the kernels' direct one. Measured 2026-12-02 (1
+# says "split" (where the kernels cannot run, still "split": kernel_fallback_route): on small
+# maps the split route's FFT weight gradient (transforms of a few dozen samples per axis,
+# per-call costs) loses to the kernels' direct one. Measured 2026-12-02 (1
 # thread, interleaved wall-clock medians of 9, load 3.0, fwd+bwd, batch 8): 8 x 8 x 160
 # k = 13 / 15 kernel 1.2 / 1.4 ms against split 2.1 / 2.1 ms (the ConvNeXt-atto DCLS stage:
 # 17 x 17 cropped to 15 x 15; idle at 2 threads 2.1 against 2.5 ms); 16 x 16 x 80 k = 17 3.5
-# against 3.6 ms, k = 31 7.0 against 5.2 ms: 256 positions keep the table's route.
+# against 3.6 ms, k = 31 7.0 against 5.2 ms: 256 positions keep the table's route. Reproduced by
+# bench_fft_conv.py's small-map training rows (report only).
 SMALL_MAP_POSITIONS = 64
 
 
@@ -619,8 +621,12 @@ def conv_by_route(
 
 
 def kernel_fallback_route(dims: int, extent: int) -> str:
-    """The route :func:`conv_by_route` runs for "kernel" where the kernels do not apply: the
-    training route :data:`ROUTES` had before them (:data:`KERNEL_FALLBACK`; "split" for 3-D)."""
+    """The route :func:`conv_by_route` runs for "kernel" where the kernels do not apply: "split"
+    where :data:`ROUTES` itself trains by "split" (the kernels then run only on a small map,
+    :data:`SMALL_MAP_POSITIONS`), else the training route ROUTES had before the kernels
+    (:data:`KERNEL_FALLBACK`; "split" for 3-D)."""
+    if choose_route(dims, True, True, extent) == "split":
+        return "split"
     return _route_in(KERNEL_FALLBACK.get(dims, ()), extent, "split")
 
 
