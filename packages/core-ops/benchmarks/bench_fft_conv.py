@@ -3,7 +3,8 @@
 Baseline: ``torch.nn.functional.conv{1,2}d``, same process, same inputs, 2 threads. Forward rows
 give both sides the input in the same layout (2-D: NCHW and channels-last rows; issue 18: ">= 1.0x
 of torch's direct conv at every kernel size and layout"), plus a report-only row against torch in
-its faster layout. Forward+backward rows compare against torch in its faster layout.
+its faster layout. Forward+backward rows compare against torch in its faster layout, plus a
+report-only 2-D row ("fwd+bwd CL") with both sides given channels-last input and output gradient.
 Small-map depthwise training rows (report only, where ``fft_conv.SMALL_MAP_POSITIONS`` comes from):
 the dispatcher against torch, and the "kernel" route against the "split" route, on 8x8 and 16x16
 maps.
