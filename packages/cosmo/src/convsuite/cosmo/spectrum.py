@@ -341,7 +341,7 @@ def _prewhitened(
     weights = apodized_weights(observed, _WHITENED_APODIZATION_STEPS)
     kernel = _master_kernel(weights, lmax)  # the same for every pass
     ell = np.rint(centres).astype(int)
-    cl, d_bins = first, first_bins
+    cl = first
     for _ in range(_WHITENING_PASSES):
         upper = cl[lmax // 2 :]
         positive = upper[upper > 0]
@@ -355,8 +355,7 @@ def _prewhitened(
         whitened = hp.reorder(hp.alm2map(hp.almxfl(alm, filter_), nside, lmax=lmax), r2n=True)
         _, d_white, _ = _master(whitened, weights, lmax, kernel)
         cl = _blend(first, _smoothed(centres, d_white, lmax) * shape, nside)
-        d_bins = _blend(first_bins, d_white * shape[ell], nside, centres)
-    return cl, d_bins
+    return cl, _blend(first_bins, d_white * shape[ell], nside, centres)
 
 
 def _blend(
@@ -523,8 +522,9 @@ def measured_prior(values: np.ndarray, observed: np.ndarray) -> MapPrior:
         cleaned = _without_dipole(np.asarray(values, dtype=np.float64), observed)
         estimate = _estimate_cleaned(cleaned, observed, APODIZATION_STEPS, prewhiten=True)
         noise_cl = spectrum_floor(estimate.cl)  # the noise's flat C_ell; variance = it x per_pixel
-        noise_cl = _cross_validated_noise(cleaned, observed, estimate.cl, noise_cl * per_pixel)
-        noise_cl /= per_pixel
+        noise_cl = white_noise_cl(
+            _cross_validated_noise(cleaned, observed, estimate.cl, noise_cl * per_pixel), nside
+        )
     else:
         estimate = estimate_spectrum(values, observed)
         noise_cl = spectrum_floor(estimate.cl)
