@@ -190,10 +190,8 @@ def test_kernel_fallback_is_the_previous_route(dims, extent, route):
 @pytest.mark.parametrize("kernel", [9, 13])
 def test_a_small_bf16_map_trains_by_split_as_before_the_small_map_rule(monkeypatch, kernel):
     """ROUTES says "split" at k = 9-14 and the small-map rule "kernel"; where the kernels cannot
-    run (bf16) the dispatcher keeps "split", not KERNEL_FALLBACK's "channels_last"."""
-    import importlib
-
-    fft_conv = importlib.import_module("convsuite.core_ops.layers.fft_conv")  # the module
+    run (bf16) the dispatcher keeps "split", not the "channels_last" ROUTES had there before
+    the kernels."""
     calls = []
     split = fft_conv._SplitDepthwise.apply
     monkeypatch.setattr(DirectDepthwise, "apply", None)  # must not be reached

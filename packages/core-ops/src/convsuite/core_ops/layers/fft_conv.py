@@ -371,11 +371,13 @@ ROUTES: dict[tuple[int, bool, bool], tuple[tuple[int, str], ...]] = {
 }
 
 # Where "kernel" cannot run (CUDA, bf16 or autocast, a fork()ed child): the depthwise training
-# routes ROUTES had before the kernels over their range, by number of spatial axes (the same
-# values for finite inputs: see depthwise_kernels on infinite ones).
+# route in its place, by number of spatial axes: the routes ROUTES had before the kernels, and
+# "split" wherever ROUTES itself trains by split (2-D from 9: the kernels run there only on a small
+# map, SMALL_MAP_POSITIONS). The same values for finite inputs (see depthwise_kernels on infinite
+# ones).
 KERNEL_FALLBACK: dict[int, tuple[tuple[int, str], ...]] = {
     1: ((1, "channels_last"), (15, "direct"), (17, "split")),
-    2: ((1, "direct"), (5, "channels_last"), (15, "split")),
+    2: ((1, "direct"), (5, "channels_last"), (9, "split")),
 }
 
 # torch's channels-last 2-D depthwise forward is tuned for some kernel sizes only: at 13x13 it takes
@@ -621,12 +623,8 @@ def conv_by_route(
 
 
 def kernel_fallback_route(dims: int, extent: int) -> str:
-    """The route :func:`conv_by_route` runs for "kernel" where the kernels do not apply: "split"
-    where :data:`ROUTES` itself trains by "split" (the kernels then run only on a small map,
-    :data:`SMALL_MAP_POSITIONS`), else the training route ROUTES had before the kernels
+    """The route :func:`conv_by_route` runs for "kernel" where the kernels do not apply
     (:data:`KERNEL_FALLBACK`; "split" for 3-D)."""
-    if choose_route(dims, True, True, extent) == "split":
-        return "split"
     return _route_in(KERNEL_FALLBACK.get(dims, ()), extent, "split")
 
 
