@@ -85,7 +85,6 @@ EPOCHS=3 MINUTES=16 stage stage4 --init "$WORK/stage3/d3aec_small.safetensors" -
 # The 16-minute cap only guards the budget: had it stopped stage 4 before its 120 planned steps
 # (3 epochs of 40), the checkpoint would not be the bundled one, and `require_full_run` stops here.
 require_full_run "$WORK/stage4/d3aec_small.json"
-mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/stage4/d3aec_small" "$WEIGHTS/d3aec_small"
 
 # Held-out evaluation: talkers, rooms and echo paths from the test split (never seen in training).

@@ -3,10 +3,11 @@
 # bundle WORK SRC DST: copy the checkpoint SRC.safetensors and its card SRC.json to DST.safetensors
 # and DST.json, the card's text values with the recipe's work folder written WORK (where the folder
 # is a whole path prefix: WORK/..., or WORK itself), so that a bundled card names no path of the
-# machine it was trained on and reads as the recipe's own command (`--out WORK/...`). The card is
-# written first: a failure leaves the bundled pair as it was.
+# machine it was trained on and reads as the recipe's own command (`--out WORK/...`). DST's folder
+# is made if missing; the card is written first: a failure leaves the bundled pair as it was.
 bundle() {
     local work=${1%/} src=$2 dst=$3
+    mkdir -p "$(dirname "$dst")"
     python3 - "$work" "$src.json" "$dst.json" <<'PY'
 import json, os, re, sys
 

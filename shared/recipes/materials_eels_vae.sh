@@ -45,7 +45,6 @@ export OMP_NUM_THREADS=1
 "$BIN/eels-anomaly" train --preset small --cubes 8 --size 64 --epochs "${EPOCHS:-30}" --shards 256 \
     --batch-size 8 --lr 2e-3 --seed 0 --out "$WORK"
 
-mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/eels_vae" "$WEIGHTS/eels_vae_small"
 
 "$BIN/eels-anomaly" evaluate --weights "$WEIGHTS/eels_vae_small.safetensors" --out "$WORK/evaluation"

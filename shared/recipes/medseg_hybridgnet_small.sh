@@ -19,7 +19,6 @@ WEIGHTS=packages/medseg/src/convsuite/medseg/weights
     --lr 1e-4 --epochs 4 --out "$WORK/runs/hybridgnet_finetune"
 "$MEDSEG" cxr train "$WORK/phantoms/train" --baseline --epochs 8 --out "$WORK/runs/unet"
 
-mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/runs/hybridgnet_finetune/hybridgnet" "$WEIGHTS/hybridgnet_small"
 bundle "$WORK" "$WORK/runs/unet/unet" "$WEIGHTS/unet_small"
 

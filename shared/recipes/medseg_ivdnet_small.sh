@@ -107,7 +107,6 @@ echo "ivdnet fine-tuned by $SECONDS s"
 # checkpoint would be another one, and `require_full_run` stops here.
 require_full_run "$WORK/runs/ivdnet_stage4/ivdnet.json"
 
-mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/runs/ivdnet_stage4/ivdnet" "$WEIGHTS/ivdnet_small"
 bundle "$WORK" "$WORK/runs/unet_early_fusion/unet_early_fusion" "$WEIGHTS/unet_early_fusion_small"
 echo "weights recipe done in $SECONDS s"

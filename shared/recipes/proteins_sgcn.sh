@@ -45,7 +45,6 @@ for spec in sgcn:sgcn_r protein_gcn:weighted; do
 done
 echo "trained: $(( $(date +%s) - start )) s"
 
-mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/sgcn/sgcn" "$WEIGHTS/sgcn_decoys"
 bundle "$WORK" "$WORK/protein_gcn/protein_gcn" "$WEIGHTS/gcn_decoys"
 

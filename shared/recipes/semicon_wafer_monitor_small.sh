@@ -25,7 +25,6 @@ WEIGHTS=packages/semicon/src/convsuite/semicon/weights
 "$MONITOR" simulate --n 900 --seed 7 --out "$WORK/maps/train"
 "$MONITOR" train "$WORK/maps/train" --epochs 20 --out "$WORK/model" --name wafer_monitor_small "$@"
 
-mkdir -p "$WEIGHTS"
 bundle "$WORK" "$WORK/model/wafer_monitor_small" "$WEIGHTS/wafer_monitor_small"
 cp "$WORK/model/wafer_monitor_small.novelty.json" "$WEIGHTS/"  # the card names it: same name
 
