@@ -45,13 +45,13 @@ import argparse
 import copy
 import importlib.util
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from convsuite_dev.bench import interleaved_medians
 from torch.profiler import profile
 
 from convsuite.core_ops.precision import bf16_layers, inference_mode, prepare_for_inference
@@ -95,22 +95,6 @@ class Case:
     run: Callable[[torch.nn.Module], object]
     metric: Callable[[object], float]
     metric_name: str
-
-
-def _interleaved(
-    fns: list[Callable[[], object]], repeats: int, clock: Callable[[], float] = time.perf_counter
-) -> list[float]:
-    """Median seconds of each fn on ``clock``, timed alternately so that load drift hits all
-    alike."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, bucket in zip(fns, times, strict=True):
-            start = clock()
-            fn()
-            bucket.append(clock() - start)
-    return [statistics.median(bucket) for bucket in times]
 
 
 def hybridgnet_case() -> Case:
@@ -305,7 +289,7 @@ def _row(
     bf16_model = prepare_for_inference(copy.deepcopy(case.model), "bf16")
     with inference_mode("bf16"):
         fp32_out, bf16_out = case.run(fp32_model), case.run(bf16_model)
-        fp32_s, bf16_s = _interleaved(
+        fp32_s, bf16_s = interleaved_medians(
             [lambda: case.run(fp32_model), lambda: case.run(bf16_model)], repeats=5, clock=clock
         )
     fp32_metric, bf16_metric = case.metric(fp32_out), case.metric(bf16_out)

@@ -8,39 +8,56 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` runs."""
+def median_seconds(
+    fn: Callable[[], object],
+    repeats: int = 5,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Median time of ``fn()`` in seconds over ``repeats`` runs after ``warmup`` runs, on ``clock``
+    (wall time by default; ``time.thread_time`` for the CPU time of work done in this thread)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(
+    fns: Sequence[Callable[[], object]],
+    repeats: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Median seconds of each of ``fns`` on ``clock`` (as :func:`median_seconds`), after one
+    warm-up call each, the calls alternating so that load drift and the allocator's or oneDNN's
+    state hit all of them alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, times, strict=True):
+            start = clock()
+            fn()
+            bucket.append(clock() - start)
+    return [statistics.median(bucket) for bucket in times]
 
 
 def paired_medians(
     ours: Callable[[], object], baseline: Callable[[], object], repeats: int = 5
 ) -> tuple[float, float]:
-    """Median seconds of ``ours()`` and ``baseline()`` run alternately, after one warm-up each.
-
-    Interleaving makes load drift and the allocator's or oneDNN's state hit both sides alike.
-    """
-    ours(), baseline()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, store in ((ours, times[0]), (baseline, times[1])):
-            start = time.perf_counter()
-            fn()
-            store.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+    """Median seconds of ``ours()`` and ``baseline()`` run alternately, after one warm-up each
+    (:func:`interleaved_medians`)."""
+    ours_s, baseline_s = interleaved_medians([ours, baseline], repeats)
+    return ours_s, baseline_s
 
 
 @dataclass

@@ -13,12 +13,11 @@ algorithm does fewer operations than the direct count, as FFT and sparse paths d
 from __future__ import annotations
 
 import functools
-import statistics
 import time
 from collections.abc import Callable
 
 import torch
-from convsuite_dev.bench import Comparison
+from convsuite_dev.bench import Comparison, median_seconds
 
 GEMM_SIZE = 2048
 
@@ -38,13 +37,8 @@ def gemm_peak(
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             a = torch.randn(GEMM_SIZE, GEMM_SIZE).to(dtype)
             b = torch.randn(GEMM_SIZE, GEMM_SIZE).to(dtype)
-            a @ b
-            times = []
-            for _ in range(7):
-                start = clock()
-                a @ b
-                times.append(clock() - start)
-            peaks[name] = 2 * GEMM_SIZE**3 / statistics.median(times) / 1e9
+            seconds = median_seconds(lambda a=a, b=b: a @ b, 7, clock=clock)
+            peaks[name] = 2 * GEMM_SIZE**3 / seconds / 1e9
         return peaks
     finally:
         torch.set_num_threads(previous)

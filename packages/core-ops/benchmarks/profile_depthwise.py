@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
+from convsuite_dev.bench import interleaved_medians, median_seconds
 from peak import gemm_peak
 
 from convsuite.core_ops.layers.fft_conv import choose_route, conv_by_route
@@ -182,7 +182,7 @@ def profile_row(dims: int, kernel: int, repeats: int, ceilings: dict[str, float]
     # Only torch's faster layout is profiled (its slower one takes seconds per weight gradient).
     torch_side = min(
         torch_sides,
-        key=lambda name: statistics.median(_seconds(torch_sides[name]["total"]) for _ in range(3)),
+        key=lambda name: median_seconds(torch_sides[name]["total"], 3, warmup=0, clock=_clock()),
     )
     sides[torch_side] = torch_sides[torch_side]
     chosen = choose_route(dims, True, True, kernel)
@@ -194,15 +194,10 @@ def profile_row(dims: int, kernel: int, repeats: int, ceilings: dict[str, float]
             w,
             g,
         )
-    times: dict[tuple[str, str], list[float]] = {}
-    for steps in sides.values():
-        for step in steps.values():
-            step()  # warm-up (numba compiles or loads its cache here)
-    for _ in range(repeats):
-        for side, steps in sides.items():
-            for key, step in steps.items():
-                times.setdefault((side, key), []).append(_seconds(step))
-    med = {key: statistics.median(value) for key, value in times.items()}
+    # One warm-up each (numba compiles or loads its cache here), then every step in turn.
+    keys = [(side, key) for side, steps in sides.items() for key in steps]
+    medians = interleaved_medians([sides[side][key] for side, key in keys], repeats, _clock())
+    med = dict(zip(keys, medians, strict=True))
     flops = 2 * BATCH * CHANNELS * int(np.prod(spatial)) * kernel**dims
     target = TARGETS[(dims, kernel)]
     needed = 3 * flops / (med[(torch_side, "total")] / target) / 1e9
