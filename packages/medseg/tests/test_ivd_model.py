@@ -14,6 +14,7 @@ from torch.export import Dim
 
 from convsuite.core_ops.hub import create_model, list_presets
 from convsuite.medseg.ivd_train import LABEL_ZOOM, IVDModule, _rotate, label_grid, load_slices
+from convsuite.medseg.models.ivdnet import _pool
 from convsuite.medseg.models.volume_segmenter import (
     IVDM3SEG_AFFINE,
     VolumeSegmenter,
@@ -53,7 +54,6 @@ def test_tiny_networks_map_four_modalities_to_two_classes(name: str) -> None:
 
 @pytest.mark.parametrize("size", [(16, 12), (9, 7)])
 def test_pool_equals_torch_max_pool_in_both_precisions_and_layouts(size: tuple[int, int]) -> None:
-    from convsuite.medseg.models.ivdnet import _pool
 
     torch.manual_seed(0)
     x = torch.randn(2, 5, *size)
@@ -70,7 +70,6 @@ def test_pool_equals_torch_max_pool_in_both_precisions_and_layouts(size: tuple[i
 
 @pytest.mark.parametrize("size", [(16, 12), (9, 7)])
 def test_pool_gradient_equals_torch_max_pool_without_ties(size: tuple[int, int]) -> None:
-    from convsuite.medseg.models.ivdnet import _pool
 
     torch.manual_seed(0)
     count = 2 * 5 * size[0] * size[1]
