@@ -62,9 +62,7 @@ def _linear_keys(
     key = coords[:, 0]
     for axis, extent in enumerate(extents):
         key = key * extent + coords[:, 1 + axis]
-    if shift is not None:
-        key = key + _key_offset(shift, extents)
-    return key
+    return key + _key_offset(shift, extents)
 
 
 def _key_offset(shift: Sequence[int] | None, extents: Sequence[int]) -> int:
