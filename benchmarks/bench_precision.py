@@ -349,9 +349,8 @@ def _profile_table(
     ]
     for group in sorted(set(fp32) | set(bf16), key=lambda g: -fp32.get(g, 0.0)):
         a, b = fp32.get(group, 0.0), bf16.get(group, 0.0)
-        ratio = f"{a / b:>7.2f}" if b > 0 else f"{'-':>7}"
         lines.append(
-            f"    {group:<30}{a * 1e3:>9.1f}{b * 1e3:>9.1f}{ratio}"
+            f"    {group:<30}{a * 1e3:>9.1f}{b * 1e3:>9.1f}{_ratio(a, b):>7}"
             f"{a / total32:>8.1%}{b / total16:>8.1%}"
         )
     lines.append(
