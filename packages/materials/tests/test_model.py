@@ -38,8 +38,37 @@ def test_latent_cell_sets_the_spatial_strides_only() -> None:
         counts.add(sum(p.numel() for p in net.parameters()))
     assert len(counts) == 1
     # cards written before the field existed load as the reference's cell and 3 x 3 mean
-    old = {k: v for k, v in tiny.to_dict().items() if k not in ("cell", "spatial_mean")}
+    new = ("cell", "spatial_mean", "spatial_kernel")
+    old = {k: v for k, v in tiny.to_dict().items() if k not in new}
     assert EELSVAEConfig.from_dict(old) == tiny and tiny.cell == 4 and tiny.spatial_mean
+    assert tiny.spatial_kernel == 3
+
+
+def test_spatial_kernel_1_reconstructs_each_pixel_from_its_own_spectrum() -> None:
+    """With 1 x 1 spatial kernels (cell 1) a pixel's output does not move when every other
+    pixel's spectrum is replaced, and does move when its own is; the reference's 3 x 3 kernels
+    spread one pixel's change to its neighbours."""
+    import dataclasses
+
+    tiny = model_config("eels_vae", "tiny")
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 8, 8, 64)
+    others = torch.rand_like(x)
+    others[0, 0, 3, 4] = x[0, 0, 3, 4]  # every spectrum but pixel (3, 4) replaced
+    own = x.clone()
+    own[0, 0, 3, 4] = torch.rand(64)  # only pixel (3, 4) replaced
+    spectral = EELSVAE(dataclasses.replace(tiny, cell=1, spatial_kernel=1)).eval()
+    with torch.no_grad():
+        base, moved, changed = (spectral(t).logits[0, 0] for t in (x, others, own))
+    assert torch.equal(base[3, 4], moved[3, 4])
+    assert torch.ne(base, changed).any(-1).nonzero().tolist() == [[3, 4]]
+    spatial = EELSVAE(dataclasses.replace(tiny, cell=1)).eval()
+    with torch.no_grad():
+        spread = torch.ne(spatial(x).logits, spatial(own).logits).any(-1)[0, 0]
+    assert spread[2:5, 3:6].all()  # the 3 x 3 kernels carry it to the neighbours
+    # the same layers with 1 x 1 instead of 3 x 3 spatial taps: fewer parameters
+    count = [sum(p.numel() for p in n.parameters()) for n in (spectral, spatial)]
+    assert count[0] < count[1]
 
 
 def test_config_refuses_bad_grid() -> None:
@@ -49,6 +78,10 @@ def test_config_refuses_bad_grid() -> None:
         EELSVAEConfig.from_dict({"n_energy": 100})
     with pytest.raises(InputError, match="cell must be 1, 2 or 4"):
         EELSVAEConfig.from_dict({"cell": 3})
+    with pytest.raises(InputError, match="spatial_kernel must be 1 or 3"):
+        EELSVAEConfig.from_dict({"cell": 1, "spatial_kernel": 2})
+    with pytest.raises(InputError, match="spatial_kernel 1 needs cell 1"):
+        EELSVAEConfig.from_dict({"spatial_kernel": 1})
 
 
 def test_loss_is_bce_plus_beta_kl() -> None:

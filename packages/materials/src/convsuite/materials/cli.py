@@ -270,7 +270,20 @@ def train(
             help="Feed the reference's 3x3 mean, or each pixel's own spectrum (preset's).",
         ),
     ] = None,
-    init: Weights = None,
+    spatial_kernel: Annotated[
+        int | None,
+        typer.Option(
+            help="Spatial kernel extent: 3 (reference) or 1 (spectral only; needs --cell 1) "
+            "(preset's)."
+        ),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue from these weights (bundled name or .safetensors); --cell, "
+            "--spatial-mean and --spatial-kernel, if given, must equal theirs."
+        ),
+    ] = None,
     batch_size: BatchSize = 8,
     seed: Seed = 0,
     accelerator: Accelerator = "cpu",
@@ -290,13 +303,26 @@ def train(
         raise InputError("--preset", f"must be paper, small or tiny, got {preset!r}")
     if cell not in (None, 1, 2, 4):
         raise InputError("--cell", f"must be 1, 2 or 4, got {cell}")
-    changes = {k: v for k, v in (("cell", cell), ("spatial_mean", spatial_mean)) if v is not None}
-    if init and changes:
-        raise InputError("--init", "--cell and --spatial-mean come from the --init weights")
+    if spatial_kernel not in (None, 1, 3):
+        raise InputError("--spatial-kernel", f"must be 1 or 3, got {spatial_kernel}")
+    given = (("cell", cell), ("spatial_mean", spatial_mean), ("spatial_kernel", spatial_kernel))
+    changes = {k: v for k, v in given if v is not None}
     if init:
         net = load_network(init).train()
+        for name, value in changes.items():
+            if getattr(net.config, name) != value:
+                option = "--" + name.replace("_", "-")
+                raise InputError(
+                    option,
+                    f"{value} differs from the --init weights' {name} "
+                    f"({getattr(net.config, name)}): a continuation keeps their architecture",
+                )
     else:
-        net = EELSVAE(dataclasses.replace(model_config("eels_vae", preset), **changes))
+        base = model_config("eels_vae", preset)
+        kernel = changes.get("spatial_kernel", base.spatial_kernel)
+        if kernel == 1 and changes.get("cell", base.cell) != 1:
+            raise InputError("--spatial-kernel", "1 needs --cell 1")
+        net = EELSVAE(dataclasses.replace(base, **changes))
     c = net.config
     data = bulk_cubes(
         c.energy_start_ev, c.energy_stop_ev, c.n_energy, cubes, size, 1000 + seed, c.spatial_mean

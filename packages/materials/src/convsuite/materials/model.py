@@ -25,6 +25,17 @@ matches PCA-4 on single pixels (best F1 0.999 vs 0.998 at 0.5 eV), but the netwo
 reconstructs clusters and the plain score no longer ranks, so the bundled weights keep the
 reference's choices.
 
+``spatial_kernel=1`` (default 3, the reference's 3 x 3 spatial extent of the last three layers;
+needs ``cell=1``) makes every kernel 1 x 1 in space: with ``spatial_mean=False`` the network
+then reconstructs each pixel from its own spectrum alone (the energy kernels and strides are
+the reference's; batch norm in eval mode is per channel). Why it deviates from the paper: with
+3 x 3 kernels and no spatial stride a pixel's reconstruction depends on a 13 x 13 window, so
+on a phase boundary its error depends on where the boundary runs and is not shared by the
+neighbours the local score borrows from; that is where 89-100% of the per-pixel network's
+false alarms lay (README, "Every shift, every method"). A spectral-only network's error is a
+function of the spectrum, as PCA's is, so same-phase neighbours share it. The price: no spatial
+convolution is left, so it is no longer the paper's 3D network, and it copies clusters.
+
 Loss: Bernoulli negative log-likelihood (BCE with logits) of the percentile-scaled [0, 1] cube plus
 ``beta`` (1.2) times the KL divergence to N(0, 1), both summed over voxels and latent cells and
 divided by the pixel count. (The reference code applies a log-softmax over its single output
@@ -62,6 +73,9 @@ class EELSVAEConfig(ModelConfig):
             dropped; the energy strides stay).
         spatial_mean: the network's input is the reference's 3 x 3 spatial mean (True) or each
             pixel's own spectrum (False); see :mod:`convsuite.materials.data.preprocess`.
+        spatial_kernel: spatial extent (pixels per side) of every kernel: 3 (the reference's
+            3 x 3 in the last three layers) or 1 (spectral only; needs ``cell`` 1, since a
+            1 x 1 kernel with a spatial stride would skip pixels; see the module docstring).
     """
 
     channels: tuple[int, int, int, int] = (32, 64, 128, 256)
@@ -72,6 +86,7 @@ class EELSVAEConfig(ModelConfig):
     beta: float = 1.2
     cell: int = 4
     spatial_mean: bool = True
+    spatial_kernel: int = 3
 
     def __post_init__(self) -> None:
         if self.n_energy % 16 or self.n_energy < 16:
@@ -80,6 +95,10 @@ class EELSVAEConfig(ModelConfig):
             raise ValueError("energy_stop_ev must exceed energy_start_ev")
         if self.cell not in (1, 2, 4):
             raise ValueError(f"cell must be 1, 2 or 4, got {self.cell}")
+        if self.spatial_kernel not in (1, 3):
+            raise ValueError(f"spatial_kernel must be 1 or 3, got {self.spatial_kernel}")
+        if self.spatial_kernel == 1 and self.cell != 1:
+            raise ValueError(f"spatial_kernel 1 needs cell 1, got cell {self.cell}")
         if min(self.channels) < 1 or self.latent_dim < 1 or self.beta < 0:
             raise ValueError("channels and latent_dim must be positive, beta non-negative")
 
@@ -111,14 +130,19 @@ _LAYERS = (
 )
 
 
-def _layers(cell: int) -> tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...]:
+def _layers(
+    cell: int, spatial_kernel: int = 3
+) -> tuple[tuple[tuple[int, int, int], tuple[int, int, int]], ...]:
     """The encoder's (kernel, stride) per layer for a latent ``cell`` of 4, 2 or 1 pixels: the
-    reference's with its last ``log2(4 / cell)`` spatial strides set to 1."""
+    reference's with its last ``log2(4 / cell)`` spatial strides set to 1, and with every
+    kernel's spatial extent set to 1 when ``spatial_kernel`` is 1 (energy extents kept)."""
     keep = {4: 2, 2: 1, 1: 0}[cell]  # spatial stride-2 layers kept, the first ones
     layers = list(_LAYERS)
     for i in range(2 + keep, 4):
         kernel, stride = layers[i]
         layers[i] = (kernel, (1, 1, stride[2]))
+    if spatial_kernel == 1:
+        layers = [((1, 1, kernel[2]), stride) for kernel, stride in layers]
     return tuple(layers)
 
 
@@ -155,7 +179,7 @@ class EELSVAE(Pretrained, nn.Module):
         widths = (1, *config.channels)
         encoder: list[nn.Module] = []
         decoder: list[nn.Module] = []
-        for i, (kernel, stride) in enumerate(_layers(config.cell)):
+        for i, (kernel, stride) in enumerate(_layers(config.cell, config.spatial_kernel)):
             padding = tuple(k // 2 for k in kernel)
             encoder += [
                 nn.Conv3d(widths[i], widths[i + 1], kernel, stride, padding),
