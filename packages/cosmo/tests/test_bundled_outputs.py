@@ -33,7 +33,10 @@ spectrum's floor, taken as noise before, is the sky's damping tail): the mean fi
 issue 13's fifth part, when the realization's correction next to the data became refilled from
 both sides (``LocalWienerFilter.refill``) and the measured prior's whitened pass was smoothed and
 run twice: the mean fill moved by up to 0.21 muK, the realization by up to 12.4 muK; the ``net*``
-entries are unchanged.
+entries are unchanged. Recorded again when the rim's covariances and the coupling matrix became
+compiled loops (numba; the covariance's ``u = 1 - cos theta`` from a dot product of its own
+instead of BLAS's, ~1e-12 relative): the fills moved by one float32 step at most (3.8e-6 and
+7.6e-6 muK); the ``net*`` entries are unchanged.
 """
 
 from __future__ import annotations

@@ -25,6 +25,20 @@ def test_covariance_function_matches_the_legendre_sum() -> None:
     np.testing.assert_allclose(covariance(1 - np.cos(theta)), direct, rtol=0, atol=1e-8 * direct[0])
 
 
+def test_covariance_between_vectors_matches_the_spline_at_their_separation() -> None:
+    """The compiled pairwise evaluation (the rim's systems) against the numpy one, for two sets
+    of pixels and for one set with itself (its lower triangle mirrored)."""
+    nside = 64
+    covariance = covariance_function(beamed_lcdm_cl(nside), nside, 12)
+    pixels = hp.query_disc(nside, hp.pix2vec(nside, 5000, nest=True), 0.1, nest=True)
+    a = np.array(hp.pix2vec(nside, pixels, nest=True)).T
+    b = a[::3][:40]
+    np.testing.assert_allclose(covariance.between(a, b), covariance(1.0 - a @ b.T), rtol=1e-9)
+    within = covariance.between(a)
+    np.testing.assert_array_equal(within, within.T)
+    np.testing.assert_allclose(within, covariance(1.0 - a @ a.T), rtol=1e-9)
+
+
 def test_hole_depth_counts_neighbour_steps() -> None:
     observed = np.ones(12 * 16**2, bool)
     observed[hp.get_all_neighbours(16, 100, nest=True)] = False

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import healpy as hp
+import numba
 import numpy as np
 import scipy.linalg
 from scipy.interpolate import CubicSpline
@@ -41,24 +42,19 @@ from threadpoolctl import threadpool_limits
 
 from convsuite.cosmo.baselines import neighbours_of
 
-__all__ = ["LocalWienerFilter", "covariance_function", "hole_depth"]
+__all__ = ["LocalWienerFilter", "PixelCovariance", "covariance_function", "hole_depth"]
 
 _JITTER = 1e-9  # of the variance, added to the diagonal: keeps a noiseless system positive
 _CHUNK = 1 << 20  # pixels per neighbour query
 
 
-def covariance_function(
-    cl: np.ndarray, nside: int, max_pixels: float
-) -> Callable[[np.ndarray], np.ndarray]:
+def covariance_function(cl: np.ndarray, nside: int, max_pixels: float) -> PixelCovariance:
     """The pixel covariance ``C(u)``, ``u = 1 - cos theta``, for theta up to ``max_pixels`` pixels.
 
     Args:
         cl: (lmax + 1,) C_ell of the field in muK^2, beam included.
         nside: the map's resolution (sets the table's step).
         max_pixels: the largest separation needed, in pixel sizes.
-
-    Returns:
-        A function of ``u`` arrays (any shape) returning muK^2.
     """
     resolution = hp.nside2resol(nside)
     u_max = 1.0 - np.cos(min(max_pixels * resolution, np.pi))
@@ -70,18 +66,70 @@ def covariance_function(
         previous, current = current, ((2 * ell - 1) * x * current - (ell - 1) * previous) / ell
         total += (2 * ell + 1) * cl[ell] * current
     coefficients = CubicSpline(u, total / (4 * np.pi)).c  # (4, intervals)
-    step = u[1] - u[0]
+    return PixelCovariance(np.ascontiguousarray(coefficients.T), float(u[1] - u[0]))
 
-    by_interval = np.ascontiguousarray(coefficients.T)  # (intervals, 4): one gather per point
 
-    def covariance(points: np.ndarray) -> np.ndarray:
-        index = np.clip((points / step).astype(np.intp), 0, by_interval.shape[0] - 1)
-        t = points - index * step
-        gathered = by_interval[index]
+class PixelCovariance:
+    """A pixel covariance tabulated as a cubic spline in ``u = 1 - cos theta``
+    (:func:`covariance_function`), in muK^2.
+
+    Calling it on ``u`` arrays is the plain numpy evaluation (the reference); :meth:`between`
+    evaluates it for every pair of two sets of unit vectors in one compiled pass
+    (:func:`_spline_between`): the rim's systems spent 70% of their time in the numpy form's
+    gathers and temporaries (0.65 of 0.93 ms a system of 270 data at Nside 512; 6x faster
+    compiled, one thread).
+
+    Args:
+        by_interval: (intervals, 4) the spline's coefficients per interval, highest power first.
+        step: the intervals' width in ``u``.
+    """
+
+    def __init__(self, by_interval: np.ndarray, step: float) -> None:
+        self.by_interval, self.step = by_interval, step
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """``C`` at ``points`` (any shape, ``u`` values), muK^2."""
+        index = np.clip((points / self.step).astype(np.intp), 0, self.by_interval.shape[0] - 1)
+        t = points - index * self.step
+        gathered = self.by_interval[index]  # one gather per point
         c3, c2, c1, c0 = (gathered[..., k] for k in range(4))
         return ((c3 * t + c2) * t + c1) * t + c0
 
-    return covariance
+    def between(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """(n, m) ``C`` between the (n, 3) unit vectors ``a`` and the (m, 3) ``b``, muK^2;
+        ``b`` None: ``a`` with itself (symmetric, each pair evaluated once)."""
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        symmetric = b is None
+        b = a if b is None else np.ascontiguousarray(b, dtype=np.float64)
+        out = np.empty((a.shape[0], b.shape[0]))
+        _spline_between(self.by_interval, self.step, a, b, symmetric, out)
+        return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _spline_between(
+    by_interval: np.ndarray,
+    step: float,
+    a: np.ndarray,
+    b: np.ndarray,
+    symmetric: bool,
+    out: np.ndarray,
+) -> None:
+    """``out[i, j] = C(1 - a_i . b_j)`` (:meth:`PixelCovariance.__call__`'s spline, same interval
+    and Horner order); ``symmetric`` (``a`` is ``b``): the lower triangle, mirrored. Releases
+    the GIL (the rim's groups run a thread per core)."""
+    last = by_interval.shape[0] - 1
+    for i in range(a.shape[0]):
+        ax, ay, az = a[i, 0], a[i, 1], a[i, 2]
+        for j in range(i + 1 if symmetric else b.shape[0]):
+            u = 1.0 - (ax * b[j, 0] + ay * b[j, 1] + az * b[j, 2])
+            k = min(max(int(u / step), 0), last)
+            t = u - k * step
+            c = by_interval[k]
+            value = ((c[0] * t + c[1]) * t + c[2]) * t + c[3]
+            out[i, j] = value
+            if symmetric:
+                out[j, i] = value
 
 
 def _neighbours(nside: int, pixels: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -197,9 +245,9 @@ class LocalWienerFilter:
         around = np.array(hp.pix2vec(self.nside, data, nest=True)).T
         near = (targets @ around.T).max(0) >= np.cos(self._reach)  # within reach of a member
         data, around = data[near], around[near]
-        system = covariance(1.0 - around @ around.T)
+        system = covariance.between(around)
         system[np.diag_indices_from(system)] += self._nugget
-        cross = covariance(1.0 - targets @ around.T)
+        cross = covariance.between(targets, around)
         factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
         return data, factor, cross
 

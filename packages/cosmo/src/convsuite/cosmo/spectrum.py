@@ -16,7 +16,7 @@ How (Hivon et al. 2002, "MASTER", ApJ 567, 2):
   removed first). Its expectation is ``M C``, with the mode-coupling matrix
   ``M_l1l2 = (2 l2 + 1) / (4 pi) sum_l3 (2 l3 + 1) W_l3 (l1 l2 l3; 0 0 0)^2``, ``W`` the weight
   map's spectrum. The Wigner 3j symbols come from their two-term recursion in ``l3`` (below),
-  vectorized over every (l1, l2) pair.
+  summed pair by pair in one compiled loop (numba).
 * Binned (:data:`BIN_WIDTH` ells from ell = 2, ``D_ell = l (l + 1) C_ell / 2 pi`` flat within a
   bin) and inverted: ``C_b = (P M Q)^-1 P pseudo``; smoothed back to every ell by interpolating
   ``log D_b`` linearly between bin centres.
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import healpy as hp
+import numba
 import numpy as np
 from scipy.ndimage import median_filter
 from scipy.spatial import cKDTree
@@ -85,7 +86,7 @@ __all__ = [
 
 APODIZATION_STEPS = 4
 BIN_WIDTH = 10
-MAX_COUPLED_ELL = 767  # 3 x 256 - 1: the coupling matrix costs ~ lmax^3 / 6 (1 s at 767)
+MAX_COUPLED_ELL = 767  # 3 x 256 - 1: the coupling matrix costs ~ lmax^3 / 6 (0.25 s at 767)
 _MAX_MEASURED_NSIDE = 512
 _WHITENED_APODIZATION_STEPS = 16  # the prewhitened pass's taper (_prewhitened)
 _WHITENED_FILL_SWEEPS = 30
@@ -152,43 +153,54 @@ def coupling_matrix(window_cl: np.ndarray, lmax: int) -> np.ndarray:
         (lmax + 1, lmax + 1) float64. Full sky (``W_0 = 4 pi``, nothing else) gives the identity.
 
     The sum over l3 runs the recursion of :func:`wigner3j_squared_000` for every pair
-    ``l1 <= l2`` at once, pairs dropping out as their l3 leaves the triangle or W's range.
+    ``l1 <= l2`` (:func:`_coupling_sums`, compiled; the same sums in the same order as the
+    recursion vectorised over the pairs in numpy it replaced, bit for bit, in 0.25 s instead of
+    1.35 s at lmax 767, one thread, load 2.5), each stopping where its l3 leaves the triangle or
+    W's range.
     """
     w = np.zeros(2 * lmax + 2)
     size = min(len(window_cl), w.size)
     w[:size] = (2 * np.arange(size) + 1) * np.asarray(window_cl[:size], float) / (4 * np.pi)
     low, high = np.triu_indices(lmax + 1)
-    gap = high - low  # l3 starts here
-    steps = np.minimum(low, (size - 1 - gap) // 2) + 1  # l3 = gap + 2k, k < steps
-    order = np.argsort(-steps, kind="stable")
-    low, high, gap, steps = low[order], high[order], gap[order], steps[order]
-    alive = np.searchsorted(-steps, -np.arange(1, int(steps.max(initial=0)) + 1), side="right")
     # _ratio factorised into tables: with x = gap + k, y = k, z = low - k, J = high + k it is
-    # a(gap + k) b(k) c(low - k) d(high + k); a table sliced at k is indexed by gap, high, and
-    # (reversed) by low, so each step gathers from views and allocates nothing
+    # a(gap + k) b(k) c(low - k) d(high + k), b(k) = (2 k + 1) / (k + 1)
     n = np.arange(2 * lmax + 4, dtype=np.float64)
     a, d = (2 * n + 1) / (n + 1), (n + 1) / (2 * n + 3)
     with np.errstate(divide="ignore", invalid="ignore"):
-        c_reversed = (n / (2 * n - 1))[::-1].copy()
-    mirrored = n.size - 1 - low
-    value = _start_value(low, high)
-    total = np.zeros(low.size)
-    buffer, factor = np.empty(low.size), np.empty(low.size)
-    for k, count in enumerate(alive):
-        part = slice(0, count)
-        np.take(w[2 * k :], gap[part], out=buffer[part])
-        buffer[part] *= value[part]
-        total[part] += buffer[part]
-        np.take(a[k:], gap[part], out=factor[part])
-        np.take(d[k:], high[part], out=buffer[part])
-        factor[part] *= buffer[part]
-        np.take(c_reversed[k:], mirrored[part], out=buffer[part])
-        factor[part] *= buffer[part]
-        value[part] *= factor[part] * ((2 * k + 1) / (k + 1))
+        c = n / (2 * n - 1)
+    total = _coupling_sums(w, low, high, _start_value(low, high), size, a, c, d)
     symmetric = np.zeros((lmax + 1, lmax + 1))
     symmetric[low, high] = total
     symmetric[high, low] = total
     return symmetric * (2 * np.arange(lmax + 1) + 1)[None, :]
+
+
+@numba.njit(cache=True)
+def _coupling_sums(
+    w: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    start: np.ndarray,
+    size: int,
+    a: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+) -> np.ndarray:
+    """``sum_l3 w[l3] (low high l3; 0 0 0)^2`` for each pair (``low <= high``; ``start`` the
+    symbol at ``l3 = high - low``), l3 stepping by 2 while ``l3 <= high + low`` and
+    ``l3 < size`` (:func:`coupling_matrix`'s tables ``a``, ``c``, ``d``)."""
+    total = np.zeros(low.size)
+    for pair in range(low.size):
+        lo, hi = low[pair], high[pair]
+        gap = hi - lo  # l3 starts here
+        value, summed = start[pair], 0.0
+        for k in range(min(lo, (size - 1 - gap) // 2) + 1):  # l3 = gap + 2 k
+            summed += w[gap + 2 * k] * value
+            factor = a[gap + k] * d[hi + k]
+            factor *= c[lo - k]
+            value *= factor * ((2 * k + 1) / (k + 1))
+        total[pair] = summed
+    return total
 
 
 def apodized_weights(observed: np.ndarray, steps: int = APODIZATION_STEPS) -> np.ndarray:
