@@ -140,6 +140,17 @@ def test_second_whitened_pass_keeps_single_bins_near_the_truth() -> None:
     assert np.abs(np.array(bins) - 1).max() < 0.2
 
 
+def test_noise_tail_of_a_60_arcmin_sky_at_nside_256() -> None:
+    """60' at Nside 256 (seed 0): above ell = 512 the map is noise under the beam's tail. With the
+    last whitened pass iterated once and the other transforms not, the median error per 10-ell
+    bin there is 0.029 (every transform iterated: 0.060; none: 0.139)."""
+    sky = simulate_sky(256, 0, prior=TARGET_PRIORS[1])
+    truth = power_spectrum(sky.truth)
+    estimate = estimate_spectrum(sky.masked, sky.observed).cl
+    bins = [estimate[a : a + 10].mean() / truth[a : a + 10].mean() for a in range(512, 758, 10)]
+    assert np.median(np.abs(np.array(bins) - 1)) < 0.045
+
+
 def test_realization_from_the_measured_prior_has_the_right_power() -> None:
     """Off the training prior (60' beam), the measured prior's realization keeps >= 90% of the bins
     in the cosmic-variance band and the hole power within 0.8-1.2; the old fixed prior (2-pixel

@@ -288,6 +288,10 @@ def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
     400, 1e-5 of the peak), those kinks showed as 4x the truth's power; keeping only the signal
     band of the map (the holes are taken from it, the data stay as they are) removes most of it
     and lowers the hole MSE by 1-2% (one sky each, Nside 128, 30' and 256, 60').
+
+    The ``map2alm`` runs without healpy's iteration (one transform instead of three): with it and the measured prior's first whitened pass also
+    uniterated, the 256 realizations' bins in band stayed 98.7 / 96.1 / 100% (60', seeds 0-2)
+    and 100% (30'), hole MSE within 0.5 muK^2.
     """
     nside = hp.npix2nside(values.size)
     if nside > _MAX_BAND_NSIDE:
@@ -296,7 +300,7 @@ def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
     signal = prior.signal_cl[: lmax + 1]
     noise = white_noise_cl(prior.noise_sigma**2, nside)
     weight = signal / np.maximum(signal + noise, 1e-300)
-    alm = hp.map2alm(hp.reorder(values, n2r=True), lmax=lmax, iter=1)
+    alm = hp.map2alm(hp.reorder(values, n2r=True), lmax=lmax, iter=0)
     return hp.reorder(hp.alm2map(hp.almxfl(alm, weight), nside, lmax=lmax), r2n=True)
 
 
