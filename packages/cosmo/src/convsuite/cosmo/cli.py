@@ -523,7 +523,8 @@ def evaluate(
             console.log(
                 f"{row['prior']}, seed {row['seed']}: {row['method']}'s CG stopped at "
                 f"{row['cg_iterations']} iterations, residual {row['cg_residual']:.1e}: not "
-                "converged, reference may be off (raise --wiener-iterations)"
+                "converged, the reference may be off the exact Wiener filter (more "
+                "--wiener-iterations help at low signal-to-noise only)"
             )
     table = Table(
         title=f"held-out skies: Nside {nside}, f_sky {f_sky} + point sources, n = {n}, "
