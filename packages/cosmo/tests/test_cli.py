@@ -183,7 +183,7 @@ def test_evaluate_prints_every_method(weights: Path, invoke) -> None:
     # the default Nside 16 seed-0 solve stalls (residual ~4e-2, see baselines.py) and is flagged
     logged = " ".join(err.split())  # the log wraps lines
     assert "cg_residual" in out and "stopped at 300 iterations" in logged
-    assert "not converged, reference may be off" in logged
+    assert "not converged, the reference may be off" in logged
     # a CG baseline stopped early is flagged: its row may be off the exact baseline's
     status, out, err = invoke(
         evaluate_app, "--nside", NSIDE, "--n", 1, "--methods", "wiener", "--wiener-iterations", 2
