@@ -101,23 +101,35 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
     )
     assert "1 or 3" in _refused(invoke, "train", "--out", runs, "--spatial-kernel", 5)
     assert "needs --cell 1" in _refused(invoke, "train", "--out", runs, "--spatial-kernel", 1)
+    assert "--beta" in _refused(invoke, "train", "--out", runs, "--init", tiny_weights, "--beta", 1)
     assert not runs.exists()
 
 
 def test_train_continues_with_the_init_weights_options(
     invoke, tiny_weights: Path, tmp_path: Path
 ) -> None:
-    """``train --init`` accepts --cell / --spatial-mean / --spatial-kernel equal to the init
-    weights' config (the README's continuation command repeats them) and keeps that config."""
+    """``train --init`` accepts --cell / --spatial-mean / --spatial-kernel / --beta equal to the
+    init weights' config (the README's continuation command repeats them) and keeps that config;
+    a fresh network takes --beta into its config."""
     out = tmp_path / "runs"
     status, _, stderr = invoke(
         "train", "--out", out, "--init", tiny_weights, "--cell", 4, "--spatial-mean",
-        "--spatial-kernel", 3, "--cubes", 1, "--size", 48, "--epochs", 1, "--shards", 2,
-        "--batch-size", 2,
+        "--spatial-kernel", 3, "--beta", 1.2, "--cubes", 1, "--size", 48, "--epochs", 1,
+        "--shards", 2, "--batch-size", 2,
     )  # fmt: skip
     assert status == 0, stderr
     card = json.loads((out / "eels_vae.json").read_text())
     assert card["config"] == model_config("eels_vae", "tiny").to_dict()
+    fresh = tmp_path / "fresh"
+    status, _, stderr = invoke(
+        "train", "--out", fresh, "--preset", "tiny", "--cell", 1, "--no-spatial-mean",
+        "--spatial-kernel", 1, "--beta", 0.01, "--cubes", 1, "--size", 48, "--epochs", 1,
+        "--shards", 2, "--batch-size", 2,
+    )  # fmt: skip
+    assert status == 0, stderr
+    config = json.loads((fresh / "eels_vae.json").read_text())["config"]
+    assert (config["beta"], config["cell"], config["spatial_kernel"]) == (0.01, 1, 1)
+    assert config["spatial_mean"] is False
 
 
 def test_simulate_writes_ground_truth(invoke, tmp_path: Path) -> None:

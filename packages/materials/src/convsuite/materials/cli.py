@@ -277,11 +277,15 @@ def train(
             "(preset's)."
         ),
     ] = None,
+    beta: Annotated[
+        float | None,
+        typer.Option(min=0, help="Weight of the KL term (preset's: the reference's 1.2)."),
+    ] = None,
     init: Annotated[
         str | None,
         typer.Option(
             help="Continue from these weights (bundled name or .safetensors); --cell, "
-            "--spatial-mean and --spatial-kernel, if given, must equal theirs."
+            "--spatial-mean, --spatial-kernel and --beta, if given, must equal theirs."
         ),
     ] = None,
     batch_size: BatchSize = 8,
@@ -305,7 +309,12 @@ def train(
         raise InputError("--cell", f"must be 1, 2 or 4, got {cell}")
     if spatial_kernel not in (None, 1, 3):
         raise InputError("--spatial-kernel", f"must be 1 or 3, got {spatial_kernel}")
-    given = (("cell", cell), ("spatial_mean", spatial_mean), ("spatial_kernel", spatial_kernel))
+    given = (
+        ("cell", cell),
+        ("spatial_mean", spatial_mean),
+        ("spatial_kernel", spatial_kernel),
+        ("beta", beta),
+    )
     changes = {k: v for k, v in given if v is not None}
     if init:
         net = load_network(init).train()
@@ -315,7 +324,7 @@ def train(
                 raise InputError(
                     option,
                     f"{value} differs from the --init weights' {name} "
-                    f"({getattr(net.config, name)}): a continuation keeps their architecture",
+                    f"({getattr(net.config, name)}): a continuation keeps their config",
                 )
     else:
         base = model_config("eels_vae", preset)
