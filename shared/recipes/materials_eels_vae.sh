@@ -34,6 +34,12 @@
 # bundled network's plain score beside it stays below PCA-3/4/5 at 0.5-2 eV and flags 2-4% of
 # anomaly-free cubes (small_shifts.py --shifts 0.5 1 1.5 2 3 5 8 11 --pca --pair): README
 # ("Every shift, every method").
+# Session 7 (2026-12-02): not retrained. The spectral-only per-pixel network (`train --cell 1
+# --no-spatial-mean --spatial-kernel 1`, 21 + 10 min) stays 0.001-0.007 below the best of
+# PCA-3/4/5 at every shift, with or without fine-tuning, and its local score equals the half-ring
+# median of the neighbours (a zero reconstruction scores the same); with `--beta 0.01` (10 min)
+# it ties or passes PCA at most shifts but not all: README ("The spectral-only network measured
+# properly").
 # Figures: packages/materials/README.md.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/bundle.sh"
