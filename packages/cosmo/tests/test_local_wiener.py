@@ -39,6 +39,19 @@ def test_covariance_between_vectors_matches_the_spline_at_their_separation() -> 
     np.testing.assert_allclose(within, covariance(1.0 - a @ a.T), rtol=1e-9)
 
 
+def test_conditional_mean_matches_a_dense_solve() -> None:
+    """The compiled Cholesky and triangular solves of the rim's groups against numpy's solve,
+    for two maps at once."""
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(60, 60))
+    system = data @ data.T + 60 * np.eye(60)
+    cross, values = rng.normal(size=(7, 60)), rng.normal(size=(2, 60))
+    expected = (cross @ np.linalg.solve(system, values.T)).T
+    np.testing.assert_allclose(
+        local_wiener._conditional_mean(system, cross, values), expected, rtol=1e-10, atol=1e-12
+    )
+
+
 def test_hole_depth_counts_neighbour_steps() -> None:
     observed = np.ones(12 * 16**2, bool)
     observed[hp.get_all_neighbours(16, 100, nest=True)] = False

@@ -37,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 import healpy as hp
 import numba
 import numpy as np
-import scipy.linalg
 from scipy.interpolate import CubicSpline
 from threadpoolctl import threadpool_limits
 
@@ -237,10 +236,10 @@ class LocalWienerFilter:
 
     def _system(
         self, targets: np.ndarray, disc: np.ndarray, usable: np.ndarray
-    ) -> tuple[np.ndarray, tuple[np.ndarray, bool], np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A group's data (the ``usable`` pixels of ``disc`` within reach of a member; ``usable``
-        (12 nside^2,) bool, never members), the Cholesky factor of their covariance (noise
-        included) and the (members, data) cross-covariance."""
+        (12 nside^2,) bool, never members), their (data, data) covariance (noise included) and
+        the (members, data) cross-covariance."""
         covariance = self._covariance
         data = disc[usable[disc]]
         around = np.array(hp.pix2vec(self.nside, data, nest=True)).T
@@ -248,9 +247,7 @@ class LocalWienerFilter:
         data, around = data[near], around[near]
         system = covariance.between(around)
         system[np.diag_indices_from(system)] += self._nugget
-        cross = covariance.between(targets, around)
-        factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
-        return data, factor, cross
+        return data, system, covariance.between(targets, around)
 
     def fill(self, values: np.ndarray) -> np.ndarray:
         """``values`` ((..., 12 nside^2) NESTED) with the rim pixels replaced by their conditional
@@ -258,12 +255,14 @@ class LocalWienerFilter:
         filled = np.array(values, dtype=np.float64)
 
         def fill_group(members: np.ndarray) -> None:
-            data, factor, cross = self._system(*self._disc(members), self.observed)
-            weights = scipy.linalg.cho_solve(factor, cross.T, check_finite=False).T
-            filled[..., members] = filled[..., data] @ weights.T  # data are never rim pixels
+            data, system, cross = self._system(*self._disc(members), self.observed)
+            known = filled[..., data]  # data are never rim pixels
+            mean = _conditional_mean(system, cross, known.reshape(-1, data.size))
+            filled[..., members] = mean.reshape(known.shape[:-1] + (members.size,))
 
-        # the groups are independent and numpy and LAPACK release the GIL: one thread per core,
-        # each with a single-threaded BLAS (BLAS threads on top made it 2x slower)
+        # the groups are independent and their solves (_conditional_mean) release the GIL: one
+        # thread per core, each with a single-threaded BLAS (BLAS threads on top made it 2x
+        # slower)
         with threadpool_limits(1), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             list(pool.map(fill_group, self._groups))
         return filled
@@ -302,17 +301,39 @@ class LocalWienerFilter:
 
         def refill_group(index: int) -> None:
             members = self._groups[index]
-            data, factor, cross = self._system(*discs[index], usable)
-            # one right-hand side: the weights themselves are not needed
-            filled[members] = cross @ scipy.linalg.cho_solve(
-                factor, filled[data], check_finite=False
-            )
+            data, system, cross = self._system(*discs[index], usable)
+            filled[members] = _conditional_mean(system, cross, filled[data][None])[0]
             usable[members] = True
 
         with threadpool_limits(1), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             for wave in _waves(self._groups, [disc for _, disc in discs], filled.size):
                 list(pool.map(refill_group, wave))
         return filled
+
+
+@numba.njit(nogil=True, cache=True)
+def _conditional_mean(system: np.ndarray, cross: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(k, m) ``values K^-1 cross^T``: the conditional mean of m pixels given n data for each of
+    k maps (``values`` (k, n)), ``K`` the (n, n) data covariance ``system`` (symmetric, positive
+    definite), ``cross`` the (m, n) covariance of the pixels with the data. Cholesky and the two
+    triangular solves compiled without the GIL: scipy's ``cho_factor`` holds it, so the rim's
+    threads ran one at a time (two threads no faster than one at Nside 512, idle)."""
+    lower = np.linalg.cholesky(system)
+    n = system.shape[0]
+    solved = np.empty(values.shape)
+    forward = np.empty(n)
+    for r in range(values.shape[0]):
+        for i in range(n):  # L y = v
+            total = values[r, i]
+            for j in range(i):
+                total -= lower[i, j] * forward[j]
+            forward[i] = total / lower[i, i]
+        for i in range(n - 1, -1, -1):  # L^T x = y
+            total = forward[i]
+            for j in range(i + 1, n):
+                total -= lower[j, i] * solved[r, j]
+            solved[r, i] = total / lower[i, i]
+    return solved @ np.ascontiguousarray(cross.T)
 
 
 def _waves(groups: list[np.ndarray], discs: list[np.ndarray], npix: int) -> list[list[int]]:
