@@ -1,7 +1,8 @@
 """Thresholds and references: the robust null model flags about its false-alarm rate of a cube
 without anomalies (Otsu splits it in two), the local reference cancels a model's shared error, the
-either reference finds clusters that the local one misses, and the bundled pipeline holds on
-anomaly-free simulated cubes while finding 500 single-pixel shifts and 9-pixel clusters."""
+either reference finds clusters that the local one misses, an edge pixel's neighbourhood holds only
+its in-bounds neighbours (a brute-force oracle), and the bundled pipeline holds on anomaly-free
+simulated cubes while finding 500 single-pixel shifts and 9-pixel clusters."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from convsuite.materials.scoring import (
     check_reference,
     check_threshold,
     either_score,
+    neighbour_median,
     null_threshold,
     otsu_threshold,
     pearson_distance,
@@ -82,6 +84,70 @@ def test_local_reference_cancels_a_shared_model_error() -> None:
     phases[4:, 4:] += 0.3 * np.exp(-(((energy - 0.7) / 0.05) ** 2))
     local = score_pixels(phases, model, channels, "local")
     assert local.max() < 3 * np.median(local)
+
+
+_HALF_RINGS = {
+    "upper": [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1)],
+    "lower": [(1, -1), (1, 0), (1, 1), (0, -1), (0, 1)],
+    "left": [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0)],
+    "right": [(-1, 1), (0, 1), (1, 1), (-1, 0), (1, 0)],
+}
+_RING = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+
+def _plain_median(values: np.ndarray, y: int, x: int, offsets: list) -> np.ndarray:
+    """np.median over the members of (y, x) + ``offsets`` that lie inside ``values`` (y, x, E)."""
+    height, width = values.shape[:2]
+    members = [
+        values[y + dy, x + dx] for dy, dx in offsets if 0 <= y + dy < height and 0 <= x + dx < width
+    ]
+    return np.median(members, axis=0)
+
+
+def test_local_score_and_ring_median_equal_a_brute_force_oracle_on_every_edge() -> None:
+    """Per pixel and half-ring, the reference is the reconstruction plus the median residual of
+    the half-ring's members inside the map (the pixel never among them); the score the lowest
+    over half-rings. Corners, edges and the interior of a small random cube, one 2 rows high."""
+    rng = np.random.default_rng(3)
+    for shape in ((6, 7, 12), (2, 5, 12)):
+        own = rng.random(shape).astype(np.float32)
+        reconstruction = (own + 0.3 * rng.random(shape)).astype(np.float32)
+        channels = np.ones(shape[-1], bool)
+        channels[:2] = False
+        residual = own - reconstruction
+        local = score_pixels(own, reconstruction, channels, "local")
+        ring = neighbour_median(own)
+        for y in range(shape[0]):
+            for x in range(shape[1]):
+                scores = [
+                    pearson_distance(
+                        own[y, x],
+                        reconstruction[y, x] + _plain_median(residual, y, x, offsets),
+                        channels,
+                    )
+                    for offsets in _HALF_RINGS.values()
+                ]
+                assert local[y, x] == pytest.approx(min(scores), abs=1e-5), (shape, y, x)
+                np.testing.assert_allclose(
+                    ring[y, x], _plain_median(own, y, x, _RING), rtol=1e-6, atol=1e-7
+                )
+
+
+def test_an_anomalous_corner_pixel_gets_a_high_local_score() -> None:
+    """A shifted peak at each corner of a smooth cube stands out under the local reference as a
+    pixel inside does (an edge mode that repeats the edge made a corner its own reference)."""
+    energy = np.linspace(0, 1, 60)
+    truth = np.exp(-(((energy - 0.5) / 0.05) ** 2))
+    own = truth + 0.01 * np.random.default_rng(1).standard_normal((9, 9, 60))
+    anomalous = np.zeros((9, 9), bool)
+    anomalous[[0, 0, -1, -1, 4], [0, -1, 0, -1, 4]] = True
+    own[anomalous] = np.exp(-(((energy - 0.56) / 0.05) ** 2))
+    model = np.broadcast_to(truth + 0.2 * np.sin(8 * energy), own.shape)  # shared error
+    local = score_pixels(own, model, np.ones(60, bool), "local")
+    typical = np.median(local[~anomalous])
+    assert local[anomalous].min() > 20 * typical
+    assert local[anomalous].min() > 0.5 * local[4, 4]
+    assert local[~anomalous].max() < 5 * typical
 
 
 @pytest.fixture(scope="module")

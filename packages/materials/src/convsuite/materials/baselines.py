@@ -58,8 +58,6 @@ def nmf_reconstruction(cube: np.ndarray, components: int) -> np.ndarray:
 
 
 def ring_median(cube: np.ndarray) -> np.ndarray:
-    """Each pixel's spectrum predicted by the channel-wise median of its 8 neighbours (y, x, E).
-
-    Edges are reflected.
-    """
+    """Each pixel's spectrum predicted by the channel-wise median of its 8 neighbours (y, x, E);
+    an edge pixel's of its 3 or 5 neighbours inside the map."""
     return neighbour_median(cube)

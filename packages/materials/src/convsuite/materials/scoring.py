@@ -53,6 +53,7 @@ __all__ = [
     "reference_threshold",
     "robust_z",
     "score_label",
+    "in_bounds_median",
     "neighbour_median",
     "null_threshold",
     "otsu_threshold",
@@ -173,22 +174,56 @@ def check_threshold(method: str, false_alarm: float = DEFAULT_FALSE_ALARM) -> No
 
 
 def neighbour_median(cube: np.ndarray) -> np.ndarray:
-    """Channel-wise median of each pixel's 8 neighbours, (y, x, E) -> (y, x, E); edges reflected."""
-    from scipy.ndimage import median_filter
+    """Channel-wise median of each pixel's 8 neighbours that lie inside the map, (y, x, E) ->
+    (y, x, E) (:func:`in_bounds_median`)."""
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    return in_bounds_median(cube, ring)
 
-    footprint = np.ones((3, 3, 1), bool)
-    footprint[1, 1, 0] = False
-    return median_filter(cube, footprint=footprint, mode="reflect")
+
+def in_bounds_median(values: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """Channel-wise median of each pixel's neighbours in ``footprint`` that lie inside the map:
+    (y, x, E), (3, 3) bool centred on the pixel (centre False) -> (y, x, E), ``values``' dtype.
+
+    An even number of members takes the mean of the middle two; NaN where no member lies inside
+    (a map 1 pixel wide). A pixel on the edge is compared with its fewer in-bounds neighbours
+    only: padding the map by repeating its edge (scipy's ``reflect``) made a corner pixel 3 of
+    the 5 members of two half-rings, so its local reference was its own spectrum.
+    """
+    from scipy.ndimage import rank_filter
+
+    size = int(footprint.sum())
+    kernel = footprint[..., None]
+    # Exact for the interior, whatever the edge mode; the edge is recomputed below.
+    out = rank_filter(values, (size - 1) // 2, footprint=kernel, mode="nearest")
+    if size % 2 == 0:
+        upper = rank_filter(values, size // 2, footprint=kernel, mode="nearest")
+        out = (out + upper) / 2
+    height, width = values.shape[:2]
+    edge = np.ones((height, width), bool)
+    edge[1:-1, 1:-1] = False
+    ys, xs = np.nonzero(edge)
+    offsets = np.argwhere(footprint) - 1  # (members, 2): dy, dx
+    rows, cols = ys + offsets[:, :1], xs + offsets[:, 1:]  # (members, edge pixels)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    members = values[rows.clip(0, height - 1), cols.clip(0, width - 1)]  # (members, pixels, E)
+    members = np.sort(np.where(inside[..., None], members, np.nan), axis=0)  # NaN last
+    count = inside.sum(0)[None, :, None]
+    middle = np.take_along_axis(members, (count - 1) // 2, 0) + np.take_along_axis(
+        members, count // 2, 0
+    )
+    out[ys, xs] = middle[0] / 2
+    return out
 
 
 def _half_rings() -> list[np.ndarray]:
-    """(3, 3, 1) footprints of the four half-rings of 5 neighbours (centre excluded)."""
+    """(3, 3) footprints of the four half-rings of 5 neighbours (centre excluded)."""
     footprints = []
     for rows, cols in ((slice(0, 2), slice(None)), (slice(1, 3), slice(None))) + (
         (slice(None), slice(0, 2)),
         (slice(None), slice(1, 3)),
     ):
-        footprint = np.zeros((3, 3, 1), bool)
+        footprint = np.zeros((3, 3), bool)
         footprint[rows, cols] = True
         footprint[1, 1] = False
         footprints.append(footprint)
@@ -199,15 +234,14 @@ def score_pixels(
     own: np.ndarray, reconstruction: np.ndarray, channels: np.ndarray, reference: str = "local"
 ) -> np.ndarray:
     """Scores (1 - Pearson r over ``channels``) of each pixel against its ``reference`` (see the
-    module): (y, x, E), (y, x, E), (E,) bool -> (y, x) float32. Edges are reflected. For
-    ``either`` the robust z of :func:`either_score`, over this block (:func:`detect` combines
-    whole maps instead).
+    module): (y, x, E), (y, x, E), (E,) bool -> (y, x) float32. An edge pixel's half-rings
+    hold only its neighbours inside the map (:func:`in_bounds_median`); NaN for a pixel none of
+    whose half-rings holds one (a map 1 pixel wide). For ``either`` the robust z of
+    :func:`either_score`, over this block (:func:`detect` combines whole maps instead).
 
     Raises:
         InputError: see :func:`check_reference`.
     """
-    from scipy.ndimage import median_filter
-
     check_reference(reference)
     if reference == "either":
         return either_score(
@@ -220,17 +254,12 @@ def score_pixels(
     if reference == "network":
         return pearson_distance(own, reconstruction, everything)
     residual = own - reconstruction
-    return np.min(
-        [
-            pearson_distance(
-                own,
-                reconstruction + median_filter(residual, footprint=footprint, mode="reflect"),
-                everything,
-            )
-            for footprint in _half_rings()
-        ],
-        axis=0,
-    )
+    scores = []
+    for footprint in _half_rings():
+        median = in_bounds_median(residual, footprint)
+        score = pearson_distance(own, reconstruction + median, everything)
+        scores.append(np.where(np.isnan(median[..., 0]), np.nan, score))
+    return np.fmin.reduce(scores, axis=0)
 
 
 def robust_z(scores: np.ndarray) -> np.ndarray:
