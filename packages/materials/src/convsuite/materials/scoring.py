@@ -185,20 +185,16 @@ def in_bounds_median(values: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """Channel-wise median of each pixel's neighbours in ``footprint`` that lie inside the map:
     (y, x, E), (3, 3) bool centred on the pixel (centre False) -> (y, x, E), ``values``' dtype.
 
-    An even number of members takes the mean of the middle two; NaN where no member lies inside
-    (a map 1 pixel wide). A pixel on the edge is compared with its fewer in-bounds neighbours
-    only: padding the map by repeating its edge (scipy's ``reflect``) made a corner pixel 3 of
-    the 5 members of two half-rings, so its local reference was its own spectrum.
+    The median of n members is the one of rank n // 2 from 0 (for an even n the upper of the
+    middle two, as scipy's ``median_filter`` takes for the 8-neighbour ring); NaN where no member
+    lies inside (a map 1 pixel wide). A pixel on the edge is compared with its fewer in-bounds
+    neighbours only: padding the map by repeating its edge (scipy's ``reflect``) made a corner
+    pixel 3 of the 5 members of two half-rings, so its local reference was its own spectrum.
     """
     from scipy.ndimage import rank_filter
 
-    size = int(footprint.sum())
-    kernel = footprint[..., None]
     # Exact for the interior, whatever the edge mode; the edge is recomputed below.
-    out = rank_filter(values, (size - 1) // 2, footprint=kernel, mode="nearest")
-    if size % 2 == 0:
-        upper = rank_filter(values, size // 2, footprint=kernel, mode="nearest")
-        out = (out + upper) / 2
+    out = rank_filter(values, int(footprint.sum()) // 2, footprint=footprint[..., None])
     height, width = values.shape[:2]
     edge = np.ones((height, width), bool)
     edge[1:-1, 1:-1] = False
@@ -208,11 +204,7 @@ def in_bounds_median(values: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
     members = values[rows.clip(0, height - 1), cols.clip(0, width - 1)]  # (members, pixels, E)
     members = np.sort(np.where(inside[..., None], members, np.nan), axis=0)  # NaN last
-    count = inside.sum(0)[None, :, None]
-    middle = np.take_along_axis(members, (count - 1) // 2, 0) + np.take_along_axis(
-        members, count // 2, 0
-    )
-    out[ys, xs] = middle[0] / 2
+    out[ys, xs] = np.take_along_axis(members, inside.sum(0)[None, :, None] // 2, 0)[0]
     return out
 
 
