@@ -41,7 +41,9 @@ transforms and the band filter's ``map2alm`` dropped healpy's iteration (``spect
 ``infer._signal_band``): the mean fill moved by up to 1.56 muK, the realization by up to 3.86 muK;
 the ``net*`` entries are unchanged. Recorded again when the monopole and dipole came from the 4 x 4
 normal equations (coefficients within 2e-13 of ``lstsq``'s), and again when the rim's solves
-became compiled (``local_wiener._conditional_mean``): one float32 step at most each time.
+became compiled (``local_wiener._conditional_mean``): one float32 step at most each time. Recorded
+again when the pipeline's transforms moved from healpy to ducc0 (``data.sht``, ~1e-12 relative):
+one float32 step at most (7.6e-6 muK).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from convsuite.core_ops.hub import bundled_weights, list_bundled
 from convsuite.core_ops.io import read_card
 from convsuite.core_ops.precision import check_precision, inference_mode, prepare_for_inference
 from convsuite.cosmo.baselines import diffusive_inpaint, relax
+from convsuite.cosmo.data import sht
 from convsuite.cosmo.data.fits_io import hole_pixels, nside_of
 from convsuite.cosmo.data.masks import check_observed
 from convsuite.cosmo.data.regrade import degrade_masked_mean
@@ -300,8 +301,8 @@ def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
     signal = prior.signal_cl[: lmax + 1]
     noise = white_noise_cl(prior.noise_sigma**2, nside)
     weight = signal / np.maximum(signal + noise, 1e-300)
-    alm = hp.map2alm(hp.reorder(values, n2r=True), lmax=lmax, iter=0)
-    return hp.reorder(hp.alm2map(hp.almxfl(alm, weight), nside, lmax=lmax), r2n=True)
+    alm = sht.map2alm(hp.reorder(values, n2r=True), lmax)
+    return hp.reorder(sht.alm2map(hp.almxfl(alm, weight), nside, lmax), r2n=True)
 
 
 def _fill_at(
@@ -319,8 +320,8 @@ def _fill_at(
     coarse = np.where(coarse_known, mean, 0.0)
     filled = _predict(net, coarse, coarse_known, precision).astype(np.float64)
     lmax, native = 3 * nside - 1, hp.npix2nside(values.size)
-    alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=3)
-    smooth = hp.reorder(hp.alm2map(alm, native, lmax=lmax), r2n=True)
+    alm = sht.map2alm(hp.reorder(filled, n2r=True), lmax, iterations=3)
+    smooth = hp.reorder(sht.alm2map(alm, native, lmax), r2n=True)
     return _blend_into(smooth, values, known, max(1, round(_BLEND_PIXELS * native / nside)))
 
 

@@ -56,6 +56,7 @@ from scipy.special import gammaln
 
 from convsuite.core_ops.io import InputError
 from convsuite.cosmo.baselines import diffusive_inpaint
+from convsuite.cosmo.data import sht
 from convsuite.cosmo.data.regrade import degrade_masked_mean, degrade_observed
 from convsuite.cosmo.data.simulate import (
     DEFAULT_NOISE_UK_ARCMIN,
@@ -302,7 +303,7 @@ def _master(
     :func:`_master_kernel` of the weights; ``iterations``: the pseudo-C_ell's ``anafast``
     iterations (each two more transforms)."""
     centres, p, binned = kernel
-    pseudo = hp.anafast(weighted, lmax=lmax, iter=iterations)
+    pseudo = sht.anafast(weighted, lmax, iterations)
     return centres, np.linalg.solve(binned, p @ pseudo), pseudo
 
 
@@ -311,7 +312,7 @@ def _master_kernel(weights: np.ndarray, lmax: int) -> tuple[np.ndarray, np.ndarr
     binning ``P`` and the (nbins, nbins) binned coupling ``P M Q``. The window's ``anafast``
     runs without iterations (one transform instead of three; the estimate moved by at most 0.2%
     per ell, 256/60' and 30' seed 0)."""
-    window = hp.anafast(weights, lmax=lmax, iter=0)
+    window = sht.anafast(weights, lmax)
     edges = bin_edges(lmax)
     p, q = _binning(edges, lmax)
     coupled = min(lmax, MAX_COUPLED_ELL)
@@ -365,7 +366,7 @@ def _prewhitened(
     nside = hp.npix2nside(observed.size)
     lmax = 3 * nside - 1
     filled = diffusive_inpaint(cleaned, observed, _WHITENED_FILL_SWEEPS)
-    alm = hp.map2alm(hp.reorder(filled, n2r=True), lmax=lmax, iter=0)
+    alm = sht.map2alm(hp.reorder(filled, n2r=True), lmax)
     del filled
     weights = hp.reorder(apodized_weights(observed, _WHITENED_APODIZATION_STEPS), n2r=True)
     kernel = _master_kernel(weights, lmax)  # the same for every pass
@@ -381,7 +382,7 @@ def _prewhitened(
         )
         filter_ = 1.0 / np.sqrt(shape)
         filter_[:2] = 0.0
-        weighted = weights * hp.alm2map(hp.almxfl(alm, filter_), nside, lmax=lmax)  # RING
+        weighted = weights * sht.alm2map(hp.almxfl(alm, filter_), nside, lmax)  # RING
         last = done == _WHITENING_PASSES - 1  # the earlier passes only shape the next
         _, d_white, _ = _master(weighted, kernel, lmax, iterations=int(last))
         cl = _blend(first, _smoothed(centres, d_white, lmax) * shape, nside)
