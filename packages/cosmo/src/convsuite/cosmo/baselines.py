@@ -43,8 +43,8 @@ import time
 from dataclasses import dataclass
 
 import healpy as hp
+import numba
 import numpy as np
-import scipy.sparse
 from numpy.polynomial.legendre import legval
 
 from convsuite.cosmo.data.regrade import degrade_masked_mean
@@ -82,20 +82,6 @@ def neighbours_of(nside: int, pixels: np.ndarray) -> np.ndarray:
     return hp.get_all_neighbours(nside, pixels, nest=True)
 
 
-def _mean_operator(nside: int, pixels: np.ndarray) -> scipy.sparse.csr_matrix:
-    """(len(pixels), 12 nside^2) sparse: row i takes the mean of pixel i's (7 or 8) neighbours.
-
-    A sparse product is 4x faster than gathering the neighbours with numpy.
-    """
-    around = neighbours_of(nside, pixels)
-    present = around >= 0
-    weights = present / present.sum(0)
-    rows = np.nonzero(present.T)[0]
-    return scipy.sparse.csr_matrix(
-        (weights.T[present.T], (rows, around.T[present.T])), shape=(pixels.size, 12 * nside**2)
-    )
-
-
 def relax(
     values: np.ndarray, pixels: np.ndarray, sweeps: int, in_place: bool = False
 ) -> np.ndarray:
@@ -103,10 +89,39 @@ def relax(
     ``pixels`` only; every other pixel is held fixed. ``in_place``: a float64 ``values`` is
     relaxed and returned itself (no copy: 0.4 GB at Nside 2048)."""
     relaxed = np.array(values, dtype=np.float64, copy=None if in_place else True)
-    operator = _mean_operator(hp.npix2nside(relaxed.size), pixels)
-    for _ in range(sweeps):
-        relaxed[pixels] = operator @ relaxed
+    pixels = np.asarray(pixels, dtype=np.int64)
+    around = np.sort(neighbours_of(hp.npix2nside(relaxed.size), pixels), axis=0)
+    _jacobi_sweeps(relaxed, pixels, np.ascontiguousarray(around.T, dtype=np.int64), sweeps)
     return relaxed
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _jacobi_sweeps(
+    relaxed: np.ndarray, pixels: np.ndarray, around: np.ndarray, sweeps: int
+) -> None:
+    """``sweeps`` Jacobi sweeps in place: ``relaxed[pixels[i]]`` becomes the mean of its
+    neighbours ``around[i]`` ((n, 8) ascending, -1 where none). Each term is ``(1 / count) x
+    value``, summed in ascending neighbour order as the sparse product this replaced summed it
+    (bit for bit, tested); compiled and threaded."""
+    n = pixels.size
+    weight = np.empty(n)
+    for i in range(n):
+        count = 0
+        for k in range(around.shape[1]):
+            if around[i, k] >= 0:
+                count += 1
+        weight[i] = 1.0 / count
+    mean = np.empty(n)
+    for _ in range(sweeps):
+        for i in numba.prange(n):
+            total = 0.0
+            for k in range(around.shape[1]):
+                j = around[i, k]
+                if j >= 0:
+                    total += weight[i] * relaxed[j]
+            mean[i] = total
+        for i in range(n):  # serial: numba fuses two prange loops into one, reading the
+            relaxed[pixels[i]] = mean[i]  # sweep's new values before the sweep has ended
 
 
 def diffusive_inpaint(
