@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Callable
 
 import healpy as hp
@@ -91,9 +92,14 @@ def test_neighbour_means_without_the_cached_table(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("nside", [1, 8, 32])
-def test_relax_equals_sparse_neighbour_means(nside: int) -> None:
+@pytest.mark.parametrize("forked", [False, True])
+def test_relax_equals_sparse_neighbour_means(
+    nside: int, forked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The compiled sweeps give the sparse-matrix Jacobi sweeps bit for bit (the oracle below:
-    row i the mean of pixel i's neighbours, scipy's product), on a random half of the pixels."""
+    row i the mean of pixel i's neighbours, scipy's product), on a random half of the pixels;
+    threaded, and on the one thread of a fork()ed child."""
+    monkeypatch.setattr(baselines, "_FORKED", forked)
     rng = np.random.default_rng(nside)
     values = rng.normal(size=12 * nside**2)
     pixels = np.sort(rng.choice(values.size, values.size // 2, replace=False))
@@ -107,3 +113,15 @@ def test_relax_equals_sparse_neighbour_means(nside: int) -> None:
     for _ in range(7):
         expected[pixels] = operator @ expected
     np.testing.assert_array_equal(relax(values, pixels, 7), expected)
+
+
+def test_relax_runs_in_a_forked_child_after_the_parent() -> None:
+    """numba's OpenMP pool terminates a fork()ed child that enters it after its parent did (a
+    DataLoader worker): the child runs :func:`relax` on one thread and gets the parent's values."""
+    sky = simulate_sky(16, 0)
+    holes = np.flatnonzero(~sky.observed)
+    expected = relax(sky.masked, holes, sweeps=5)  # the parent starts the pool
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        in_child = pool.apply_async(relax, (sky.masked, holes, 5)).get(timeout=120)
+    np.testing.assert_array_equal(in_child, expected)
