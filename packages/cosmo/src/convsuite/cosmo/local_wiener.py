@@ -8,8 +8,9 @@ true spectrum (bins inside the cosmic-variance band: 70%). Near the data the Wie
 local: a hole pixel one to three pixels from the edge is predicted from the observed pixels a few
 beam widths around it. Filling this rim with the exact conditional mean given those pixels, and
 leaving the deeper holes to the network with the rim as data, brings the realization to 93-97% of
-the bins on held-out Nside 256 skies, in about 1 s (2.0 s at Nside 512, 2 cores, load 2-3,
-with the covariances evaluated in a compiled loop: :class:`PixelCovariance`).
+the bins on held-out Nside 256 skies, in about 1 s (1.4-1.6 s at Nside 512, 2 cores, idle,
+with the covariances and the groups' solves compiled: :class:`PixelCovariance`,
+:func:`_conditional_mean`).
 
 How. For a Gaussian sky with beam-convolved spectrum ``C_l b_l^2`` and white noise ``sigma`` per
 pixel, the covariance of two pixels at angle theta is
@@ -292,7 +293,8 @@ class LocalWienerFilter:
         (``bench_inpaint``'s untrained network): 8.5 s at Nside 256 and 24.1 s at 512, against
         17.1 s and 69.3 s one group at a time with threaded BLAS (2 cores, load 2-4). With the
         covariances compiled (:meth:`PixelCovariance.between`) the refill at Nside 512 took 4.0 s
-        (load 2-3) where it took 8.5 s idle; its Cholesky factorisations are now 40% of it.
+        (load 2-3) where it took 8.5 s idle, and 2.6-2.8 s idle once the groups' solves were
+        compiled without the GIL (:func:`_conditional_mean`).
         """
         filled = np.array(values, dtype=np.float64)
         usable = np.ones(filled.size, dtype=bool)

@@ -167,8 +167,7 @@ def coupling_matrix(window_cl: np.ndarray, lmax: int) -> np.ndarray:
     # a(gap + k) b(k) c(low - k) d(high + k), b(k) = (2 k + 1) / (k + 1)
     n = np.arange(2 * lmax + 4, dtype=np.float64)
     a, d = (2 * n + 1) / (n + 1), (n + 1) / (2 * n + 3)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = n / (2 * n - 1)
+    c = n / (2 * n - 1)
     total = _coupling_sums(w, low, high, _start_value(low, high), size, a, c, d)
     symmetric = np.zeros((lmax + 1, lmax + 1))
     symmetric[low, high] = total

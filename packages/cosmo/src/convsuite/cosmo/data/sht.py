@@ -36,7 +36,8 @@ def alm2map(alm: np.ndarray, nside: int, lmax: int) -> np.ndarray:
 
 
 def map2alm(ring_map: np.ndarray, lmax: int, iterations: int = 0) -> np.ndarray:
-    """Analysis, as ``hp.map2alm(ring_map, lmax=lmax, iter=iterations)``: RING map -> alm.
+    """Analysis, as ``hp.map2alm(ring_map, lmax=lmax, iter=iterations)``: RING map -> alm. Unlike
+    healpy it does not zero ``UNSEEN`` or NaN pixels: pass a filled map.
 
     Each iteration adds the analysis of what the synthesis of the current alm misses (two more
     transforms)."""
@@ -59,5 +60,5 @@ def map2alm(ring_map: np.ndarray, lmax: int, iterations: int = 0) -> np.ndarray:
 
 def anafast(ring_map: np.ndarray, lmax: int, iterations: int = 0) -> np.ndarray:
     """Pseudo-C_ell (lmax + 1,) of a RING map, as ``hp.anafast(ring_map, lmax=lmax,
-    iter=iterations)``."""
+    iter=iterations)`` (whose default is 3 iterations, this one's none)."""
     return hp.alm2cl(map2alm(ring_map, lmax, iterations))
