@@ -35,8 +35,9 @@
 # anomaly-free cubes (small_shifts.py --shifts 0.5 1 1.5 2 3 5 8 11 --pca --pair): README
 # ("Every shift, every method").
 # Session 7 (2026-12-02): not retrained. The spectral-only per-pixel network (`train --cell 1
-# --no-spatial-mean --spatial-kernel 1`, 21 + 10 min) stays 0.001-0.007 below the best of
-# PCA-3/4/5 at every shift, with or without fine-tuning, and its local score equals the half-ring
+# --no-spatial-mean --spatial-kernel 1`, 21 + 10 min) is not above the best of PCA-3/4/5 at every
+# shift (after the edge fix: level at 0.5 eV, +0.001 at 2 and 11 eV, 0.002-0.006 below at the
+# other five; before it 0.001-0.007 below at every shift), and its local score equals the half-ring
 # median of the neighbours (a zero reconstruction scores the same); with `--beta 0.01` (10 min)
 # it ties or passes PCA at most shifts but not all: README ("The spectral-only network measured
 # properly").

@@ -21,7 +21,7 @@ window, 690-730 eV). References (``REFERENCES``):
   threshold is then the Gaussian's upper ``false_alarm / 2`` quantile for each reference
   (Bonferroni), with no refit. Inside a cluster the local reference fails and the network one
   does not; for single pixels the local one is the sharper (bundled weights: F1 0.91 on
-  clusters of 9 against 0.31 with ``local``, 0.80 at 0.5 eV against 0.87; see the README).
+  clusters of 9 against 0.31 with ``local``, 0.81 at 0.5 eV against 0.89; see the README).
 
 Thresholds (``THRESHOLDS``):
 
@@ -228,7 +228,7 @@ def score_pixels(
     """Scores (1 - Pearson r over ``channels``) of each pixel against its ``reference`` (see the
     module): (y, x, E), (y, x, E), (E,) bool -> (y, x) float32. An edge pixel's half-rings
     hold only its neighbours inside the map (:func:`in_bounds_median`); NaN for a pixel none of
-    whose half-rings holds one (a map 1 pixel wide). For ``either`` the robust z of
+    whose half-rings holds one (a 1 x 1 map). For ``either`` the robust z of
     :func:`either_score`, over this block (:func:`detect` combines whole maps instead).
 
     Raises:
