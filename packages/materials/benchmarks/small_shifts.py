@@ -10,8 +10,8 @@ each checkpoint fine-tuned on each cube for S seconds first, as ``detect`` does 
 (:func:`~convsuite.materials.infer.adapt`). Each checkpoint is fed what its card says
 (``spatial_mean``: the reference's 3 x 3 mean, or each pixel's own spectrum). Per reference
 (local, plain, either) and shifted cube: AUROC, F1 at the best threshold on the ground truth
-(an oracle), and at the null threshold (false-alarm rate 5e-4) its F1, precision and recall; on the cluster cubes the null threshold's F1; on the anomaly-free cubes
-the share flagged. Every cell ends with where the normal pixels it flagged lie: on a phase
+(an oracle), and at the null threshold (false-alarm rate 5e-4) its F1, precision and recall;
+on the cluster cubes the null threshold's F1; on the anomaly-free cubes the share flagged. Every cell ends with where the normal pixels it flagged lie: on a phase
 boundary (both phases in their 3 x 3 neighbourhood), inside the second phase, or inside the main
 one; and, on cubes with anomalies, where the anomalous pixels it missed lie.
 
