@@ -11,9 +11,10 @@ each checkpoint fine-tuned on each cube for S seconds first, as ``detect`` does 
 (``spatial_mean``: the reference's 3 x 3 mean, or each pixel's own spectrum). Per reference
 (local, plain, either) and shifted cube: AUROC, F1 at the best threshold on the ground truth
 (an oracle), and at the null threshold (false-alarm rate 5e-4) its F1, precision and recall;
-on the cluster cubes the null threshold's F1; on the anomaly-free cubes the share flagged. Every cell ends with where the normal pixels it flagged lie: on a phase
-boundary (both phases in their 3 x 3 neighbourhood), inside the second phase, or inside the main
-one; and, on cubes with anomalies, where the anomalous pixels it missed lie.
+on the cluster cubes the null threshold's F1; on the anomaly-free cubes the share flagged.
+Every cell ends with where the normal pixels it flagged lie: on a phase boundary (both phases in
+their 3 x 3 neighbourhood), inside the second phase, or inside the main one; and, on cubes with
+anomalies, where the anomalous pixels it missed lie.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python packages/materials/benchmarks/small_shifts.py
 [--weights FILE ...] [--shifts 0.5 1 ...] [--pca] [--pair] [--seed S] [--fit S]`` (bundled
