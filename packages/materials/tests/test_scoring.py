@@ -14,6 +14,7 @@ from convsuite.materials.scoring import (
     check_reference,
     check_threshold,
     either_score,
+    in_bounds_median,
     neighbour_median,
     null_threshold,
     otsu_threshold,
@@ -130,6 +131,21 @@ def test_local_score_and_ring_median_equal_a_brute_force_oracle_on_every_edge() 
                 ]
                 assert local[y, x] == pytest.approx(min(scores), abs=1e-5), (shape, y, x)
                 np.testing.assert_array_equal(ring[y, x], _plain_median(own, y, x, _RING))
+
+
+@pytest.mark.parametrize("name", [*_HALF_RINGS, "ring"])
+def test_in_bounds_median_of_each_footprint_equals_the_oracle(name: str) -> None:
+    """Each footprint on its own (the local score's minimum over half-rings would not tell an
+    upper half-ring from a lower one), on every pixel of a small random cube."""
+    offsets = _RING if name == "ring" else _HALF_RINGS[name]
+    footprint = np.zeros((3, 3), bool)
+    for dy, dx in offsets:
+        footprint[dy + 1, dx + 1] = True
+    values = np.random.default_rng(4).random((5, 6, 3)).astype(np.float32)
+    median = in_bounds_median(values, footprint)
+    for y in range(values.shape[0]):
+        for x in range(values.shape[1]):
+            np.testing.assert_array_equal(median[y, x], _plain_median(values, y, x, offsets))
 
 
 def test_an_anomalous_corner_pixel_gets_a_high_local_score() -> None:
