@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from convsuite.cosmo.baselines import WienerFilter, dense_wiener  # noqa: E402
 from convsuite.cosmo.data import SkyPrior, pixel_noise_sigma, simulate_sky  # noqa: E402
+from convsuite.cosmo.metrics import hole_mse  # noqa: E402
 
 _EXACT_NSIDE = 32  # dense_wiener up to here
 
@@ -57,16 +58,16 @@ def main() -> None:
             else None
         )
         if exact is not None:
-            print(
-                f"seed {seed}: exact posterior mean, hole MSE {_mse(exact, sky.truth, holes):.1f}"
-            )
+            mse = hole_mse(exact, sky.truth, sky.observed)
+            print(f"seed {seed}: exact posterior mean, hole MSE {mse:.1f}")
         previous = None
         for budget in (int(b) for b in args.budgets.split(",")):
             wiener = WienerFilter(sky.observed, cl, sigma, max_iterations=budget)
             solve = wiener.solve(sky.masked)
+            mse = hole_mse(solve.signal, sky.truth, sky.observed)
             line = (
                 f"seed {seed}, {solve.iterations:5d} iterations: residual {solve.residual:.1e}, "
-                f"hole MSE {_mse(solve.signal, sky.truth, holes):.1f}, {solve.seconds:.0f} s"
+                f"hole MSE {mse:.1f}, {solve.seconds:.0f} s"
             )
             if exact is not None:
                 line += f", off the exact mean {_off(solve.signal, exact, holes):.2e}"
@@ -74,10 +75,6 @@ def main() -> None:
                 line += f", moved since the last budget {_off(solve.signal, previous, holes):.2e}"
             print(line, flush=True)
             previous = solve.signal
-
-
-def _mse(filled: np.ndarray, truth: np.ndarray, holes: np.ndarray) -> float:
-    return float(np.mean((filled - truth)[holes] ** 2))
 
 
 def _off(filled: np.ndarray, reference: np.ndarray, holes: np.ndarray) -> float:

@@ -290,9 +290,9 @@ def _signal_band(values: np.ndarray, prior: MapPrior) -> np.ndarray:
     band of the map (the holes are taken from it, the data stay as they are) removes most of it
     and lowers the hole MSE by 1-2% (one sky each, Nside 128, 30' and 256, 60').
 
-    The ``map2alm`` runs without healpy's iteration (one transform instead of three): with it and the measured prior's first whitened pass also
-    uniterated, the 256 realizations' bins in band stayed 98.7 / 96.1 / 100% (60', seeds 0-2)
-    and 100% (30'), hole MSE within 0.5 muK^2.
+    The ``map2alm`` runs without healpy's iteration (one transform instead of three): with it
+    and the measured prior's first whitened pass also uniterated, the 256 realizations' bins in
+    band stayed 98.7 / 96.1 / 100% (60', seeds 0-2) and 100% (30'), hole MSE within 0.5 muK^2.
     """
     nside = hp.npix2nside(values.size)
     if nside > _MAX_BAND_NSIDE:
