@@ -21,6 +21,9 @@ def test_demo(tmp_path: Path) -> None:
         "PCA-3 local",
         "PCA-3 either",
         "ring median",
+        "half-ring median",
     }
     assert result.summary["VAE"]["f1"] > result.summary["PCA-3 plain"]["f1"]
     assert result.summary["VAE"]["f1"] > 0.8
+    # a pixel's best-matching half-ring of neighbours is a sharper reference than the whole ring
+    assert result.summary["half-ring median"]["f1"] > result.summary["ring median"]["f1"]

@@ -1,13 +1,17 @@
-"""Evaluation against the simulator's ground truth: the VAE beside PCA-3/4/5, NMF-3/4/5 and the
-ring median, per shift magnitude, with the same scoring and the same threshold for all.
+"""Evaluation against the simulator's ground truth: the VAE beside PCA-3/4/5, NMF-3/4/5, the ring
+median and the half-ring median, per shift magnitude, with the same scoring and the same threshold
+for all.
 
 Every model is scored three ways: against its reconstruction (``plain``, the reference's score),
 against its reconstruction corrected by its neighbours' median residual (``local``), and
 ``either`` (the larger robust z of the two, the default of
 :func:`~convsuite.materials.infer.detect`; see :mod:`~convsuite.materials.scoring`); the ring
-median (the 8 neighbours' median spectrum) is scored as it is. Method names are
-``"<model> <reference>"`` (``"VAE local"``, ``"PCA-4 plain"``, ``"VAE either"``...) and
-``"ring median"``.
+median (the 8 neighbours' median spectrum) is scored as it is, and the half-ring median is the
+local reference of a model that reconstructs nothing (each pixel against the median spectrum of
+its best-matching half-ring of 5 neighbours: what a model's local score tends to when its
+reconstruction carries no information, a strong simple baseline on single-pixel anomalies).
+Method names are ``"<model> <reference>"`` (``"VAE local"``, ``"PCA-4 plain"``, ``"VAE
+either"``...), ``"ring median"`` and ``"half-ring median"``.
 
 For each magnitude a 64 x 64 cube (second phase, mixed valence, thickness wedge, drift: none of it
 anomalous) gets ``count`` single-pixel whole-edge Fe L shifts (up or down); a cube with the same
@@ -87,8 +91,9 @@ def score_methods(
     threshold_method: str = "null",
     false_alarm: float = DEFAULT_FALSE_ALARM,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{method: (scores, mask)} of the VAE, the ``methods`` baselines and the ring median on one
-    cube, each model with both references (see the module); the VAE fine-tuned first if ``fit``.
+    """{method: (scores, mask)} of the VAE, the ``methods`` baselines, the ring median and the
+    half-ring median on one cube, each model with every reference (see the module); the VAE
+    fine-tuned first if ``fit``.
     """
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     tuned = adapt(cube, net, fit_seconds)[0] if fit and fit_seconds > 0 else net
@@ -121,6 +126,8 @@ def score_methods(
         for reference in REFERENCES:
             out[f"{name} {_NAMES[reference]}"] = thresholded(maps[reference], reference)
     out["ring median"] = thresholded(pearson_distance(own, ring_median(own), channels))
+    nothing = score_pixels(own, np.zeros_like(own), channels, "local")
+    out["half-ring median"] = thresholded(nothing, "local")
     return out
 
 

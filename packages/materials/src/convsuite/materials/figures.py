@@ -53,10 +53,10 @@ def plot_spectra(found: Detection) -> Figure:
 
 def _curves(results: dict[str, Any], shifts: list[float]) -> dict[str, list[float]]:
     """F1 per shift of the VAE (every reference), the best of PCA-3/4/5 and of NMF-3/4/5 at each
-    shift (per reference) and the ring median."""
+    shift (per reference), the ring median and the half-ring median."""
     rows = [results["shifts"][s] for s in shifts]
     curves = {}
-    for name in ("VAE either", "VAE local", "VAE plain", "ring median"):
+    for name in ("VAE either", "VAE local", "VAE plain", "ring median", "half-ring median"):
         if name in rows[0]:
             curves[name] = [row[name]["f1"] for row in rows]
     for family in ("PCA", "NMF"):
@@ -75,7 +75,7 @@ def _curves(results: dict[str, Any], shifts: list[float]) -> dict[str, list[floa
 
 def plot_evaluation(results: dict[str, Any], threshold_name: str = "null") -> Figure:
     """F1 per shift magnitude (as the reference's figure: the VAE, the best of PCA-3/4/5 and of
-    NMF-3/4/5, the ring median; solid: local reference, dashed: plain, dash-dot: either) and the
+    NMF-3/4/5, the ring and half-ring medians; solid: local reference, dashed: plain, dash-dot: either) and the
     PCC histograms of
     normal and anomalous pixels (VAE with both references, PCA-3 plain) at one shift."""
     figure = new_figure(figsize=(12, 4.2))
