@@ -75,9 +75,9 @@ def _curves(results: dict[str, Any], shifts: list[float]) -> dict[str, list[floa
 
 def plot_evaluation(results: dict[str, Any], threshold_name: str = "null") -> Figure:
     """F1 per shift magnitude (as the reference's figure: the VAE, the best of PCA-3/4/5 and of
-    NMF-3/4/5, the ring and half-ring medians; solid: local reference, dashed: plain, dash-dot: either) and the
-    PCC histograms of
-    normal and anomalous pixels (VAE with both references, PCA-3 plain) at one shift."""
+    NMF-3/4/5, the ring and half-ring medians; solid: local reference, dashed: plain, dash-dot:
+    either) and the PCC histograms of normal and anomalous pixels (VAE with both references,
+    PCA-3 plain) at one shift."""
     figure = new_figure(figsize=(12, 4.2))
     left, right = figure.subplots(1, 2)
     shifts = sorted(results["shifts"])
