@@ -141,10 +141,6 @@ def train(
         float,
         typer.Option(max=0.0, help="dB below the mic where the residual term stops pulling."),
     ] = -60.0,
-    residual_far_end_only: Annotated[
-        bool,
-        typer.Option(help="Residual term on far-end single talk only (the ERLE, not double talk)."),
-    ] = False,
     batch_size: BatchSize = 4,
     seed: Seed = 0,
     accelerator: Accelerator = "cpu",
@@ -182,7 +178,6 @@ def train(
         residual_weight=residual_weight,
         distortion_weight=distortion_weight,
         residual_floor_db=residual_floor_db,
-        residual_far_end_only=residual_far_end_only,
         progress=sys.stderr.isatty(),
         **settings,
     )

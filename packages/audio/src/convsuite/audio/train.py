@@ -82,24 +82,18 @@ def residual_db(
     target: Tensor,
     mic: Tensor,
     floor_db: float = -60.0,
-    far_end_only: bool = False,
 ) -> Tensor:
     """Mean over calls of ``10 log10(sum |S - T|^2 / sum |Y|^2 + 10^(floor_db / 10))``, dB.
 
     S the estimate, T the target, Y the microphone, all pseudo-complex (N, 2, T, F). In far-end
     single talk (T = 0) this is minus the ERLE of the call; ``floor_db`` (relative to the
     microphone energy) bounds it below: past an ERLE of ``-floor_db`` the term stops pulling (its
-    gradient halves at that ERLE and fades 10 dB further). ``far_end_only``: calls whose target is
-    not silent count zero (each call still weighs 1 / N), so the term asks for ERLE and nothing
-    of double talk, whose near end only the spectral terms then shape.
+    gradient halves at that ERLE and fades 10 dB further).
     """
     dims = tuple(range(1, estimate.dim()))
     error = (estimate - target).pow(2).sum(dims)
     energy = mic.pow(2).sum(dims) + 1e-10
-    per_call = 10 * torch.log10(error / energy + 10 ** (floor_db / 10))
-    if far_end_only:
-        per_call = per_call * (target.pow(2).sum(dims) == 0)
-    return per_call.mean()
+    return (10 * torch.log10(error / energy + 10 ** (floor_db / 10))).mean()
 
 
 def speech_distortion(echo_mask: Tensor, noise_mask: Tensor, target: Tensor) -> Tensor:
@@ -174,7 +168,6 @@ class AECModule(L.LightningModule):
         residual_weight: float = RESIDUAL_WEIGHT,
         distortion_weight: float = 0.0,
         residual_floor_db: float = -60.0,
-        residual_far_end_only: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -184,13 +177,11 @@ class AECModule(L.LightningModule):
                 "residual_weight": residual_weight,
                 "distortion_weight": distortion_weight,
                 "residual_floor_db": residual_floor_db,
-                "residual_far_end_only": residual_far_end_only,
             }
         )
         self.net = D3AEC(config)
         self.lr, self.residual_weight = lr, residual_weight
         self.distortion_weight, self.residual_floor_db = distortion_weight, residual_floor_db
-        self.residual_far_end_only = residual_far_end_only
 
     def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         mic = _pseudo(batch["mic"])
@@ -201,7 +192,7 @@ class AECModule(L.LightningModule):
         loss = loss + 0.5 * spectral_loss(echo_free, _pseudo(batch["echo_free"]))
         if self.residual_weight:
             loss = loss + self.residual_weight * residual_db(
-                near, target, mic, self.residual_floor_db, self.residual_far_end_only
+                near, target, mic, self.residual_floor_db
             )
         if self.distortion_weight:
             loss = loss + self.distortion_weight * speech_distortion(echo_mask, noise_mask, target)
@@ -239,7 +230,6 @@ def train_network(
     residual_weight: float = RESIDUAL_WEIGHT,
     distortion_weight: float = 0.0,
     residual_floor_db: float = -60.0,
-    residual_far_end_only: bool = False,
     progress: bool | None = True,
     **trainer_settings: Any,
 ) -> Path:
@@ -262,7 +252,7 @@ def train_network(
             keeps the starting card's recipe and training data after this run's.
         residual_weight: weight of :func:`residual_db` in the loss (0: spectral terms only).
         distortion_weight: weight of :func:`speech_distortion` in the loss (0: none).
-        residual_floor_db, residual_far_end_only: see :func:`residual_db`.
+        residual_floor_db: ``floor_db`` of :func:`residual_db`.
         progress: progress bar (see :func:`~convsuite.core_ops.training.make_trainer`).
         **trainer_settings: accelerator, devices, strategy, num_nodes.
 
@@ -278,7 +268,6 @@ def train_network(
         residual_weight=residual_weight,
         distortion_weight=distortion_weight,
         residual_floor_db=residual_floor_db,
-        residual_far_end_only=residual_far_end_only,
     )
     start_card = None if init is None else init_from(module.net, init)
     train = DataLoader(
@@ -306,8 +295,7 @@ def train_network(
             f"simulate_call, split='train', seeds {seed}..{seed + train_calls - 1}, scenario "
             f"mix fst/nst/dt {mix or 'simulate_call default 0.2/0.2/0.6'}"
             f"{'' if init is None else f', fine-tuned from {Path(init).name}'}, residual-energy "
-            f"weight {residual_weight:g} (floor {residual_floor_db:g} dB"
-            f"{', far-end single talk only' if residual_far_end_only else ''}), "
+            f"weight {residual_weight:g} (floor {residual_floor_db:g} dB), "
             f"speech-distortion weight {distortion_weight:g}): "
             "synthetic source-filter speech, pyroomacoustics and exponential echo paths, "
             "loudspeaker nonlinearity, 10-500 ms delay, stationary and non-stationary noise"
