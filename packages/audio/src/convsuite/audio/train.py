@@ -77,12 +77,7 @@ def spectral_loss(
     return alpha * complex_term + (1 - alpha) * magnitude_term
 
 
-def residual_db(
-    estimate: Tensor,
-    target: Tensor,
-    mic: Tensor,
-    floor_db: float = -60.0,
-) -> Tensor:
+def residual_db(estimate: Tensor, target: Tensor, mic: Tensor, floor_db: float = -60.0) -> Tensor:
     """Mean over calls of ``10 log10(sum |S - T|^2 / sum |Y|^2 + 10^(floor_db / 10))``, dB.
 
     S the estimate, T the target, Y the microphone, all pseudo-complex (N, 2, T, F). In far-end
