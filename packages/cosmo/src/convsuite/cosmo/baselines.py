@@ -204,14 +204,16 @@ def dense_wiener(
 
 @dataclass(frozen=True)
 class WienerResult:
-    """A solve: the (12 nside^2,) float64 NESTED signal map, CG iterations, seconds, and the true
-    relative residual ``|d_o - (C_oo + sigma^2) z| / |d_o|`` of the final ``z`` (recomputed, not
-    CG's recurrence)."""
+    """A solve: the (12 nside^2,) float64 NESTED signal map, CG iterations, seconds, the true
+    relative residual ``|d_o - (C_oo + sigma^2) z| / |d_o|`` of the final ``z`` (recomputed), and
+    ``recurrence``, CG's own preconditioned residual relative to its start where it stopped (what
+    ``tol`` is compared with; it can read converged while ``residual`` does not)."""
 
     signal: np.ndarray
     iterations: int
     residual: float
     seconds: float
+    recurrence: float
 
     @property
     def converged(self) -> bool:
@@ -317,7 +319,8 @@ class WienerFilter:
             _LOG.info("Wiener CG stopped at %d iterations, residual %.2e", iterations, relative)
         true_residual = np.linalg.norm(ring - self._apply(z)) / (np.linalg.norm(ring) or 1.0)
         signal = hp.reorder(self._synthesis(self._signal_alm(z)), r2n=True)
-        return WienerResult(signal, iterations, float(true_residual), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return WienerResult(signal, iterations, float(true_residual), seconds, float(relative))
 
     def constrained_realization(self, data: np.ndarray, seed: int) -> WienerResult:
         """A Hoffman-Ribak constrained realization of the signal (NESTED, full sky)."""
@@ -332,4 +335,5 @@ class WienerFilter:
             correction.iterations,
             correction.residual,
             time.perf_counter() - started,
+            correction.recurrence,
         )
