@@ -27,12 +27,14 @@
 # half hour, a second training from 20:07): stage 1 1447 s, 985 steps, best validation loss 0.0522;
 # stage 2 1447 s, 985 steps, -0.0940; stage 3 1446 s, 980 steps, -0.1087; stage 4 184 s, 120 steps,
 # -0.0798 (its loss has the distortion term): 4524 s = 75 min of training, about 8x the steps of the
-# earlier run below, which shared the machine with five other agents. Held-out (below): fst ERLE
-# 53.35 dB (50.9-56.9 per call), dt PESQ-WB 1.11, dt STOI 0.60, nst PESQ-WB 1.69, AECMOS echo fst
-# 4.46 / dt 4.31 (packages/audio/README.md). Tried beside it, not adopted (the same stage 1; stages
-# 2 and 3 with --distortion-weight 0.5 too, run at the same time on the other core): fst ERLE 52.27
-# dB, dt PESQ-WB 1.10, nst PESQ-WB 1.62, AECMOS echo 4.47 / 4.21; the recipe as written was the
-# planned candidate, so this was no selection on the held-out set.
+# earlier run below, which shared the machine with five other agents. Held-out, the 48 calls below
+# (2026-12-03): fst ERLE 43.84 dB, dt PESQ-WB 1.232 (NLMS 1.160, SpeexDSP 1.209), dt STOI 0.62,
+# nst PESQ-WB 1.70, AECMOS echo fst 4.18 / dt 4.52 (packages/audio/README.md); on their first 12,
+# the held-out set until then: 53.35 dB, 1.11, 0.60, 1.69, 4.46 / 4.31. Tried beside it, not
+# adopted (the same stage 1; stages 2 and 3 with --distortion-weight 0.5 too, run at the same time
+# on the other core): on the first 12 calls fst ERLE 52.27 dB, dt PESQ-WB 1.10, nst PESQ-WB 1.62,
+# AECMOS echo 4.47 / 4.21; the recipe as written was the planned candidate, so this was no
+# selection on the held-out set.
 #
 # Tried in the tenth session (2026-12-03), not adopted: a fresh stage 1 as above (1447 s), then two
 # branches of stages 2-4 as above, one core each at the same time (1448 + 1448 + 210 s each), with
