@@ -48,6 +48,10 @@
 # 4.52, 1.70); on a second draw of 96 test-split calls (`--seed 2000 --count 96`) 35.71 dB, 1.245,
 # 4.13 / 4.46 (bundled 44.49, 1.204, 4.42 / 4.56; SpeexDSP dt PESQ-WB 1.196). A trades ERLE and
 # AECMOS echo for double-talk PESQ-WB: not a better point on every target, so the weights stay.
+# Then (rule fixed before: on the selection set ERLE >= 35 dB, dt AECMOS echo >= 4.5, dt PESQ-WB
+# above the bundled 1.349): C, A's stage 3 plus stage 4 as written (no floor): 43.77 dB, 1.306,
+# AECMOS echo 4.03 / 4.52; D, A's stage 4 plus a fifth stage as stage 4 (no floor, --seed 24000):
+# 40.59 dB, 1.338, 3.58 / 4.43. Neither passed; neither was scored on the held-out set.
 #
 # The earlier bundled weights (eighth session and before), for comparison:
 # Measured on 2026-12-02 on the 2-core machine shared with five other agents (load average 5-12),
