@@ -60,6 +60,8 @@ __all__ = [
 _VALIDATION_SEED = 10_000_000  # validation calls: train-split seeds far from the training ones
 RESIDUAL_WEIGHT = 0.01
 """Weight of :func:`residual_db` in the loss (per dB; the spectral terms are ~0.05-0.2)."""
+RESIDUAL_FLOOR_DB = -60.0
+"""Default ``floor_db`` of :func:`residual_db`: minus the ERLE (dB) past which it stops pulling."""
 
 
 def spectral_loss(
@@ -77,7 +79,9 @@ def spectral_loss(
     return alpha * complex_term + (1 - alpha) * magnitude_term
 
 
-def residual_db(estimate: Tensor, target: Tensor, mic: Tensor, floor_db: float = -60.0) -> Tensor:
+def residual_db(
+    estimate: Tensor, target: Tensor, mic: Tensor, floor_db: float = RESIDUAL_FLOOR_DB
+) -> Tensor:
     """Mean over calls of ``10 log10(sum |S - T|^2 / sum |Y|^2 + 10^(floor_db / 10))``, dB.
 
     S the estimate, T the target, Y the microphone, all pseudo-complex (N, 2, T, F). In far-end
@@ -162,7 +166,7 @@ class AECModule(L.LightningModule):
         lr: float = 1e-3,
         residual_weight: float = RESIDUAL_WEIGHT,
         distortion_weight: float = 0.0,
-        residual_floor_db: float = -60.0,
+        residual_floor_db: float = RESIDUAL_FLOOR_DB,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -224,7 +228,7 @@ def train_network(
     init: str | Path | None = None,
     residual_weight: float = RESIDUAL_WEIGHT,
     distortion_weight: float = 0.0,
-    residual_floor_db: float = -60.0,
+    residual_floor_db: float = RESIDUAL_FLOOR_DB,
     progress: bool | None = True,
     **trainer_settings: Any,
 ) -> Path:
