@@ -171,3 +171,6 @@ def test_train_passes_the_loss_weights_through(invoke, tmp_path, monkeypatch) ->
     assert seen["distortion_weight"] == 0.3 and seen["residual_weight"] == 0.02
     invoke("train", "--out", tmp_path, "--weights", weights)
     assert seen["distortion_weight"] == 0.0  # off unless asked for
+    # the CLI's literal defaults (it imports train lazily) are train's constants
+    assert seen["residual_weight"] == convsuite.audio.train.RESIDUAL_WEIGHT
+    assert seen["residual_floor_db"] == convsuite.audio.train.RESIDUAL_FLOOR_DB
