@@ -116,6 +116,13 @@ def test_simulate_then_evaluate(invoke, tmp_path) -> None:
     fst = record["summary"]["fst"]
     assert fst["unprocessed mic"]["erle_db"] == pytest.approx(0.0)
     assert 1.0 <= fst["D3AEC (ours)"]["aecmos_echo"] <= 5.0
+    # the exact echo removal row: the mic itself where there is no echo, better where there is
+    exact = "echo removed exactly (mic - echo)"
+    nst, dt = record["summary"]["nst"], record["summary"]["dt"]
+    assert nst[exact]["pesq_wb"] == nst["unprocessed mic"]["pesq_wb"]
+    assert dt[exact]["pesq_wb"] > dt["unprocessed mic"]["pesq_wb"]
+    assert fst[exact]["erle_db"] > fst["unprocessed mic"]["erle_db"] + 3.0  # noise-limited
+    assert "a perfect echo canceller" in out
 
 
 def test_train_writes_weights_that_enhance_loads(invoke, call_files, tmp_path) -> None:

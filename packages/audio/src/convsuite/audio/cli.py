@@ -205,6 +205,7 @@ def evaluate(
     from convsuite.audio.baselines import available_baselines
     from convsuite.audio.data.challenge import read_challenge_set
     from convsuite.audio.evaluate import (
+        EXACT_ECHO_REMOVAL,
         OURS,
         UNPROCESSED,
         evaluate_calls,
@@ -229,6 +230,11 @@ def evaluate(
         notes.append(
             "WebRTC AEC3: not installed here (pip install 'convsuite-audio[baselines]'; it "
             "compiles from source), so its rows are absent."
+        )
+    if any(call.echo is not None for call in calls):
+        notes.append(
+            f"{EXACT_ECHO_REMOVAL}: the microphone less the call's known echo, a perfect echo "
+            "canceller that leaves the near end's noise: the scale of the other rows, not a method."
         )
     try:
         import pesq  # noqa: F401
