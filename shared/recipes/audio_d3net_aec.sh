@@ -53,6 +53,16 @@
 # AECMOS echo 4.03 / 4.52; D, A's stage 4 plus a fifth stage as stage 4 (no floor, --seed 24000):
 # 40.59 dB, 1.338, 3.58 / 4.43. Neither passed; neither was scored on the held-out set.
 #
+# Tried in the eleventh session (2026-12-03), not adopted: E, this script as written on TWO threads
+# (OMP_NUM_THREADS=2: a step 0.92-1.0 s instead of 1.6-1.7 s), bundling into a scratch folder:
+# stage 1 879 steps (another job held a core for much of it), stages 2 and 3 1374 and 1686 (bundled
+# 985, 980), stage 4 120 steps in 104 s; best validation losses 0.0554, -0.0858, -0.1130, -0.0848.
+# Rule fixed before: selection set ERLE >= 35 dB and dt AECMOS echo >= 4.5 (46.98 dB, 4.51:
+# passed), then on both held-out draws dt PESQ-WB and fst AECMOS echo no lower than the bundled
+# weights': 48 / 96 calls ERLE 43.76 / 43.30 dB, dt PESQ-WB 1.229 / 1.202 (bundled 1.232 / 1.204),
+# AECMOS echo fst 4.19 / 4.35 (4.18 / 4.42), dt 4.53 / 4.57: not adopted; the recipe stays on one
+# thread, so that its stages' step counts match the bundled run's.
+#
 # The earlier bundled weights (eighth session and before), for comparison:
 # Measured on 2026-12-02 on the 2-core machine shared with five other agents (load average 5-12),
 # one thread each:
